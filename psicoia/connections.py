@@ -1,0 +1,73 @@
+"""
+Connection caps shared by every transport, and the list of who to tell when we shut down.
+
+A connection admitted here counts against ``server.max_connections`` and, per remote address,
+``server.max_connections_per_ip``, whichever transport it came through.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Optional, Protocol
+
+from . import messages
+from .instruments import Instruments
+
+REFUSALS = {
+    "server_full": messages.SERVER_FULL,
+    "per_address": messages.TOO_MANY_FROM_ADDRESS,
+}
+
+
+class Connection(Protocol):
+    transport_name: str
+
+    def notify_shutdown(self) -> None:
+        """Tell the user the service is closing (one notice line)."""
+
+    def disconnect(self) -> None:
+        """Close the connection now."""
+
+
+class ConnectionRegistry:
+    def __init__(self, max_total: int, max_per_address: int,
+                 instruments: Optional[Instruments] = None) -> None:
+        self.max_total = max_total
+        self.max_per_address = max_per_address
+        self._instruments = instruments or Instruments()
+        self._open: dict[Connection, str] = {}
+        self._per_address: Counter[str] = Counter()
+
+    def admit(self, connection: Connection, address: str) -> Optional[str]:
+        """Register ``connection``; return a refusal reason (a key of REFUSALS) or None."""
+        name = connection.transport_name
+        reason = None
+        if len(self._open) >= self.max_total:
+            reason = "server_full"
+        elif self._per_address[address] >= self.max_per_address:
+            reason = "per_address"
+        if reason:
+            self._instruments.connection_refused(name, reason)
+            return reason
+        self._open[connection] = address
+        self._per_address[address] += 1
+        self._instruments.connection_opened(name)
+        return None
+
+    def release(self, connection: Connection) -> None:
+        address = self._open.pop(connection, None)
+        if address is None:
+            return
+        self._per_address[address] -= 1
+        if not self._per_address[address]:
+            del self._per_address[address]
+        self._instruments.connection_closed(connection.transport_name)
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def count(self, transport_name: str) -> int:
+        return sum(1 for c in self._open if c.transport_name == transport_name)
+
+    def connections(self) -> list[Connection]:
+        return list(self._open)

@@ -1,0 +1,81 @@
+"""
+Conversation history per session, and the window of it sent to the model.
+
+``HistoryStore`` is the interface; :class:`InMemoryHistory` keeps at most ``max_messages`` per
+session, so memory per user is bounded whatever the conversation length. :func:`build_prompt`
+chooses what the model sees: the system prompt plus the newest turns that fit the token budget.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Protocol, Sequence
+
+Message = dict  # {"role": "user" | "assistant" | "system", "content": str}
+
+
+class HistoryStore(Protocol):
+    def get(self, key: str) -> Sequence[Message]: ...
+
+    def append(self, key: str, role: str, content: str) -> None: ...
+
+    def clear(self, key: str) -> None: ...
+
+
+class InMemoryHistory:
+    def __init__(self, max_messages: int) -> None:
+        self._max = max_messages
+        self._turns: dict[str, deque[Message]] = {}
+
+    def get(self, key: str) -> Sequence[Message]:
+        return tuple(self._turns.get(key, ()))
+
+    def append(self, key: str, role: str, content: str) -> None:
+        turns = self._turns.get(key)
+        if turns is None:
+            turns = self._turns[key] = deque(maxlen=self._max)
+        turns.append({"role": role, "content": content})
+
+    def clear(self, key: str) -> None:
+        self._turns.pop(key, None)
+
+
+def estimate_tokens(text: str, chars_per_token: float) -> int:
+    return math.ceil(len(text) / chars_per_token)
+
+
+def build_prompt(
+    system_prompt: str,
+    history: Sequence[Message],
+    user_text: str,
+    max_messages: int,
+    token_budget: int,
+    chars_per_token: float,
+) -> list[Message]:
+    """
+    The messages for one provider call.
+
+    The system prompt always goes first and the new user message always goes last (even when it
+    alone exceeds the budget: the user must be answered). Older turns are added newest first while
+    the conversation stays within ``token_budget`` and ``max_messages`` (the new message counts).
+    """
+    used = estimate_tokens(user_text, chars_per_token)
+    chosen: list[Message] = []
+    for message in reversed(history):
+        if len(chosen) + 1 >= max_messages:
+            break
+        cost = estimate_tokens(message["content"], chars_per_token)
+        if used + cost > token_budget:
+            break
+        used += cost
+        chosen.append(message)
+    chosen.reverse()
+    # Some providers reject a conversation that starts with an assistant turn.
+    while chosen and chosen[0]["role"] != "user":
+        chosen.pop(0)
+    return [
+        {"role": "system", "content": system_prompt},
+        *chosen,
+        {"role": "user", "content": user_text},
+    ]

@@ -1,0 +1,42 @@
+"""
+Hooks the service calls when something countable happens.
+
+The base class does nothing; the metrics module provides an implementation that feeds
+Prometheus. Callers pass labels (transports, outcomes, statuses), never message content.
+"""
+
+from __future__ import annotations
+
+
+class Instruments:
+    """No-op instruments: the default, and the base for real ones."""
+
+    def connection_opened(self, transport: str) -> None:
+        pass
+
+    def connection_closed(self, transport: str) -> None:
+        pass
+
+    def connection_refused(self, transport: str, reason: str) -> None:
+        pass
+
+    def message_handled(self, transport: str, outcome: str) -> None:
+        pass
+
+    def queue_wait(self, seconds: float) -> None:
+        pass
+
+    def semaphore_changed(self, in_flight: int, waiting: int) -> None:
+        pass
+
+    def provider_attempt(self, result: str, seconds: float) -> None:
+        """``result`` is an HTTP status as text ("200", "503") or an error name ("timeout")."""
+
+    def provider_retry(self) -> None:
+        pass
+
+    def crisis_detected(self, transport: str) -> None:
+        """A message matched the crisis layer (counted, never stored)."""
+
+    def breaker_changed(self, state: str) -> None:
+        """The provider circuit breaker moved to ``closed``, ``open`` or ``half_open``."""

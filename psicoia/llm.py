@@ -1,0 +1,223 @@
+"""
+The client for an OpenAI-compatible chat-completions API, with timeouts and retries.
+
+One ``treq`` HTTP client over one persistent connection pool serves every user. Each attempt has
+its own timeout; transient failures (connection errors, timeouts, 408, 409, 429, 5xx) are retried
+with backoff or after the provider's ``Retry-After``; everything else fails at once. Every failure
+reaches the caller as a :class:`ProviderError` with a short ``reason``, never as a raw exception.
+"""
+
+from __future__ import annotations
+
+import json
+import random as _random
+from typing import Any, Callable, Optional, Sequence
+
+import treq
+from treq.client import HTTPClient
+from twisted.internet import error as net_error
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, ensureDeferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+from twisted.web.client import Agent, HTTPConnectionPool, ResponseFailed
+
+from .config import LLMConfig
+from .instruments import Instruments
+from .retry import backoff_delay, is_retryable_status, retry_after_seconds
+
+USER_AGENT = b"PsicoIA/0.1 (+twisted treq)"
+
+
+class ProviderError(Exception):
+    """The provider could not give a usable reply.
+
+    ``reason`` is one of: ``timeout``, ``connection``, ``status``, ``malformed``,
+    ``retry_after_too_long``, ``offline``. ``status`` is the last HTTP status, if any.
+    """
+
+    def __init__(self, reason: str, status: Optional[int] = None, attempts: int = 0) -> None:
+        super().__init__(reason, status)
+        self.reason = reason
+        self.status = status
+        self.attempts = attempts
+        self.retry_after: Optional[float] = None
+
+
+class _Retryable(Exception):
+    def __init__(self, error: ProviderError, retry_after: Optional[float] = None) -> None:
+        self.error = error
+        self.retry_after = retry_after
+
+
+def make_http_client(reactor: Any, max_connections: int) -> tuple[HTTPClient, HTTPConnectionPool]:
+    """The production HTTP client: one persistent pool, sized to the semaphore."""
+    pool = HTTPConnectionPool(reactor, persistent=True)
+    pool.maxPersistentPerHost = max_connections
+    pool.retryAutomatically = False  # we retry ourselves, with backoff and logging
+    return HTTPClient(Agent(reactor, pool=pool)), pool
+
+
+def parse_reply(body: bytes) -> str:
+    """The assistant's text from a chat-completions body, or ProviderError("malformed")."""
+    try:
+        data = json.loads(body)
+        content = data["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise ProviderError("malformed") from None
+    if not isinstance(content, str) or not content.strip():
+        raise ProviderError("malformed")
+    return content.strip()
+
+
+class ChatProvider:
+    """Calls the provider; knows nothing of users beyond the trace id it forwards."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        config: LLMConfig,
+        api_key: Optional[str],
+        clock: IReactorTime,
+        http: Optional[HTTPClient] = None,
+        instruments: Optional[Instruments] = None,
+        random: Callable[[], float] = _random.random,
+    ) -> None:
+        self.config = config
+        self._api_key = api_key
+        self._clock = clock
+        self._http = http
+        self._instruments = instruments or Instruments()
+        self._random = random
+
+    @property
+    def online(self) -> bool:
+        return bool(self._api_key) and self._http is not None
+
+    def complete(self, messages: Sequence[dict], trace_id: str) -> Deferred:
+        """Deferred firing with the reply text, or failing with ProviderError."""
+        return ensureDeferred(self._complete(list(messages), trace_id))
+
+    async def _complete(self, messages: list, trace_id: str) -> str:
+        if not self.online:
+            raise ProviderError("offline")
+        cfg = self.config
+        body = json.dumps(
+            {
+                "model": cfg.model,
+                "messages": messages,
+                "temperature": cfg.temperature,
+                "max_tokens": cfg.max_tokens,
+            }
+        ).encode("utf-8")
+        attempt = 0
+        while True:
+            attempt += 1
+            started = self._clock.seconds()
+            self.log.debug(
+                "[{trace_id}] provider start attempt={attempt} bytes={size}",
+                trace_id=trace_id, attempt=attempt, size=len(body),
+            )
+            try:
+                text, status = await self._attempt(body, trace_id)
+            except _Retryable as retryable:
+                error = retryable.error
+                error.attempts = attempt
+                latency_ms = int((self._clock.seconds() - started) * 1000)
+                self._instruments.provider_attempt(
+                    str(error.status) if error.status else error.reason, latency_ms / 1000
+                )
+                if attempt > cfg.max_retries:
+                    self._log_fail(trace_id, attempt, latency_ms, error)
+                    raise error
+                if retryable.retry_after is not None:
+                    if retryable.retry_after > cfg.retry_after_max_seconds:
+                        error.reason = "retry_after_too_long"
+                        error.retry_after = retryable.retry_after
+                        self._log_fail(trace_id, attempt, latency_ms, error)
+                        raise error
+                    delay = retryable.retry_after
+                else:
+                    delay = backoff_delay(
+                        attempt, cfg.backoff_initial_seconds, cfg.backoff_max_seconds, self._random
+                    )
+                self.log.warn(
+                    "[{trace_id}] provider retry attempt={attempt} status={status} "
+                    "error={error} latency_ms={latency_ms} delay_ms={delay_ms}",
+                    trace_id=trace_id, attempt=attempt, status=error.status,
+                    error=error.reason, latency_ms=latency_ms, delay_ms=int(delay * 1000),
+                )
+                self._instruments.provider_retry()
+                await deferLater(self._clock, delay, lambda: None)
+                continue
+            except ProviderError as error:
+                error.attempts = attempt
+                latency_ms = int((self._clock.seconds() - started) * 1000)
+                self._instruments.provider_attempt(
+                    str(error.status) if error.status else error.reason, latency_ms / 1000
+                )
+                self._log_fail(trace_id, attempt, latency_ms, error)
+                raise
+            latency_ms = int((self._clock.seconds() - started) * 1000)
+            self._instruments.provider_attempt(str(status), latency_ms / 1000)
+            self.log.info(
+                "[{trace_id}] provider ok attempt={attempt} status={status} "
+                "latency_ms={latency_ms} reply_chars={reply_chars}",
+                trace_id=trace_id, attempt=attempt, status=status,
+                latency_ms=latency_ms, reply_chars=len(text),
+            )
+            return text
+
+    def _log_fail(self, trace_id: str, attempt: int, latency_ms: int, error: ProviderError) -> None:
+        self.log.error(
+            "[{trace_id}] provider fail attempt={attempt} status={status} error={error} "
+            "latency_ms={latency_ms}",
+            trace_id=trace_id, attempt=attempt, status=error.status,
+            error=error.reason, latency_ms=latency_ms,
+        )
+
+    async def _attempt(self, body: bytes, trace_id: str) -> tuple[str, int]:
+        """One request with its own timeout; raises _Retryable or ProviderError."""
+        request = ensureDeferred(self._post(body, trace_id))
+        request.addTimeout(self.config.timeout_seconds, self._clock)
+        try:
+            status, headers, payload = await request
+        except TimeoutError:
+            raise _Retryable(ProviderError("timeout")) from None
+        except CancelledError:
+            raise
+        except (net_error.ConnectError, net_error.ConnectionLost, net_error.DNSLookupError,
+                ResponseFailed, net_error.ConnectionDone) as exc:
+            self.log.debug("[{trace_id}] provider connection error {kind}",
+                           trace_id=trace_id, kind=exc.__class__.__name__)
+            raise _Retryable(ProviderError("connection")) from None
+        if status == 200:
+            try:
+                return parse_reply(payload), status
+            except ProviderError as error:
+                error.status = status
+                raise
+        error = ProviderError("status", status)
+        if is_retryable_status(status):
+            raise _Retryable(error, retry_after_seconds(headers, self._clock.seconds()))
+        raise error
+
+    async def _post(self, body: bytes, trace_id: str) -> tuple[int, dict, bytes]:
+        response = await self._http.post(
+            self.config.completions_url,
+            data=body,
+            headers={
+                b"Authorization": [b"Bearer " + self._api_key.encode("latin-1")],
+                b"Content-Type": [b"application/json"],
+                b"Accept": [b"application/json"],
+                b"User-Agent": [USER_AGENT],
+                b"X-Request-ID": [trace_id.encode("ascii", "replace")],
+            },
+        )
+        payload = await treq.content(response)
+        headers = {
+            name.decode("latin-1").lower(): values[-1].decode("latin-1")
+            for name, values in response.headers.getAllRawHeaders()
+        }
+        return response.code, headers, payload

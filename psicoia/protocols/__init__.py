@@ -1,0 +1,1 @@
+"""Transports: thin protocols that turn bytes into calls on the session manager."""

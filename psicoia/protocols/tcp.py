@@ -1,0 +1,155 @@
+"""
+The TCP line protocol (telnet, nc): bytes in, lines to the session, reply lines out.
+
+Thin on purpose: it parses lines, strips telnet negotiation, enforces the line length without
+dropping the connection, and writes whatever the session answers, in order. The rules live in
+:mod:`psicoia.session`.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+from twisted.protocols.policies import TimeoutMixin
+
+from .. import messages
+from ..connections import REFUSALS, ConnectionRegistry
+from ..session import Reply, SessionManager
+from .telnet import TelnetFilter
+
+NEWLINE = b"\r\n"
+
+
+def peer_address(transport) -> str:
+    peer = transport.getPeer()
+    return getattr(peer, "host", None) or type(peer).__name__
+
+
+class ChatLineProtocol(LineReceiver, TimeoutMixin):
+    delimiter = b"\n"
+    transport_name = "tcp"
+    log = Logger()
+
+    def __init__(self, factory: "ChatLineFactory") -> None:
+        self.factory = factory
+        limits = factory.manager.config.limits
+        self.max_line_bytes = limits.max_line_bytes
+        # One spare byte for the "\r" of "\r\n"; the exact limit is checked in lineReceived.
+        self.MAX_LENGTH = limits.max_line_bytes + 1
+        self.callLater = factory.clock.callLater  # TimeoutMixin schedules on the injected clock
+        self.session = None
+        self._telnet = TelnetFilter()
+        self._discarding = False
+        self._reparse = False
+        self._closing = False
+
+    # --- connection lifecycle -------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        address = peer_address(self.transport)
+        refusal = self.factory.registry.admit(self, address)
+        if refusal:
+            self.log.info("connection refused transport=tcp reason={reason}", reason=refusal)
+            self._send(REFUSALS[refusal])
+            self._closing = True
+            self.transport.loseConnection()
+            return
+        self.session = self.factory.manager.open(self.transport_name, address)
+        self.log.info("[{user}] connection open transport=tcp peer={peer}",
+                      user=self.session.user, peer=address)
+        for line in self.session.greeting():
+            self._send(line)
+        self.setTimeout(self.factory.manager.config.limits.idle_timeout_seconds)
+
+    def connectionLost(self, reason=None) -> None:
+        self.setTimeout(None)
+        self._closing = True
+        if self.session is None:
+            return
+        self.factory.registry.release(self)
+        self.log.info("[{user}] connection closed transport=tcp", user=self.session.user)
+        self.session.close()
+
+    def timeoutConnection(self) -> None:
+        self.log.info("[{user}] idle timeout", user=self.session.user)
+        self._send(messages.IDLE_TIMEOUT)
+        self.disconnect()
+
+    def notify_shutdown(self) -> None:
+        self._send(messages.SHUTTING_DOWN)
+
+    def disconnect(self) -> None:
+        self._closing = True
+        self.transport.loseConnection()
+
+    # --- input ----------------------------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.session is None or self._closing:
+            return
+        data = self._telnet.feed(data)
+        if self._discarding:
+            end = data.find(self.delimiter)
+            if end == -1:
+                return
+            data = data[end + 1:]
+            self._discarding = False
+        LineReceiver.dataReceived(self, data)
+        while self._reparse and not self._closing:
+            self._reparse = False
+            LineReceiver.dataReceived(self, b"")
+
+    def lineReceived(self, line: bytes) -> None:
+        self.resetTimeout()
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if len(line) > self.max_line_bytes:
+            self._answer(self.session.submit_too_long())
+            return
+        text = line.decode("utf-8", "replace")
+        if not text.strip():
+            return
+        self._answer(self.session.submit(text))
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        """Too long: one notice, skip to the end of that line, keep the connection."""
+        self.resetTimeout()
+        end = line.find(self.delimiter)
+        if end == -1:
+            self._discarding = True
+        else:
+            self._buffer = line[end + 1:]
+            self._reparse = bool(self._buffer)
+        self._answer(self.session.submit_too_long())
+
+    # --- output ---------------------------------------------------------------------------
+
+    def _answer(self, result) -> None:
+        result.addCallback(self._write_reply)
+
+    def _write_reply(self, reply: Reply) -> None:
+        if self._closing or not reply.text:
+            return
+        self._send(reply.text)
+        if reply.close:
+            self.session.close()
+            self.disconnect()
+
+    def _send(self, text: str) -> None:
+        self.transport.write(text.encode("utf-8") + NEWLINE)
+
+
+class ChatLineFactory(Factory):
+    noisy = False
+    protocol = ChatLineProtocol
+
+    def __init__(self, manager: SessionManager, registry: ConnectionRegistry,
+                 clock: IReactorTime) -> None:
+        self.manager = manager
+        self.registry = registry
+        self.clock = clock
+
+    def buildProtocol(self, addr):
+        return self.protocol(self)

@@ -1,0 +1,150 @@
+"""
+Assemble the running service: listeners, the session manager, the provider client.
+
+``build_service`` is what ``twistd`` and the end-to-end tests both use; the reactor is a
+parameter so tests can bind to ``tcp:0:interface=127.0.0.1`` and read the ports back.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, TimeoutError, succeed
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import ILogObserver, Logger
+
+from .config import Config
+from .connections import ConnectionRegistry
+from .instruments import Instruments
+from .llm import ChatProvider, make_http_client
+from .protocols.tcp import ChatLineFactory
+from .session import SessionManager
+
+
+class Listener(StreamServerEndpointService):
+    """A named listener that remembers its port, and fails twistd when it cannot listen."""
+
+    log = Logger()
+
+    def __init__(self, name: str, description: str, reactor: Any, factory: Any) -> None:
+        super().__init__(serverFromString(reactor, description), factory)
+        self.setName(name)
+        self.description = description
+        self.port = None
+        self._raiseSynchronously = True
+        self._port_waiters: list[Deferred] = []
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        self._waitingForPort.addCallback(self._listening)
+
+    def _listening(self, port):
+        self.port = port
+        self.log.info("listening {name} on {address}", name=self.name,
+                      address=str(port.getHost()))
+        waiters, self._port_waiters = self._port_waiters, []
+        for waiter in waiters:
+            waiter.callback(port)
+        return port
+
+    def when_listening(self) -> Deferred:
+        if self.port is not None:
+            return succeed(self.port)
+        waiter: Deferred = Deferred()
+        self._port_waiters.append(waiter)
+        return waiter
+
+
+class PsicoiaService(MultiService):
+    """The whole server. Stopping it is the graceful shutdown of the contract."""
+
+    log = Logger()
+
+    def __init__(self, config: Config, reactor: Any, manager: SessionManager,
+                 registry: ConnectionRegistry, pool: Any = None) -> None:
+        super().__init__()
+        self.config = config
+        self.reactor = reactor
+        self.manager = manager
+        self.registry = registry
+        self.pool = pool
+        self.log_observer: Optional[ILogObserver] = None
+        self.started_at: Optional[float] = None
+
+    def setServiceParent(self, parent) -> None:
+        # twistd's Application is componentized: our observer becomes its ILogObserver.
+        if self.log_observer is not None and hasattr(parent, "setComponent"):
+            parent.setComponent(ILogObserver, self.log_observer)
+        super().setServiceParent(parent)
+
+    def listener(self, name: str) -> Listener:
+        return self.getServiceNamed(name)
+
+    def startService(self) -> None:
+        self.started_at = self.reactor.seconds()
+        super().startService()
+        if not self.manager.provider.online:
+            self.log.warn(
+                "no API key in {env}: running in offline mode (fallback replies only)",
+                env=self.config.llm.api_key_env,
+            )
+
+    def stopService(self) -> Deferred:
+        """Stop listening, tell everyone, let in-flight replies finish (bounded), hang up."""
+        stopped = super().stopService()
+        stopped.addCallback(lambda _: self._drain())
+        return stopped
+
+    def _drain(self) -> Deferred:
+        connections = self.registry.connections()
+        self.log.info("shutting down connections={count}", count=len(connections))
+        for connection in connections:
+            connection.notify_shutdown()
+        grace = self.config.server.shutdown_grace_seconds
+        drained = self.manager.drain()
+        drained.addTimeout(grace, self.reactor)
+        drained.addErrback(self._grace_over)
+        drained.addCallback(lambda _: self._hang_up())
+        return drained
+
+    def _grace_over(self, failure) -> None:
+        failure.trap(TimeoutError)
+        self.log.warn("grace period over; closing with replies pending")
+
+    def _hang_up(self) -> Deferred:
+        for connection in self.registry.connections():
+            connection.disconnect()
+        if self.pool is not None:
+            return self.pool.closeCachedConnections()
+        return succeed(None)
+
+
+def build_service(
+    config: Config,
+    reactor: Any,
+    clock: Any = None,
+    http: Any = None,
+    instruments: Optional[Instruments] = None,
+) -> PsicoiaService:
+    """Wire the service from ``config``. ``http`` replaces the treq client (tests)."""
+    clock = clock or reactor
+    instruments = instruments or Instruments()
+    pool = None
+    if http is None and config.api_key:
+        http, pool = make_http_client(reactor, config.llm.max_in_flight)
+    provider = ChatProvider(config.llm, config.api_key, clock, http, instruments)
+    manager = SessionManager(config, provider, clock, instruments=instruments)
+    registry = ConnectionRegistry(
+        config.server.max_connections, config.server.max_connections_per_ip, instruments
+    )
+    service = PsicoiaService(config, reactor, manager, registry, pool)
+    if config.server.tcp:
+        Listener("tcp", config.server.tcp, reactor,
+                 ChatLineFactory(manager, registry, clock)).setServiceParent(service)
+    if config.server.http:
+        from .web import build_site
+
+        Listener("http", config.server.http, reactor, build_site(service)).setServiceParent(service)
+    return service

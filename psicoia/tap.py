@@ -1,0 +1,64 @@
+"""
+The ``twistd psicoia`` entry point: options, config loading, and the service.
+
+A bad configuration prints one line to stderr and exits non-zero before anything listens.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from twisted.python import usage
+
+from .config import ConfigError, load
+
+
+class Options(usage.Options):
+    synopsis = "[--config PATH]"
+    longdesc = (
+        "Run the PsicoIA chat server. Without --config, reads ./config.yaml if present, "
+        "else built-in defaults; environment variables override either."
+    )
+    optParameters = [
+        ["config", "c", None, "Path to the YAML configuration file."],
+    ]
+
+
+def raise_file_limit() -> None:
+    """A chat server holds one descriptor per user: use the hard limit we are allowed."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+
+
+def load_or_exit(path):
+    try:
+        return load(path)
+    except ConfigError as error:
+        sys.stderr.write(f"psicoia: config error: {error}\n")
+        raise SystemExit(2) from None
+
+
+def makeService(options, reactor=None):
+    from .logsetup import make_observer, open_log_file
+    from .service import build_service
+
+    if reactor is None:
+        from twisted.internet import reactor
+    config = load_or_exit(options["config"])
+    raise_file_limit()
+    service = build_service(config, reactor)
+    parent = getattr(options, "parent", None)
+    if parent is not None:
+        output = open_log_file(parent.get("logfile"), bool(parent.get("nodaemon")))
+        service.log_observer = make_observer(config.log, output)
+    return service

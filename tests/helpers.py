@@ -1,0 +1,84 @@
+"""Shared test helpers: configs for tests, a real line client, a running service."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.protocols.basic import LineReceiver
+
+from psicoia import config as config_module
+from psicoia.service import build_service
+
+LOCAL = "tcp:0:interface=127.0.0.1"
+
+
+def make_config(api_key: Optional[str] = "test-key", **sections: dict) -> config_module.Config:
+    """Defaults with every listener on an ephemeral 127.0.0.1 port, plus the given changes."""
+    base = config_module.load(environ={}, cwd=_empty_dir())
+    server = {"tcp": LOCAL, "websocket": None, "http": None}
+    server.update(sections.pop("server", {}))
+    changed = config_module.replace(base, server=server, **sections)
+    return dataclasses.replace(changed, api_key=api_key)
+
+
+def _empty_dir():
+    import tempfile
+    from pathlib import Path
+
+    return Path(tempfile.mkdtemp(prefix="psicoia-test-"))
+
+
+class LineClient(LineReceiver):
+    """A test client that collects lines and lets tests await the next N of them."""
+
+    delimiter = b"\n"
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._waiters: list[tuple[int, Deferred]] = []
+        self.closed: Deferred = Deferred()
+
+    def lineReceived(self, line: bytes) -> None:
+        self.lines.append(line.rstrip(b"\r").decode("utf-8"))
+        self._check()
+
+    def _check(self) -> None:
+        for item in list(self._waiters):
+            count, waiter = item
+            if len(self.lines) >= count:
+                self._waiters.remove(item)
+                waiter.callback(self.lines[:count])
+
+    def wait_lines(self, count: int, timeout: float = 10) -> Deferred:
+        """Fire with the first ``count`` lines received in total."""
+        waiter: Deferred = Deferred()
+        self._waiters.append((count, waiter))
+        waiter.addTimeout(timeout, reactor)
+        self._check()
+        return waiter
+
+    def say(self, text: str) -> None:
+        self.sendLine(text.encode("utf-8"))
+
+    def connectionLost(self, reason=None) -> None:
+        self.closed.callback(None)
+
+
+async def connect_line_client(port: int) -> LineClient:
+    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=5)
+    return await connectProtocol(endpoint, LineClient())
+
+
+async def start_service(config, **kwargs) -> Any:
+    service = build_service(config, reactor, **kwargs)
+    service.startService()
+    return service
+
+
+async def port_of(service, name: str) -> int:
+    port = await service.listener(name).when_listening()
+    return port.getHost().port
