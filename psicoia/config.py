@@ -88,6 +88,11 @@ class LLMConfig:
     max_in_flight: int = _setting(20, _positive)
     max_waiting: int = _setting(500, _non_negative)
     system_prompt_path: Optional[str] = _setting(None)
+    # Operations (docs/operations.md): circuit breaker and pacing from rate-limit headers.
+    breaker_failure_threshold: int = _setting(5, _positive)
+    breaker_cooldown_seconds: float = _setting(30.0, _positive)
+    breaker_cooldown_max_seconds: float = _setting(300.0, _positive)
+    pacing: bool = _setting(True)
 
     @property
     def completions_url(self) -> str:
@@ -332,6 +337,11 @@ def _cross_checks(sections: dict[str, Any]) -> None:
         raise ConfigError(
             "llm.backoff_max_seconds: must be at least llm.backoff_initial_seconds "
             f"({llm.backoff_max_seconds} < {llm.backoff_initial_seconds})"
+        )
+    if llm.breaker_cooldown_max_seconds < llm.breaker_cooldown_seconds:
+        raise ConfigError(
+            "llm.breaker_cooldown_max_seconds: must be at least llm.breaker_cooldown_seconds "
+            f"({llm.breaker_cooldown_max_seconds} < {llm.breaker_cooldown_seconds})"
         )
     if llm.system_prompt_path and not Path(llm.system_prompt_path).is_file():
         raise ConfigError(f"llm.system_prompt_path: file not found: {llm.system_prompt_path}")

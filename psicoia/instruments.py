@@ -40,3 +40,9 @@ class Instruments:
 
     def breaker_changed(self, state: str) -> None:
         """The provider circuit breaker moved to ``closed``, ``open`` or ``half_open``."""
+
+    def provider_paced(self, seconds: float) -> None:
+        """A call waited ``seconds`` for the provider's rate-limit budget (psicoia.pacing)."""
+
+    def provider_quota(self, kind: str, remaining: int) -> None:
+        """The provider reported ``remaining`` ``requests`` or ``tokens`` in its headers."""

@@ -24,6 +24,7 @@ from twisted.web.client import Agent, HTTPConnectionPool, ResponseFailed
 
 from .config import LLMConfig
 from .instruments import Instruments
+from .pacing import Pacer, PacingTooLong
 from .retry import backoff_delay, is_retryable_status, retry_after_seconds
 
 USER_AGENT = b"PsicoIA/0.1 (+twisted treq)"
@@ -83,6 +84,7 @@ class ChatProvider:
         http: Optional[HTTPClient] = None,
         instruments: Optional[Instruments] = None,
         random: Callable[[], float] = _random.random,
+        pacer: Optional[Pacer] = None,
     ) -> None:
         self.config = config
         self._api_key = api_key
@@ -90,6 +92,7 @@ class ChatProvider:
         self._http = http
         self._instruments = instruments or Instruments()
         self._random = random
+        self._pacer = pacer
 
     @property
     def online(self) -> bool:
@@ -114,6 +117,8 @@ class ChatProvider:
         attempt = 0
         while True:
             attempt += 1
+            if self._pacer is not None:
+                await self._paced(len(body) / 4 + cfg.max_tokens, trace_id, attempt)
             started = self._clock.seconds()
             self.log.debug(
                 "[{trace_id}] provider start attempt={attempt} bytes={size}",
@@ -124,6 +129,7 @@ class ChatProvider:
             except _Retryable as retryable:
                 error = retryable.error
                 error.attempts = attempt
+                error.retry_after = retryable.retry_after
                 latency_ms = int((self._clock.seconds() - started) * 1000)
                 self._instruments.provider_attempt(
                     str(error.status) if error.status else error.reason, latency_ms / 1000
@@ -169,6 +175,15 @@ class ChatProvider:
             )
             return text
 
+    async def _paced(self, tokens: float, trace_id: str, attempt: int) -> None:
+        """Wait for the pacer (docs/operations.md); a hold too long fails the call at once."""
+        try:
+            await self._pacer.ready(tokens, trace_id)
+        except PacingTooLong as held:
+            error = ProviderError("paced_too_long", attempts=attempt - 1)
+            error.retry_after = held.seconds
+            raise error from None
+
     def _log_fail(self, trace_id: str, attempt: int, latency_ms: int, error: ProviderError) -> None:
         self.log.error(
             "[{trace_id}] provider fail attempt={attempt} status={status} error={error} "
@@ -192,6 +207,8 @@ class ChatProvider:
             self.log.debug("[{trace_id}] provider connection error {kind}",
                            trace_id=trace_id, kind=exc.__class__.__name__)
             raise _Retryable(ProviderError("connection")) from None
+        if self._pacer is not None:
+            self._pacer.observe(headers)
         if status == 200:
             try:
                 return parse_reply(payload), status

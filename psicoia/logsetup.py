@@ -4,19 +4,26 @@ Choose the log observer at start-up: text or JSON lines, filtered by level.
 twistd starts logging after the plugin builds its service; the observer we attach to the
 application as an ``ILogObserver`` component is the one it uses. ``--logfile`` (and ``-n`` for
 stdout) keep their twistd meaning.
+
+JSON lines are flat and built from a whitelist of fields (:data:`JSON_FIELDS`), never from the
+whole event: an event can only leak what its own format string would show, and our format
+strings carry ids, lengths, timings and outcomes, never message text, replies or keys.
 """
 
 from __future__ import annotations
 
+import json
 import sys
-from typing import IO, Optional
+from datetime import datetime, timezone
+from typing import IO, Any, Optional
 
 from twisted.logger import (
+    FileLogObserver,
     FilteringLogObserver,
     ILogObserver,
     LogLevel,
     LogLevelFilterPredicate,
-    jsonFileLogObserver,
+    formatEvent,
     textFileLogObserver,
 )
 from twisted.python.logfile import LogFile
@@ -31,9 +38,52 @@ def open_log_file(logfile: Optional[str], nodaemon: bool) -> IO[str]:
     return LogFile.fromFullPath(logfile or "twistd.log")
 
 
+# Event fields copied into JSON lines when present (all are ids, counts, timings or labels).
+JSON_FIELDS = (
+    "trace_id", "user", "transport", "latency_ms", "status", "attempt", "outcome", "error",
+    "reason", "chars", "reply_chars", "delay_ms", "wait_ms", "position", "state", "kind",
+    "name", "address", "count", "failures",
+)
+
+
+def event_as_dict(event: dict) -> dict[str, Any]:
+    """One flat dict per event: time, level, event (the rendered message), namespace, fields."""
+    when = event.get("log_time")
+    level = event.get("log_level")
+    record: dict[str, Any] = {
+        "time": datetime.fromtimestamp(when, timezone.utc).isoformat(timespec="milliseconds")
+        if when is not None else None,
+        "level": level.name if level is not None else None,
+        "event": formatEvent(event),
+        "namespace": event.get("log_namespace"),
+    }
+    for name in JSON_FIELDS:
+        value = event.get(name)
+        if value is None:
+            continue
+        record[name] = value if isinstance(value, (int, float, bool)) else str(value)
+    trace_id = record.get("trace_id")
+    if "user" not in record and isinstance(trace_id, str) and ":" in trace_id:
+        record["user"] = trace_id.split(":", 1)[0]
+    failure = event.get("log_failure")
+    if failure is not None:
+        record.setdefault("error", getattr(failure.type, "__name__", str(failure.type)))
+        # Frames only: an exception's message could quote data we must not log.
+        record["traceback"] = [f"{frame[1]}:{frame[2]} in {frame[0]}" for frame in failure.frames]
+    return record
+
+
+def format_json_line(event: dict) -> str:
+    return json.dumps(event_as_dict(event), ensure_ascii=False) + "\n"
+
+
+def json_lines_observer(output: IO[str]) -> ILogObserver:
+    return FileLogObserver(output, format_json_line)
+
+
 def make_observer(config: LogConfig, output: IO[str]) -> ILogObserver:
     if config.format == "json":
-        observer = jsonFileLogObserver(output)
+        observer = json_lines_observer(output)
     else:
         observer = textFileLogObserver(output)
     level = LogLevel.levelWithName(config.level)

@@ -18,7 +18,10 @@ from twisted.logger import ILogObserver, Logger
 from .config import Config
 from .connections import ConnectionRegistry
 from .instruments import Instruments
+from .breaker import CircuitBreaker
 from .llm import ChatProvider, make_http_client
+from .metrics import Metrics
+from .pacing import Pacer
 from .protocols.tcp import ChatLineFactory
 from .session import SessionManager
 
@@ -72,6 +75,8 @@ class PsicoiaService(MultiService):
         self.pool = pool
         self.log_observer: Optional[ILogObserver] = None
         self.started_at: Optional[float] = None
+        self.instruments: Optional[Instruments] = None  # /metrics reads its registry
+        self.breaker: Any = None  # /readyz reads its state
 
     def setServiceParent(self, parent) -> None:
         # twistd's Application is componentized: our observer becomes its ILogObserver.
@@ -114,6 +119,8 @@ class PsicoiaService(MultiService):
         self.log.warn("grace period over; closing with replies pending")
 
     def _hang_up(self) -> Deferred:
+        if self.breaker is not None:
+            self.breaker.stop()
         for connection in self.registry.connections():
             connection.disconnect()
         if self.pool is not None:
@@ -130,16 +137,24 @@ def build_service(
 ) -> PsicoiaService:
     """Wire the service from ``config``. ``http`` replaces the treq client (tests)."""
     clock = clock or reactor
-    instruments = instruments or Instruments()
+    instruments = instruments or Metrics()
     pool = None
     if http is None and config.api_key:
         http, pool = make_http_client(reactor, config.llm.max_in_flight)
-    provider = ChatProvider(config.llm, config.api_key, clock, http, instruments)
+    pacer = None
+    if config.llm.pacing:
+        pacer = Pacer(clock, config.llm.retry_after_max_seconds, instruments)
+    provider = ChatProvider(config.llm, config.api_key, clock, http, instruments, pacer=pacer)
+    breaker = CircuitBreaker(provider, clock, config.llm.breaker_failure_threshold,
+                             config.llm.breaker_cooldown_seconds,
+                             config.llm.breaker_cooldown_max_seconds, instruments)
+    provider = breaker
     manager = SessionManager(config, provider, clock, instruments=instruments)
     registry = ConnectionRegistry(
         config.server.max_connections, config.server.max_connections_per_ip, instruments
     )
     service = PsicoiaService(config, reactor, manager, registry, pool)
+    service.instruments, service.breaker = instruments, breaker
     if config.server.tcp:
         Listener("tcp", config.server.tcp, reactor,
                  ChatLineFactory(manager, registry, clock)).setServiceParent(service)

@@ -64,4 +64,8 @@ def build_site(service: Any) -> Site:
     root = StaticFiles(str(web_root()))
     root.indexNames = ["index.html"]
     root.putChild(b"healthz", HealthResource(service))
+    from .health import ReadyResource
+    from .metrics import metrics_resource
+    root.putChild(b"readyz", ReadyResource(service))
+    root.putChild(b"metrics", metrics_resource(service))
     return PrivacySite(root)

@@ -1,0 +1,156 @@
+"""
+A circuit breaker in front of the provider client, so an outage costs users nothing but a
+fallback reply.
+
+Without it, every message during an outage holds a semaphore slot through all its retries
+(seconds each), the queue fills, and users wait only to get the fallback anyway. The breaker
+counts consecutive failed *calls* (one call = one ``complete``, retries included). After
+``breaker_failure_threshold`` of them it opens: calls fail at once with
+``ProviderError("breaker_open")`` and the provider is not contacted. After the cooldown
+(``breaker_cooldown_seconds``, or longer when the provider's ``Retry-After`` asked for more,
+capped at ``breaker_cooldown_max_seconds``) it is half open: exactly one probe call goes through;
+its success closes the breaker, its failure opens it again for another cooldown.
+
+Failures that say nothing about the provider's health (a 4xx caused by this one request, like
+400 or 413) count as "the provider answered", as do successes. A cancelled call (the user left)
+counts as nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+from twisted.internet.defer import CancelledError, Deferred, fail
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from .instruments import Instruments
+from .llm import ProviderError
+
+CLOSED = "closed"
+OPEN = "open"
+HALF_OPEN = "half_open"
+
+# HTTP statuses that mean the provider (or our account with it) is unwell, not this request.
+UNHEALTHY_4XX = frozenset({401, 403, 408, 409, 429})
+
+
+def counts_as_failure(error: ProviderError) -> bool:
+    if error.status is None:
+        return error.reason != "offline"
+    return error.status >= 500 or error.status in UNHEALTHY_4XX
+
+
+class CircuitBreaker:
+    """Same interface as :class:`psicoia.llm.ChatProvider` (``online``, ``complete``)."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        provider: Any,
+        clock: IReactorTime,
+        failure_threshold: int,
+        cooldown_seconds: float,
+        cooldown_max_seconds: Optional[float] = None,
+        instruments: Optional[Instruments] = None,
+    ) -> None:
+        self.provider = provider
+        self.config = getattr(provider, "config", None)
+        self._clock = clock
+        self.failure_threshold = failure_threshold
+        self.cooldown_seconds = cooldown_seconds
+        self.cooldown_max_seconds = max(cooldown_max_seconds or cooldown_seconds,
+                                        cooldown_seconds)
+        self._instruments = instruments or Instruments()
+        self.state = CLOSED
+        self.failures = 0
+        self.open_until: Optional[float] = None
+        self._probing = False
+        self._timer: Any = None
+
+    @property
+    def online(self) -> bool:
+        return self.provider.online
+
+    def complete(self, messages: Sequence[dict], trace_id: str) -> Deferred:
+        if self.state == OPEN or (self.state == HALF_OPEN and self._probing):
+            self.log.info("[{trace_id}] breaker {state}: fallback without calling the provider",
+                          trace_id=trace_id, state=self.state)
+            return fail(ProviderError("breaker_open"))
+        probe = self.state == HALF_OPEN
+        if probe:
+            self._probing = True
+            self.log.info("[{trace_id}] breaker half_open: probe call", trace_id=trace_id)
+        result = self.provider.complete(messages, trace_id)
+        result.addCallbacks(self._succeeded, self._failed, callbackArgs=(probe,),
+                            errbackArgs=(probe,))
+        return result
+
+    def stop(self) -> None:
+        """Cancel the pending half-open timer (service shutdown, tests on a real reactor)."""
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    # --- outcomes -------------------------------------------------------------------------
+
+    def _succeeded(self, reply: str, probe: bool) -> str:
+        self._healthy(probe)
+        return reply
+
+    def _failed(self, failure, probe: bool):
+        if failure.check(CancelledError):
+            if probe:
+                self._probing = False
+            return failure
+        error = failure.check(ProviderError) and failure.value
+        if error and not counts_as_failure(error):
+            self._healthy(probe)
+            return failure
+        if probe:
+            self._probing = False
+            if self.state == HALF_OPEN:
+                self._open(error.retry_after if error else None)
+            return failure
+        if self.state == CLOSED:
+            self.failures += 1
+            if self.failures >= self.failure_threshold:
+                self._open(error.retry_after if error else None)
+        return failure
+
+    def _healthy(self, probe: bool) -> None:
+        if probe:
+            self._probing = False
+        if self.state == HALF_OPEN and probe:
+            self._move(CLOSED)
+        if self.state == CLOSED:
+            self.failures = 0
+
+    # --- states ---------------------------------------------------------------------------
+
+    def _open(self, retry_after: Optional[float]) -> None:
+        cooldown = self.cooldown_seconds
+        if retry_after is not None and retry_after > cooldown:
+            cooldown = min(retry_after, self.cooldown_max_seconds)
+        self.open_until = self._clock.seconds() + cooldown
+        self.stop()
+        self._timer = self._clock.callLater(cooldown, self._half_open)
+        self.log.warn("breaker open failures={failures} cooldown_s={cooldown}",
+                      failures=self.failures, cooldown=round(cooldown, 3))
+        self._move(OPEN)
+
+    def _half_open(self) -> None:
+        self._timer = None
+        self.open_until = None
+        self._probing = False
+        self._move(HALF_OPEN)
+
+    def _move(self, state: str) -> None:
+        if state == CLOSED:
+            self.failures = 0
+        if state == self.state:
+            return
+        self.state = state
+        self.log.info("breaker {state}", state=state)
+        self._instruments.breaker_changed(state)

@@ -1,0 +1,153 @@
+"""
+Prometheus metrics: the :class:`Instruments` hooks, counted on the service's own registry.
+
+Each service gets its own ``CollectorRegistry`` (never the process-global one), so two services
+in one process (tests, the gateway) never collide, and ``/metrics`` shows only PsicoIA's series.
+Labels are bounded sets (transport, outcome, status, reason, state); never user content or ids.
+Every metric is described in docs/operations.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from twisted.web.resource import Resource
+
+from .instruments import Instruments
+
+PROVIDER_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0)
+WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+BREAKER_STATES = ("closed", "half_open", "open")
+
+
+class Metrics(Instruments):
+    """Instruments that feed Prometheus metrics named ``psicoia_*``."""
+
+    def __init__(self, registry: Optional[CollectorRegistry] = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.connections_open = Gauge(
+            "psicoia_connections_open", "Connections open now, by transport.",
+            ["transport"], registry=r)
+        self.connections_accepted = Counter(
+            "psicoia_connections_accepted", "Connections admitted, by transport.",
+            ["transport"], registry=r)
+        self.connections_refused = Counter(
+            "psicoia_connections_refused", "Connections refused, by transport and reason.",
+            ["transport", "reason"], registry=r)
+        self.messages = Counter(
+            "psicoia_messages", "Messages handled, by transport and outcome.",
+            ["transport", "outcome"], registry=r)
+        self.provider_duration = Histogram(
+            "psicoia_provider_request_duration_seconds",
+            "Duration of each provider attempt (HTTP request), by ok or error.",
+            ["result"], buckets=PROVIDER_BUCKETS, registry=r)
+        self.semaphore_wait = Histogram(
+            "psicoia_semaphore_wait_seconds",
+            "Time a message waited for a provider slot (the max_in_flight semaphore).",
+            buckets=WAIT_BUCKETS, registry=r)
+        self.provider_attempts = Counter(
+            "psicoia_provider_attempts", "Provider attempts, by HTTP status or error name.",
+            ["status"], registry=r)
+        self.provider_retries = Counter(
+            "psicoia_provider_retries", "Provider attempts that were retried.", registry=r)
+        self.in_flight = Gauge(
+            "psicoia_semaphore_in_flight", "Provider calls holding a semaphore slot now.",
+            registry=r)
+        self.waiting = Gauge(
+            "psicoia_semaphore_waiting", "Messages queued for a semaphore slot now.",
+            registry=r)
+        self.breaker_state = Gauge(
+            "psicoia_breaker_state", "Circuit breaker state: 1 for the current state, else 0.",
+            ["state"], registry=r)
+        self.breaker_transitions = Counter(
+            "psicoia_breaker_transitions", "Circuit breaker state changes, by new state.",
+            ["state"], registry=r)
+        self.crisis = Counter(
+            "psicoia_crisis_detections", "Messages that matched the crisis layer, by transport.",
+            ["transport"], registry=r)
+        self.paced = Counter(
+            "psicoia_provider_paced", "Provider calls held by pacing (rate-limit headers).",
+            registry=r)
+        self.paced_seconds = Counter(
+            "psicoia_provider_paced_seconds", "Total seconds provider calls were held by pacing.",
+            registry=r)
+        self.quota_remaining = Gauge(
+            "psicoia_provider_ratelimit_remaining",
+            "Last x-ratelimit-remaining-{requests,tokens} reported by the provider.",
+            ["kind"], registry=r)
+        for state in BREAKER_STATES:
+            self.breaker_state.labels(state).set(1 if state == "closed" else 0)
+
+    def connection_opened(self, transport: str) -> None:
+        self.connections_accepted.labels(transport).inc()
+        self.connections_open.labels(transport).inc()
+
+    def connection_closed(self, transport: str) -> None:
+        self.connections_open.labels(transport).dec()
+
+    def connection_refused(self, transport: str, reason: str) -> None:
+        self.connections_refused.labels(transport, reason).inc()
+
+    def message_handled(self, transport: str, outcome: str) -> None:
+        self.messages.labels(transport, outcome).inc()
+
+    def queue_wait(self, seconds: float) -> None:
+        self.semaphore_wait.observe(max(0.0, seconds))
+
+    def semaphore_changed(self, in_flight: int, waiting: int) -> None:
+        self.in_flight.set(in_flight)
+        self.waiting.set(waiting)
+
+    def provider_attempt(self, result: str, seconds: float) -> None:
+        self.provider_attempts.labels(result).inc()
+        self.provider_duration.labels("ok" if result == "200" else "error").observe(
+            max(0.0, seconds))
+
+    def provider_retry(self) -> None:
+        self.provider_retries.inc()
+
+    def crisis_detected(self, transport: str) -> None:
+        self.crisis.labels(transport).inc()
+
+    def breaker_changed(self, state: str) -> None:
+        for known in BREAKER_STATES:
+            self.breaker_state.labels(known).set(1 if known == state else 0)
+        self.breaker_transitions.labels(state).inc()
+
+    def provider_paced(self, seconds: float) -> None:
+        self.paced.inc()
+        self.paced_seconds.inc(seconds)
+
+    def provider_quota(self, kind: str, remaining: int) -> None:
+        self.quota_remaining.labels(kind).set(remaining)
+
+
+class MetricsResource(Resource):
+    """``GET /metrics``: the Prometheus text format of one registry (no thread pool needed)."""
+
+    isLeaf = True
+
+    def __init__(self, registry: Optional[CollectorRegistry]) -> None:
+        super().__init__()
+        self.registry = registry
+
+    def render_GET(self, request) -> bytes:
+        request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
+        request.setHeader(b"Cache-Control", b"no-store")
+        if self.registry is None:
+            return b""
+        return generate_latest(self.registry)
+
+
+def metrics_resource(service: Any) -> MetricsResource:
+    """The resource for ``service``; empty when it was built with no-op instruments."""
+    return MetricsResource(getattr(getattr(service, "instruments", None), "registry", None))
