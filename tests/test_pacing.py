@@ -1,0 +1,146 @@
+"""Pacing from x-ratelimit-* headers, on task.Clock."""
+
+from __future__ import annotations
+
+import pytest
+from twisted.internet.defer import ensureDeferred
+from twisted.internet.task import Clock
+from treq.testing import StubTreq
+
+from psicoia.llm import ChatProvider, ProviderError
+from psicoia.metrics import Metrics
+from psicoia.pacing import Pacer, PacingTooLong, parse_duration
+from tests.fake_provider import FakeProvider, Scripted, completion
+from tests.helpers import make_config
+
+PROMPT = [{"role": "user", "content": "hola"}]
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("1s", 1.0), ("6m0s", 360.0), ("250ms", 0.25), ("2m59.56s", 179.56), ("7.66s", 7.66),
+    ("1h2m3s", 3723.0), ("2", 2.0), ("0.5", 0.5), ("10us", 1e-5),
+])
+def test_parse_duration_reads_go_style_durations(text, seconds):
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", [None, "", "soon", "5x", "1s junk", "m5"])
+def test_parse_duration_returns_none_for_unreadable_values(text):
+    assert parse_duration(text) is None
+
+
+def fired(deferred) -> bool:
+    box: list = []
+    deferred.addBoth(box.append)
+    return bool(box)
+
+
+def test_remaining_requests_zero_holds_new_calls_until_the_reset():
+    clock = Clock()
+    pacer = Pacer(clock, max_wait_seconds=10)
+    pacer.observe({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2s"})
+    waiting = ensureDeferred(pacer.ready(100, "Usuario-1:m1"))
+    clock.advance(1.9)
+    assert not fired(waiting)
+    clock.advance(0.1)
+    assert fired(waiting)
+
+
+def test_calls_started_after_the_report_spend_the_remaining_budget():
+    clock = Clock()
+    pacer = Pacer(clock, max_wait_seconds=10)
+    pacer.observe({"x-ratelimit-remaining-requests": "2", "x-ratelimit-reset-requests": "6s"})
+    first = ensureDeferred(pacer.ready(1, "Usuario-1:m1"))
+    second = ensureDeferred(pacer.ready(1, "Usuario-2:m1"))
+    third = ensureDeferred(pacer.ready(1, "Usuario-3:m1"))
+    assert fired(first) and fired(second)
+    assert not fired(third)
+    clock.advance(6)
+    assert fired(third)
+
+
+def test_token_budget_below_the_call_estimate_holds_until_the_token_reset():
+    clock = Clock()
+    pacer = Pacer(clock, max_wait_seconds=10)
+    pacer.observe({
+        "x-ratelimit-remaining-requests": "100", "x-ratelimit-reset-requests": "1m0s",
+        "x-ratelimit-remaining-tokens": "150", "x-ratelimit-reset-tokens": "750ms",
+    })
+    cheap = ensureDeferred(pacer.ready(100, "Usuario-1:m1"))
+    assert fired(cheap)
+    costly = ensureDeferred(pacer.ready(100, "Usuario-2:m1"))
+    clock.advance(0.7)
+    assert not fired(costly)
+    clock.advance(0.05)
+    assert fired(costly)
+
+
+def test_hold_longer_than_the_maximum_fails_at_once():
+    clock = Clock()
+    pacer = Pacer(clock, max_wait_seconds=10)
+    pacer.observe({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "6m0s"})
+    errors: list = []
+    ensureDeferred(pacer.ready(1, "Usuario-1:m1")).addErrback(errors.append)
+    assert errors and errors[0].check(PacingTooLong)
+    assert errors[0].value.seconds == pytest.approx(360)
+
+
+def test_responses_without_hints_never_delay():
+    clock = Clock()
+    pacer = Pacer(clock, max_wait_seconds=10)
+    pacer.observe({"content-type": "application/json"})
+    assert fired(ensureDeferred(pacer.ready(10_000, "Usuario-1:m1")))
+
+
+def make_provider(clock, fake, instruments=None, **llm):
+    settings = {"pacing": True}
+    settings.update(llm)
+    config = make_config(llm=settings)
+    stub = StubTreq(fake)
+    pacer = Pacer(clock, config.llm.retry_after_max_seconds, instruments)
+    return ChatProvider(config.llm, "test-key", clock, stub, instruments, pacer=pacer), stub
+
+
+def test_provider_holds_the_next_call_until_the_reported_reset_instead_of_getting_429():
+    clock = Clock()
+    metrics = Metrics()
+    fake = FakeProvider(clock=clock)
+    provider, stub = make_provider(clock, fake, metrics)
+    fake.push(Scripted(body=completion("uno"), headers={
+        "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "3s",
+        "x-ratelimit-remaining-tokens": "5000", "x-ratelimit-reset-tokens": "1s",
+    }))
+    first = provider.complete(PROMPT, "Usuario-1:m1")
+    stub.flush()
+    assert fired(first)
+    second = provider.complete(PROMPT, "Usuario-1:m2")
+    stub.flush()
+    clock.advance(2.9)
+    stub.flush()
+    assert len(fake.requests) == 1 and not fired(second)
+    clock.advance(0.1)
+    stub.flush()
+    assert len(fake.requests) == 2 and fired(second)
+    assert metrics.registry.get_sample_value("psicoia_provider_paced_total") == 1
+    assert metrics.registry.get_sample_value("psicoia_provider_paced_seconds_total") == \
+        pytest.approx(3)
+    assert metrics.registry.get_sample_value(
+        "psicoia_provider_ratelimit_remaining", {"kind": "requests"}) == 0
+
+
+def test_provider_fails_fast_with_paced_too_long_when_the_quota_is_gone_for_minutes():
+    clock = Clock()
+    fake = FakeProvider(clock=clock)
+    provider, stub = make_provider(clock, fake)
+    fake.push(Scripted(body=completion("uno"), headers={
+        "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2m59.56s",
+    }))
+    provider.complete(PROMPT, "Usuario-1:m1")
+    stub.flush()
+    errors: list = []
+    provider.complete(PROMPT, "Usuario-1:m2").addErrback(errors.append)
+    stub.flush()
+    assert errors and errors[0].check(ProviderError)
+    assert errors[0].value.reason == "paced_too_long"
+    assert errors[0].value.retry_after == pytest.approx(179.56)
+    assert len(fake.requests) == 1
