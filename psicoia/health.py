@@ -29,7 +29,8 @@ def readiness(service: Any) -> tuple[bool, dict]:
                 reasons.append(f"listener {child.name} is not listening")
     if not service.running:
         reasons.append("service is not running")
-    if service.manager.closing:
+    manager = getattr(service, "manager", None)  # a gateway has listeners but no manager
+    if manager is not None and manager.closing:
         reasons.append("shutting down")
     breaker = getattr(service, "breaker", None)
     state = breaker.state if breaker is not None else "none"
@@ -40,8 +41,9 @@ def readiness(service: Any) -> tuple[bool, dict]:
         "reasons": reasons,
         "listeners": listeners,
         "breaker": state,
-        "provider": "online" if service.manager.provider.online else "offline",
     }
+    if manager is not None:
+        body["provider"] = "online" if manager.provider.online else "offline"
     return not reasons, body
 
 
