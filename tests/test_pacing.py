@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import pytest_twisted
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import Clock
 from treq.testing import StubTreq
@@ -11,7 +12,11 @@ from psicoia.llm import ChatProvider, ProviderError
 from psicoia.metrics import Metrics
 from psicoia.pacing import Pacer, PacingTooLong, parse_duration
 from tests.fake_provider import FakeProvider, Scripted, completion
-from tests.helpers import make_config
+from psicoia import messages
+from tests.fake_provider import serve
+from tests.helpers import connect_line_client, make_config, port_of, start_service
+
+GREETING_LINES = 2 + len(messages.GREETING_BODY)
 
 PROMPT = [{"role": "user", "content": "hola"}]
 
@@ -144,3 +149,30 @@ def test_provider_fails_fast_with_paced_too_long_when_the_quota_is_gone_for_minu
     assert errors[0].value.reason == "paced_too_long"
     assert errors[0].value.retry_after == pytest.approx(179.56)
     assert len(fake.requests) == 1
+
+
+@pytest.mark.parametrize("pacing, held", [(True, 1), (False, 0)])
+@pytest_twisted.ensureDeferred
+async def test_service_paces_from_real_response_headers_only_when_enabled(pacing, held):
+    """The real service over TCP: the first reply says no requests remain for 50 ms; with
+    pacing on, the second message's provider call is held (counted), with it off it is not."""
+    provider = FakeProvider(default_reply="dale")
+    provider_port, url = await serve(provider)
+    provider.push(Scripted(body=completion("uno"), headers={
+        "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "50ms"}))
+    service = await start_service(make_config(llm={"base_url": url, "pacing": pacing}))
+    try:
+        client = await connect_line_client(await port_of(service, "tcp"))
+        await client.wait_lines(GREETING_LINES)
+        client.say("hola")
+        await client.wait_lines(GREETING_LINES + 1)
+        client.say("sigo")
+        lines = await client.wait_lines(GREETING_LINES + 2)
+        assert lines[-1].startswith("dale")
+        registry = service.instruments.registry
+        assert registry.get_sample_value("psicoia_provider_paced_total") == held
+        client.transport.loseConnection()
+        await client.closed
+    finally:
+        await service.stopService()
+        await provider_port.stopListening()
