@@ -152,5 +152,6 @@ class CircuitBreaker:
         if state == self.state:
             return
         self.state = state
-        self.log.info("breaker {state}", state=state)
+        if state != OPEN:  # _open logged it already, with the failures and the cooldown
+            self.log.info("breaker {state}", state=state)
         self._instruments.breaker_changed(state)
