@@ -18,6 +18,8 @@ from typing import Any, Mapping, Optional
 
 import yaml
 
+from . import messages
+
 ENV_PREFIX = "PSICOIA_"
 DEFAULT_PATH = "config.yaml"
 
@@ -32,9 +34,12 @@ def _check_endpoint(value: str) -> Optional[str]:
     from twisted.internet.testing import MemoryReactor
 
     try:
-        serverFromString(MemoryReactor(), value)
+        endpoint = serverFromString(MemoryReactor(), value)
     except Exception as exc:  # endpoint parsers raise many types; all mean "bad string"
         return f"not a valid Twisted endpoint string ({exc.__class__.__name__}: {exc})"
+    port = getattr(endpoint, "_port", None)  # TCP/SSL endpoints; only checked when listening
+    if isinstance(port, int) and not 0 <= port <= 65535:
+        return f"port must be 0-65535, got {port} in {value!r}"
     return None
 
 
@@ -59,6 +64,23 @@ def _url(value: str) -> Optional[str]:
     return f"must be an http:// or https:// URL, got {value!r}"
 
 
+def _origins(value: tuple) -> Optional[str]:
+    """Each entry is ``*``, ``null`` or an origin ``scheme://host[:port]`` (no path)."""
+    from urllib.parse import urlsplit
+
+    for entry in value:
+        if entry in ("*", "null"):
+            continue
+        parts = urlsplit(entry)
+        try:
+            parts.port
+        except ValueError:
+            return f"bad port in origin {entry!r}"
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+            return f"each entry must be an origin like https://chat.example.org, got {entry!r}"
+    return None
+
+
 def _setting(default: Any, *checks) -> Any:
     return field(default=default, metadata={"checks": checks})
 
@@ -71,6 +93,8 @@ class ServerConfig:
     max_connections: int = _setting(10000, _positive)
     max_connections_per_ip: int = _setting(50, _positive)
     shutdown_grace_seconds: float = _setting(10.0, _non_negative)
+    # Browser origins allowed on the WebSocket besides the page's own (docs/protocol.md).
+    allowed_origins: tuple[str, ...] = _setting((), _origins)
 
 
 @dataclass(frozen=True)
@@ -120,12 +144,34 @@ class LogConfig:
     level: str = _setting("info", _one_of("debug", "info", "warn", "error", "critical"))
 
 
+def _resources(value: tuple) -> Optional[str]:
+    if not value:
+        return "must list at least one crisis resource"
+    for entry in value:
+        if not entry.strip() or "\n" in entry or "\r" in entry:
+            return f"each resource must be one non-empty line, got {entry!r}"
+    return None
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    """The crisis layer (docs/safety.md)."""
+
+    # Shown with every reply to a message at risk, and by /recursos.
+    resources: tuple[str, ...] = _setting(messages.CRISIS_RESOURCES_DEFAULT, _resources)
+    # After a message at risk, this many of the next replies carry a short reminder.
+    reminder_turns: int = _setting(3, _non_negative)
+    # A message at risk waits at most this long for the model, then gets the resources anyway.
+    crisis_reply_seconds: float = _setting(20.0, _positive)
+
+
 SECTIONS: dict[str, type] = {
     "server": ServerConfig,
     "llm": LLMConfig,
     "limits": LimitsConfig,
     "history": HistoryConfig,
     "log": LogConfig,
+    "safety": SafetyConfig,
 }
 
 
@@ -136,6 +182,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     history: HistoryConfig = field(default_factory=HistoryConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
     # Read from the environment variable named by llm.api_key_env; never from the file.
     api_key: Optional[str] = field(default=None, repr=False)
     source: Optional[str] = None
@@ -151,9 +198,10 @@ def _app_port(raw: str) -> str:
 
 
 def _llm_url(raw: str) -> str:
-    raw = raw.strip()
+    """``LLM_URL`` may be the full ``.../chat/completions`` URL or the base URL."""
+    raw = raw.strip().rstrip("/")
     suffix = "/chat/completions"
-    return raw[: -len(suffix)] if raw.rstrip("/").endswith(suffix) else raw
+    return raw[: -len(suffix)] if raw.endswith(suffix) else raw
 
 
 LEGACY_ENV: dict[str, tuple[str, str, Any]] = {

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Optional, Protocol
 
+from twisted.internet.defer import Deferred, succeed
+
 from . import messages
 from .instruments import Instruments
 
@@ -37,6 +39,7 @@ class ConnectionRegistry:
         self._instruments = instruments or Instruments()
         self._open: dict[Connection, str] = {}
         self._per_address: Counter[str] = Counter()
+        self._empty_waiters: list[Deferred] = []
 
     def admit(self, connection: Connection, address: str) -> Optional[str]:
         """Register ``connection``; return a refusal reason (a key of REFUSALS) or None."""
@@ -62,6 +65,18 @@ class ConnectionRegistry:
         if not self._per_address[address]:
             del self._per_address[address]
         self._instruments.connection_closed(connection.transport_name)
+        if not self._open:
+            waiters, self._empty_waiters = self._empty_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+
+    def when_empty(self) -> Deferred:
+        """Fires when no connection is open (shutdown waits for the last lines to be sent)."""
+        if not self._open:
+            return succeed(None)
+        waiter: Deferred = Deferred()
+        self._empty_waiters.append(waiter)
+        return waiter
 
     def __len__(self) -> int:
         return len(self._open)

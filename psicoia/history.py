@@ -9,7 +9,6 @@ chooses what the model sees: the system prompt plus the newest turns that fit th
 from __future__ import annotations
 
 import math
-from collections import deque
 from typing import Protocol, Sequence
 
 Message = dict  # {"role": "user" | "assistant" | "system", "content": str}
@@ -24,9 +23,11 @@ class HistoryStore(Protocol):
 
 
 class InMemoryHistory:
+    # Lists, not deque(maxlen=...): an empty deque costs 760 bytes, and there is one per
+    # connected user (docs/benchmarks.md, scenario d).
     def __init__(self, max_messages: int) -> None:
         self._max = max_messages
-        self._turns: dict[str, deque[Message]] = {}
+        self._turns: dict[str, list[Message]] = {}
 
     def get(self, key: str) -> Sequence[Message]:
         return tuple(self._turns.get(key, ()))
@@ -34,8 +35,10 @@ class InMemoryHistory:
     def append(self, key: str, role: str, content: str) -> None:
         turns = self._turns.get(key)
         if turns is None:
-            turns = self._turns[key] = deque(maxlen=self._max)
+            turns = self._turns[key] = []
         turns.append({"role": role, "content": content})
+        if len(turns) > self._max:
+            del turns[: len(turns) - self._max]
 
     def clear(self, key: str) -> None:
         self._turns.pop(key, None)

@@ -19,14 +19,13 @@ from typing import IO, Any, Optional
 
 from twisted.logger import (
     FileLogObserver,
-    FilteringLogObserver,
     ILogObserver,
     LogLevel,
-    LogLevelFilterPredicate,
     formatEvent,
     textFileLogObserver,
 )
 from twisted.python.logfile import LogFile
+from zope.interface import implementer
 
 from .config import LogConfig
 
@@ -87,4 +86,24 @@ def make_observer(config: LogConfig, output: IO[str]) -> ILogObserver:
     else:
         observer = textFileLogObserver(output)
     level = LogLevel.levelWithName(config.level)
-    return FilteringLogObserver(observer, [LogLevelFilterPredicate(defaultLogLevel=level)])
+    return LevelObserver(observer, level)
+
+
+@implementer(ILogObserver)
+class LevelObserver:
+    """Pass on events at ``level`` or above; a set lookup per event.
+
+    Equivalent to ``FilteringLogObserver`` with a ``LogLevelFilterPredicate``, which resolves
+    the level per namespace on every event: measurably slower on the hot path, where most
+    events are below the configured level (docs/benchmarks.md).
+    """
+
+    def __init__(self, observer: ILogObserver, level: LogLevel) -> None:
+        self.observer = observer
+        self.levels = frozenset(
+            candidate for candidate in LogLevel.iterconstants() if candidate >= level
+        )
+
+    def __call__(self, event: dict) -> None:
+        if event.get("log_level") in self.levels:
+            self.observer(event)

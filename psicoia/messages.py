@@ -11,6 +11,7 @@ GREETING_BODY = (
     "Hola, soy PsicoIA, un asistente automático de apoyo emocional: "
     "no soy una persona ni un profesional de la salud.",
     "Contame qué te está pasando, con tus palabras y a tu ritmo. Te leo.",
+    "Comandos: /ayuda para ver opciones, /recursos para líneas de ayuda, /reset para empezar de cero.",
 )
 GREETING_LAST = "Cuando quieras irte, escribí salir."
 
@@ -52,3 +53,199 @@ ERROR = "Uy, algo falló de mi lado. Probá escribirme de nuevo, por favor."
 
 # --- Transport-specific notices. ---
 BINARY_FRAME = "Solo puedo leer mensajes de texto. Escribime con palabras, por favor."
+BAD_REQUEST = "No entendí ese mensaje de la página. Probá escribirlo de nuevo, por favor."
+
+# --- Gateway mode (a browser bridged to the chat server over TCP). ---
+UPSTREAM_DOWN = (
+    "No puedo conectarme con el servidor del chat en este momento. "
+    "Vuelvo a intentar en unos segundos; gracias por la paciencia."
+)
+UPSTREAM_LOST = (
+    "Se cortó la conexión con el servidor del chat. "
+    "Vuelvo a intentar en unos segundos; si esperabas una respuesta, mandame tu mensaje de nuevo."
+)
+
+# =============================================================================================
+# --- Safety (psicoia/safety.py, docs/safety.md): crisis resources and commands. ---
+# The resource list itself is configuration (safety.resources in config.yaml); these are the
+# defaults. Keep each entry free of commas: PSICOIA_SAFETY_RESOURCES splits on them.
+CRISIS_RESOURCES_DEFAULT = (
+    "Argentina: Centro de Asistencia al Suicida 135 (desde CABA y Gran Buenos Aires) "
+    "o (011) 5275-1135 (desde el resto del país)",
+    "Argentina: Línea de Salud Mental 0800-999-0091",
+    "España: 024",
+    "Emergencias: 911 (Argentina) o 112 (España y Europa)",
+)
+# Appended to every reply to a message at risk, whatever else happened to it.
+CRISIS_RESOURCES = "Si sentís que podés hacerte daño, pedí ayuda ahora, no estás en esto en soledad: {resources}."
+# Said instead of the model's words when the model cannot answer a message at risk (offline,
+# failing, busy, rate limited, shutting down): never only "too many messages" or "busy".
+CRISIS_SUPPORT = (
+    "Gracias por contarme esto; lo que sentís importa mucho y merecés que te acompañen ahora mismo. "
+    "¿Estás a salvo en este momento? Si podés, escribile o llamá a alguien de confianza."
+)
+# Added to the next few replies after a message at risk (safety.reminder_turns).
+CRISIS_REMINDER = "Si lo necesitás, las líneas de ayuda siguen ahí: escribí /recursos para verlas."
+RESOURCES_REPLY = "Líneas de ayuda: {resources}. Llamar es gratis y te atiende una persona."
+
+# Commands (both transports), listed in GREETING_BODY above; that line must not contain the
+# word that ends the chat, since clients read the greeting up to the line that has it.
+HELP = (
+    "Podés escribir /recursos (líneas de ayuda en crisis), /reset (olvido lo que charlamos "
+    "hasta ahora), /ayuda (este mensaje) o salir (terminar la charla)."
+)
+RESET_DONE = "Listo, borré lo que veníamos charlando. Empezamos de nuevo cuando quieras."
+UNKNOWN_COMMAND = "No conozco ese comando. Escribí /ayuda para ver los que hay."
+
+# =============================================================================================
+# --- COMPANION: the offline, rule-based companion (psicoia/companion.py). ---
+# Used when the model cannot answer (no key, breaker open, retries exhausted). Rogerian style:
+# reflect, validate, at most one grounding idea, one open question. Keys are theme names;
+# None is "no theme recognised". Gender-neutral wording on purpose: we do not know who writes.
+COMPANION_LIMITED = (
+    "Te cuento con honestidad: ahora estoy en modo limitado, sin mi modelo de lenguaje, así que "
+    "mis respuestas son más simples, pero te sigo leyendo."
+)
+COMPANION_THEMES = {
+    "ansiedad": "la ansiedad y el estrés",
+    "tristeza": "la tristeza",
+    "soledad": "la soledad",
+    "apoyo": "la gente que tenés cerca",
+    "esperanza": "las ganas y la motivación",
+    "sueno": "el sueño y el descanso",
+    "trabajo": "el trabajo y el estudio",
+}
+# {reflection} is the user's own words with the pronouns turned to "vos".
+COMPANION_REFLECT = (
+    "Decís que {reflection}.",
+    "Decís que {reflection}, ¿es así?",
+    "Si te entiendo bien, {reflection}.",
+    "Me contás que {reflection}.",
+)
+COMPANION_CONTINUE = (
+    "Sigo pensando en lo que me contabas sobre {theme}.",
+    "Volviendo a {theme}, que me contabas antes.",
+    "Me quedé con lo que me dijiste de {theme}.",
+)
+COMPANION_VALIDATE = {
+    "ansiedad": (
+        "Tiene mucho sentido sentir tanta tensión con todo eso encima.",
+        "La ansiedad cansa muchísimo, y se nota que la venís remando.",
+        "Es muy entendible que te sientas con la cabeza a mil.",
+    ),
+    "tristeza": (
+        "Lo que sentís es válido, y está bien no estar bien.",
+        "Se nota que es algo que te pesa mucho.",
+        "Gracias por animarte a poner en palabras algo tan triste.",
+    ),
+    "soledad": (
+        "Sentir soledad duele de verdad, y me alegra que me lo cuentes.",
+        "La soledad pesa, y tiene sentido que te afecte así.",
+        "Tiene sentido que te haga falta compañía.",
+    ),
+    "apoyo": (
+        "Los vínculos importan mucho, y se nota que esto te mueve.",
+        "Es entendible que lo que pasa con tu gente te afecte tanto.",
+        "Qué valioso que pienses en las personas que te rodean.",
+    ),
+    "esperanza": (
+        "Perder las ganas por un tiempo le pasa a mucha gente, y no dice nada malo de vos.",
+        "Se nota que estás buscando un poco de fuerza, y eso ya es un paso.",
+        "Es muy valioso que sigas buscando algo que te dé ganas.",
+    ),
+    "sueno": (
+        "Dormir mal hace que todo cueste el doble; tiene sentido que estés sin energía.",
+        "El cansancio acumulado pesa un montón.",
+        "Es muy entendible que el descanso te esté haciendo falta.",
+    ),
+    "trabajo": (
+        "La presión del trabajo o del estudio puede ser enorme, y se nota que la sentís.",
+        "Tiene sentido que eso te tenga sin resto.",
+        "Es mucho para sostener, y lo estás intentando.",
+    ),
+    None: (
+        "Gracias por contármelo.",
+        "Te leo con atención.",
+        "Está bien tomarte tu tiempo para contarlo.",
+        "Lo que te pasa me importa.",
+    ),
+}
+COMPANION_GROUNDING = {
+    "ansiedad": (
+        "Si querés, probemos algo corto: inhalá contando 4, sostené 4, exhalá en 4 y esperá 4; repetilo cuatro veces.",
+        "Una idea para bajar un cambio: nombrá 5 cosas que ves, 4 que podés tocar, 3 que escuchás, 2 que olés y 1 que saboreás.",
+        "Probá apoyar bien los pies en el piso y notar durante un minuto el peso de tu cuerpo en la silla.",
+    ),
+    "tristeza": (
+        "A veces ayuda algo chiquito: un vaso de agua, abrir la ventana o una ducha tibia.",
+        "Si te sirve, escribí en un papel lo que sentís, sin corregir nada, aunque sean tres líneas.",
+        "Una idea: salí cinco minutos a caminar o a mirar el cielo, sin exigirte nada más.",
+    ),
+    "soledad": (
+        "Una idea: mandale un mensaje corto a alguien con quien te sientas cómodo o cómoda, aunque sea un saludo.",
+        "Si te sirve, pensá en un lugar donde haya gente con tus mismos intereses: un taller, un club, una biblioteca.",
+    ),
+    "apoyo": (
+        "Podrías pensar en una persona con la que te sientas en confianza y contarle aunque sea una parte de esto.",
+        "Una idea: anotá quiénes te hicieron bien alguna vez; a veces la lista es más larga de lo que parece.",
+    ),
+    "esperanza": (
+        "Una idea: elegí una sola cosa pequeña para hoy, algo que puedas terminar en diez minutos.",
+        "Probá anotar una cosa, por mínima que sea, que hoy salió un poco mejor.",
+    ),
+    "sueno": (
+        "Para esta noche: dejá el celular un rato antes de acostarte y probá respirar 4-4-4-4 ya en la cama.",
+        "Si te despertás y no podés dormir, levantarte un ratito con luz baja y volver cuando tengas sueño suele ayudar.",
+    ),
+    "trabajo": (
+        "Una idea: partí la tarea en un paso tan chico que puedas hacerlo en cinco minutos, y empezá solo por ese.",
+        "Probá trabajar 25 minutos y cortar 5 para moverte o tomar agua.",
+    ),
+    None: (
+        "Si querés, probemos respirar juntos: inhalá en 4, sostené 4, exhalá en 4 y esperá 4.",
+        "Una idea para anclarte: nombrá 5 cosas que ves, 4 que podés tocar, 3 que escuchás, 2 que olés y 1 que saboreás.",
+    ),
+}
+COMPANION_QUESTIONS = {
+    "ansiedad": (
+        "¿Qué es lo que más te preocupa en este momento?",
+        "¿En qué parte del cuerpo sentís esa tensión?",
+        "¿Cuándo empezaste a sentirte así?",
+    ),
+    "tristeza": (
+        "¿Qué es lo que más te pesa hoy?",
+        "¿Desde cuándo te sentís así?",
+        "¿Hay algo que antes te hacía bien y ahora extrañás?",
+    ),
+    "soledad": (
+        "¿Con quién te gustaría poder hablar más?",
+        "¿En qué momentos del día se siente más esa soledad?",
+        "¿Qué te ayudaba a sentirte en compañía en otras épocas?",
+    ),
+    "apoyo": (
+        "¿Quién de tu entorno sabe lo que estás pasando?",
+        "¿Cómo te gustaría que te acompañen?",
+        "¿Con quién te sentís en confianza?",
+    ),
+    "esperanza": (
+        "¿Qué te daba ganas antes, aunque sea un poquito?",
+        "¿Qué pequeño cambio te gustaría ver en tu semana?",
+        "¿Qué te ayudó a seguir en otros momentos difíciles?",
+    ),
+    "sueno": (
+        "¿Cómo vienen siendo tus noches últimamente?",
+        "¿Qué te da vueltas en la cabeza cuando te acostás?",
+        "¿Qué solés hacer antes de dormir?",
+    ),
+    "trabajo": (
+        "¿Qué parte de todo eso te pesa más?",
+        "¿Qué necesitarías para que sea un poco más llevadero?",
+        "¿Cómo te estás organizando con todo eso?",
+    ),
+    None: (
+        "¿Querés contarme un poco más?",
+        "¿Cómo te sentís ahora mismo?",
+        "¿Qué te gustaría que cambie?",
+        "¿Qué fue lo más difícil de tu día?",
+    ),
+}

@@ -13,6 +13,7 @@ from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, TimeoutError, succeed
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.task import deferLater
 from twisted.logger import ILogObserver, Logger
 
 from .config import Config
@@ -23,6 +24,7 @@ from .llm import ChatProvider, make_http_client
 from .metrics import Metrics
 from .pacing import Pacer
 from .protocols.tcp import ChatLineFactory
+from .protocols.websocket import ChatWebSocketFactory
 from .session import SessionManager
 
 
@@ -100,7 +102,15 @@ class PsicoiaService(MultiService):
         """Stop listening, tell everyone, let in-flight replies finish (bounded), hang up."""
         stopped = super().stopService()
         stopped.addCallback(lambda _: self._drain())
+        stopped.addCallback(self._exit_cleanly)
         return stopped
+
+    def _exit_cleanly(self, result):
+        """twistd re-raises the SIGTERM/SIGINT that stopped the reactor when it exits (status
+        143/130). Our stop is graceful, and the contract says exit 0: forget that signal."""
+        if getattr(self.reactor, "_exitSignal", None) is not None:
+            self.reactor._exitSignal = None
+        return result
 
     def _drain(self) -> Deferred:
         connections = self.registry.connections()
@@ -111,7 +121,9 @@ class PsicoiaService(MultiService):
         drained = self.manager.drain()
         drained.addTimeout(grace, self.reactor)
         drained.addErrback(self._grace_over)
-        drained.addCallback(lambda _: self._hang_up())
+        # One reactor turn later: drain() fires as the last reply is produced, and the
+        # transport writes it in a callback that runs right after; hang up once it has.
+        drained.addCallback(lambda _: deferLater(self.reactor, 0, self._hang_up))
         return drained
 
     def _grace_over(self, failure) -> None:
@@ -123,9 +135,14 @@ class PsicoiaService(MultiService):
             self.breaker.stop()
         for connection in self.registry.connections():
             connection.disconnect()
+        # Let the last lines (the shutdown notice, late replies) reach the users: the reactor
+        # drops unsent data when it stops. Bounded, for clients that never read.
+        closed = self.registry.when_empty()
+        closed.addTimeout(2, self.reactor)
+        closed.addErrback(lambda failure: failure.trap(TimeoutError))
         if self.pool is not None:
-            return self.pool.closeCachedConnections()
-        return succeed(None)
+            closed.addCallback(lambda _: self.pool.closeCachedConnections())
+        return closed
 
 
 def build_service(
@@ -158,8 +175,35 @@ def build_service(
     if config.server.tcp:
         Listener("tcp", config.server.tcp, reactor,
                  ChatLineFactory(manager, registry, clock)).setServiceParent(service)
-    if config.server.http:
-        from .web import build_site
-
-        Listener("http", config.server.http, reactor, build_site(service)).setServiceParent(service)
+    add_browser_listeners(service, config, reactor, lambda origins: ChatWebSocketFactory(
+        manager, registry, clock, origins, reactor=reactor))
     return service
+
+
+def listening_ports(service: MultiService, name: str) -> tuple[int, ...]:
+    """The port the named listener got (none while it is not listening)."""
+    try:
+        listener = service.getServiceNamed(name)
+    except KeyError:
+        return ()
+    return (listener.port.getHost().port,) if listener.port is not None else ()
+
+
+def add_browser_listeners(service: MultiService, config: Config, reactor: Any,
+                          make_socket_factory) -> None:
+    """``server.websocket`` and ``server.http`` (page, ``/ws``), each with its own factory.
+
+    ``make_socket_factory(origins)`` builds the WebSocket factory (chat or gateway). The
+    standalone listener also accepts the page's origin, which is on the HTTP listener's port.
+    """
+    from .protocols.websocket import OriginPolicy
+    from .web import build_site
+
+    allowed = config.server.allowed_origins
+    if config.server.websocket:
+        origins = OriginPolicy(allowed, lambda: listening_ports(service, "http"))
+        Listener("websocket", config.server.websocket, reactor,
+                 make_socket_factory(origins)).setServiceParent(service)
+    if config.server.http:
+        site = build_site(service, make_socket_factory(OriginPolicy(allowed)))
+        Listener("http", config.server.http, reactor, site).setServiceParent(service)

@@ -12,7 +12,7 @@ semaphore slot is released.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Callable, Optional, Protocol
@@ -20,7 +20,6 @@ from typing import Callable, Optional, Protocol
 from twisted.internet.defer import (
     CancelledError,
     Deferred,
-    DeferredLock,
     DeferredSemaphore,
     ensureDeferred,
     succeed,
@@ -29,11 +28,13 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from . import messages
+from .companion import Companion
 from .config import Config
 from .history import HistoryStore, InMemoryHistory, build_prompt
 from .instruments import Instruments
 from .llm import ChatProvider, ProviderError
 from .ratelimit import RateLimiter, SlidingWindowLimiter
+from .safety import assess
 
 
 class Outcome:
@@ -59,6 +60,25 @@ class Reply:
     outcome: str
     trace_id: Optional[str] = None
     close: bool = False
+    crisis: bool = False  # the message matched the crisis layer; the text has the resources
+
+
+def is_goodbye(text: str) -> bool:
+    """The user's way out: "salir", in any case, surrounding spaces ignored."""
+    return text.strip().lower() == "salir"
+
+
+COMMANDS = ("/ayuda", "/recursos", "/reset")
+
+
+def command_of(text: str) -> Optional[str]:
+    """The command in ``text`` ("/ayuda", ...), "/" for an unknown one, or None for a message."""
+    word = text.strip().lower()
+    if word in COMMANDS:
+        return word
+    if word.startswith("/") and len(word.split()) == 1:
+        return "/"
+    return None
 
 
 def fold_lines(text: str) -> str:
@@ -72,10 +92,19 @@ def load_system_prompt(path: Optional[str]) -> str:
     return resources.files("psicoia.prompts").joinpath("system.txt").read_text("utf-8").strip()
 
 
+def load_crisis_note() -> str:
+    """Added to the system prompt for a message at risk (docs/safety.md)."""
+    return resources.files("psicoia.prompts").joinpath("crisis.txt").read_text("utf-8").strip()
+
+
 class SessionListener(Protocol):
     """Optional transport callbacks for progress before the reply (JSON mode uses them)."""
 
     def on_queued(self, trace_id: str, position: int) -> None: ...
+
+    # Optional (called only when the listener has them, see Session.notify):
+    #   on_accepted(trace_id)  the message got its trace id (before any other hook for it)
+    #   on_waiting(trace_id)   its provider call starts: the reply is being written
 
 
 class Session:
@@ -90,8 +119,15 @@ class Session:
         self.listener: Optional[SessionListener] = None
         self.closed = False
         self._messages = 0
-        self._order = DeferredLock()
-        self._pending: set[Deferred] = set()
+        # Per-user ordering: a message's turn comes when the previous message's Deferred has run
+        # all its callbacks, the transport's write included (see _enqueue).
+        self._last: Optional[Deferred] = None
+        self._ready: list[Deferred] = []  # a list: 56 bytes empty, a deque 760
+        self._advancing = False
+        self._pending: dict[Deferred, None] = {}  # insertion order: close() cancels newest first
+        # Crisis layer (docs/safety.md): replies left that carry the gentle reminder.
+        self.reminders_left = 0
+        self.companion: Optional[Companion] = None  # the offline companion, made on first use
 
     def greeting(self) -> list[str]:
         return [
@@ -101,39 +137,93 @@ class Session:
         ]
 
     def submit(self, text: str) -> Deferred:
-        """Queue one message; the Deferred fires with its Reply, after all earlier ones."""
-        return self._enqueue(lambda trace_id: self.manager.handle(self, text, trace_id))
+        """Queue one message; the Deferred fires with its Reply, after all earlier ones.
+
+        Transports attach their writer to the returned Deferred at once (synchronously): the
+        user's next message is handled only after that writer has run.
+        """
+        # "salir" and commands are always answered, even when rate limited: no provider call.
+        # The crisis check runs here, at arrival, before any limit can answer for the message.
+        command = is_goodbye(text) or command_of(text) is not None
+        crisis = not command and self.manager.crisis_check(self, text)
+        return self._enqueue(lambda trace_id: self.manager.handle(self, text, trace_id, crisis),
+                             checked=not command, crisis=crisis)
 
     def submit_too_long(self) -> Deferred:
         """A message the transport could not accept because of its size; answered in order."""
         limit = self.manager.config.limits.max_line_bytes
+        # Not rate limited: the contract promises this notice, and it costs no provider call.
         return self._enqueue(
             lambda trace_id: succeed(
                 self.manager.notice(self, trace_id, messages.TOO_LONG.format(limit=limit),
                                     Outcome.TOO_LONG)
-            )
+            ),
+            checked=False,
         )
 
-    def _enqueue(self, work: Callable[[str], Deferred]) -> Deferred:
+    def _enqueue(self, work: Callable[[str], Deferred], checked: bool = True,
+                 crisis: bool = False) -> Deferred:
+        if self.closed:  # the transport is gone: nothing to answer, no state to create
+            return succeed(Reply("", Outcome.ERROR))
         self._messages += 1
         trace_id = f"{self.user}:m{self._messages}"
+        self.notify("on_accepted", trace_id)
         # Rate limiting and other checks must happen at arrival, not when the turn comes.
-        arrival = self.manager.at_arrival(self, trace_id)
-        if arrival is not None:
-            step = lambda: succeed(arrival)  # noqa: E731
-        else:
-            step = lambda: work(trace_id)  # noqa: E731
-        result = self._order.run(step)
-        self._pending.add(result)
+        arrival = self.manager.at_arrival(self, trace_id, crisis) if checked else None
+
+        def start(_):
+            if arrival is not None:
+                return arrival
+            if self.closed:
+                return Reply("", Outcome.ERROR, trace_id)
+            return work(trace_id)
+
+        turn: Deferred = Deferred()
+        result = turn.addCallback(start)
+        previous, self._last = self._last, result
+        self._pending[result] = None
         self.manager._started(result)
 
         def done(outcome):
-            self._pending.discard(result)
+            self._pending.pop(result, None)
             return outcome
 
         result.addBoth(done)
         result.addErrback(self._unexpected, trace_id)
+        # Whatever path the reply took (busy, failed, shutting down...), the crisis layer has
+        # the last word on it, before the transport writes it.
+        result.addCallback(self.manager.with_safety, self, crisis)
+        if previous is None:
+            self._take_turn(turn)
+        else:
+            # Added after the transport's own callbacks on ``previous``: runs once it is written.
+            previous.addBoth(self._previous_done, turn)
         return result
+
+    def _previous_done(self, outcome, turn: Deferred):
+        self._take_turn(turn)
+        return outcome
+
+    def _take_turn(self, turn: Deferred) -> None:
+        """Start ``turn`` now, or after the one being started (a loop, not recursion: a user
+        may have thousands of queued notices that all complete synchronously)."""
+        self._ready.append(turn)
+        if self._advancing:
+            return
+        self._advancing = True
+        try:
+            while self._ready:
+                ready = self._ready.pop(0)  # holds one or two turns at a time
+                if not ready.called:  # a cancelled turn has already fired
+                    ready.callback(None)
+        finally:
+            self._advancing = False
+
+    def notify(self, hook: str, *args) -> None:
+        """Call an optional listener hook; transports implement only what they show."""
+        method = getattr(self.listener, hook, None)
+        if method is not None:
+            method(*args)
 
     def _unexpected(self, failure, trace_id: str):
         if failure.check(CancelledError):
@@ -146,7 +236,7 @@ class Session:
         if self.closed:
             return
         self.closed = True
-        for pending in list(self._pending):
+        for pending in reversed(list(self._pending)):
             pending.cancel()
         self.manager._forget(self)
 
@@ -175,6 +265,7 @@ class SessionManager:
         )
         self.instruments = instruments or Instruments()
         self.system_prompt = system_prompt or load_system_prompt(config.llm.system_prompt_path)
+        self.crisis_prompt = f"{self.system_prompt}\n\n{load_crisis_note()}"
         self.semaphore = DeferredSemaphore(config.llm.max_in_flight)
         self.sessions: dict[str, Session] = {}
         self.closing = False
@@ -203,12 +294,17 @@ class SessionManager:
         self.instruments.message_handled(session.transport, outcome)
         return Reply(text, outcome, trace_id, close)
 
-    def at_arrival(self, session: Session, trace_id: str) -> Optional[Reply]:
-        """Checks made when a message arrives (before waiting its turn); a Reply stops it."""
+    def at_arrival(self, session: Session, trace_id: str,
+                   crisis: bool = False) -> Optional[Reply]:
+        """Checks made when a message arrives (before waiting its turn); a Reply stops it.
+
+        A message at risk is counted by the rate limiter but never refused by it: it goes on to
+        the model like any other (docs/safety.md).
+        """
         if self.closing:
             return self.notice(session, trace_id, messages.SHUTTING_DOWN, Outcome.SHUTTING_DOWN)
         wait = self.limiter.check(session.user)
-        if wait:
+        if wait and not crisis:
             return self.notice(
                 session, trace_id,
                 messages.RATE_LIMITED.format(seconds=max(1, round(wait))),
@@ -216,45 +312,113 @@ class SessionManager:
             )
         return None
 
-    def handle(self, session: Session, text: str, trace_id: str) -> Deferred:
+    def handle(self, session: Session, text: str, trace_id: str,
+               crisis: bool = False) -> Deferred:
         """Answer one message; its turn has come (earlier ones of this user are answered)."""
-        command = text.strip().lower()
-        if command == "salir":
+        if is_goodbye(text):
             return succeed(self.notice(session, trace_id, messages.GOODBYE, Outcome.GOODBYE,
                                        close=True))
+        command = command_of(text)
+        if command is not None:
+            return succeed(self.command(session, trace_id, command))
         self.log.info("[{trace_id}] message chars={chars}", trace_id=trace_id,
                       chars=len(text), user=session.user, transport=session.transport)
         if not self.provider.online:
-            return succeed(self.fallback(session, trace_id, text, "offline"))
-        return ensureDeferred(self._ask_provider(session, text, trace_id))
+            return succeed(self.fallback(session, trace_id, text, "offline", crisis))
+        reply = ensureDeferred(self._ask_provider(session, text, trace_id, crisis))
+        if crisis:
+            # Resources within crisis_reply_seconds, however long the queue or the retries.
+            reply.addTimeout(
+                self.config.safety.crisis_reply_seconds, self.clock,
+                onTimeoutCancel=lambda _result, _timeout: self.fallback(
+                    session, trace_id, text, "crisis_deadline", crisis),
+            )
+        return reply
 
-    def fallback(self, session: Session, trace_id: str, text: str, reason: str) -> Reply:
-        """The reply when the model cannot answer: offline, or the provider failed."""
-        if reason == "offline":
-            return self.notice(session, trace_id, messages.OFFLINE, Outcome.OFFLINE)
-        return self.notice(session, trace_id, messages.FALLBACK, Outcome.FALLBACK)
+    def fallback(self, session: Session, trace_id: str, text: str, reason: str,
+                 crisis: bool = False) -> Reply:
+        """The reply when the model cannot answer: offline, or the provider failed.
 
-    async def _ask_provider(self, session: Session, text: str, trace_id: str) -> Reply:
+        The offline companion answers (psicoia/companion.py); a message at risk gets the crisis
+        support line instead (with_safety adds the resources).
+        """
+        outcome = Outcome.OFFLINE if reason == "offline" else Outcome.FALLBACK
+        if crisis:
+            return self.notice(session, trace_id, messages.CRISIS_SUPPORT, outcome)
+        if session.companion is None:
+            session.companion = Companion(seed=session.number)
+        return self.notice(session, trace_id, session.companion.reply(text), outcome)
+
+    # --- crisis layer and commands (docs/safety.md) ---------------------------------------
+
+    def crisis_check(self, session: Session, text: str) -> bool:
+        """Run the detector on an arriving message; count a detection (never its content)."""
+        if not assess(text).risk:
+            return False
+        self.instruments.crisis_detected(session.transport)
+        return True
+
+    def resources_text(self) -> str:
+        return "; ".join(self.config.safety.resources)
+
+    def with_safety(self, reply: Reply, session: Session, crisis: bool) -> Reply:
+        """The crisis layer's last word on a reply: resources for a message at risk, whatever
+        happened to it (a busy or rate-limit notice is replaced, never sent alone), and a short
+        reminder on the next ``safety.reminder_turns`` replies."""
+        if not reply.text:  # the user left: nothing is written
+            return reply
+        resources_line = messages.CRISIS_RESOURCES.format(resources=self.resources_text())
+        if crisis:
+            session.reminders_left = self.config.safety.reminder_turns
+            text = reply.text
+            if reply.outcome not in (Outcome.ANSWERED, Outcome.OFFLINE, Outcome.FALLBACK):
+                text = messages.CRISIS_SUPPORT
+            return replace(reply, text=f"{text} {resources_line}", crisis=True)
+        if session.reminders_left > 0 and reply.outcome != Outcome.COMMAND:
+            session.reminders_left -= 1
+            extra = resources_line if reply.close else messages.CRISIS_REMINDER
+            return replace(reply, text=f"{reply.text} {extra}")
+        return reply
+
+    def command(self, session: Session, trace_id: str, command: str) -> Reply:
+        """``/ayuda``, ``/recursos``, ``/reset`` (``salir`` is handled before)."""
+        if command == "/ayuda":
+            text = messages.HELP
+        elif command == "/recursos":
+            text = messages.RESOURCES_REPLY.format(resources=self.resources_text())
+        elif command == "/reset":
+            self.history.clear(session.user)
+            if session.companion is not None:
+                session.companion.reset()
+            text = messages.RESET_DONE
+        else:
+            text = messages.UNKNOWN_COMMAND
+        return self.notice(session, trace_id, text, Outcome.COMMAND)
+
+    async def _ask_provider(self, session: Session, text: str, trace_id: str,
+                            crisis: bool = False) -> Reply:
         semaphore = self.semaphore
         if semaphore.tokens == 0 and len(semaphore.waiting) >= self.config.llm.max_waiting:
             return self.notice(session, trace_id, messages.BUSY, Outcome.BUSY)
         queued_at = self.clock.seconds()
-        acquired = semaphore.acquire()
-        if not acquired.called:
-            position = len(semaphore.waiting)
+        if semaphore.tokens == 0:
+            # Before acquire(): a hook that raises must not leave an acquire nobody releases.
+            position = len(semaphore.waiting) + 1
             self.log.info("[{trace_id}] queued position={position}", trace_id=trace_id,
                           position=position)
             if session.listener is not None:
                 session.listener.on_queued(trace_id, position)
+        acquired = semaphore.acquire()
         self._semaphore_changed()
         try:
             await acquired
         finally:
             self._semaphore_changed()
-        self.instruments.queue_wait(self.clock.seconds() - queued_at)
-        try:
+        try:  # from here on the slot is ours: every path below releases it
+            self.instruments.queue_wait(self.clock.seconds() - queued_at)
+            session.notify("on_waiting", trace_id)
             prompt = build_prompt(
-                self.system_prompt,
+                self.crisis_prompt if crisis else self.system_prompt,
                 self.history.get(session.user),
                 text,
                 self.config.history.max_messages,
@@ -264,7 +428,7 @@ class SessionManager:
             try:
                 answer = await self.provider.complete(prompt, trace_id)
             except ProviderError as error:
-                return self.fallback(session, trace_id, text, error.reason)
+                return self.fallback(session, trace_id, text, error.reason, crisis)
             answer = fold_lines(answer)
             self.history.append(session.user, "user", text)
             self.history.append(session.user, "assistant", answer)

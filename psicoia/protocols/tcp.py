@@ -31,6 +31,9 @@ class ChatLineProtocol(LineReceiver, TimeoutMixin):
     delimiter = b"\n"
     transport_name = "tcp"
     log = Logger()
+    # Messages read but not answered yet before we stop reading. Without it a client that
+    # pastes a file while a reply is pending makes the server queue every line (~4 KB each).
+    max_backlog = 16
 
     def __init__(self, factory: "ChatLineFactory") -> None:
         self.factory = factory
@@ -44,6 +47,7 @@ class ChatLineProtocol(LineReceiver, TimeoutMixin):
         self._discarding = False
         self._reparse = False
         self._closing = False
+        self._backlog = 0
 
     # --- connection lifecycle -------------------------------------------------------------
 
@@ -102,6 +106,8 @@ class ChatLineProtocol(LineReceiver, TimeoutMixin):
             LineReceiver.dataReceived(self, b"")
 
     def lineReceived(self, line: bytes) -> None:
+        if self._closing:  # e.g. lines that came in the same read after "salir"
+            return
         self.resetTimeout()
         if line.endswith(b"\r"):
             line = line[:-1]
@@ -127,7 +133,17 @@ class ChatLineProtocol(LineReceiver, TimeoutMixin):
     # --- output ---------------------------------------------------------------------------
 
     def _answer(self, result) -> None:
+        self._backlog += 1
         result.addCallback(self._write_reply)
+        result.addBoth(self._answered)
+        if self._backlog >= self.max_backlog and not self.paused:
+            self.pauseProducing()  # stop reading; TCP flow control holds the client back
+
+    def _answered(self, result):
+        self._backlog -= 1
+        if self.paused and self._backlog <= self.max_backlog // 2 and not self._closing:
+            self.resumeProducing()  # reads on, starting with lines already buffered
+        return result
 
     def _write_reply(self, reply: Reply) -> None:
         if self._closing or not reply.text:

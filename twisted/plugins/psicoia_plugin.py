@@ -8,3 +8,10 @@ psicoia = ServiceMaker(
     "Emotional-support chat server (TCP line protocol, WebSocket, web page).",
     "psicoia",
 )
+
+psicoia_gateway = ServiceMaker(
+    "PsicoIA gateway",
+    "psicoia.gateway_tap",
+    "The chat page and WebSocket only, each browser bridged to a PsicoIA server over TCP.",
+    "psicoia-gateway",
+)

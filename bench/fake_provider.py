@@ -1,0 +1,167 @@
+"""
+A fake OpenAI-compatible chat-completions server for benchmarks, on 127.0.0.1.
+
+It answers ``POST .../chat/completions`` after a fixed latency, with a fixed reply, so what a
+benchmark measures is the server in front of it. Written as a bare HTTP/1.1 keep-alive
+``Protocol`` rather than ``twisted.web`` so the provider costs as little CPU as possible on a
+2-core machine it shares with the server under test and the load generator.
+
+Options: ``--latency-ms``, ``--stream`` (answer as server-sent events, as ``"stream": true``
+requests also get), ``--fault-rate`` (this fraction of requests get a 503), ``--duration``
+(stop by itself after this many seconds). Prints ``listening PORT`` on stdout once ready.
+
+    python -m bench.fake_provider --port 0 --latency-ms 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+
+from twisted.internet.protocol import Factory, Protocol
+
+REPLY = "Te escucho. Contame un poco mas de eso, estoy aca con vos."
+HEADER_END = b"\r\n\r\n"
+
+
+def completion_body(text: str) -> bytes:
+    return json.dumps({
+        "id": "bench", "object": "chat.completion", "model": "bench",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+    }).encode("utf-8")
+
+
+def response(status: bytes, content_type: bytes, body: bytes) -> bytes:
+    return (b"HTTP/1.1 " + status + b"\r\nContent-Type: " + content_type
+            + b"\r\nContent-Length: " + str(len(body)).encode("ascii")
+            + b"\r\nConnection: keep-alive\r\n\r\n" + body)
+
+
+def stream_response(text: str) -> bytes:
+    """Server-sent events in chunked encoding: one chunk per word, then ``[DONE]``."""
+    events = []
+    for word in text.split(" "):
+        delta = {"choices": [{"index": 0, "delta": {"content": word + " "}}]}
+        events.append(b"data: " + json.dumps(delta).encode("utf-8") + b"\n\n")
+    events.append(b"data: [DONE]\n\n")
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(event), event) for event in events)
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n" + chunks + b"0\r\n\r\n")
+
+
+class ProviderProtocol(Protocol):
+    """One keep-alive HTTP connection; requests on it are answered in order."""
+
+    def __init__(self, factory: "ProviderFactory") -> None:
+        self.factory = factory
+        self._buffer = b""
+        self._queue: list = []  # [ready, bytes] per request, answered in order
+
+    def dataReceived(self, data: bytes) -> None:
+        self._buffer += data
+        while True:
+            end = self._buffer.find(HEADER_END)
+            if end == -1:
+                return
+            head = self._buffer[:end]
+            length = 0
+            chunked = False
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                name = name.strip().lower()
+                if name == b"content-length":
+                    length = int(value.strip())
+                elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                    chunked = True
+            start = end + 4
+            if chunked:
+                body_end = self._buffer.find(b"\r\n0\r\n\r\n", start)
+                if body_end == -1 and not self._buffer[start:].startswith(b"0\r\n\r\n"):
+                    return
+                if body_end == -1:
+                    body, rest = b"", self._buffer[start + 5:]
+                else:
+                    body, rest = self._buffer[start:body_end], self._buffer[body_end + 7:]
+            else:
+                if len(self._buffer) < start + length:
+                    return
+                body, rest = self._buffer[start:start + length], self._buffer[start + length:]
+            self._buffer = rest
+            self._request(head, body)
+
+    def _request(self, head: bytes, body: bytes) -> None:
+        factory = self.factory
+        factory.requests += 1
+        if not head.startswith(b"POST ") or b"/chat/completions" not in head.split(b"\r\n", 1)[0]:
+            answer = response(b"404 Not Found", b"text/plain", b"not found")
+        elif factory.fault_rate and factory.random() < factory.fault_rate:
+            factory.faults += 1
+            answer = response(b"503 Service Unavailable", b"application/json",
+                              b'{"error": {"message": "injected fault"}}')
+        elif factory.stream or b'"stream": true' in body or b'"stream":true' in body:
+            answer = factory.stream_answer
+        else:
+            answer = factory.answer
+        slot = [False, answer]
+        self._queue.append(slot)
+        if factory.latency:
+            factory.reactor.callLater(factory.latency, self._ready, slot)
+        else:
+            self._ready(slot)
+
+    def _ready(self, slot: list) -> None:
+        slot[0] = True
+        while self._queue and self._queue[0][0]:
+            self.transport.write(self._queue.pop(0)[1])
+
+
+class ProviderFactory(Factory):
+    noisy = False
+
+    def __init__(self, reactor, latency_s: float, stream: bool, fault_rate: float,
+                 seed: int = 1) -> None:
+        self.reactor = reactor
+        self.latency = latency_s
+        self.stream = stream
+        self.fault_rate = fault_rate
+        self.random = random.Random(seed).random
+        self.answer = response(b"200 OK", b"application/json", completion_body(REPLY))
+        self.stream_answer = stream_response(REPLY)
+        self.requests = 0
+        self.faults = 0
+
+    def buildProtocol(self, addr):
+        return ProviderProtocol(self)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=0, help="127.0.0.1 port (0: ephemeral)")
+    parser.add_argument("--latency-ms", type=float, default=200.0)
+    parser.add_argument("--stream", action="store_true", help="answer every request as SSE")
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="fraction answered 503")
+    parser.add_argument("--duration", type=float, default=3600.0,
+                        help="stop by itself after this many seconds")
+    args = parser.parse_args(argv)
+
+    from twisted.internet import epollreactor
+
+    epollreactor.install()
+    from twisted.internet import reactor
+
+    factory = ProviderFactory(reactor, args.latency_ms / 1000.0, args.stream, args.fault_rate)
+    port = reactor.listenTCP(args.port, factory, backlog=1024, interface="127.0.0.1")
+    sys.stdout.write(f"listening {port.getHost().port}\n")
+    sys.stdout.flush()
+    reactor.callLater(args.duration, reactor.stop)
+    reactor.run()
+    sys.stderr.write(f"fake provider: {factory.requests} requests, {factory.faults} faults\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

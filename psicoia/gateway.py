@@ -1,0 +1,323 @@
+"""
+Gateway mode: the page and the WebSocket here, the chat somewhere else over TCP.
+
+The original project's topology, for scaling browsers separately from the core: each browser
+connection gets its own TCP connection to the core's line protocol (1:1), and closing either
+side closes the other. In line mode frames and lines map one to one; in the ``psicoia.v1``
+JSON mode the upstream lines become events: the lines up to the one naming ``salir`` are the
+greeting, every later line answers the oldest message still waiting for one, and lines that are
+known notices (messages.py) become ``notice`` events of their kind.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import deque
+from typing import Any, Optional
+
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.endpoints import clientFromString, connectProtocol
+from twisted.logger import ILogObserver, Logger
+from twisted.protocols.basic import LineReceiver
+
+from . import messages
+from .config import Config
+from .connections import ConnectionRegistry
+from .instruments import Instruments
+from .protocols.websocket import (
+    CLOSE_GOING_AWAY,
+    CLOSE_NORMAL,
+    CLOSE_TRY_AGAIN,
+    ChatSocket,
+    ChatSocketFactory,
+    OriginPolicy,
+)
+from .session import Outcome, Reply
+
+CONNECT_TIMEOUT_SECONDS = 10.0
+# Upstream lines are replies (one line each); this only bounds a misbehaving upstream.
+UPSTREAM_MAX_LINE_BYTES = 1 << 20
+_USER = re.compile(r"^(Usuario-\d+)\b")
+
+
+def _template_pattern(template: str) -> re.Pattern:
+    """A messages.py template (``str.format`` placeholders) as a regex matching its output."""
+    parts = []
+    for literal, field, _, _ in string.Formatter().parse(template):
+        parts.append(re.escape(literal))
+        if field is not None:
+            parts.append(".+?")
+    return re.compile("^" + "".join(parts) + "$", re.DOTALL)
+
+
+def _known_lines() -> list[tuple[str, re.Pattern]]:
+    """(kind, pattern) for every notice the core may send; kinds match the JSON mode's."""
+    known = [
+        (Outcome.GOODBYE, messages.GOODBYE),
+        (Outcome.RATE_LIMITED, messages.RATE_LIMITED),
+        (Outcome.BUSY, messages.BUSY),
+        (Outcome.TOO_LONG, messages.TOO_LONG),
+        (Outcome.OFFLINE, messages.OFFLINE),
+        (Outcome.FALLBACK, messages.FALLBACK),
+        (Outcome.SHUTTING_DOWN, messages.SHUTTING_DOWN),
+        (Outcome.ERROR, messages.ERROR),
+        ("idle_timeout", messages.IDLE_TIMEOUT),
+        ("server_full", messages.SERVER_FULL),
+        ("per_address", messages.TOO_MANY_FROM_ADDRESS),
+        ("crisis", getattr(messages, "CRISIS_RESOURCES", None)),
+        ("crisis", getattr(messages, "CRISIS_SUPPORT", None)),
+    ]
+    return [(kind, _template_pattern(text)) for kind, text in known if isinstance(text, str)]
+
+
+KNOWN_LINES = _known_lines()
+# Lines the core sends on its own, never as the answer to a message.
+UNSOLICITED = {"idle_timeout", "server_full", "per_address"}
+
+
+def classify(line: str) -> str:
+    """The notice kind of an upstream line, or ``answered`` for a model reply."""
+    for kind, pattern in KNOWN_LINES:
+        if pattern.match(line):
+            return kind
+    return Outcome.ANSWERED
+
+
+class UpstreamLine(LineReceiver):
+    """The gateway's TCP connection to the core, for one browser."""
+
+    delimiter = b"\n"
+    MAX_LENGTH = UPSTREAM_MAX_LINE_BYTES
+
+    def __init__(self, socket: "GatewaySocket") -> None:
+        self.socket = socket
+
+    def lineReceived(self, line: bytes) -> None:
+        self.socket.upstream_line(line.rstrip(b"\r").decode("utf-8", "replace"))
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason=None) -> None:
+        self.socket.upstream_lost()
+
+    def send(self, text: str) -> None:
+        self.sendLine(text.encode("utf-8"))
+
+
+class _Slot:
+    """One answer the browser is owed, in order: from upstream, or a local notice."""
+
+    __slots__ = ("ref", "trace_id", "local", "reply")
+
+    def __init__(self, ref, trace_id: str, local: Optional[Reply] = None) -> None:
+        self.ref = ref
+        self.trace_id = trace_id
+        self.local = local is not None
+        self.reply = local
+
+
+class GatewaySocket(ChatSocket):
+    """A browser bridged to its own TCP connection upstream."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.upstream: Optional[UpstreamLine] = None
+        self._connecting: Optional[Deferred] = None
+        self._outgoing: list[str] = []
+        self._greeting: Optional[list[str]] = []  # None once the greeting is complete
+        self._slots: deque[_Slot] = deque()
+        self._sent = 0
+        self._local = 0
+        self._last_kind: Optional[str] = None
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def start(self, address: str) -> None:
+        factory = self.factory
+        self.log.info("gateway connection open mode={mode} peer={peer}",
+                      mode="json" if self.json_mode else "line", peer=address)
+        connecting = connectProtocol(factory.endpoint(), UpstreamLine(self))
+        connecting.addTimeout(factory.connect_timeout, factory.reactor)
+        connecting.addCallbacks(self._connected, self._connect_failed)
+        self._connecting = connecting
+
+    def _connected(self, upstream: UpstreamLine) -> None:
+        self._connecting = None
+        if self.closing:
+            upstream.transport.loseConnection()
+            return
+        self.upstream = upstream
+        for line in self._outgoing:
+            upstream.send(line)
+        self._outgoing = []
+
+    def _connect_failed(self, failure) -> None:
+        self._connecting = None
+        self.log.warn("gateway: upstream unreachable ({error})",
+                      error=failure.getErrorMessage() or failure.type.__name__)
+        if not self.closing:
+            self.send_notice(messages.UPSTREAM_DOWN, "upstream_down", None)
+            self.close(CLOSE_TRY_AGAIN)
+
+    def stop(self) -> None:
+        self.log.info("[{user}] gateway connection closed", user=self.label)
+        if self._connecting is not None:
+            self._connecting.cancel()
+        if self.upstream is not None:
+            self.upstream.transport.loseConnection()
+
+    # --- browser to upstream ----------------------------------------------------------------
+
+    def message(self, text: str, ref) -> None:
+        self._sent += 1
+        self._slots.append(_Slot(ref, f"{self.label or 'Usuario'}:m{self._sent}"))
+        if self.json_mode:
+            self.send_event("accepted", self._slots[-1].trace_id, ref=ref)
+        if self.upstream is not None:
+            self.upstream.send(text)
+        else:
+            self._outgoing.append(text)
+
+    def message_too_long(self, ref) -> None:
+        """Answered here (the text was not kept), in its place among the pending answers."""
+        self._local += 1
+        trace_id = f"{self.label or 'Usuario'}:gw{self._local}"
+        limit = self.factory.max_message_bytes
+        reply = Reply(messages.TOO_LONG.format(limit=limit), Outcome.TOO_LONG, trace_id)
+        self._slots.append(_Slot(ref, trace_id, reply))
+        if self.json_mode:
+            self.send_event("accepted", trace_id, ref=ref)
+        self._flush()
+
+    # --- upstream to browser ----------------------------------------------------------------
+
+    def upstream_line(self, line: str) -> None:
+        if self.closing:
+            return
+        if self._greeting is not None:
+            self._greeting_line(line)
+            return
+        kind = classify(line)
+        self._last_kind = kind
+        pending = next((slot for slot in self._slots if not slot.local and slot.reply is None),
+                       None)
+        if pending is None or kind in UNSOLICITED:
+            self.send_reply(Reply(line, kind, self.label))
+            return
+        pending.reply = Reply(line, kind, pending.trace_id)
+        self._flush()
+
+    def _greeting_line(self, line: str) -> None:
+        if not self.json_mode:
+            self.send_line(line)
+        self._greeting.append(line)
+        if "salir" not in line.lower():
+            return
+        lines, self._greeting = self._greeting, None
+        found = _USER.match(lines[0])
+        self.label = found.group(1) if found else "Usuario"
+        for slot in self._slots:  # messages sent before the greeting ended
+            slot.trace_id = slot.trace_id.replace("Usuario:", f"{self.label}:", 1)
+        if self.json_mode:
+            self.send_greeting(self.label, lines)
+
+    def _flush(self) -> None:
+        while self._slots and self._slots[0].reply is not None:
+            slot = self._slots.popleft()
+            self.send_reply(slot.reply, slot.ref)
+
+    def upstream_lost(self) -> None:
+        self.upstream = None
+        if self.closing:
+            return
+        kind = self._last_kind
+        if self._greeting:  # closed before greeting us: a refusal (server full, ...)
+            for line in self._greeting:
+                if self.json_mode:
+                    self.send_notice(line, classify(line), None)
+            self.close(CLOSE_TRY_AGAIN)
+        elif kind in (Outcome.GOODBYE, "idle_timeout"):
+            self.close(CLOSE_NORMAL)
+        elif kind == Outcome.SHUTTING_DOWN:
+            self.close(CLOSE_GOING_AWAY)
+        else:
+            self.log.info("[{user}] gateway: upstream closed the connection", user=self.label)
+            self.send_notice(messages.UPSTREAM_LOST, "upstream_lost", None)
+            self.close(CLOSE_TRY_AGAIN)
+
+
+class GatewayFactory(ChatSocketFactory):
+    protocol = GatewaySocket
+
+    def __init__(self, config: Config, upstream: str, registry: ConnectionRegistry,
+                 reactor: Any, origins: OriginPolicy, clock: Any = None,
+                 connect_timeout: float = CONNECT_TIMEOUT_SECONDS, **options: Any) -> None:
+        limits = config.limits
+        super().__init__(registry, clock or reactor, limits.max_line_bytes,
+                         limits.idle_timeout_seconds, origins, reactor=reactor, **options)
+        self.upstream = upstream
+        self.connect_timeout = connect_timeout
+
+    def endpoint(self):
+        return clientFromString(self.reactor, self.upstream)
+
+
+class GatewayService(MultiService):
+    """The page and WebSocket listeners of a gateway; stopping it closes every bridge."""
+
+    log = Logger()
+    manager = None   # no session manager here: /healthz and /readyz say so
+    breaker = None
+
+    def __init__(self, config: Config, reactor: Any, registry: ConnectionRegistry,
+                 upstream: str, instruments: Optional[Instruments] = None) -> None:
+        super().__init__()
+        self.config = config
+        self.reactor = reactor
+        self.registry = registry
+        self.upstream = upstream
+        self.instruments = instruments
+        self.log_observer: Optional[ILogObserver] = None
+        self.started_at: Optional[float] = None
+
+    def setServiceParent(self, parent) -> None:
+        if self.log_observer is not None and hasattr(parent, "setComponent"):
+            parent.setComponent(ILogObserver, self.log_observer)
+        super().setServiceParent(parent)
+
+    def listener(self, name: str):
+        return self.getServiceNamed(name)
+
+    def startService(self) -> None:
+        self.started_at = self.reactor.seconds()
+        super().startService()
+        self.log.info("gateway: bridging browsers to {upstream}", upstream=self.upstream)
+
+    def stopService(self) -> Deferred:
+        stopped = super().stopService()
+        stopped.addCallback(lambda _: self._hang_up())
+        return stopped
+
+    def _hang_up(self) -> Deferred:
+        for connection in self.registry.connections():
+            connection.notify_shutdown()
+            connection.disconnect()
+        return succeed(None)
+
+
+def build_gateway(config: Config, upstream: str, reactor: Any, clock: Any = None,
+                  instruments: Optional[Instruments] = None) -> GatewayService:
+    """Wire a gateway from ``config`` (server.http, server.websocket, limits) to ``upstream``."""
+    from .metrics import Metrics
+    from .service import add_browser_listeners
+
+    instruments = instruments or Metrics()
+    registry = ConnectionRegistry(
+        config.server.max_connections, config.server.max_connections_per_ip, instruments)
+    service = GatewayService(config, reactor, registry, upstream, instruments)
+    add_browser_listeners(service, config, reactor, lambda origins: GatewayFactory(
+        config, upstream, registry, reactor, origins, clock=clock))
+    return service

@@ -1,0 +1,439 @@
+"""
+The WebSocket transport (Autobahn, same reactor): frames in, messages to the session, frames out.
+
+Two ways to talk, chosen at the handshake:
+
+* no subprotocol: the TCP line protocol, one line per text frame both ways (docs/protocol.md);
+* ``psicoia.v1``: typed JSON events for the web page (greeting, accepted, queued, waiting,
+  reply, notice, error), every one with a trace id.
+
+:class:`ChatSocket` holds what every browser-facing socket needs whatever sits behind it
+(Origin check, size limit without closing, binary frames, idle timeout, the connection caps,
+event encoding); :class:`ChatWebSocketProtocol` puts the session manager behind it and the
+gateway (:mod:`psicoia.gateway`) a TCP connection upstream. Like the TCP protocol it stays thin:
+the rules live in :mod:`psicoia.session`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Iterable, Optional
+from urllib.parse import urlsplit
+
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionDeny
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from .. import messages
+from ..connections import REFUSALS, ConnectionRegistry
+from ..session import Outcome, Reply, SessionManager, fold_lines
+from .tcp import peer_address
+
+JSON_PROTOCOL = "psicoia.v1"
+
+# WebSocket close codes (RFC 6455): the page reconnects on GOING_AWAY and TRY_AGAIN_LATER only.
+CLOSE_NORMAL = 1000       # goodbye, idle timeout: the user is done
+CLOSE_GOING_AWAY = 1001   # the server is shutting down
+CLOSE_TRY_AGAIN = 1013    # refused (server full) or the gateway lost its upstream
+
+# A JSON frame may escape each byte of text as \\u00XX (6 bytes); plus room for the envelope.
+JSON_OVERHEAD_FACTOR = 6
+JSON_ENVELOPE_BYTES = 1024
+# Above this Autobahn itself fails the connection (1009). Below it, anything longer than
+# limits.max_line_bytes is discarded as it arrives and answered with the too-long notice.
+HARD_CAP_MIN_BYTES = 1 << 20
+
+PING_INTERVAL_SECONDS = 30.0
+PING_TIMEOUT_SECONDS = 30.0
+
+# Reply outcomes that are a model reply (type "reply"); ERROR is type "error"; the rest notices.
+REPLY_OUTCOMES = {Outcome.ANSWERED}
+
+
+class OriginPolicy:
+    """
+    Which browser pages may open a WebSocket (checked at the handshake; refusal is HTTP 403).
+
+    Allowed: clients sending no Origin (wscat, scripts: Origin protects browsers, not servers);
+    the page's own origin, meaning the same host and port as the request's Host header, or the
+    same host on a port where the chat page is served (``page_ports``); and every origin listed
+    in ``server.allowed_origins`` (``*`` allows any, ``null`` allows opaque origins).
+    """
+
+    def __init__(self, allowed: Iterable[str] = (),
+                 page_ports: Callable[[], Iterable[int]] = lambda: ()) -> None:
+        self.allow_any = "*" in allowed
+        self.allowed = {normalize_origin(o) for o in allowed if o != "*"}
+        self.page_ports = page_ports
+
+    def allows(self, origin: Optional[str], host_header: Optional[str]) -> bool:
+        if not origin:
+            return True
+        if self.allow_any:
+            return True
+        normal = normalize_origin(origin)
+        if normal in self.allowed:
+            return True
+        if normal == "null" or not host_header:
+            return False
+        scheme, host, port = _origin_parts(origin)
+        own_host, own_port = _host_parts(host_header)
+        if host is None or host != own_host:
+            return False
+        if own_port is None:
+            own_port = 443 if scheme == "https" else 80
+        return port == own_port or port in set(self.page_ports())
+
+
+def _origin_parts(origin: str) -> tuple[str, Optional[str], Optional[int]]:
+    parts = urlsplit(origin.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        return parts.scheme, None, None
+    if port is None:
+        port = 443 if parts.scheme in ("https", "wss") else 80
+    return parts.scheme, (parts.hostname or None), port
+
+
+def _host_parts(host_header: str) -> tuple[Optional[str], Optional[int]]:
+    parts = urlsplit("//" + host_header.strip())
+    try:
+        return (parts.hostname or None), parts.port
+    except ValueError:
+        return None, None
+
+
+def normalize_origin(origin: str) -> str:
+    origin = origin.strip().lower()
+    if origin == "null":
+        return origin
+    scheme, host, port = _origin_parts(origin)
+    return f"{scheme}://{host}:{port}"
+
+
+class ChatSocket(WebSocketServerProtocol):
+    """
+    Transport mechanics shared by the chat and the gateway sockets. Subclasses implement
+    :meth:`start`, :meth:`message`, :meth:`message_too_long` and :meth:`stop`.
+    """
+
+    transport_name = "websocket"
+    log = Logger()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.json_mode = False
+        self.admitted = False
+        self.closing = False
+        self.label: Optional[str] = None  # who this is in logs and events (Usuario-N)
+        self._idle = None
+        self._message_bytes = 0
+        self._message_too_long = False
+
+    # --- handshake and lifecycle ------------------------------------------------------------
+
+    def onConnect(self, request):
+        host = request.headers.get("host")
+        if not self.factory.origins.allows(request.origin, host):
+            self.log.info("websocket refused reason=origin")
+            raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "Origin not allowed")
+        if JSON_PROTOCOL in request.protocols:
+            self.json_mode = True
+            return JSON_PROTOCOL
+        return None
+
+    def onOpen(self) -> None:
+        address = peer_address(self.transport)
+        refusal = self.factory.registry.admit(self, address)
+        if refusal:
+            self.log.info("connection refused transport=websocket reason={reason}",
+                          reason=refusal)
+            self.send_notice(REFUSALS[refusal], refusal, None)
+            self.close(CLOSE_TRY_AGAIN)
+            return
+        self.admitted = True
+        self.reset_idle()
+        self.start(address)
+
+    def onClose(self, wasClean: bool, code, reason) -> None:
+        self.closing = True
+        if self._idle is not None and self._idle.active():
+            self._idle.cancel()
+        self._idle = None
+        if self.admitted:
+            self.admitted = False
+            self.factory.registry.release(self)
+            self.stop()
+
+    def close(self, code: int = CLOSE_NORMAL) -> None:
+        """Start the closing handshake. ``sendClose`` only takes 1000 and 3000-4999 (the codes
+        a client may send); a server may also say 1001 and 1013, hence ``sendCloseFrame``."""
+        self.closing = True
+        if self.state == self.STATE_OPEN:
+            self.sendCloseFrame(code=code, isReply=False)
+        elif self.state == self.STATE_CONNECTING:
+            self.dropConnection(abort=True)
+
+    # --- Connection interface (psicoia.connections) -----------------------------------------
+
+    def notify_shutdown(self) -> None:
+        self.send_notice(messages.SHUTTING_DOWN, Outcome.SHUTTING_DOWN, None)
+
+    def disconnect(self) -> None:
+        self.close(CLOSE_GOING_AWAY)
+
+    # --- idle timeout on the injected clock -------------------------------------------------
+
+    def reset_idle(self) -> None:
+        if self._idle is not None and self._idle.active():
+            self._idle.cancel()
+        seconds = self.factory.idle_timeout
+        self._idle = self.factory.clock.callLater(seconds, self._idle_timeout) if seconds else None
+
+    def _idle_timeout(self) -> None:
+        self._idle = None
+        if self.closing:
+            return
+        self.log.info("[{user}] idle timeout", user=self.label)
+        self.send_notice(messages.IDLE_TIMEOUT, "idle_timeout", None)
+        self.close(CLOSE_NORMAL)
+
+    # --- input: bounded buffering, one message per frame ------------------------------------
+
+    def onMessageBegin(self, isBinary: bool) -> None:
+        super().onMessageBegin(isBinary)
+        self._message_bytes = 0
+        self._message_too_long = False
+
+    def onMessageFrameData(self, payload: bytes) -> None:
+        """Keep at most the limit in memory; past it (or for binary frames) drop the bytes."""
+        if self.message_is_binary or self._message_too_long:
+            return
+        self._message_bytes += len(payload)
+        if self._message_bytes > self.factory.frame_limit(self.json_mode):
+            self._message_too_long = True
+            self.frame_data = []
+            self.message_data = []
+            return
+        super().onMessageFrameData(payload)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if not self.admitted or self.closing:
+            return
+        self.reset_idle()
+        if isBinary:
+            self.send_notice(messages.BINARY_FRAME, "binary", None)
+            return
+        if self._message_too_long:
+            self.message_too_long(None)
+            return
+        text = payload.decode("utf-8", "replace")
+        if not self.json_mode:
+            self._text_message(text, None)
+            return
+        try:
+            event = json.loads(text)
+        except ValueError:
+            event = None
+        if (not isinstance(event, dict) or event.get("type") != "message"
+                or not isinstance(event.get("text"), str)):
+            self.send_event("error", None, code="bad_request", text=messages.BAD_REQUEST)
+            return
+        ref = event.get("ref")
+        if not isinstance(ref, (str, int)) or isinstance(ref, bool):
+            ref = None
+        self._text_message(event["text"], ref)
+
+    def _text_message(self, text: str, ref) -> None:
+        # Line mode measured the raw frame already (frame_limit); JSON mode measures the text.
+        if self.json_mode and len(text.encode("utf-8")) > self.factory.max_message_bytes:
+            self.message_too_long(ref)
+            return
+        text = fold_lines(text)
+        if not text:
+            return  # like an empty line: no reply
+        self.message(text, ref)
+
+    # --- output -----------------------------------------------------------------------------
+
+    def send_line(self, text: str) -> None:
+        if self.state == self.STATE_OPEN:
+            self.sendMessage(text.encode("utf-8"), isBinary=False)
+
+    def send_event(self, event_type: str, trace_id: Optional[str], **fields: Any) -> None:
+        event = {"type": event_type, "trace_id": trace_id}
+        event.update(fields)
+        self.send_line(json.dumps(event, ensure_ascii=False))
+
+    def send_notice(self, text: str, kind: str, trace_id: Optional[str], ref=None) -> None:
+        """A notice not tied to a model reply: a plain line, or a ``notice`` event."""
+        if self.json_mode:
+            self.send_event("notice", trace_id or self.label, ref=ref, kind=kind, text=text)
+        else:
+            self.send_line(text)
+
+    def send_reply(self, reply: Reply, ref=None) -> None:
+        """One reply of the session, as a line or as its event."""
+        if not self.json_mode:
+            self.send_line(reply.text)
+        elif reply.outcome in REPLY_OUTCOMES:
+            self.send_event("reply", reply.trace_id, ref=ref, text=reply.text, final=True)
+        elif reply.outcome == Outcome.ERROR:
+            self.send_event("error", reply.trace_id, ref=ref, code="error", text=reply.text)
+        else:
+            self.send_notice(reply.text, reply.outcome, reply.trace_id, ref)
+
+    def send_greeting(self, user: str, lines: list[str]) -> None:
+        if not self.json_mode:
+            for line in lines:
+                self.send_line(line)
+            return
+        self.send_event("greeting", user, user=user, lines=lines, protocol=JSON_PROTOCOL,
+                        max_message_bytes=self.factory.max_message_bytes)
+
+    # --- what sits behind the socket --------------------------------------------------------
+
+    def start(self, address: str) -> None:
+        raise NotImplementedError
+
+    def message(self, text: str, ref) -> None:
+        raise NotImplementedError
+
+    def message_too_long(self, ref) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class ChatWebSocketProtocol(ChatSocket):
+    """A browser (or wscat) talking to this process's session manager."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.session = None
+        self._refs: dict[str, Any] = {}
+        self._next_ref = None
+
+    def start(self, address: str) -> None:
+        self.session = self.factory.manager.open(self.transport_name, address)
+        self.label = self.session.user
+        if self.json_mode:
+            self.session.listener = self
+        self.log.info("[{user}] connection open transport=websocket mode={mode} peer={peer}",
+                      user=self.session.user, mode="json" if self.json_mode else "line",
+                      peer=address)
+        self.send_greeting(self.session.user, self.session.greeting())
+
+    def stop(self) -> None:
+        self.log.info("[{user}] connection closed transport=websocket", user=self.label)
+        self.session.listener = None
+        self.session.close()
+
+    def message(self, text: str, ref) -> None:
+        self._next_ref = ref
+        self.session.submit(text).addCallback(self._write_reply)
+
+    def message_too_long(self, ref) -> None:
+        self._next_ref = ref
+        self.session.submit_too_long().addCallback(self._write_reply)
+
+    # Session listener hooks (JSON mode only; called synchronously from submit and later).
+
+    def on_accepted(self, trace_id: str) -> None:
+        self._refs[trace_id] = self._next_ref
+        self.send_event("accepted", trace_id, ref=self._next_ref)
+
+    def on_queued(self, trace_id: str, position: int) -> None:
+        self.send_event("queued", trace_id, ref=self._refs.get(trace_id), position=position)
+
+    def on_waiting(self, trace_id: str) -> None:
+        self.send_event("waiting", trace_id, ref=self._refs.get(trace_id))
+
+    def _write_reply(self, reply: Reply) -> None:
+        ref = self._refs.pop(reply.trace_id, None)
+        if self.closing or not reply.text:
+            return
+        self.send_reply(reply, ref)
+        if reply.close:
+            self.close(CLOSE_NORMAL)
+
+
+class _Timers:
+    """Autobahn's protocol timers (handshakes, keepalive pings) on a clock we choose.
+
+    Autobahn's default batches them into whole-second buckets on the global reactor, which
+    makes sub-second settings meaningless and keepalive untestable with ``task.Clock``.
+    """
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+
+    def call_later(self, delay: float, func, *args, **kwargs) -> "_TimerCall":
+        return _TimerCall(self.clock.callLater(delay, func, *args, **kwargs))
+
+
+class _TimerCall:
+    def __init__(self, call) -> None:
+        self._call = call
+
+    def cancel(self) -> None:
+        if self._call.active():
+            self._call.cancel()
+
+
+class ChatSocketFactory(WebSocketServerFactory):
+    """Settings shared by every socket of one listener: limits, origins, caps, keepalive.
+
+    ``clock`` runs the idle timeout, ``timers_clock`` (default: the reactor) the handshake and
+    keepalive timers.
+    """
+
+    noisy = False
+
+    def __init__(self, registry: ConnectionRegistry, clock: IReactorTime, max_message_bytes: int,
+                 idle_timeout: float, origins: OriginPolicy, reactor: Any = None,
+                 ping_interval: float = PING_INTERVAL_SECONDS,
+                 ping_timeout: float = PING_TIMEOUT_SECONDS,
+                 timers_clock: Optional[IReactorTime] = None) -> None:
+        super().__init__(server="PsicoIA", reactor=reactor)
+        self._batched_timer = _Timers(timers_clock or self.reactor)
+        self.registry = registry
+        self.clock = clock
+        self.max_message_bytes = max_message_bytes
+        self.idle_timeout = idle_timeout
+        self.origins = origins
+        hard_cap = max(HARD_CAP_MIN_BYTES, 2 * self.frame_limit(True))
+        self.setProtocolOptions(
+            webStatus=False,
+            allowNullOrigin=True,  # so that OriginPolicy decides (403), not Autobahn (400)
+            # Invalid UTF-8 is replaced like on TCP instead of failing the connection.
+            utf8validateIncoming=False,
+            maxFramePayloadSize=hard_cap,
+            maxMessagePayloadSize=hard_cap,
+            autoPingInterval=ping_interval,
+            autoPingTimeout=ping_timeout,
+            openHandshakeTimeout=10,
+        )
+
+    def frame_limit(self, json_mode: bool) -> int:
+        """Bytes kept per frame: the message limit, or its worst-case JSON encoding."""
+        if json_mode:
+            return self.max_message_bytes * JSON_OVERHEAD_FACTOR + JSON_ENVELOPE_BYTES
+        return self.max_message_bytes
+
+
+class ChatWebSocketFactory(ChatSocketFactory):
+    protocol = ChatWebSocketProtocol
+
+    def __init__(self, manager: SessionManager, registry: ConnectionRegistry,
+                 clock: IReactorTime, origins: Optional[OriginPolicy] = None,
+                 reactor: Any = None, **options: Any) -> None:
+        limits = manager.config.limits
+        if origins is None:
+            origins = OriginPolicy(manager.config.server.allowed_origins)
+        super().__init__(registry, clock, limits.max_line_bytes, limits.idle_timeout_seconds,
+                         origins, reactor=reactor, **options)
+        self.manager = manager

@@ -1,0 +1,138 @@
+"""
+Measure the crisis detector (:mod:`psicoia.safety`) on a labelled corpus.
+
+    python -m psicoia.safety_eval [CORPUS.tsv ...]
+
+A corpus is UTF-8 TSV with a header row and the columns ``label lang category text``;
+``label`` is ``risk`` or ``ok``. A message's id is its line number in the file, so a miss can
+be found with ``sed -n IDp FILE``. Prints precision, recall and false-positive rate, per
+language and per category, then the misclassified rows. With no argument it reads the corpus
+shipped in ``tests/data/crisis_corpus.tsv``.
+
+This is a developer tool (it writes to stdout); nothing in the server imports it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional, TextIO
+
+from .safety import assess
+
+DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "crisis_corpus.tsv"
+LABELS = ("risk", "ok")
+
+
+@dataclass(frozen=True)
+class Example:
+    id: int
+    label: str
+    lang: str
+    category: str
+    text: str
+
+    @property
+    def risk(self) -> bool:
+        return self.label == "risk"
+
+
+@dataclass
+class Scores:
+    tp: int = 0
+    fp: int = 0
+    tn: int = 0
+    fn: int = 0
+    wrong: list = field(default_factory=list)
+
+    def add(self, example: Example, predicted: bool) -> None:
+        if example.risk and predicted:
+            self.tp += 1
+        elif example.risk:
+            self.fn += 1
+            self.wrong.append(example)
+        elif predicted:
+            self.fp += 1
+            self.wrong.append(example)
+        else:
+            self.tn += 1
+
+    @property
+    def precision(self) -> Optional[float]:
+        flagged = self.tp + self.fp
+        return self.tp / flagged if flagged else None
+
+    @property
+    def recall(self) -> Optional[float]:
+        positives = self.tp + self.fn
+        return self.tp / positives if positives else None
+
+    @property
+    def false_positive_rate(self) -> Optional[float]:
+        negatives = self.fp + self.tn
+        return self.fp / negatives if negatives else None
+
+
+def load(path: Path) -> list[Example]:
+    """Read a corpus; a malformed row raises ValueError naming its line."""
+    examples = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            line = line.rstrip("\n")
+            if number == 1 or not line.strip() or line.startswith("#"):
+                continue
+            parts = line.split("\t")
+            if len(parts) != 4 or parts[0] not in LABELS:
+                raise ValueError(f"{path}:{number}: expected label<TAB>lang<TAB>category<TAB>text")
+            examples.append(Example(number, *parts))
+    return examples
+
+
+def evaluate(examples: Iterable[Example]) -> tuple[Scores, dict[str, Scores]]:
+    """Overall scores, and scores per ``lang`` and per ``label/category`` group."""
+    overall = Scores()
+    groups: dict[str, Scores] = defaultdict(Scores)
+    for example in examples:
+        predicted = assess(example.text).risk
+        overall.add(example, predicted)
+        groups[f"lang={example.lang}"].add(example, predicted)
+        groups[f"{example.label}/{example.category}"].add(example, predicted)
+    return overall, dict(groups)
+
+
+def _pct(value: Optional[float]) -> str:
+    return "  n/a" if value is None else f"{value * 100:5.1f}%"
+
+
+def report(path: Path, out: TextIO) -> Scores:
+    examples = load(path)
+    overall, groups = evaluate(examples)
+    out.write(f"{path} ({len(examples)} messages: {overall.tp + overall.fn} risk, "
+              f"{overall.fp + overall.tn} ok)\n")
+    out.write(f"  precision {_pct(overall.precision)}  recall {_pct(overall.recall)}  "
+              f"false-positive rate {_pct(overall.false_positive_rate)}  "
+              f"(tp={overall.tp} fn={overall.fn} fp={overall.fp} tn={overall.tn})\n")
+    for name in sorted(groups):
+        scores = groups[name]
+        n = scores.tp + scores.fn + scores.fp + scores.tn
+        errors = scores.fn + scores.fp
+        out.write(f"    {name:28s} n={n:3d} errors={errors}\n")
+    if overall.wrong:
+        out.write("  misclassified (id, expected, category, text):\n")
+        for example in overall.wrong:
+            out.write(f"    {example.id:4d} {example.label:4s} {example.category:18s} "
+                      f"{example.text}\n")
+    return overall
+
+
+def main(argv: Optional[list[str]] = None, out: TextIO = sys.stdout) -> int:
+    paths = [Path(p) for p in (argv if argv is not None else sys.argv[1:])] or [DEFAULT_CORPUS]
+    for path in paths:
+        report(path, out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

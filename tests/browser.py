@@ -1,0 +1,92 @@
+"""Headless Debian Chromium driven by Playwright (sync API) on its own thread.
+
+The server under test runs on the Twisted reactor in the test's thread; Playwright's sync API
+blocks, and its objects belong to the thread that created them. So every browser action runs on
+one dedicated thread (:class:`BrowserThread`), and the test awaits a Deferred for it while the
+reactor keeps serving the page. Shared by tests/test_browser.py and tests/screenshots.py.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import threading
+from typing import Any, Callable, Optional
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def find_chromium() -> Optional[str]:
+    """Debian's chromium (never a Playwright-downloaded browser)."""
+    for candidate in (os.environ.get("PSICOIA_CHROMIUM"), "/usr/bin/chromium",
+                      shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    return None
+
+
+class BrowserThread:
+    """One thread owning Playwright, a browser and its pages; ``call`` runs work there."""
+
+    def __init__(self, executable: str) -> None:
+        self.executable = executable
+        self._jobs: "queue.Queue[Optional[tuple[Callable, Deferred]]]" = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="playwright", daemon=True)
+        self.playwright: Any = None
+        self.browser: Any = None
+
+    def start(self) -> Deferred:
+        self._thread.start()
+        return self.call(self._launch)
+
+    def _launch(self) -> None:
+        from playwright.sync_api import sync_playwright
+
+        self.playwright = sync_playwright().start()
+        self.browser = self.playwright.chromium.launch(
+            executable_path=self.executable, headless=True, args=CHROMIUM_ARGS, timeout=60_000)
+
+    def call(self, work: Callable[[], Any]) -> Deferred:
+        """Run ``work()`` on the browser thread; the Deferred fires on the reactor thread."""
+        done: Deferred = Deferred()
+        self._jobs.put((work, done))
+        return done
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            work, done = job
+            try:
+                result = work()
+            except BaseException:  # handed to the test as a failure, never lost in the thread
+                failure = Failure()
+                reactor.callFromThread(done.errback, failure)
+            else:
+                reactor.callFromThread(done.callback, result)
+
+    def _shutdown(self) -> None:
+        if self.browser is not None:
+            self.browser.close()
+        if self.playwright is not None:
+            self.playwright.stop()
+
+    async def stop(self) -> None:
+        try:
+            await self.call(self._shutdown)
+        finally:
+            self._jobs.put(None)

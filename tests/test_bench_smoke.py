@@ -1,0 +1,71 @@
+"""
+The benchmark harness still works: ``bench/run --smoke`` runs every scenario at tiny sizes.
+
+No timing is asserted (speed is measured only by ``bench/run`` itself, never in tests); this
+checks that each scenario ran to the end with no errors, so a change that breaks the benchmark
+tools (or the server under load) is caught in CI. Everything runs on 127.0.0.1 and stops by
+itself; the report goes to a temporary folder, never over docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench-smoke")
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "run"), "--smoke", "--out-dir", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )
+    summary = json.loads((out / "benchmarks.json").read_text())
+    return done, summary, out
+
+
+def test_smoke_run_exits_cleanly(smoke):
+    done, summary, _ = smoke
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert summary["problems"] == []
+
+
+def test_every_scenario_ran_without_errors(smoke):
+    _, summary, _ = smoke
+    results = summary["results"]
+    overhead, throughput = results["overhead"]["rounds"], results["throughput"]["rounds"]
+    for name, runs in [*overhead.items(), *throughput.items()]:
+        assert runs, f"{name} did not run"
+        for run in runs:
+            assert run["errors"] == 0, (name, run["error_examples"])
+            assert run["ok"] == run["clients"] * run["messages_per_client"], name
+    idle = results["idle"]["result"]
+    assert idle["open"] == idle["connections"]
+    assert idle["failed"] == idle["closed_early"] == 0
+    assert idle["rss_bytes_per_connection"] is not None
+    saturation = results["saturation"]
+    run = saturation["result"]
+    assert run["errors"] == 0, run["error_examples"]
+    assert run["ok"] + run["busy"] == saturation["params"]["users"] * saturation["params"][
+        "messages"]
+    # The tiny saturation scenario is built to overflow the queue: the busy path ran.
+    assert run["busy"] > 0
+    assert saturation["busy_counted_by_server"] == run["busy"]
+    assert saturation["queue_wait"]["count"] == run["ok"]
+
+
+def test_report_names_all_scenarios_and_targets(smoke):
+    _, summary, out = smoke
+    report = (out / "benchmarks.md").read_text()
+    for heading in ("(a) overhead", "(b) throughput", "(c) WebSocket", "(d) idle",
+                    "(e) saturation", "(f) floor", "## Targets", "## Machine"):
+        assert heading in report
+    assert {line["name"][:3] for line in summary["targets"]} == {"(a)", "(b)", "(c)", "(d)"}
+    assert summary["results"]["idle_chatted"]["result"]["open"] == summary["results"]["idle"][
+        "result"]["connections"]

@@ -1,0 +1,231 @@
+"""A real browser (headless Debian Chromium via Playwright) against the real server.
+
+The server (build_service on ephemeral 127.0.0.1 ports, wired to tests/fake_provider.py) runs on
+the reactor; the browser acts on its own thread (tests/browser.py). The test may skip only when
+no chromium binary can be found, and then says so loudly.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+
+from tests.browser import BrowserThread, find_chromium
+from tests.fake_provider import FakeProvider, Scripted, completion, serve
+from tests.helpers import LOCAL, make_config, port_of, start_service
+
+XSS = "<img src=x onerror=alert(1)>"
+TIMEOUT_MS = 15_000
+
+
+def chromium_or_skip() -> str:
+    executable = find_chromium()
+    if executable is None:
+        message = ("SKIPPING the browser test: no chromium binary found "
+                   "(apt-get install chromium; .ci/run does it)")
+        sys.stderr.write("\n" + "!" * 78 + "\n" + message + "\n" + "!" * 78 + "\n")
+        warnings.warn(message)
+        pytest.skip(message)
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        pytest.fail("playwright is not installed: pip install -e '.[test]'")
+    return executable
+
+
+async def serve_page(provider_url: str, http: str = LOCAL):
+    config = make_config(server={"tcp": None, "http": http}, llm={"base_url": provider_url})
+    service = await start_service(config)
+    return service, await port_of(service, "http")
+
+
+@pytest_twisted.ensureDeferred
+async def test_page_chats_shows_waiting_renders_text_only_and_reconnects():
+    executable = chromium_or_skip()
+    provider = FakeProvider()
+    provider_port, url = await serve(provider)
+    service, port = await serve_page(url)
+    browser = BrowserThread(executable)
+    await browser.start()
+    state: dict = {"dialogs": []}
+    try:
+        def open_page():
+            page = browser.browser.new_page()
+            page.on("dialog", lambda dialog: (state["dialogs"].append(dialog.message),
+                                              dialog.dismiss()))
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
+            page.wait_for_selector("#status[data-state=open]", timeout=TIMEOUT_MS)
+            page.wait_for_selector("#messages .msg.greeting", timeout=TIMEOUT_MS)
+            state["page"] = page
+            return (page.inner_text("#messages .msg.divider"),
+                    page.inner_text("#messages .msg.greeting .text"))
+
+        connected, greeting = await browser.call(open_page)
+        assert connected == "Usuario-1 conectado."
+        assert greeting.startswith("Hola, soy PsicoIA") and greeting.endswith("escribí salir.")
+
+        # A slow reply: the page shows the waiting indicator, then the reply.
+        provider.push(Scripted(body=completion("Gracias por contármelo."), delay=1.0))
+
+        def chat():
+            page = state["page"]
+            page.fill("#input", "hola, hoy estoy triste")
+            page.keyboard.press("Enter")
+            page.wait_for_selector("#typing", state="visible", timeout=TIMEOUT_MS)
+            waiting = page.inner_text("#typing")
+            page.wait_for_selector("#messages .msg.bot", timeout=TIMEOUT_MS)
+            page.wait_for_selector("#typing", state="hidden", timeout=TIMEOUT_MS)
+            return waiting, page.inner_text("#messages .msg.bot .text"), page.input_value("#input")
+
+        waiting, reply, left_in_input = await browser.call(chat)
+        assert "escribiendo" in waiting
+        assert reply == "Gracias por contármelo."
+        assert left_in_input == ""
+        assert provider.requests[-1]["json"]["messages"][-1]["content"] == "hola, hoy estoy triste"
+
+        # Shift+Enter adds a line; the server gets one message, folded.
+        provider.push(Scripted(body=completion(XSS)))
+
+        def hostile_reply():
+            page = state["page"]
+            page.fill("#input", "una línea")
+            page.keyboard.press("Shift+Enter")
+            page.keyboard.type("y otra")
+            page.keyboard.press("Enter")
+            page.locator("#messages .msg.bot").nth(1).wait_for(timeout=TIMEOUT_MS)
+            page.wait_for_timeout(300)  # give an injected onerror handler the chance to run
+            return (page.locator("#messages .msg.bot .text").last.inner_text(),
+                    page.locator("#messages img").count(),
+                    page.locator("#messages .msg.user .text").last.inner_text())
+
+        text, images, sent = await browser.call(hostile_reply)
+        assert text == XSS
+        assert images == 0
+        assert state["dialogs"] == []
+        assert sent == "una línea\ny otra"
+        assert provider.requests[-1]["json"]["messages"][-1]["content"] == "una línea y otra"
+
+        # The server restarts on the same port: the page notices, then reconnects by itself.
+        await service.stopService()
+
+        def sees_the_drop():
+            page = state["page"]
+            page.wait_for_selector("#connection-note", state="visible", timeout=TIMEOUT_MS)
+            return page.inner_text("#connection-note")
+
+        assert "conexión" in await browser.call(sees_the_drop)
+        service, _ = await serve_page(url, http=f"tcp:{port}:interface=127.0.0.1")
+
+        def reconnects():
+            page = state["page"]
+            page.wait_for_selector("#status[data-state=open]", timeout=TIMEOUT_MS)
+            page.locator("#messages .msg.divider").nth(1).wait_for(timeout=TIMEOUT_MS)
+            page.wait_for_selector("#connection-note", state="hidden", timeout=TIMEOUT_MS)
+            page.fill("#input", "sigo acá")
+            page.keyboard.press("Enter")
+            page.locator("#messages .msg.bot").nth(2).wait_for(timeout=TIMEOUT_MS)
+            return page.locator("#messages .msg.bot .text").last.inner_text()
+
+        assert (await browser.call(reconnects)).startswith("Te escucho.")
+    finally:
+        await browser.stop()
+        if service.running:
+            await service.stopService()
+        await provider_port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_page_counter_follows_the_servers_limit_and_blocks_too_long(tmp_path):
+    executable = chromium_or_skip()
+    provider = FakeProvider()
+    provider_port, url = await serve(provider)
+    config = make_config(server={"tcp": None, "http": LOCAL}, llm={"base_url": url},
+                         limits={"max_line_bytes": 20})
+    service = await start_service(config)
+    port = await port_of(service, "http")
+    browser = BrowserThread(executable)
+    await browser.start()
+    try:
+        def check():
+            page = browser.browser.new_page()
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_selector("#messages .msg.greeting", timeout=TIMEOUT_MS)
+            page.fill("#input", "ñandú")  # 7 bytes
+            counter = page.inner_text("#counter")
+            page.fill("#input", "x" * 21)
+            over = (page.inner_text("#counter"), page.is_disabled("#send"),
+                    page.is_visible("#too-long"), page.get_attribute("#input", "aria-invalid"))
+            page.keyboard.press("Enter")  # refused by the page: nothing is sent
+            return counter, over, page.input_value("#input")
+
+        counter, over, still = await browser.call(check)
+        assert counter == "7 / 20"
+        assert over == ("21 / 20", True, True, "true")
+        assert still == "x" * 21
+        assert provider.requests == []
+    finally:
+        await browser.stop()
+        await service.stopService()
+        await provider_port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_screenshots_light_dark_desktop_phone(tmp_path):
+    """Takes the README screenshots. PSICOIA_SCREENSHOTS=docs/screenshots writes them there."""
+    executable = chromium_or_skip()
+    from tests.screenshots import take_screenshots
+
+    target = Path(os.environ.get("PSICOIA_SCREENSHOTS") or tmp_path)
+    written = await take_screenshots(executable, target)
+    assert len(written) == 4
+    for path in written:
+        data = path.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000
+
+
+@pytest_twisted.ensureDeferred
+async def test_page_follows_new_messages_only_when_scrolled_to_the_bottom():
+    executable = chromium_or_skip()
+    provider = FakeProvider()
+    provider_port, url = await serve(provider)
+    config = make_config(server={"tcp": None, "http": LOCAL}, llm={"base_url": url},
+                         limits={"rate_max_messages": 50})
+    service = await start_service(config)
+    port = await port_of(service, "http")
+    browser = BrowserThread(executable)
+    await browser.start()
+    at_bottom = ("(chat) => chat.scrollHeight - chat.scrollTop - chat.clientHeight < 4")
+    try:
+        def check():
+            context = browser.browser.new_context(viewport={"width": 390, "height": 600})
+            page = context.new_page()
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_selector("#messages .msg.greeting", timeout=TIMEOUT_MS)
+            for index in range(6):
+                page.fill("#input", f"mensaje número {index}")
+                page.keyboard.press("Enter")
+                page.locator("#messages .msg.bot").nth(index).wait_for(timeout=TIMEOUT_MS)
+            chat = page.locator("#chat")
+            followed = chat.evaluate(at_bottom)
+            chat.evaluate("(chat) => { chat.scrollTop = 0; }")
+            page.fill("#input", "uno más")
+            page.keyboard.press("Enter")
+            page.locator("#messages .msg.bot").nth(6).wait_for(timeout=TIMEOUT_MS)
+            result = (followed, chat.evaluate("(chat) => chat.scrollTop"),
+                      chat.evaluate("(chat) => chat.scrollHeight > chat.clientHeight"))
+            context.close()
+            return result
+
+        followed, top_after, scrollable = await browser.call(check)
+        assert scrollable
+        assert followed is True
+        assert top_after == 0  # the reader scrolled up to read: the page left them there
+    finally:
+        await browser.stop()
+        await service.stopService()
+        await provider_port.stopListening()

@@ -1,0 +1,194 @@
+"""The offline companion (psicoia/companion.py), alone and as the session manager's fallback."""
+
+from __future__ import annotations
+
+import io
+from contextlib import contextmanager
+
+import pytest
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.logger import globalLogPublisher
+
+from psicoia import messages
+from psicoia.companion import Companion, reflect, theme_of
+from psicoia.config import LogConfig
+from psicoia.logsetup import make_observer
+from psicoia.session import Outcome, SessionManager
+from tests.helpers import make_config
+
+CONVERSATION = [
+    "hola",
+    "me siento muy sola desde que me mudé",
+    "tengo mucha ansiedad por el parcial",
+    "no puedo dormir hace días",
+    "ok",
+    "mi familia no me entiende",
+    "no sé qué hacer con mi vida",
+    "estoy triste",
+    "ok",
+    "gracias",
+]
+ALL_GROUNDING = [idea for pool in messages.COMPANION_GROUNDING.values() for idea in pool]
+
+
+def converse(seed: int, lines=CONVERSATION) -> list[str]:
+    companion = Companion(seed)
+    return [companion.reply(line) for line in lines]
+
+
+def test_ten_turn_conversation_never_repeats_a_reply_verbatim():
+    replies = converse(seed=7)
+    assert len(replies) == 10
+    assert len(set(replies)) == 10
+
+
+def test_the_same_message_ten_times_still_gets_ten_different_replies():
+    replies = converse(seed=3, lines=["ok"] * 10)
+    assert len(set(replies)) == 10
+
+
+def test_limited_mode_is_said_exactly_once_at_the_start():
+    replies = converse(seed=1)
+    assert replies[0].startswith(messages.COMPANION_LIMITED)
+    assert sum(messages.COMPANION_LIMITED in reply for reply in replies) == 1
+
+
+def test_every_reply_is_one_line_and_ends_with_one_open_question():
+    for seed in range(5):
+        for reply in converse(seed):
+            assert "\n" not in reply and "\r" not in reply
+            assert reply.endswith("?")
+            assert reply.count("¿") <= 2  # a reflection may ask "¿es así?" before the question
+
+
+def test_at_most_one_grounding_idea_per_reply_and_some_are_offered():
+    replies = converse(seed=2)
+    counts = [sum(idea in reply for idea in ALL_GROUNDING) for reply in replies]
+    assert max(counts) == 1
+    assert sum(counts) >= 2
+
+
+def test_deterministic_per_seed_and_different_across_seeds():
+    assert converse(seed=11) == converse(seed=11)
+    assert converse(seed=11) != converse(seed=12)
+
+
+@pytest.mark.parametrize("text, theme", [
+    ("tengo mucha ansiedad y estoy muy nervioso", "ansiedad"),
+    ("estoy muy triste, lloro todo el día", "tristeza"),
+    ("me siento sola, no tengo a nadie", "soledad"),
+    ("quiero hablar con mi familia y mis amigos", "apoyo"),
+    ("no tengo ganas de nada, me falta motivación", "esperanza"),
+    ("no puedo dormir, tengo insomnio", "sueno"),
+    ("mi jefe me presiona en el laburo", "trabajo"),
+    ("el parcial de la facu me tiene mal", "trabajo"),
+    ("hola", None),
+])
+def test_themes_are_recognised(text, theme):
+    assert theme_of(text) == theme
+
+
+@pytest.mark.parametrize("text, reflection", [
+    ("me siento muy sola", "te sentís muy sola"),
+    ("Estoy cansado de mi trabajo.", "estás cansado de tu trabajo"),
+    ("no sé qué hacer con mi vida", "no sabés qué hacer con tu vida"),
+    ("no se que hacer", "no sabés que hacer"),
+    ("hoy fue raro, tengo miedo de perder a mis amigos", "tenés miedo de perder a tus amigos"),
+    ("hola", None),
+])
+def test_reflection_turns_first_person_into_vos(text, reflection):
+    assert reflect(text) == reflection
+
+
+def test_reflections_say_decis_que_sometimes():
+    replies = converse(seed=5, lines=["me siento sola"] * 10)
+    assert any("Decís que te sentís sola" in reply for reply in replies)
+
+
+def test_remembers_the_last_theme_when_a_message_has_none():
+    companion = Companion(4)
+    companion.reply("tengo mucha ansiedad")
+    assert messages.COMPANION_THEMES["ansiedad"] in companion.reply("ok")
+    companion.reset()
+    assert messages.COMPANION_THEMES["ansiedad"] not in companion.reply("ok")
+
+
+def test_risk_text_is_never_reflected_back():
+    companion = Companion(1)
+    reply = companion.reply("estoy pensando en matarme")
+    assert "matar" not in reply
+
+
+def test_every_companion_phrase_is_one_line():
+    pools = [messages.COMPANION_LIMITED, *messages.COMPANION_REFLECT,
+             *messages.COMPANION_CONTINUE, *messages.COMPANION_THEMES.values()]
+    for table in (messages.COMPANION_VALIDATE, messages.COMPANION_GROUNDING,
+                  messages.COMPANION_QUESTIONS):
+        assert set(table) == {*messages.COMPANION_THEMES, None}
+        for pool in table.values():
+            pools.extend(pool)
+    for phrase in pools:
+        assert "\n" not in phrase and phrase.strip() == phrase
+
+
+# --- as the session manager's fallback ------------------------------------------------------
+
+
+class Failing:
+    """A provider that is up but fails every call (retries exhausted, as the manager sees it)."""
+
+    online = True
+
+    def complete(self, prompt, trace_id) -> Deferred:
+        from twisted.internet.defer import fail
+
+        from psicoia.llm import ProviderError
+
+        return fail(ProviderError("status", 503))
+
+
+def fired(deferred: Deferred):
+    box: list = []
+    deferred.addBoth(box.append)
+    assert box, "the reply has not fired"
+    return box[0]
+
+
+@contextmanager
+def captured_logs():
+    output = io.StringIO()
+    observer = make_observer(LogConfig(format="json", level="debug"), output)
+    globalLogPublisher.addObserver(observer)
+    try:
+        yield output
+    finally:
+        globalLogPublisher.removeObserver(observer)
+
+
+@pytest.mark.parametrize("online", [False, True], ids=["offline", "provider-failing"])
+def test_manager_answers_with_the_companion_and_never_logs_its_words(online):
+    config = make_config(api_key="k" if online else None)
+    provider = Failing() if online else type("Offline", (), {"online": False})()
+    manager = SessionManager(config, provider, Clock(), system_prompt="sistema")
+    session = manager.open("tcp", "127.0.0.1")
+    with captured_logs() as logs:
+        first = fired(session.submit("me siento muy sola con mi gato colibrí"))
+        second = fired(session.submit("ok"))
+    assert first.outcome == second.outcome == (Outcome.FALLBACK if online else Outcome.OFFLINE)
+    assert first.text.startswith(messages.COMPANION_LIMITED)
+    assert "te sentís muy sola con tu gato colibrí" in first.text
+    assert messages.COMPANION_LIMITED not in second.text
+    assert "colibr" not in logs.getvalue()
+    assert "sentís" not in logs.getvalue()
+
+
+def test_companion_is_per_session_and_seeded_by_the_user_number():
+    config = make_config(api_key=None, limits={"rate_max_messages": 100})
+    manager = SessionManager(config, type("Off", (), {"online": False})(),
+                             Clock(), system_prompt="sistema")
+    one, two = manager.open("tcp", "a"), manager.open("tcp", "b")
+    first = [fired(one.submit(line)).text for line in CONVERSATION]
+    second = [fired(two.submit(line)).text for line in CONVERSATION]
+    assert first == converse(seed=one.number)
+    assert second == converse(seed=two.number)

@@ -1,0 +1,287 @@
+"""Gateway mode end to end: core server + gateway + WebSocket client, all on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import pytest_twisted
+import treq
+from twisted.internet import reactor
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import deferLater
+from twisted.python import usage
+
+from psicoia import gateway_tap, messages
+from psicoia.gateway import build_gateway, classify
+from psicoia.protocols.websocket import JSON_PROTOCOL
+from tests.fake_provider import FakeProvider, serve
+from tests.helpers import LOCAL, make_config, port_of, start_service
+from tests.wsclient import GREETING_LINES, connect_ws
+
+LISTENERS = [("websocket", "/"), ("http", "/ws")]
+both_listeners = pytest.mark.parametrize("listener, path", LISTENERS, ids=["standalone", "http-ws"])
+
+
+async def eventually(predicate, timeout: float = 5.0) -> None:
+    """Wait (on the reactor, in small steps) until ``predicate()`` holds."""
+    waited = 0.0
+    while not predicate():
+        assert waited < timeout, "condition not reached in time"
+        await deferLater(reactor, 0.01, lambda: None)
+        waited += 0.01
+
+
+class Topology:
+    def __init__(self) -> None:
+        self.provider = FakeProvider()
+        self.provider_port = None
+        self.core = None
+        self.gateway = None
+
+    async def start(self, core_limits=None, gateway_limits=None, upstream=None):
+        self.provider_port, url = await serve(self.provider)
+        self.core = await start_service(make_config(llm={"base_url": url},
+                                                    limits=core_limits or {}))
+        if upstream is None:
+            upstream = f"tcp:127.0.0.1:{await port_of(self.core, 'tcp')}"
+        config = make_config(server={"tcp": None, "websocket": LOCAL, "http": LOCAL},
+                             limits=gateway_limits or {})
+        self.gateway = build_gateway(config, upstream, reactor)
+        self.gateway.startService()
+        return self
+
+    async def connect(self, listener, path, **kwargs):
+        return await connect_ws(await port_of(self.gateway, listener), path, **kwargs)
+
+    async def stop(self):
+        for service in (self.gateway, self.core):
+            if service is not None and service.running:
+                await service.stopService()
+        await self.provider_port.stopListening()
+
+
+@both_listeners
+@pytest_twisted.ensureDeferred
+async def test_line_mode_bridges_greeting_messages_and_goodbye(listener, path):
+    topology = await Topology().start()
+    try:
+        client = await topology.connect(listener, path)
+        greeting = await client.wait_frames(GREETING_LINES)
+        assert greeting[0] == "Usuario-1 conectado." and "salir" in greeting[-1]
+        assert len(topology.core.registry) == 1  # its own TCP connection upstream
+        client.say("hola\ncómo va")
+        client.say("segundo")
+        frames = await client.wait_frames(GREETING_LINES + 2)
+        assert frames[GREETING_LINES:] == ["Te escucho. ¿Qué sentís? (12)",
+                                           "Te escucho. ¿Qué sentís? (7)"]
+        assert topology.provider.requests[0]["json"]["messages"][-1]["content"] == "hola cómo va"
+        client.say("salir")
+        frames = await client.wait_frames(GREETING_LINES + 3)
+        assert frames[-1] == messages.GOODBYE
+        assert await client.closed == 1000
+        await eventually(lambda: len(topology.core.registry) == 0)
+        assert len(topology.gateway.registry) == 0
+    finally:
+        await topology.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_each_browser_gets_its_own_upstream_connection_and_closing_closes_it():
+    topology = await Topology().start()
+    try:
+        clients = [await topology.connect("http", "/ws") for _ in range(3)]
+        for client in clients:
+            await client.wait_frames(GREETING_LINES)
+        assert len(topology.core.registry) == 3
+        assert sorted(c.frames[0] for c in clients) == [
+            "Usuario-1 conectado.", "Usuario-2 conectado.", "Usuario-3 conectado."]
+        await clients[0].hang_up()
+        await eventually(lambda: len(topology.core.registry) == 2)
+        for client in clients[1:]:
+            await client.hang_up()
+        await eventually(lambda: len(topology.core.registry) == 0)
+    finally:
+        await topology.stop()
+
+
+@both_listeners
+@pytest_twisted.ensureDeferred
+async def test_json_mode_turns_upstream_lines_into_events(listener, path):
+    topology = await Topology().start(core_limits={"rate_max_messages": 1})
+    try:
+        client = await topology.connect(listener, path, protocols=[JSON_PROTOCOL])
+        greeting = await client.wait_event(type="greeting")
+        assert greeting["user"] == "Usuario-1" and greeting["protocol"] == JSON_PROTOCOL
+        assert greeting["lines"][0] == "Usuario-1 conectado." and "salir" in greeting["lines"][-1]
+        assert greeting["max_message_bytes"] == 4096
+        client.send_event(type="message", text="hola", ref="a")
+        client.send_event(type="message", text="otra", ref="b")
+        reply = await client.wait_event(type="reply", ref="a")
+        assert reply["text"] == "Te escucho. ¿Qué sentís? (4)" and reply["final"] is True
+        assert reply["trace_id"] == "Usuario-1:m1"
+        limited = await client.wait_event(type="notice", ref="b")
+        assert limited["kind"] == "rate_limited" and limited["trace_id"] == "Usuario-1:m2"
+        accepted = [json.loads(f) for f in client.frames if json.loads(f)["type"] == "accepted"]
+        assert [a["ref"] for a in accepted] == ["a", "b"]
+        client.send_event(type="message", text="salir")
+        goodbye = await client.wait_event(type="notice", kind="goodbye")
+        assert goodbye["text"] == messages.GOODBYE
+        assert await client.closed == 1000
+    finally:
+        await topology.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_too_long_and_binary_are_answered_by_the_gateway_in_order():
+    topology = await Topology().start(gateway_limits={"max_line_bytes": 16})
+    try:
+        client = await topology.connect("http", "/ws")
+        await client.wait_frames(GREETING_LINES)
+        client.say("primero")
+        client.say("x" * 17)
+        client.say("tercero")
+        frames = await client.wait_frames(GREETING_LINES + 3)
+        assert frames[GREETING_LINES:] == ["Te escucho. ¿Qué sentís? (7)",
+                                           messages.TOO_LONG.format(limit=16),
+                                           "Te escucho. ¿Qué sentís? (7)"]
+        client.sendMessage(b"\x00", isBinary=True)
+        frames = await client.wait_frames(GREETING_LINES + 4)
+        assert frames[-1] == messages.BINARY_FRAME
+        assert len(topology.provider.requests) == 2
+        await client.hang_up()
+    finally:
+        await topology.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_upstream_down_tells_the_user_and_closes_try_again_later():
+    # A port that was listening and is not any more: connection refused.
+    port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(Factory())
+    dead = port.getHost().port
+    await port.stopListening()
+    topology = await Topology().start(upstream=f"tcp:127.0.0.1:{dead}")
+    try:
+        line = await topology.connect("websocket", "/")
+        assert await line.wait_frames(1) == [messages.UPSTREAM_DOWN]
+        assert await line.closed == 1013
+        events = await topology.connect("http", "/ws", protocols=[JSON_PROTOCOL])
+        [notice] = await events.wait_events(1)
+        assert notice["type"] == "notice" and notice["kind"] == "upstream_down"
+        assert notice["text"] == messages.UPSTREAM_DOWN
+        assert await events.closed == 1013
+        assert len(topology.gateway.registry) == 0
+    finally:
+        await topology.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_upstream_closing_before_its_greeting_is_reported():
+    class Silent(Protocol):
+        pass
+
+    # Accepts TCP but never greets, then goes away: the user is told, not left hanging.
+    port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+        Factory.forProtocol(Silent))
+    topology = await Topology().start(upstream=f"tcp:127.0.0.1:{port.getHost().port}")
+    try:
+        client = await topology.connect("http", "/ws")
+        client.say("hola")
+        [bridge] = topology.gateway.registry.connections()
+        await eventually(lambda: bridge.upstream is not None)
+        bridge.upstream.transport.loseConnection()
+        assert await client.wait_frames(1) == [messages.UPSTREAM_LOST]
+        assert await client.closed == 1013
+    finally:
+        await topology.stop()
+        await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_upstream_dropping_mid_conversation_is_reported():
+    topology = await Topology().start()
+    try:
+        client = await topology.connect("http", "/ws", protocols=[JSON_PROTOCOL])
+        await client.wait_event(type="greeting")
+        for connection in topology.core.registry.connections():
+            connection.transport.abortConnection()
+        lost = await client.wait_event(type="notice", kind="upstream_lost")
+        assert lost["text"] == messages.UPSTREAM_LOST
+        assert await client.closed == 1013
+    finally:
+        await topology.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_core_shutdown_reaches_the_browser_as_going_away():
+    topology = await Topology().start()
+    try:
+        client = await topology.connect("websocket", "/")
+        await client.wait_frames(GREETING_LINES)
+        await topology.core.stopService()
+        frames = await client.wait_frames(GREETING_LINES + 1)
+        assert frames[-1] == messages.SHUTTING_DOWN
+        assert await client.closed == 1001
+    finally:
+        await topology.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_gateway_shutdown_closes_browsers_and_upstreams():
+    topology = await Topology().start()
+    try:
+        client = await topology.connect("websocket", "/")
+        await client.wait_frames(GREETING_LINES)
+        await topology.gateway.stopService()
+        frames = await client.wait_frames(GREETING_LINES + 1)
+        assert frames[-1] == messages.SHUTTING_DOWN
+        assert await client.closed == 1001
+        await eventually(lambda: len(topology.core.registry) == 0)
+    finally:
+        await topology.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_gateway_serves_the_page_and_says_it_is_a_gateway_in_healthz():
+    topology = await Topology().start()
+    try:
+        base = f"http://127.0.0.1:{await port_of(topology.gateway, 'http')}"
+        page = await treq.get(base + "/", persistent=False)
+        assert page.code == 200 and b"<html" in (await page.content())
+        health = await treq.get(base + "/healthz", persistent=False)
+        body = json.loads(await health.content())
+        assert health.code == 200
+        assert body["mode"] == "gateway" and body["status"] == "ok"
+        assert body["connections"] == 0
+        ready = await treq.get(base + "/readyz", persistent=False)
+        assert ready.code == 200
+        await ready.content()
+    finally:
+        await topology.stop()
+
+
+def test_gateway_options_need_a_valid_upstream():
+    options = gateway_tap.Options()
+    options.parseOptions(["--upstream", "tcp:127.0.0.1:5001", "--config", "x.yaml"])
+    assert options["upstream"] == "tcp:127.0.0.1:5001" and options["config"] == "x.yaml"
+    with pytest.raises(usage.UsageError, match="--upstream is required"):
+        gateway_tap.Options().parseOptions([])
+    with pytest.raises(usage.UsageError, match="--upstream"):
+        gateway_tap.Options().parseOptions(["--upstream", "nonsense:1:2:3"])
+
+
+def test_gateway_plugin_is_registered():
+    from twisted.application.service import IServiceMaker
+    from twisted.plugin import getPlugins
+
+    names = {plugin.tapname: plugin for plugin in getPlugins(IServiceMaker)}
+    assert names["psicoia-gateway"].module == "psicoia.gateway_tap"
+
+
+def test_known_notices_are_classified_and_replies_are_not():
+    assert classify(messages.GOODBYE) == "goodbye"
+    assert classify(messages.RATE_LIMITED.format(seconds=7)) == "rate_limited"
+    assert classify(messages.TOO_LONG.format(limit=4096)) == "too_long"
+    assert classify(messages.ERROR) == "error"
+    assert classify("Te escucho. ¿Qué sentís?") == "answered"
