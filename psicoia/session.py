@@ -52,7 +52,7 @@ class Outcome:
     ERROR = "error"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one per message, and each user keeps the last
 class Reply:
     """One line for the user. ``close`` asks the transport to hang up after writing it."""
 
