@@ -13,7 +13,7 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.logger import globalLogPublisher
 
 from psicoia import messages
@@ -621,3 +621,32 @@ def test_origin_policy_star_and_null():
     assert not OriginPolicy().allows("null", "x:1")
     assert OriginPolicy(("null",)).allows("null", "x:1")
     assert not OriginPolicy().allows("http://x:1", None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_flood_of_frames_is_read_as_replies_go_out_not_queued_without_bound():
+    provider = FakeProvider()
+    provider.push(Scripted(hang=True))  # the first reply is pending while the flood arrives
+    server = await start(provider=provider, limits={"rate_max_messages": 1})
+    try:
+        client = await greeted(server, "websocket", "/")
+        frames = 3000
+        for n in range(frames):
+            client.say(f"linea {n} " + "x" * 1000)
+        socket = server.service.registry.connections()[0]
+        # Give the reactor time to read what the server is willing to read.
+        for _ in range(20):
+            await deferLater(reactor, 0.01, lambda: None)
+        assert socket._reading_paused
+        assert len(socket.session._pending) < frames // 4
+        provider.hanging[0].setResponseCode(200)
+        provider.hanging[0].write(completion("primera"))
+        provider.hanging[0].finish()
+        replies = await client.wait_frames(GREETING_LINES + frames, timeout=60)
+        replies = replies[GREETING_LINES:]
+        assert replies[0] == "primera"
+        assert all(r.startswith("Vamos más despacio") for r in replies[1:])
+        assert not socket._reading_paused
+        await client.hang_up()
+    finally:
+        await server.stop()
