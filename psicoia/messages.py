@@ -77,7 +77,10 @@ CRISIS_RESOURCES_DEFAULT = (
     "Emergencias: 911 (Argentina) o 112 (España y Europa)",
 )
 # Appended to every reply to a message at risk, whatever else happened to it.
-CRISIS_RESOURCES = "Si sentís que podés hacerte daño, pedí ayuda ahora, no estás en esto en soledad: {resources}."
+CRISIS_RESOURCES = (
+    "Si sentís que podés hacerte daño, pedí ayuda ahora; no tenés que pasar por esto en soledad: "
+    "{resources}."
+)
 # Said instead of the model's words when the model cannot answer a message at risk (offline,
 # failing, busy, rate limited, shutting down): never only "too many messages" or "busy".
 CRISIS_SUPPORT = (
@@ -86,7 +89,7 @@ CRISIS_SUPPORT = (
 )
 # Added to the next few replies after a message at risk (safety.reminder_turns).
 CRISIS_REMINDER = "Si lo necesitás, las líneas de ayuda siguen ahí: escribí /recursos para verlas."
-RESOURCES_REPLY = "Líneas de ayuda: {resources}. Llamar es gratis y te atiende una persona."
+RESOURCES_REPLY = "Líneas de ayuda: {resources}. Del otro lado te atiende una persona."
 
 # Commands (both transports), listed in GREETING_BODY above; that line must not contain the
 # word that ends the chat, since clients read the greeting up to the line that has it.

@@ -145,7 +145,7 @@ class Session:
         # "salir" and commands are always answered, even when rate limited: no provider call.
         # The crisis check runs here, at arrival, before any limit can answer for the message.
         command = is_goodbye(text) or command_of(text) is not None
-        crisis = not command and self.manager.crisis_check(self, text)
+        crisis = not command and not self.closed and self.manager.crisis_check(self, text)
         return self._enqueue(lambda trace_id: self.manager.handle(self, text, trace_id, crisis),
                              checked=not command, crisis=crisis)
 
