@@ -112,6 +112,34 @@ def make_http_client(reactor: Any, max_connections: int) -> tuple[HTTPClient, HT
     return client, pool
 
 
+# A chat completion of max_tokens is a few KiB; anything this large is not one, and reading it
+# all would let a broken or hostile endpoint fill our memory.
+MAX_RESPONSE_BYTES = 1 << 20
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(response: Any, limit: int) -> bytes:
+    """The response body, or ProviderError("malformed") once it passes ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+
+    def collect(data: bytes) -> None:
+        nonlocal size
+        size += len(data)
+        if size > limit:
+            raise _BodyTooLarge()
+        chunks.append(data)
+
+    try:
+        await treq.collect(response, collect)
+    except _BodyTooLarge:
+        raise ProviderError("malformed", response.code) from None
+    return b"".join(chunks)
+
+
 def parse_reply(body: bytes) -> str:
     """The assistant's text from a chat-completions body, or ProviderError("malformed")."""
     try:
@@ -312,7 +340,7 @@ class ChatProvider:
                 b"X-Request-ID": [trace_id.encode("ascii", "replace")],
             },
         )
-        payload = await treq.content(response)
+        payload = await read_body(response, MAX_RESPONSE_BYTES)
         headers = {
             name.decode("latin-1").lower(): values[-1].decode("latin-1")
             for name, values in response.headers.getAllRawHeaders()

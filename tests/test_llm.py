@@ -216,6 +216,16 @@ def test_malformed_bodies_are_a_provider_error_not_an_exception(body):
     assert len(env.fake.requests) == 1
 
 
+def test_a_body_larger_than_any_completion_is_malformed_not_read_into_memory():
+    from psicoia.llm import MAX_RESPONSE_BYTES
+
+    env = InMemory()
+    env.fake.push(Scripted(status=200, body=b" " * (MAX_RESPONSE_BYTES + 1) + completion("x")))
+    error = outcome(env.call())
+    assert isinstance(error, ProviderError)
+    assert (error.reason, error.status) == ("malformed", 200)
+
+
 # --- offline ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("api_key", [None, ""])
