@@ -6,7 +6,8 @@ connection gets its own TCP connection to the core's line protocol (1:1), and cl
 side closes the other. In line mode frames and lines map one to one; in the ``psicoia.v1``
 JSON mode the upstream lines become events: the lines up to the one naming ``salir`` are the
 greeting, every later line answers the oldest message still waiting for one, and lines that are
-known notices (messages.py) become ``notice`` events of their kind.
+known notices (messages.py) become ``notice`` events of their kind; a line ending with the crisis
+resources gets ``crisis: true`` (see :func:`read_line`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from collections import deque
 from typing import Any, Optional
 
 from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, TimeoutError, succeed
 from twisted.internet.endpoints import clientFromString, connectProtocol
+from twisted.internet.task import deferLater
 from twisted.logger import ILogObserver, Logger
 from twisted.protocols.basic import LineReceiver
 
@@ -42,14 +44,18 @@ UPSTREAM_MAX_LINE_BYTES = 1 << 20
 _USER = re.compile(r"^(Usuario-\d+)\b")
 
 
-def _template_pattern(template: str) -> re.Pattern:
+def _template_regex(template: str) -> str:
     """A messages.py template (``str.format`` placeholders) as a regex matching its output."""
     parts = []
     for literal, field, _, _ in string.Formatter().parse(template):
         parts.append(re.escape(literal))
         if field is not None:
             parts.append(".+?")
-    return re.compile("^" + "".join(parts) + "$", re.DOTALL)
+    return "".join(parts)
+
+
+def _template_pattern(template: str) -> re.Pattern:
+    return re.compile("^" + _template_regex(template) + "$", re.DOTALL)
 
 
 def _known_lines() -> list[tuple[str, re.Pattern]]:
@@ -66,23 +72,44 @@ def _known_lines() -> list[tuple[str, re.Pattern]]:
         ("idle_timeout", messages.IDLE_TIMEOUT),
         ("server_full", messages.SERVER_FULL),
         ("per_address", messages.TOO_MANY_FROM_ADDRESS),
-        ("crisis", getattr(messages, "CRISIS_RESOURCES", None)),
-        ("crisis", getattr(messages, "CRISIS_SUPPORT", None)),
+        # The model did not answer a message at risk (offline, failed, busy...): the core's
+        # support line; the resources follow it (see read_line).
+        (Outcome.FALLBACK, messages.CRISIS_SUPPORT),
     ]
-    return [(kind, _template_pattern(text)) for kind, text in known if isinstance(text, str)]
+    return [(kind, _template_pattern(text)) for kind, text in known]
 
 
 KNOWN_LINES = _known_lines()
 # Lines the core sends on its own, never as the answer to a message.
 UNSOLICITED = {"idle_timeout", "server_full", "per_address"}
+# What the core's crisis layer appends to a reply (SessionManager.with_safety): the resources
+# line (any resources list), or the short reminder that /recursos lists them.
+_RESOURCES_TAIL = re.compile(r"(?:^|\s)" + _template_regex(messages.CRISIS_RESOURCES) + "$",
+                             re.DOTALL)
+_REMINDER_TAIL = " " + messages.CRISIS_REMINDER
+
+
+def read_line(line: str) -> tuple[str, bool]:
+    """(kind, crisis) of an upstream line: its notice kind, or ``answered`` for a model reply,
+    and whether it is a crisis reply (it ends with the resources line; the goodbye that
+    carries them in the reminder window is not one, as in the core's ``Reply.crisis``)."""
+    base, crisis = line, False
+    tail = _RESOURCES_TAIL.search(line)
+    if tail is not None:
+        base, crisis = line[:tail.start()], True
+    elif line.endswith(_REMINDER_TAIL):
+        base = line[:-len(_REMINDER_TAIL)]
+    kind = Outcome.ANSWERED
+    for known, pattern in KNOWN_LINES:
+        if pattern.match(base):
+            kind = known
+            break
+    return kind, crisis and kind != Outcome.GOODBYE
 
 
 def classify(line: str) -> str:
     """The notice kind of an upstream line, or ``answered`` for a model reply."""
-    for kind, pattern in KNOWN_LINES:
-        if pattern.match(line):
-            return kind
-    return Outcome.ANSWERED
+    return read_line(line)[0]
 
 
 class UpstreamLine(LineReceiver):
@@ -132,6 +159,9 @@ class GatewaySocket(ChatSocket):
         self._sent = 0
         self._local = 0
         self._last_kind: Optional[str] = None
+        self.shutting_down = False  # the gateway is stopping: new messages get the notice
+        self._upstream_closing = False  # the core has said it is shutting down
+        self._answered_waiters: list[Deferred] = []
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -161,6 +191,7 @@ class GatewaySocket(ChatSocket):
         if not self.closing:
             self.send_notice(messages.UPSTREAM_DOWN, "upstream_down", None)
             self.close(CLOSE_TRY_AGAIN)
+        self._check_answered()
 
     def stop(self) -> None:
         self.log.info("[{user}] gateway connection closed", user=self.label)
@@ -168,10 +199,39 @@ class GatewaySocket(ChatSocket):
             self._connecting.cancel()
         if self.upstream is not None:
             self.upstream.transport.loseConnection()
+        self._check_answered()
+
+    # --- graceful shutdown (GatewayService._drain) ------------------------------------------
+
+    def notify_shutdown(self) -> None:
+        self.shutting_down = True
+        super().notify_shutdown()
+
+    def awaiting_upstream(self) -> bool:
+        """Some message sent upstream has no answer yet."""
+        return any(not slot.local and slot.reply is None for slot in self._slots)
+
+    def when_answered(self) -> Deferred:
+        """Fires once no message waits for its answer from upstream, or none can come."""
+        if self.closing or not self.awaiting_upstream():
+            return succeed(None)
+        waiter: Deferred = Deferred()
+        self._answered_waiters.append(waiter)
+        return waiter
+
+    def _check_answered(self) -> None:
+        if self._answered_waiters and (self.closing or not self.awaiting_upstream()):
+            waiters, self._answered_waiters = self._answered_waiters, []
+            for waiter in waiters:
+                if not waiter.called:  # cancelled when the grace period ran out
+                    waiter.callback(None)
 
     # --- browser to upstream ----------------------------------------------------------------
 
     def message(self, text: str, ref) -> None:
+        if self.shutting_down:  # as the core does once it is closing: not sent upstream
+            self._answer_here(ref, Reply(messages.SHUTTING_DOWN, Outcome.SHUTTING_DOWN))
+            return
         self._sent += 1
         self._slots.append(_Slot(ref, f"{self.label or 'Usuario'}:m{self._sent}"))
         if self.json_mode:
@@ -183,10 +243,14 @@ class GatewaySocket(ChatSocket):
 
     def message_too_long(self, ref) -> None:
         """Answered here (the text was not kept), in its place among the pending answers."""
+        limit = self.factory.max_message_bytes
+        self._answer_here(ref, Reply(messages.TOO_LONG.format(limit=limit), Outcome.TOO_LONG))
+
+    def _answer_here(self, ref, reply: Reply) -> None:
+        """A notice from the gateway itself, in its place among the pending answers."""
         self._local += 1
         trace_id = f"{self.label or 'Usuario'}:gw{self._local}"
-        limit = self.factory.max_message_bytes
-        reply = Reply(messages.TOO_LONG.format(limit=limit), Outcome.TOO_LONG, trace_id)
+        reply = Reply(reply.text, reply.outcome, trace_id)
         self._slots.append(_Slot(ref, trace_id, reply))
         if self.json_mode:
             self.send_event("accepted", trace_id, ref=ref)
@@ -200,15 +264,23 @@ class GatewaySocket(ChatSocket):
         if self._greeting is not None:
             self._greeting_line(line)
             return
-        kind = classify(line)
+        kind, crisis = read_line(line)
         self._last_kind = kind
+        if kind == Outcome.SHUTTING_DOWN and not self._upstream_closing:
+            # The core tells every connection it is closing before it answers any message
+            # with that notice: the first one is unsolicited, later ones are answers.
+            self._upstream_closing = True
+            if not self.shutting_down:  # else the user has heard it from us already
+                self.send_reply(Reply(line, kind, self.label))
+            return
         pending = next((slot for slot in self._slots if not slot.local and slot.reply is None),
                        None)
         if pending is None or kind in UNSOLICITED:
-            self.send_reply(Reply(line, kind, self.label))
+            self.send_reply(Reply(line, kind, self.label, crisis=crisis))
             return
-        pending.reply = Reply(line, kind, pending.trace_id)
+        pending.reply = Reply(line, kind, pending.trace_id, crisis=crisis)
         self._flush()
+        self._check_answered()
 
     def _greeting_line(self, line: str) -> None:
         if not self.json_mode:
@@ -241,12 +313,13 @@ class GatewaySocket(ChatSocket):
             self.close(CLOSE_TRY_AGAIN)
         elif kind in (Outcome.GOODBYE, "idle_timeout"):
             self.close(CLOSE_NORMAL)
-        elif kind == Outcome.SHUTTING_DOWN:
+        elif kind == Outcome.SHUTTING_DOWN or self._upstream_closing:
             self.close(CLOSE_GOING_AWAY)
         else:
             self.log.info("[{user}] gateway: upstream closed the connection", user=self.label)
             self.send_notice(messages.UPSTREAM_LOST, "upstream_lost", None)
             self.close(CLOSE_TRY_AGAIN)
+        self._check_answered()
 
 
 class GatewayFactory(ChatSocketFactory):
@@ -266,17 +339,24 @@ class GatewayFactory(ChatSocketFactory):
 
 
 class GatewayService(MultiService):
-    """The page and WebSocket listeners of a gateway; stopping it closes every bridge."""
+    """The page and WebSocket listeners of a gateway; stopping it closes every bridge.
+
+    Stopping is graceful like the core's (PsicoiaService): listeners close, users are told,
+    answers already requested upstream get ``server.shutdown_grace_seconds`` (on ``clock``)
+    to arrive, then every browser is closed with 1001.
+    """
 
     log = Logger()
     manager = None   # no session manager here: /healthz and /readyz say so
     breaker = None
 
     def __init__(self, config: Config, reactor: Any, registry: ConnectionRegistry,
-                 upstream: str, instruments: Optional[Instruments] = None) -> None:
+                 upstream: str, instruments: Optional[Instruments] = None,
+                 clock: Any = None) -> None:
         super().__init__()
         self.config = config
         self.reactor = reactor
+        self.clock = clock or reactor
         self.registry = registry
         self.upstream = upstream
         self.instruments = instruments
@@ -298,14 +378,44 @@ class GatewayService(MultiService):
 
     def stopService(self) -> Deferred:
         stopped = super().stopService()
-        stopped.addCallback(lambda _: self._hang_up())
+        stopped.addCallback(lambda _: self._drain())
+        stopped.addCallback(self._exit_cleanly)
         return stopped
+
+    def _exit_cleanly(self, result):
+        """As in PsicoiaService: the stop is graceful, so twistd exits 0, not 143/130."""
+        if getattr(self.reactor, "_exitSignal", None) is not None:
+            self.reactor._exitSignal = None
+        return result
+
+    def _drain(self) -> Deferred:
+        connections = self.registry.connections()
+        self.log.info("gateway: shutting down connections={count}", count=len(connections))
+        for connection in connections:
+            connection.notify_shutdown()
+        # A Deferred of our own for the timeout: cancelling it leaves the sockets' waiters alone.
+        answered: Deferred = Deferred()
+        everyone = DeferredList([connection.when_answered() for connection in connections])
+        everyone.addCallback(lambda _: None if answered.called else answered.callback(None))
+        answered.addTimeout(self.config.server.shutdown_grace_seconds, self.clock)
+        answered.addErrback(self._grace_over)
+        # One reactor turn later, so that the last answer is written before the close frame.
+        answered.addCallback(lambda _: deferLater(self.reactor, 0, self._hang_up))
+        return answered
+
+    def _grace_over(self, failure) -> None:
+        failure.trap(TimeoutError)
+        self.log.warn("gateway: grace period over; closing with replies pending")
 
     def _hang_up(self) -> Deferred:
         for connection in self.registry.connections():
-            connection.notify_shutdown()
             connection.disconnect()
-        return succeed(None)
+        # Let the close frames (and the last answers) go out before the reactor stops; bounded
+        # for clients that never read.
+        closed = self.registry.when_empty()
+        closed.addTimeout(2, self.reactor)
+        closed.addErrback(lambda failure: failure.trap(TimeoutError))
+        return closed
 
 
 def build_gateway(config: Config, upstream: str, reactor: Any, clock: Any = None,
@@ -317,7 +427,7 @@ def build_gateway(config: Config, upstream: str, reactor: Any, clock: Any = None
     instruments = instruments or Metrics()
     registry = ConnectionRegistry(
         config.server.max_connections, config.server.max_connections_per_ip, instruments)
-    service = GatewayService(config, reactor, registry, upstream, instruments)
+    service = GatewayService(config, reactor, registry, upstream, instruments, clock)
     add_browser_listeners(service, config, reactor, lambda origins: GatewayFactory(
         config, upstream, registry, reactor, origins, clock=clock))
     return service

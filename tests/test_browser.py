@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 
+from psicoia import messages
 from tests.browser import BrowserThread, find_chromium
 from tests.fake_provider import FakeProvider, Scripted, completion, serve
 from tests.helpers import LOCAL, make_config, port_of, start_service
@@ -110,6 +111,31 @@ async def test_page_chats_shows_waiting_renders_text_only_and_reconnects():
         assert sent == "una línea\ny otra"
         assert provider.requests[-1]["json"]["messages"][-1]["content"] == "una línea y otra"
 
+        # A message at risk: the reply with the resources stands out and is announced at once.
+        def crisis_reply():
+            page = state["page"]
+            page.fill("#input", "me quiero morir")
+            page.keyboard.press("Enter")
+            bubble = page.locator("#messages .msg.bot").nth(2)
+            bubble.wait_for(timeout=TIMEOUT_MS)
+            previous = page.locator("#messages .msg.bot").nth(1)
+            style = ("(el) => { const s = getComputedStyle(el); "
+                     "return [s.borderLeftWidth, s.backgroundColor]; }")
+            return (bubble.get_attribute("class"), bubble.get_attribute("role"),
+                    bubble.locator(".text").inner_text(), bubble.evaluate(style),
+                    previous.get_attribute("class"), previous.get_attribute("role"),
+                    previous.evaluate(style), page.locator("#messages img").count())
+
+        (classes, role, text, style, calm_classes, calm_role, calm_style,
+         images) = await browser.call(crisis_reply)
+        resources = messages.CRISIS_RESOURCES.format(
+            resources="; ".join(service.config.safety.resources))
+        assert "crisis" in classes.split() and role == "alert"
+        assert text == f"Te escucho. ¿Qué sentís? (15) {resources}"
+        assert "crisis" not in calm_classes.split() and calm_role is None
+        assert style[0] == "6px" and style != calm_style
+        assert images == 0
+
         # The server restarts on the same port: the page notices, then reconnects by itself.
         await service.stopService()
 
@@ -128,7 +154,7 @@ async def test_page_chats_shows_waiting_renders_text_only_and_reconnects():
             page.wait_for_selector("#connection-note", state="hidden", timeout=TIMEOUT_MS)
             page.fill("#input", "sigo acá")
             page.keyboard.press("Enter")
-            page.locator("#messages .msg.bot").nth(2).wait_for(timeout=TIMEOUT_MS)
+            page.locator("#messages .msg.bot").nth(3).wait_for(timeout=TIMEOUT_MS)
             return page.locator("#messages .msg.bot .text").last.inner_text()
 
         assert (await browser.call(reconnects)).startswith("Te escucho.")

@@ -10,13 +10,13 @@ import treq
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.task import deferLater
+from twisted.internet.task import Clock, deferLater
 from twisted.python import usage
 
 from psicoia import gateway_tap, messages
-from psicoia.gateway import build_gateway, classify
+from psicoia.gateway import build_gateway, classify, read_line
 from psicoia.protocols.websocket import JSON_PROTOCOL
-from tests.fake_provider import FakeProvider, serve
+from tests.fake_provider import FakeProvider, Scripted, completion, serve
 from tests.helpers import LOCAL, make_config, port_of, start_service
 from tests.wsclient import GREETING_LINES, connect_ws
 
@@ -40,15 +40,17 @@ class Topology:
         self.core = None
         self.gateway = None
 
-    async def start(self, core_limits=None, gateway_limits=None, upstream=None):
+    async def start(self, core_limits=None, gateway_limits=None, upstream=None,
+                    gateway_server=None, clock=None):
         self.provider_port, url = await serve(self.provider)
         self.core = await start_service(make_config(llm={"base_url": url},
                                                     limits=core_limits or {}))
         if upstream is None:
             upstream = f"tcp:127.0.0.1:{await port_of(self.core, 'tcp')}"
-        config = make_config(server={"tcp": None, "websocket": LOCAL, "http": LOCAL},
-                             limits=gateway_limits or {})
-        self.gateway = build_gateway(config, upstream, reactor)
+        server = {"tcp": None, "websocket": LOCAL, "http": LOCAL}
+        server.update(gateway_server or {})
+        config = make_config(server=server, limits=gateway_limits or {})
+        self.gateway = build_gateway(config, upstream, reactor, clock=clock)
         self.gateway.startService()
         return self
 
@@ -242,6 +244,116 @@ async def test_gateway_shutdown_closes_browsers_and_upstreams():
         await topology.stop()
 
 
+async def hanging_request(topology: Topology, client, ref: str, text: str):
+    """Send ``text`` through the gateway; return the provider request it is held at."""
+    topology.provider.push(Scripted(hang=True))
+    client.send_event(type="message", text=text, ref=ref)
+    await eventually(lambda: len(topology.provider.hanging) == 1)
+    return topology.provider.hanging.pop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_gateway_shutdown_lets_replies_requested_upstream_arrive_within_the_grace():
+    grace = Clock()
+    topology = await Topology().start(gateway_server={"shutdown_grace_seconds": 10}, clock=grace)
+    try:
+        client = await topology.connect("http", "/ws", protocols=[JSON_PROTOCOL])
+        await client.wait_event(type="greeting")
+        held = await hanging_request(topology, client, "a", "hola")
+        stopped = topology.gateway.stopService()
+        done = []
+        stopped.addBoth(lambda result: done.append(True) or result)
+        notice = await client.wait_event(type="notice", kind="shutting_down")
+        assert notice["ref"] is None and notice["text"] == messages.SHUTTING_DOWN
+        # During the grace: a new message is answered by the gateway, not sent upstream.
+        client.send_event(type="message", text="otra", ref="b")
+        grace.advance(9)
+        assert not done and client.close_code is None
+        topology.provider._answer(held, Scripted(body=completion("Llegó a tiempo.")))
+        reply = await client.wait_event(type="reply", ref="a")
+        assert reply["text"] == "Llegó a tiempo." and reply["crisis"] is False
+        late = await client.wait_event(type="notice", ref="b")
+        assert late["kind"] == "shutting_down"
+        assert await client.closed == 1001
+        await stopped
+        assert len(topology.provider.requests) == 1
+        await eventually(lambda: len(topology.core.registry) == 0)
+    finally:
+        await topology.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_gateway_shutdown_closes_when_the_grace_is_over():
+    grace = Clock()
+    topology = await Topology().start(gateway_server={"shutdown_grace_seconds": 10}, clock=grace)
+    try:
+        client = await topology.connect("websocket", "/")
+        await client.wait_frames(GREETING_LINES)
+        topology.provider.push(Scripted(hang=True))
+        client.say("hola")
+        await eventually(lambda: len(topology.provider.hanging) == 1)
+        stopped = topology.gateway.stopService()
+        done = []
+        stopped.addBoth(lambda result: done.append(True) or result)
+        frames = await client.wait_frames(GREETING_LINES + 1)
+        assert frames[-1] == messages.SHUTTING_DOWN
+        grace.advance(9.9)
+        await deferLater(reactor, 0.05, lambda: None)
+        assert not done and client.close_code is None
+        grace.advance(0.2)
+        assert await client.closed == 1001
+        await stopped
+        assert len(client.frames) == GREETING_LINES + 1  # the reply never came
+        await eventually(lambda: len(topology.core.registry) == 0)
+    finally:
+        topology.provider.hanging.clear()
+        await topology.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_core_shutdown_notice_does_not_take_a_pending_reply_s_place():
+    topology = await Topology().start()
+    try:
+        client = await topology.connect("http", "/ws", protocols=[JSON_PROTOCOL])
+        await client.wait_event(type="greeting")
+        held = await hanging_request(topology, client, "a", "hola")
+        stopped = topology.core.stopService()
+        notice = await client.wait_event(type="notice", kind="shutting_down")
+        assert notice["ref"] is None
+        topology.provider._answer(held, Scripted(body=completion("Igual te respondo.")))
+        reply = await client.wait_event(type="reply", ref="a")
+        assert reply["text"] == "Igual te respondo." and reply["trace_id"] == "Usuario-1:m1"
+        assert await client.closed == 1001
+        await stopped
+    finally:
+        await topology.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_crisis_replies_are_flagged_through_the_gateway():
+    topology = await Topology().start()
+    try:
+        client = await topology.connect("http", "/ws", protocols=[JSON_PROTOCOL])
+        await client.wait_event(type="greeting")
+        client.send_event(type="message", text="hola", ref="a")
+        client.send_event(type="message", text="me quiero morir", ref="b")
+        client.send_event(type="message", text="salir", ref="c")
+        calm = await client.wait_event(type="reply", ref="a")
+        risk = await client.wait_event(type="reply", ref="b")
+        goodbye = await client.wait_event(type="notice", ref="c")
+        resources = messages.CRISIS_RESOURCES.format(
+            resources="; ".join(topology.core.config.safety.resources))
+        assert calm["crisis"] is False
+        assert risk["crisis"] is True
+        assert risk["text"] == f"Te escucho. ¿Qué sentís? (15) {resources}"
+        # In the reminder window the goodbye carries the resources, but it is the goodbye.
+        assert goodbye["kind"] == "goodbye" and goodbye["crisis"] is False
+        assert goodbye["text"] == f"{messages.GOODBYE} {resources}"
+        assert await client.closed == 1000
+    finally:
+        await topology.stop()
+
+
 @pytest_twisted.ensureDeferred
 async def test_gateway_serves_the_page_and_says_it_is_a_gateway_in_healthz():
     topology = await Topology().start()
@@ -285,3 +397,15 @@ def test_known_notices_are_classified_and_replies_are_not():
     assert classify(messages.TOO_LONG.format(limit=4096)) == "too_long"
     assert classify(messages.ERROR) == "error"
     assert classify("Te escucho. ¿Qué sentís?") == "answered"
+
+
+def test_what_the_crisis_layer_appends_does_not_hide_the_kind():
+    resources = messages.CRISIS_RESOURCES.format(resources="Línea 135; Emergencias 911")
+    assert read_line(f"Te escucho. {resources}") == ("answered", True)
+    assert read_line(f"{messages.CRISIS_SUPPORT} {resources}") == ("fallback", True)
+    assert read_line(f"{messages.GOODBYE} {resources}") == ("goodbye", False)
+    rate = messages.RATE_LIMITED.format(seconds=3)
+    assert read_line(f"{rate} {messages.CRISIS_REMINDER}") == ("rate_limited", False)
+    assert read_line(f"Te escucho. {messages.CRISIS_REMINDER}") == ("answered", False)
+    assert read_line(messages.RESOURCES_REPLY.format(resources="Línea 135")) == (
+        "answered", False)

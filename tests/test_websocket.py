@@ -572,6 +572,61 @@ async def test_json_offline_reply_is_a_notice(listener, path):
         await offline.stopService()
 
 
+@both_listeners
+@pytest_twisted.ensureDeferred
+async def test_json_events_say_crisis_when_the_reply_carries_the_resources(listener, path):
+    server = await start(safety={"resources": ("Línea de prueba 135", "Emergencias 911")})
+    try:
+        client, _ = await json_client(server, listener, path)
+        client.send_event(type="message", text="hola, hoy estoy cansada", ref="n")
+        normal = await client.wait_event(type="reply", ref="n")
+        assert normal["crisis"] is False
+        assert normal["text"] == "Te escucho. ¿Qué sentís? (23)"
+        client.send_event(type="message", text="me quiero morir", ref="r")
+        risk = await client.wait_event(type="reply", ref="r")
+        assert risk["crisis"] is True and risk["final"] is True
+        resources = messages.CRISIS_RESOURCES.format(
+            resources="Línea de prueba 135; Emergencias 911")
+        assert risk["text"] == f"Te escucho. ¿Qué sentís? (15) {resources}"
+        # The next reply carries only the reminder: not a crisis reply.
+        client.send_event(type="message", text="gracias", ref="after")
+        after = await client.wait_event(type="reply", ref="after")
+        assert after["crisis"] is False and after["text"].endswith(messages.CRISIS_REMINDER)
+        await client.hang_up()
+    finally:
+        await server.stop()
+
+
+@both_listeners
+@pytest_twisted.ensureDeferred
+async def test_json_crisis_flag_on_notices_and_not_in_line_mode(listener, path):
+    offline = await start_service(make_config(api_key=None,
+                                              server={"websocket": LOCAL, "http": LOCAL}))
+    try:
+        port = await port_of(offline, listener)
+        client = await connect_ws(port, path, protocols=[JSON_PROTOCOL])
+        await client.wait_events(1)
+        client.send_event(type="message", text="hola", ref="a")
+        calm = await client.wait_event(type="notice", ref="a")
+        assert calm["kind"] == "offline" and calm["crisis"] is False
+        client.send_event(type="message", text="me quiero morir", ref="b")
+        risk = await client.wait_event(type="notice", ref="b")
+        assert risk["kind"] == "offline" and risk["crisis"] is True
+        resources = messages.CRISIS_RESOURCES.format(
+            resources="; ".join(offline.config.safety.resources))
+        assert risk["text"] == f"{messages.CRISIS_SUPPORT} {resources}"
+        await client.hang_up()
+
+        line = await connect_ws(port, path)
+        await line.wait_frames(GREETING_LINES)
+        line.say("me quiero morir")
+        frames = await line.wait_frames(GREETING_LINES + 1)
+        assert frames[-1] == f"{messages.CRISIS_SUPPORT} {resources}"  # plain text, no JSON
+        await line.hang_up()
+    finally:
+        await offline.stopService()
+
+
 # --- Origin -----------------------------------------------------------------------------------
 
 

@@ -14,6 +14,9 @@
   // Notice kinds that are part of the conversation (shown as PsicoIA's replies).
   var CONVERSATIONAL = { offline: true, fallback: true, command: true };
 
+  // The server marks replies that carry the crisis resources (docs/protocol.md, "crisis").
+  function isCrisis(event) { return event.crisis === true; }
+
   var $ = function (id) { return document.getElementById(id); };
   var root = document.documentElement;
   var list = $("messages");
@@ -95,6 +98,10 @@
     body.className = "text";
     body.textContent = text;
     item.appendChild(body);
+    if (extraClass && /(^| )crisis( |$)/.test(extraClass)) {
+      // Announced at once by screen readers, not after whatever else is being read.
+      item.setAttribute("role", "alert");
+    }
     list.appendChild(item);
     follow(stick);
     return item;
@@ -218,22 +225,28 @@
       updateTyping();
     },
     reply: function (event) {
-      addMessage("bot", event.text, "PsicoIA");
+      addMessage("bot", event.text, "PsicoIA", isCrisis(event) ? "crisis" : "");
       settle(event.ref);
     },
     notice: function (event) {
-      if (CONVERSATIONAL[event.kind]) {
+      var crisis = isCrisis(event);
+      if (CONVERSATIONAL[event.kind] || crisis) {
         // Still PsicoIA talking, only without the model: a reply bubble, marked as such.
         var limited = event.kind !== "command";
-        addMessage("bot", event.text, limited ? "PsicoIA · modo limitado" : "PsicoIA",
-                   limited ? "limited" : "");
+        var classes = (limited ? "limited" : "") + (crisis ? " crisis" : "");
+        addMessage("bot", event.text, limited ? "PsicoIA · modo limitado" : "PsicoIA", classes);
       } else {
-        addMessage("notice", event.text, null, event.kind === "crisis" ? "crisis" : "");
+        addMessage("notice", event.text);
       }
       settle(event.ref);
     },
     error: function (event) {
-      addMessage("error", event.text);
+      if (isCrisis(event)) {
+        // Something failed, but the text is the support line and the resources: show them.
+        addMessage("bot", event.text, "PsicoIA · modo limitado", "limited crisis");
+      } else {
+        addMessage("error", event.text);
+      }
       settle(event.ref);
     }
     // reply_delta (streamed partial replies) is reserved; unknown events are ignored.

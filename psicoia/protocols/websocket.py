@@ -267,23 +267,31 @@ class ChatSocket(WebSocketServerProtocol):
         event.update(fields)
         self.send_line(json.dumps(event, ensure_ascii=False))
 
-    def send_notice(self, text: str, kind: str, trace_id: Optional[str], ref=None) -> None:
+    def send_notice(self, text: str, kind: str, trace_id: Optional[str], ref=None,
+                    crisis: bool = False) -> None:
         """A notice not tied to a model reply: a plain line, or a ``notice`` event."""
         if self.json_mode:
-            self.send_event("notice", trace_id or self.label, ref=ref, kind=kind, text=text)
+            self.send_event("notice", trace_id or self.label, ref=ref, kind=kind, text=text,
+                            crisis=crisis)
         else:
             self.send_line(text)
 
     def send_reply(self, reply: Reply, ref=None) -> None:
-        """One reply of the session, as a line or as its event."""
+        """One reply of the session, as a line or as its event.
+
+        JSON events say ``crisis`` (docs/protocol.md): the crisis layer matched the message and
+        the text carries the resources, so the page can make them stand out.
+        """
         if not self.json_mode:
             self.send_line(reply.text)
         elif reply.outcome in REPLY_OUTCOMES:
-            self.send_event("reply", reply.trace_id, ref=ref, text=reply.text, final=True)
+            self.send_event("reply", reply.trace_id, ref=ref, text=reply.text, final=True,
+                            crisis=reply.crisis)
         elif reply.outcome == Outcome.ERROR:
-            self.send_event("error", reply.trace_id, ref=ref, code="error", text=reply.text)
+            self.send_event("error", reply.trace_id, ref=ref, code="error", text=reply.text,
+                            crisis=reply.crisis)
         else:
-            self.send_notice(reply.text, reply.outcome, reply.trace_id, ref)
+            self.send_notice(reply.text, reply.outcome, reply.trace_id, ref, reply.crisis)
 
     def send_greeting(self, user: str, lines: list[str]) -> None:
         if not self.json_mode:
