@@ -23,6 +23,7 @@ import os
 import platform
 import select
 import shlex
+import shutil
 import signal
 import statistics
 import subprocess
@@ -142,6 +143,7 @@ class Bench:
         self.problems: list[str] = []  # errors: bench/run exits non-zero
         self.notes: list[str] = []  # worth saying in the report, not a failure
         self.websocket_available: Optional[bool] = None
+        self.argv: list[str] = []
 
     # --- processes ----------------------------------------------------------------------------
 
@@ -381,7 +383,9 @@ class Bench:
     def out_dir(self) -> Path:
         if self.args.out_dir:
             return Path(self.args.out_dir)
-        return self.workdir if self.args.smoke else DOC.parent
+        if self.args.smoke:  # never over the real report; the same folder every time
+            return Path(tempfile.gettempdir()) / "psicoia-bench-smoke"
+        return DOC.parent
 
     def run(self) -> int:
         started = time.time()
@@ -416,7 +420,8 @@ class Bench:
                           commands=self.procs.commands, loadgen=self.loadgen_commands,
                           plot=plot, problems=self.problems + self.notes, smoke=self.args.smoke,
                           seconds=time.time() - started,
-                          analysis=ANALYSIS.read_text() if ANALYSIS.exists() else "")
+                          analysis=ANALYSIS.read_text() if ANALYSIS.exists() else "",
+                          invocation=shlex.join(["bench/run", *self.argv]))
         target = self.out_dir / DOC.name
         target.write_text(document)
         if self.args.smoke or self.args.out_dir:  # raw results, for tests and comparisons
@@ -533,7 +538,14 @@ def main(argv) -> int:
 
     signal.signal(signal.SIGTERM, interrupted)
     bench = Bench(args)
+    bench.argv = list(argv)
+    code = 1
     try:
-        return bench.run()
+        code = bench.run()
+        return code
     finally:
         bench.procs.stop_all()
+        if code == 0:  # keep the logs and configs of a failed run for a look
+            shutil.rmtree(bench.workdir, ignore_errors=True)
+        else:
+            log(f"process logs kept in {bench.workdir}")

@@ -19,7 +19,6 @@ from twisted.internet import error as net_error
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, ensureDeferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import (
     Agent,
@@ -33,6 +32,7 @@ from zope.interface import implementer
 
 from .config import LLMConfig
 from .instruments import Instruments
+from .logsetup import LevelLogger
 from .pacing import Pacer, PacingTooLong
 from .retry import backoff_delay, is_retryable_status, retry_after_seconds
 
@@ -155,7 +155,7 @@ def parse_reply(body: bytes) -> str:
 class ChatProvider:
     """Calls the provider; knows nothing of users beyond the trace id it forwards."""
 
-    log = Logger()
+    log = LevelLogger()  # per-message events: not built when the level drops them
 
     def __init__(
         self,

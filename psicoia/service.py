@@ -21,6 +21,7 @@ from .connections import ConnectionRegistry
 from .instruments import Instruments
 from .breaker import CircuitBreaker
 from .llm import ChatProvider, make_http_client
+from .logsetup import LevelLogger
 from .metrics import Metrics
 from .pacing import Pacer
 from .protocols.tcp import ChatLineFactory
@@ -84,6 +85,8 @@ class PsicoiaService(MultiService):
         # twistd's Application is componentized: our observer becomes its ILogObserver.
         if self.log_observer is not None and hasattr(parent, "setComponent"):
             parent.setComponent(ILogObserver, self.log_observer)
+            # Events below the configured level are then not even built (docs/benchmarks.md).
+            LevelLogger.drop_below(self.config.log.level)
         super().setServiceParent(parent)
 
     def listener(self, name: str) -> Listener:

@@ -25,7 +25,6 @@ from twisted.internet.defer import (
     succeed,
 )
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
 
 from . import messages
 from .companion import Companion
@@ -33,6 +32,7 @@ from .config import Config
 from .history import HistoryStore, InMemoryHistory, build_prompt
 from .instruments import Instruments
 from .llm import ChatProvider, ProviderError
+from .logsetup import LevelLogger
 from .ratelimit import RateLimiter, SlidingWindowLimiter
 from .safety import assess
 
@@ -244,7 +244,7 @@ class Session:
 class SessionManager:
     """Shared by every transport of one service. Owns all per-user and global chat state."""
 
-    log = Logger()
+    log = LevelLogger()  # per-message events: not built when the level drops them
 
     def __init__(
         self,

@@ -69,3 +69,43 @@ def test_report_names_all_scenarios_and_targets(smoke):
     assert {line["name"][:3] for line in summary["targets"]} == {"(a)", "(b)", "(c)", "(d)"}
     assert summary["results"]["idle_chatted"]["result"]["open"] == summary["results"]["idle"][
         "result"]["connections"]
+
+
+def test_fake_provider_injects_faults_and_streams():
+    """The benchmark provider's fault injection and streaming answer like an OpenAI server."""
+    import http.client
+
+    provider = subprocess.Popen(
+        [sys.executable, "-m", "bench.fake_provider", "--latency-ms", "0", "--fault-rate", "0.5",
+         "--duration", "30"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+    )
+    try:
+        line = provider.stdout.readline().decode()
+        assert line.startswith("listening "), line
+        connection = http.client.HTTPConnection("127.0.0.1", int(line.split()[1]), timeout=10)
+        statuses = []
+        for _ in range(40):  # one keep-alive connection, as the server's pool uses
+            connection.request("POST", "/v1/chat/completions", body=b'{"messages": []}',
+                               headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            body = response.read()
+            statuses.append(response.status)
+            if response.status == 200:
+                assert json.loads(body)["choices"][0]["message"]["content"]
+        assert 0 < statuses.count(503) < 40 and statuses.count(200) + statuses.count(503) == 40
+        streamed = None
+        for _ in range(20):  # until one is not a fault
+            connection.request("POST", "/v1/chat/completions", body=b'{"stream": true}')
+            response = connection.getresponse()
+            body = response.read()
+            if response.status == 200:
+                streamed = (response.getheader("Content-Type"), body)
+                break
+        assert streamed is not None
+        assert streamed[0] == "text/event-stream"
+        assert streamed[1].rstrip().endswith(b"data: [DONE]")
+        connection.close()
+    finally:
+        provider.terminate()
+        provider.wait(10)
