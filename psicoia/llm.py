@@ -14,9 +14,17 @@ import random as _random
 from typing import Any, Callable, Optional, Sequence
 
 import treq
+from hyperlink import EncodedURL
 from treq.client import HTTPClient
 from twisted.internet import error as net_error
-from twisted.internet.defer import CancelledError, Deferred, TimeoutError, ensureDeferred, succeed
+from twisted.internet.defer import (
+    CancelledError,
+    Deferred,
+    TimeoutError,
+    ensureDeferred,
+    fail,
+    succeed,
+)
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
@@ -103,6 +111,41 @@ def _body_producer(data: Any) -> IBodyProducer:
     return BytesBody(data) if isinstance(data, bytes) else IBodyProducer(data)
 
 
+class PreparedURL(EncodedURL):
+    """A URL already in the form treq sends, with that form computed once.
+
+    treq turns the URL it is given into bytes on every request:
+    ``parsed.to_uri().to_text().encode("ascii")``. For a string that is a parse (about 7 us),
+    then ``to_uri()`` (the host through IDNA, the path re-encoded: about 25 us) and ``to_text()``
+    (about 5 us), for a URL that never changes (docs/benchmarks.md). Built by :meth:`prepare`
+    from the already-encoded URI, so ``to_uri()`` of it is itself and ``to_text()`` its text:
+    the same bytes on the wire. A copy made by ``replace()`` (treq does that only for
+    ``params=``, which this client never passes) has no cached text and computes as usual.
+    """
+
+    @classmethod
+    def prepare(cls, text: str) -> Any:
+        """The prepared URL for ``text``, or ``text`` itself if it does not round-trip."""
+        try:
+            uri_text = EncodedURL.from_text(text).to_uri().to_text()
+            prepared = cls.from_text(uri_text)
+        except Exception:  # noqa: BLE001 - treq will report it, per request, as before
+            return text
+        if super(PreparedURL, prepared).to_text() != uri_text:
+            return text
+        prepared.__dict__["_uri_text"] = uri_text
+        return prepared
+
+    def to_uri(self) -> Any:
+        return self if "_uri_text" in self.__dict__ else super().to_uri()
+
+    def to_text(self, with_password: bool = False) -> str:
+        text = self.__dict__.get("_uri_text")
+        if text is None or with_password:
+            return super().to_text(with_password)
+        return text
+
+
 def make_http_client(reactor: Any, max_connections: int) -> tuple[HTTPClient, HTTPConnectionPool]:
     """The production HTTP client: one persistent pool, sized to the semaphore."""
     pool = HTTPConnectionPool(reactor, persistent=True)
@@ -121,8 +164,10 @@ class _BodyTooLarge(Exception):
     pass
 
 
-async def read_body(response: Any, limit: int) -> bytes:
-    """The response body, or ProviderError("malformed") once it passes ``limit`` bytes."""
+def read_response(response: Any, limit: int) -> Deferred:
+    """Deferred firing with (status, headers, body), or failing with ProviderError("malformed")
+    once the body passes ``limit`` bytes. Plain callbacks, not a coroutine: one
+    ``ensureDeferred`` less per request (docs/benchmarks.md)."""
     chunks: list[bytes] = []
     size = 0
 
@@ -133,11 +178,22 @@ async def read_body(response: Any, limit: int) -> bytes:
             raise _BodyTooLarge()
         chunks.append(data)
 
-    try:
-        await treq.collect(response, collect)
-    except _BodyTooLarge:
+    def joined(_: Any) -> tuple[int, dict[str, str], bytes]:
+        return response.code, response_headers(response), b"".join(chunks)
+
+    def too_large(failure: Failure) -> None:
+        failure.trap(_BodyTooLarge)
         raise ProviderError("malformed", response.code) from None
-    return b"".join(chunks)
+
+    return treq.collect(response, collect).addCallbacks(joined, too_large)
+
+
+def response_headers(response: Any) -> dict[str, str]:
+    """The last value of each response header, by lower-case name (for Retry-After, pacing)."""
+    return {
+        name.decode("latin-1").lower(): values[-1].decode("latin-1")
+        for name, values in response.headers.getAllRawHeaders()
+    }
 
 
 def parse_reply(body: bytes) -> str:
@@ -174,6 +230,10 @@ class ChatProvider:
         self._instruments = instruments or Instruments()
         self._random = random
         self._pacer = pacer
+        # Built once, not per request (docs/benchmarks.md): the URL treq would re-encode each
+        # time, and (on first use, see _bearer) the header that holds the key.
+        self._url = PreparedURL.prepare(config.completions_url)
+        self._authorization: Optional[bytes] = None
 
     @property
     def online(self) -> bool:
@@ -199,7 +259,9 @@ class ChatProvider:
         while True:
             attempt += 1
             if self._pacer is not None:
-                await self._paced(len(body) / 4 + cfg.max_tokens, trace_id, attempt)
+                tokens = len(body) / 4 + cfg.max_tokens
+                if not self._pacer.spend_now(tokens):
+                    await self._paced(tokens, trace_id, attempt)
             started = self._clock.seconds()
             self.log.debug(
                 "[{trace_id}] provider start attempt={attempt} bytes={size}",
@@ -280,7 +342,7 @@ class ChatProvider:
         CancelledError; so a timeout is recognised by ``_timed_out`` and a cancel from the caller
         (the user left) by the flag, never mistaken for a connection error and retried.
         """
-        post = ensureDeferred(self._post(body, trace_id))
+        post = self._post(body, trace_id)
         cancelled = False
 
         def cancel(_: Deferred) -> None:
@@ -328,21 +390,29 @@ class ChatProvider:
             raise _Retryable(error, retry_after_seconds(headers, self._clock.seconds()))
         raise error
 
-    async def _post(self, body: bytes, trace_id: str) -> tuple[int, dict, bytes]:
-        response = await self._http.post(
-            self.config.completions_url,
-            data=body,
-            headers={
-                b"Authorization": [b"Bearer " + self._api_key.encode("latin-1")],
-                b"Content-Type": [b"application/json"],
-                b"Accept": [b"application/json"],
-                b"User-Agent": [USER_AGENT],
-                b"X-Request-ID": [trace_id.encode("ascii", "replace")],
-            },
-        )
-        payload = await read_body(response, MAX_RESPONSE_BYTES)
-        headers = {
-            name.decode("latin-1").lower(): values[-1].decode("latin-1")
-            for name, values in response.headers.getAllRawHeaders()
-        }
-        return response.code, headers, payload
+    def _post(self, body: bytes, trace_id: str) -> Deferred:
+        """Deferred firing with (status, headers, payload): one request and its whole body.
+
+        Plain callbacks, not a coroutine: one ``ensureDeferred`` less per attempt; cancelling
+        it cancels whichever of the request or the body read is pending, as before.
+        """
+        try:
+            request = self._http.post(
+                self._url,
+                data=body,
+                headers={
+                    b"Authorization": [self._bearer()],
+                    b"Content-Type": [b"application/json"],
+                    b"Accept": [b"application/json"],
+                    b"User-Agent": [USER_AGENT],
+                    b"X-Request-ID": [trace_id.encode("ascii", "replace")],
+                },
+            )
+        except Exception:  # noqa: BLE001 - fail the Deferred, as the coroutine did
+            return fail()
+        return request.addCallback(read_response, MAX_RESPONSE_BYTES)
+
+    def _bearer(self) -> bytes:
+        if self._authorization is None:
+            self._authorization = b"Bearer " + self._api_key.encode("latin-1")
+        return self._authorization

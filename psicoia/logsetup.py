@@ -102,6 +102,20 @@ class LevelLogger(Logger):
 
     dropped: frozenset = frozenset()
 
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._attribute = name
+
+    def __get__(self, instance: object, owner: Optional[type] = None) -> Logger:
+        """``Logger.__get__`` builds a new ``Logger`` at every ``self.log`` access (a few
+        microseconds, several times per message); keep the one built for an instance in its
+        ``__dict__``, which then shadows this descriptor, as ``functools.cached_property`` does.
+        Same namespace and source as Twisted's."""
+        logger = super().__get__(instance, owner)
+        attribute = getattr(self, "_attribute", None)
+        if instance is not None and attribute is not None and hasattr(instance, "__dict__"):
+            instance.__dict__[attribute] = logger
+        return logger
+
     @classmethod
     def drop_below(cls, level_name: str) -> None:
         level = LogLevel.levelWithName(level_name)

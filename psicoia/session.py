@@ -21,7 +21,7 @@ from twisted.internet.defer import (
     CancelledError,
     Deferred,
     DeferredSemaphore,
-    ensureDeferred,
+    fail,
     succeed,
 )
 from twisted.internet.interfaces import IReactorTime
@@ -182,17 +182,14 @@ class Session:
         result = turn.addCallback(start)
         previous, self._last = self._last, result
         self._pending[result] = None
-        self.manager._started(result)
-
-        def done(outcome):
-            self._pending.pop(result, None)
-            return outcome
-
-        result.addBoth(done)
-        result.addErrback(self._unexpected, trace_id)
+        self.manager._started()
+        # Few callbacks per message, on purpose (each costs a turn of Deferred._runCallbacks;
+        # docs/benchmarks.md): one to settle the bookkeeping, one pair for the reply.
+        result.addBoth(self._settled, result)
         # Whatever path the reply took (busy, failed, shutting down...), the crisis layer has
         # the last word on it, before the transport writes it.
-        result.addCallback(self.manager.with_safety, self, crisis)
+        result.addCallbacks(self.manager.with_safety, self._unexpected_safe,
+                            callbackArgs=(self, crisis), errbackArgs=(trace_id, crisis))
         if previous is None:
             self._take_turn(turn)
         else:
@@ -224,6 +221,15 @@ class Session:
         method = getattr(self.listener, hook, None)
         if method is not None:
             method(*args)
+
+    def _settled(self, outcome, result: Deferred):
+        """The message has its reply (or failure): it is no longer pending or in progress."""
+        self.manager._finished()  # first, as before: drain() waiters see it at once
+        self._pending.pop(result, None)
+        return outcome
+
+    def _unexpected_safe(self, failure, trace_id: str, crisis: bool) -> Reply:
+        return self.manager.with_safety(self._unexpected(failure, trace_id), self, crisis)
 
     def _unexpected(self, failure, trace_id: str):
         if failure.check(CancelledError):
@@ -325,7 +331,7 @@ class SessionManager:
                       chars=len(text), user=session.user, transport=session.transport)
         if not self.provider.online:
             return succeed(self.fallback(session, trace_id, text, "offline", crisis))
-        reply = ensureDeferred(self._ask_provider(session, text, trace_id, crisis))
+        reply = self._ask_provider(session, text, trace_id, crisis)
         if crisis:
             # Resources within crisis_reply_seconds, however long the queue or the retries.
             reply.addTimeout(
@@ -367,6 +373,8 @@ class SessionManager:
         reminder on the next ``safety.reminder_turns`` replies."""
         if not reply.text:  # the user left: nothing is written
             return reply
+        if not crisis and session.reminders_left <= 0:  # most replies: nothing to add
+            return reply
         resources_line = messages.CRISIS_RESOURCES.format(resources=self.resources_text())
         if crisis:
             session.reminders_left = self.config.safety.reminder_turns
@@ -395,26 +403,47 @@ class SessionManager:
             text = messages.UNKNOWN_COMMAND
         return self.notice(session, trace_id, text, Outcome.COMMAND)
 
-    async def _ask_provider(self, session: Session, text: str, trace_id: str,
-                            crisis: bool = False) -> Reply:
-        semaphore = self.semaphore
-        if semaphore.tokens == 0 and len(semaphore.waiting) >= self.config.llm.max_waiting:
-            return self.notice(session, trace_id, messages.BUSY, Outcome.BUSY)
-        queued_at = self.clock.seconds()
-        if semaphore.tokens == 0:
-            # Before acquire(): a hook that raises must not leave an acquire nobody releases.
-            position = len(semaphore.waiting) + 1
-            self.log.info("[{trace_id}] queued position={position}", trace_id=trace_id,
-                          position=position)
-            if session.listener is not None:
-                session.listener.on_queued(trace_id, position)
-        acquired = semaphore.acquire()
-        self._semaphore_changed()
+    def _ask_provider(self, session: Session, text: str, trace_id: str,
+                      crisis: bool = False) -> Deferred:
+        """Wait for a provider slot, then ask the provider; a Deferred firing with the Reply.
+
+        Plain Deferreds, not a coroutine (docs/benchmarks.md): when a slot is free,
+        ``DeferredSemaphore.acquire`` has fired before it returns, and the request goes out in
+        the same call, with no ``ensureDeferred`` and no await machinery around it. As with a
+        coroutine, anything raised here fails the returned Deferred.
+        """
         try:
-            await acquired
-        finally:
+            semaphore = self.semaphore
+            if semaphore.tokens == 0 and len(semaphore.waiting) >= self.config.llm.max_waiting:
+                return succeed(self.notice(session, trace_id, messages.BUSY, Outcome.BUSY))
+            queued_at = self.clock.seconds()
+            if semaphore.tokens == 0:
+                # Before acquire(): a hook that raises must not leave an acquire nobody releases.
+                position = len(semaphore.waiting) + 1
+                self.log.info("[{trace_id}] queued position={position}", trace_id=trace_id,
+                              position=position)
+                if session.listener is not None:
+                    session.listener.on_queued(trace_id, position)
+            acquired = semaphore.acquire()
             self._semaphore_changed()
-        try:  # from here on the slot is ours: every path below releases it
+            if acquired.called:  # a free slot, already ours: nothing waited, nothing to chain
+                return self._with_slot(session, text, trace_id, crisis, queued_at)
+            acquired.addBoth(self._waited)
+            acquired.addCallback(
+                lambda _: self._with_slot(session, text, trace_id, crisis, queued_at))
+            return acquired
+        except Exception:  # noqa: BLE001 - the caller's errback handles it (Session._unexpected)
+            return fail()
+
+    def _waited(self, result):
+        """The wait for a slot ended (acquired or cancelled): the gauges change."""
+        self._semaphore_changed()
+        return result
+
+    def _with_slot(self, session: Session, text: str, trace_id: str, crisis: bool,
+                   queued_at: float) -> Deferred:
+        """The slot is ours: every path from here releases it, once (``_release``)."""
+        try:
             self.instruments.queue_wait(self.clock.seconds() - queued_at)
             session.notify("on_waiting", trace_id)
             prompt = build_prompt(
@@ -425,20 +454,39 @@ class SessionManager:
                 self.config.history.input_token_budget,
                 self.config.history.chars_per_token,
             )
-            try:
-                answer = await self.provider.complete(prompt, trace_id)
-            except ProviderError as error:
-                return self.fallback(session, trace_id, text, error.reason, crisis)
+            reply = self.provider.complete(prompt, trace_id)
+        except BaseException:
+            self._release()
+            raise
+        # Both release the slot themselves (one callback less than a separate addBoth).
+        return reply.addCallbacks(self._answered, self._provider_failed,
+                                  callbackArgs=(session, text, trace_id),
+                                  errbackArgs=(session, text, trace_id, crisis))
+
+    def _answered(self, answer: str, session: Session, text: str, trace_id: str) -> Reply:
+        try:
             answer = fold_lines(answer)
             self.history.append(session.user, "user", text)
             self.history.append(session.user, "assistant", answer)
             self.log.info("[{trace_id}] answered reply_chars={reply_chars}", trace_id=trace_id,
-                          reply_chars=len(answer), user=session.user, transport=session.transport)
+                          reply_chars=len(answer), user=session.user,
+                          transport=session.transport)
             self.instruments.message_handled(session.transport, Outcome.ANSWERED)
             return Reply(answer, Outcome.ANSWERED, trace_id)
         finally:
-            semaphore.release()
-            self._semaphore_changed()
+            self._release()
+
+    def _provider_failed(self, failure, session: Session, text: str, trace_id: str,
+                         crisis: bool) -> Reply:
+        try:
+            failure.trap(ProviderError)  # anything else (a cancel) goes on as it is
+            return self.fallback(session, trace_id, text, failure.value.reason, crisis)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        self.semaphore.release()
+        self._semaphore_changed()
 
     def _semaphore_changed(self) -> None:
         semaphore = self.semaphore
@@ -448,18 +496,16 @@ class SessionManager:
 
     # --- shutdown -------------------------------------------------------------------------
 
-    def _started(self, result: Deferred) -> None:
+    def _started(self) -> None:
+        """A message was accepted; :meth:`_finished` is called once when it has its reply."""
         self._in_progress += 1
 
-        def finished(outcome):
-            self._in_progress -= 1
-            if self._in_progress == 0:
-                waiters, self._drained = self._drained, []
-                for waiter in waiters:
-                    waiter.callback(None)
-            return outcome
-
-        result.addBoth(finished)
+    def _finished(self) -> None:
+        self._in_progress -= 1
+        if self._in_progress == 0:
+            waiters, self._drained = self._drained, []
+            for waiter in waiters:
+                waiter.callback(None)
 
     def drain(self) -> Deferred:
         """Stop taking new work; fire when every message already accepted has its reply."""

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+from hyperlink import EncodedURL
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.logger import LogLevel
+from twisted.logger import Logger, LogLevel
 
-from psicoia.llm import BytesBody, _body_producer
+from psicoia.llm import BytesBody, PreparedURL, _body_producer
 from psicoia.logsetup import LevelLogger
+from psicoia.session import SessionManager
+from tests.helpers import make_config
+from tests.provider_stub import ControlledProvider
 
 
 def test_level_logger_builds_every_event_until_the_service_sets_a_level():
@@ -34,3 +40,76 @@ def test_bytes_body_writes_the_whole_body_at_once_with_its_length():
     finished = producer.startProducing(consumer)
     assert consumer.value() == body
     assert finished.called
+
+
+# --- the provider URL, encoded once (psicoia.llm.PreparedURL) ---------------------------------
+
+@pytest.mark.parametrize("text", [
+    "http://127.0.0.1:41641/v1/chat/completions",
+    "https://api.groq.com/openai/v1/chat/completions",
+    "https://ejemplo-señal.test/v1/chat completions",  # IDN host, a space in the path
+])
+def test_prepared_url_gives_treq_the_bytes_it_would_have_built_from_the_string(text):
+    prepared = PreparedURL.prepare(text)
+    expected = EncodedURL.from_text(text).to_uri().to_text()
+    # What treq.client.HTTPClient.request does with the URL it is given:
+    assert prepared.to_uri().to_text().encode("ascii") == expected.encode("ascii")
+    assert isinstance(prepared, EncodedURL)  # treq takes it as already parsed
+
+
+def test_a_changed_copy_of_a_prepared_url_is_encoded_as_usual():
+    prepared = PreparedURL.prepare("http://127.0.0.1:1/v1/chat/completions")
+    copy = prepared.replace(query=(("a", "b c"),))
+    assert copy.to_uri().to_text() == "http://127.0.0.1:1/v1/chat/completions?a=b%20c"
+
+
+def test_an_unusable_url_is_left_for_treq_to_report():
+    assert PreparedURL.prepare("http://[::1") == "http://[::1"
+
+
+# --- loggers built once per instance (psicoia.logsetup.LevelLogger) ---------------------------
+
+def test_level_logger_is_built_once_per_instance_with_twisteds_namespace_and_source():
+    class Owner:
+        log = LevelLogger()
+
+    class Plain:
+        log = Logger()
+
+    owner = Owner()
+    first = owner.log
+    assert owner.log is first
+    expected = Plain().log
+    assert first.namespace == expected.namespace.replace("Plain", "Owner")
+    assert first.source is owner
+    assert Owner().log is not first  # each instance its own, as with Twisted's
+
+
+# --- the semaphore fast path (psicoia.session.SessionManager._ask_provider) -------------------
+
+def test_with_a_free_slot_the_request_goes_out_in_the_same_call_and_the_slot_comes_back():
+    provider = ControlledProvider()
+    manager = SessionManager(make_config(llm={"max_in_flight": 1}), provider, Clock(),
+                             system_prompt="Sos breve.")
+    session = manager.open("tcp", "10.0.0.1")
+    replies: list = []
+    session.submit("hola").addCallback(replies.append)
+    assert len(provider.calls) == 1  # no reactor turn between the line and the request
+    assert manager.semaphore.tokens == 0
+    provider.calls[0].answer("Te escucho.")
+    assert [reply.text for reply in replies] == ["Te escucho."]
+    assert manager.semaphore.tokens == 1
+
+
+def test_a_queued_message_cancelled_while_waiting_never_takes_a_slot():
+    provider = ControlledProvider()
+    manager = SessionManager(make_config(llm={"max_in_flight": 1}), provider, Clock(),
+                             system_prompt="Sos breve.")
+    first, second = manager.open("tcp", "10.0.0.1"), manager.open("tcp", "10.0.0.2")
+    first.submit("uno")
+    second.submit("dos")
+    assert len(manager.semaphore.waiting) == 1
+    second.close()
+    assert len(manager.semaphore.waiting) == 0
+    provider.calls[0].answer("ok")
+    assert manager.semaphore.tokens == 1 and len(provider.calls) == 1

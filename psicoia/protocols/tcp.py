@@ -13,6 +13,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
 
 from .. import messages
 from ..connections import REFUSALS, ConnectionRegistry
@@ -134,15 +135,20 @@ class ChatLineProtocol(LineReceiver, TimeoutMixin):
 
     def _answer(self, result) -> None:
         self._backlog += 1
-        result.addCallback(self._write_reply)
-        result.addBoth(self._answered)
+        result.addBoth(self._answered)  # one callback per message, not two (docs/benchmarks.md)
         if self._backlog >= self.max_backlog and not self.paused:
             self.pauseProducing()  # stop reading; TCP flow control holds the client back
 
     def _answered(self, result):
-        self._backlog -= 1
-        if self.paused and self._backlog <= self.max_backlog // 2 and not self._closing:
-            self.resumeProducing()  # reads on, starting with lines already buffered
+        """Write the reply (a failure was logged by the session: nothing to write), then count
+        it out of the backlog, whatever happened."""
+        try:
+            if not isinstance(result, Failure):
+                result = self._write_reply(result)
+        finally:
+            self._backlog -= 1
+            if self.paused and self._backlog <= self.max_backlog // 2 and not self._closing:
+                self.resumeProducing()  # reads on, starting with lines already buffered
         return result
 
     def _write_reply(self, reply: Reply) -> None:
