@@ -28,7 +28,7 @@ from collections import deque
 from typing import Callable, Optional
 
 from twisted.internet.defer import Deferred, DeferredList, DeferredSemaphore, ensureDeferred
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
 
 from .common import LOCAL, ProcessProbe, emit_result, memory_kib, raise_file_limit

@@ -49,7 +49,6 @@ def targets(results: dict, websocket_available: Optional[bool]) -> list[dict]:
     lines = []
     overhead = results.get("overhead")
     throughput = results.get("throughput")
-    idle = results.get("idle")
     if throughput:
         ms = throughput["params"]["latency_ms"]
         ours, floor = (side(throughput["rounds"][k], ms) for k in ("psicoia", "floor"))

@@ -17,17 +17,15 @@ import string
 from collections import deque
 from typing import Any, Optional
 
-from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, DeferredList, TimeoutError, succeed
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.endpoints import clientFromString, connectProtocol
-from twisted.internet.task import deferLater
-from twisted.logger import ILogObserver, Logger
 from twisted.protocols.basic import LineReceiver
 
 from . import messages
 from .config import Config
 from .connections import ConnectionRegistry
 from .instruments import Instruments
+from .lifecycle import ChatService
 from .protocols.websocket import (
     CLOSE_GOING_AWAY,
     CLOSE_NORMAL,
@@ -338,84 +336,29 @@ class GatewayFactory(ChatSocketFactory):
         return clientFromString(self.reactor, self.upstream)
 
 
-class GatewayService(MultiService):
+class GatewayService(ChatService):
     """The page and WebSocket listeners of a gateway; stopping it closes every bridge.
 
-    Stopping is graceful like the core's (PsicoiaService): listeners close, users are told,
-    answers already requested upstream get ``server.shutdown_grace_seconds`` (on ``clock``)
-    to arrive, then every browser is closed with 1001.
+    Stopping is graceful like the core's (:mod:`psicoia.lifecycle`): answers already requested
+    upstream get ``server.shutdown_grace_seconds`` (on ``clock``) to arrive.
     """
 
-    log = Logger()
     manager = None   # no session manager here: /healthz and /readyz say so
     breaker = None
 
     def __init__(self, config: Config, reactor: Any, registry: ConnectionRegistry,
                  upstream: str, instruments: Optional[Instruments] = None,
                  clock: Any = None) -> None:
-        super().__init__()
-        self.config = config
-        self.reactor = reactor
-        self.clock = clock or reactor
-        self.registry = registry
+        super().__init__(config, reactor, registry, instruments, grace_clock=clock)
         self.upstream = upstream
-        self.instruments = instruments
-        self.log_observer: Optional[ILogObserver] = None
-        self.started_at: Optional[float] = None
-
-    def setServiceParent(self, parent) -> None:
-        if self.log_observer is not None and hasattr(parent, "setComponent"):
-            parent.setComponent(ILogObserver, self.log_observer)
-        super().setServiceParent(parent)
-
-    def listener(self, name: str):
-        return self.getServiceNamed(name)
 
     def startService(self) -> None:
-        self.started_at = self.reactor.seconds()
         super().startService()
         self.log.info("gateway: bridging browsers to {upstream}", upstream=self.upstream)
 
-    def stopService(self) -> Deferred:
-        stopped = super().stopService()
-        stopped.addCallback(lambda _: self._drain())
-        stopped.addCallback(self._exit_cleanly)
-        return stopped
-
-    def _exit_cleanly(self, result):
-        """As in PsicoiaService: the stop is graceful, so twistd exits 0, not 143/130."""
-        if getattr(self.reactor, "_exitSignal", None) is not None:
-            self.reactor._exitSignal = None
-        return result
-
-    def _drain(self) -> Deferred:
+    def pending_replies(self) -> Deferred:
         connections = self.registry.connections()
-        self.log.info("gateway: shutting down connections={count}", count=len(connections))
-        for connection in connections:
-            connection.notify_shutdown()
-        # A Deferred of our own for the timeout: cancelling it leaves the sockets' waiters alone.
-        answered: Deferred = Deferred()
-        everyone = DeferredList([connection.when_answered() for connection in connections])
-        everyone.addCallback(lambda _: None if answered.called else answered.callback(None))
-        answered.addTimeout(self.config.server.shutdown_grace_seconds, self.clock)
-        answered.addErrback(self._grace_over)
-        # One reactor turn later, so that the last answer is written before the close frame.
-        answered.addCallback(lambda _: deferLater(self.reactor, 0, self._hang_up))
-        return answered
-
-    def _grace_over(self, failure) -> None:
-        failure.trap(TimeoutError)
-        self.log.warn("gateway: grace period over; closing with replies pending")
-
-    def _hang_up(self) -> Deferred:
-        for connection in self.registry.connections():
-            connection.disconnect()
-        # Let the close frames (and the last answers) go out before the reactor stops; bounded
-        # for clients that never read.
-        closed = self.registry.when_empty()
-        closed.addTimeout(2, self.reactor)
-        closed.addErrback(lambda failure: failure.trap(TimeoutError))
-        return closed
+        return DeferredList([connection.when_answered() for connection in connections])
 
 
 def build_gateway(config: Config, upstream: str, reactor: Any, clock: Any = None,

@@ -11,17 +11,16 @@ from typing import Any, Optional
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, TimeoutError, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.task import deferLater
-from twisted.logger import ILogObserver, Logger
+from twisted.logger import Logger
 
 from .config import Config
 from .connections import ConnectionRegistry
 from .instruments import Instruments
 from .breaker import CircuitBreaker
 from .llm import ChatProvider, make_http_client
-from .logsetup import LevelLogger
+from .lifecycle import ChatService
 from .metrics import Metrics
 from .pacing import Pacer
 from .protocols.tcp import ChatLineFactory
@@ -63,37 +62,17 @@ class Listener(StreamServerEndpointService):
         return waiter
 
 
-class PsicoiaService(MultiService):
+class PsicoiaService(ChatService):
     """The whole server. Stopping it is the graceful shutdown of the contract."""
-
-    log = Logger()
 
     def __init__(self, config: Config, reactor: Any, manager: SessionManager,
                  registry: ConnectionRegistry, pool: Any = None) -> None:
-        super().__init__()
-        self.config = config
-        self.reactor = reactor
+        super().__init__(config, reactor, registry)
         self.manager = manager
-        self.registry = registry
         self.pool = pool
-        self.log_observer: Optional[ILogObserver] = None
-        self.started_at: Optional[float] = None
-        self.instruments: Optional[Instruments] = None  # /metrics reads its registry
         self.breaker: Any = None  # /readyz reads its state
 
-    def setServiceParent(self, parent) -> None:
-        # twistd's Application is componentized: our observer becomes its ILogObserver.
-        if self.log_observer is not None and hasattr(parent, "setComponent"):
-            parent.setComponent(ILogObserver, self.log_observer)
-            # Events below the configured level are then not even built (docs/benchmarks.md).
-            LevelLogger.drop_below(self.config.log.level)
-        super().setServiceParent(parent)
-
-    def listener(self, name: str) -> Listener:
-        return self.getServiceNamed(name)
-
     def startService(self) -> None:
-        self.started_at = self.reactor.seconds()
         super().startService()
         if not self.manager.provider.online:
             self.log.warn(
@@ -101,51 +80,15 @@ class PsicoiaService(MultiService):
                 env=self.config.llm.api_key_env,
             )
 
-    def stopService(self) -> Deferred:
-        """Stop listening, tell everyone, let in-flight replies finish (bounded), hang up."""
-        stopped = super().stopService()
-        stopped.addCallback(lambda _: self._drain())
-        stopped.addCallback(self._exit_cleanly)
-        return stopped
+    def pending_replies(self) -> Deferred:
+        return self.manager.drain()
 
-    def _exit_cleanly(self, result):
-        """twistd re-raises the SIGTERM/SIGINT that stopped the reactor when it exits (status
-        143/130). Our stop is graceful, and the contract says exit 0: forget that signal."""
-        if getattr(self.reactor, "_exitSignal", None) is not None:
-            self.reactor._exitSignal = None
-        return result
-
-    def _drain(self) -> Deferred:
-        connections = self.registry.connections()
-        self.log.info("shutting down connections={count}", count=len(connections))
-        for connection in connections:
-            connection.notify_shutdown()
-        grace = self.config.server.shutdown_grace_seconds
-        drained = self.manager.drain()
-        drained.addTimeout(grace, self.reactor)
-        drained.addErrback(self._grace_over)
-        # One reactor turn later: drain() fires as the last reply is produced, and the
-        # transport writes it in a callback that runs right after; hang up once it has.
-        drained.addCallback(lambda _: deferLater(self.reactor, 0, self._hang_up))
-        return drained
-
-    def _grace_over(self, failure) -> None:
-        failure.trap(TimeoutError)
-        self.log.warn("grace period over; closing with replies pending")
-
-    def _hang_up(self) -> Deferred:
+    def release_resources(self) -> Any:
         if self.breaker is not None:
             self.breaker.stop()
-        for connection in self.registry.connections():
-            connection.disconnect()
-        # Let the last lines (the shutdown notice, late replies) reach the users: the reactor
-        # drops unsent data when it stops. Bounded, for clients that never read.
-        closed = self.registry.when_empty()
-        closed.addTimeout(2, self.reactor)
-        closed.addErrback(lambda failure: failure.trap(TimeoutError))
         if self.pool is not None:
-            closed.addCallback(lambda _: self.pool.closeCachedConnections())
-        return closed
+            return self.pool.closeCachedConnections()
+        return None
 
 
 def build_service(

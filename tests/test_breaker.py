@@ -10,7 +10,6 @@ from psicoia.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from psicoia.llm import ChatProvider, ProviderError
 from psicoia.metrics import Metrics
 from psicoia.session import Outcome, SessionManager
-from psicoia import messages
 from tests.fake_provider import FakeProvider, Scripted, completion
 from tests.helpers import make_config
 

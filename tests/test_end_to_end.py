@@ -7,7 +7,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import DeferredList
 
 from psicoia import messages
-from tests.fake_provider import FakeProvider, Scripted, serve
+from tests.fake_provider import FakeProvider, serve
 from tests.helpers import connect_line_client, port_of, start_service, make_config
 
 GREETING_LINES = 2 + len(messages.GREETING_BODY)
