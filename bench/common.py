@@ -1,11 +1,10 @@
-"""Small shared pieces: percentiles, /proc readings of a process, ports, descriptor limits."""
+"""Small shared pieces: percentiles, /proc readings of a process, free ports."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
-import resource
 import socket
 import sys
 from typing import Optional, Sequence
@@ -81,20 +80,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOCAL, 0))
         return sock.getsockname()[1]
-
-
-def raise_file_limit() -> int:
-    """Raise RLIMIT_NOFILE to the hard limit; return the soft limit now in force."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY:
-        hard = 1 << 20
-    if soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-        except (ValueError, OSError):
-            pass
-    return soft
 
 
 def emit_result(result: dict) -> None:

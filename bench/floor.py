@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     epollreactor.install()
     from twisted.internet import reactor
 
-    from .common import raise_file_limit
+    from psicoia.tap import raise_file_limit
 
     raise_file_limit()
     factory = FloorFactory(reactor, args.provider, args.pool)

@@ -7,6 +7,7 @@ A bad configuration prints one line to stderr and exits non-zero before anything
 from __future__ import annotations
 
 import sys
+from typing import Optional
 
 from twisted.python import usage
 
@@ -24,20 +25,24 @@ class Options(usage.Options):
     ]
 
 
-def raise_file_limit() -> None:
-    """A chat server holds one descriptor per user: use the hard limit we are allowed."""
+def raise_file_limit() -> Optional[int]:
+    """A chat server holds one descriptor per user: use the hard limit we are allowed.
+
+    Returns the soft limit now in force (None where there are no such limits)."""
     try:
         import resource
     except ImportError:  # pragma: no cover - not on POSIX
-        return
+        return None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY:
         hard = 1 << 20
     if soft < hard:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
         except (ValueError, OSError):
             pass
+    return soft
 
 
 # Young-generation size for the cyclic garbage collector (CPython's default is 700).
