@@ -199,7 +199,7 @@ class GatewaySocket(ChatSocket):
             self.upstream.transport.loseConnection()
         self._check_answered()
 
-    # --- graceful shutdown (GatewayService._drain) ------------------------------------------
+    # --- graceful shutdown (ChatService._drain, psicoia/lifecycle.py) -----------------------
 
     def notify_shutdown(self) -> None:
         self.shutting_down = True

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random as _random
+import re
 from typing import Any, Callable, Optional, Sequence
 
 import treq
@@ -51,7 +52,8 @@ class ProviderError(Exception):
     """The provider could not give a usable reply.
 
     ``reason`` is one of: ``timeout``, ``connection``, ``status``, ``malformed``,
-    ``retry_after_too_long``, ``offline``. ``status`` is the last HTTP status, if any.
+    ``retry_after_too_long``, ``paced_too_long``, ``offline`` (and ``breaker_open`` from
+    :mod:`psicoia.breaker`). ``status`` is the last HTTP status, if any.
     """
 
     def __init__(self, reason: str, status: Optional[int] = None, attempts: int = 0) -> None:
@@ -129,7 +131,7 @@ class PreparedURL(EncodedURL):
         try:
             uri_text = EncodedURL.from_text(text).to_uri().to_text()
             prepared = cls.from_text(uri_text)
-        except Exception:  # noqa: BLE001 - treq will report it, per request, as before
+        except Exception:  # noqa: BLE001 - treq reports it, per request
             return text
         if super(PreparedURL, prepared).to_text() != uri_text:
             return text
@@ -196,16 +198,21 @@ def response_headers(response: Any) -> dict[str, str]:
     }
 
 
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
 def parse_reply(body: bytes) -> str:
     """The assistant's text from a chat-completions body, or ProviderError("malformed")."""
     try:
         data = json.loads(body)
         content = data["choices"][0]["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError):
+    except (ValueError, KeyError, IndexError, TypeError, RecursionError):
         raise ProviderError("malformed") from None
     if not isinstance(content, str) or not content.strip():
         raise ProviderError("malformed")
-    return content.strip()
+    # JSON may escape a lone surrogate (\ud800): not encodable, it would fail the write of
+    # the reply. Replaced like invalid UTF-8 from a user.
+    return _LONE_SURROGATE.sub("\ufffd", content.strip())
 
 
 class ChatProvider:
@@ -394,7 +401,7 @@ class ChatProvider:
         """Deferred firing with (status, headers, payload): one request and its whole body.
 
         Plain callbacks, not a coroutine: one ``ensureDeferred`` less per attempt; cancelling
-        it cancels whichever of the request or the body read is pending, as before.
+        it cancels whichever of the request or the body read is pending.
         """
         try:
             request = self._http.post(
@@ -408,7 +415,7 @@ class ChatProvider:
                     b"X-Request-ID": [trace_id.encode("ascii", "replace")],
                 },
             )
-        except Exception:  # noqa: BLE001 - fail the Deferred, as the coroutine did
+        except Exception:  # noqa: BLE001 - the caller sees a failed Deferred
             return fail()
         return request.addCallback(read_response, MAX_RESPONSE_BYTES)
 

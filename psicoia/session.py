@@ -224,7 +224,7 @@ class Session:
 
     def _settled(self, outcome, result: Deferred):
         """The message has its reply (or failure): it is no longer pending or in progress."""
-        self.manager._finished()  # first, as before: drain() waiters see it at once
+        self.manager._finished()  # first: drain() waiters see it at once
         self._pending.pop(result, None)
         return outcome
 

@@ -7,7 +7,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import DeferredList
 
 from psicoia import messages
-from tests.fake_provider import FakeProvider, serve
+from tests.fake_provider import FakeProvider, Scripted, completion, serve
 from tests.helpers import connect_line_client, port_of, start_service, make_config
 
 GREETING_LINES = 2 + len(messages.GREETING_BODY)
@@ -61,6 +61,26 @@ async def test_twelve_users_three_in_flight_all_answered():
         assert provider.max_in_flight == 3
         for client in clients:
             client.transport.loseConnection()
+    finally:
+        await service.stopService()
+        await provider_port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_reply_with_an_escaped_lone_surrogate_still_reaches_the_user():
+    # JSON lets a provider send "\ud800", which no UTF-8 write can carry: it is replaced, and
+    # neither that reply nor the next one is lost.
+    provider = FakeProvider()
+    provider.push(Scripted(body=completion("hola \ud800 che")))
+    provider_port, url = await serve(provider)
+    service = await start_service(make_config(llm={"base_url": url}))
+    try:
+        client = await connect_line_client(await port_of(service, "tcp"))
+        await client.wait_lines(GREETING_LINES)
+        client.say("uno")
+        client.say("dos")
+        lines = await client.wait_lines(GREETING_LINES + 2)
+        assert lines[GREETING_LINES:] == ["hola \ufffd che", "Te escucho. ¿Qué sentís? (3)"]
     finally:
         await service.stopService()
         await provider_port.stopListening()

@@ -206,6 +206,7 @@ def test_cancelling_a_call_stops_it_and_leaves_no_timer():
     json.dumps({"choices": [{"message": {"role": "assistant", "content": None}}]}).encode(),
     json.dumps({"choices": [{"message": {"role": "assistant", "content": 42}}]}).encode(),
     b"\xff\xfe not utf-8",
+    b'{"choices": ' + b"[" * 100_000,  # nested past Python's recursion limit
 ])
 def test_malformed_bodies_are_a_provider_error_not_an_exception(body):
     env = InMemory()

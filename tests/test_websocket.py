@@ -239,6 +239,24 @@ async def test_invalid_utf8_in_a_text_frame_is_replaced_not_fatal(listener, path
         await server.stop()
 
 
+@both_listeners
+@pytest_twisted.ensureDeferred
+async def test_json_escaped_lone_surrogates_are_replaced_not_fatal(listener, path):
+    server = await start()
+    try:
+        client, _ = await json_client(server, listener, path)
+        client.say('{"type": "message", "text": "hola \\ud800", "ref": "r\\udc00"}')
+        client.send_event(type="message", text="otra", ref="b")
+        reply = await client.wait_event(type="reply", ref="b")
+        assert reply["text"] == "Te escucho. ¿Qué sentís? (4)"
+        assert [r["json"]["messages"][-1]["content"] for r in server.provider.requests] == [
+            "hola \ufffd", "otra"]
+        assert (await client.wait_event(type="reply", ref="r\ufffd"))["trace_id"] == "Usuario-1:m1"
+        await client.hang_up()
+    finally:
+        await server.stop()
+
+
 @pytest_twisted.ensureDeferred
 async def test_user_numbers_are_shared_with_tcp():
     server = await start()
@@ -524,15 +542,15 @@ async def test_json_bad_frames_get_an_error_event_and_change_nothing(listener, p
     try:
         client, _ = await json_client(server, listener, path)
         for bad in ("no es json", "[1, 2]", json.dumps({"type": "message"}),
-                    json.dumps({"type": "otro", "text": "x"})):
+                    json.dumps({"type": "otro", "text": "x"}), "[" * 5000):
             client.say(bad)
-        events = await client.wait_events(5)
-        assert [e["type"] for e in events[1:]] == ["error"] * 4
+        events = await client.wait_events(6)
+        assert [e["type"] for e in events[1:]] == ["error"] * 5
         assert {e["code"] for e in events[1:]} == {"bad_request"}
         assert events[1]["text"] == messages.BAD_REQUEST
         assert server.provider.requests == []
         client.send_event(type="message", text="hola")
-        events = await client.wait_events(8)
+        events = await client.wait_events(9)
         assert events[-1]["type"] == "reply" and events[-1]["ref"] is None
         await client.hang_up()
     finally:

@@ -321,7 +321,7 @@
     connect();
   });
 
-  // Reconnect at once when the device comes back online or the tab becomes visible again.
+  // Reconnect at once when the device comes back online.
   window.addEventListener("online", function () { if (!socket) { connect(); } });
 
   updateComposer();

@@ -17,6 +17,7 @@ the rules live in :mod:`psicoia.session`.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Callable, Iterable, Optional
 from urllib.parse import urlsplit
 
@@ -46,6 +47,8 @@ HARD_CAP_MIN_BYTES = 1 << 20
 
 PING_INTERVAL_SECONDS = 30.0
 PING_TIMEOUT_SECONDS = 30.0
+
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 # Reply outcomes that are a model reply (type "reply"); ERROR is type "error"; the rest notices.
 REPLY_OUTCOMES = {Outcome.ANSWERED}
@@ -235,7 +238,7 @@ class ChatSocket(WebSocketServerProtocol):
             return
         try:
             event = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested past the limit
             event = None
         if (not isinstance(event, dict) or event.get("type") != "message"
                 or not isinstance(event.get("text"), str)):
@@ -244,7 +247,11 @@ class ChatSocket(WebSocketServerProtocol):
         ref = event.get("ref")
         if not isinstance(ref, (str, int)) or isinstance(ref, bool):
             ref = None
-        self._text_message(event["text"], ref)
+        elif isinstance(ref, str):
+            ref = _LONE_SURROGATE.sub("\ufffd", ref)
+        # JSON can escape a lone surrogate (\ud800), which no UTF-8 write can carry: replaced
+        # like invalid UTF-8 in line mode, instead of failing this connection.
+        self._text_message(_LONE_SURROGATE.sub("\ufffd", event["text"]), ref)
 
     def _text_message(self, text: str, ref) -> None:
         # Line mode measured the raw frame already (frame_limit); JSON mode measures the text.
