@@ -28,10 +28,14 @@ from __future__ import annotations
 import random
 import re
 import unicodedata
+from collections import deque
 from typing import Optional, Sequence
 
 from . import messages
 from .safety import is_risk
+
+# Replies remembered so that none of them is said again verbatim.
+RECENT_REPLIES = 50
 
 
 def _fold(text: str) -> str:
@@ -131,7 +135,8 @@ class Companion:
         self.last_theme: Optional[str] = None
         self.turns = 0
         self._noticed = False
-        self._said: set[str] = set()
+        # The recent replies not to repeat verbatim; bounded, a session may last for hours.
+        self._said: deque[str] = deque(maxlen=RECENT_REPLIES)
         self._last_pick: dict[str, str] = {}
         self._grounding_left: dict[Optional[str], list[str]] = {}
         self._grounded_last_turn = False
@@ -151,7 +156,7 @@ class Companion:
                 break
         else:  # every draw was said before: a fresh open question makes it new
             candidate = f"{candidate} {self._pick('extra', messages.COMPANION_QUESTIONS[None])}"
-        self._said.add(candidate)
+        self._said.append(candidate)
         if not self._noticed:
             self._noticed = True
             candidate = f"{messages.COMPANION_LIMITED} {candidate}"

@@ -3,8 +3,10 @@ The client for an OpenAI-compatible chat-completions API, with timeouts and retr
 
 One ``treq`` HTTP client over one persistent connection pool serves every user. Each attempt has
 its own timeout; transient failures (connection errors, timeouts, 408, 409, 429, 5xx) are retried
-with backoff or after the provider's ``Retry-After``; everything else fails at once. Every failure
-reaches the caller as a :class:`ProviderError` with a short ``reason``, never as a raw exception.
+with backoff or after the provider's ``Retry-After``; everything else fails at once. Every
+failure of the provider or the network reaches the caller as a :class:`ProviderError` with a
+short ``reason``; only a programming error escapes as itself (the session turns it into one
+error line).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ stdout) keep their twistd meaning.
 
 JSON lines are flat and built from a whitelist of fields (:data:`JSON_FIELDS`), never from the
 whole event: an event can only leak what its own format string would show, and our format
-strings carry ids, lengths, timings and outcomes, never message text, replies or keys.
+strings carry ids, lengths, timings and outcomes, never message text, replies or keys. In both
+formats a failure is shown as its type and frames, never its message (which could quote data).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from twisted.logger import (
     Logger,
     LogLevel,
     formatEvent,
-    textFileLogObserver,
+    formatEventAsClassicLogText,
+    formatTime,
 )
 from twisted.python.logfile import LogFile
 from zope.interface import implementer
@@ -81,11 +83,26 @@ def json_lines_observer(output: IO[str]) -> ILogObserver:
     return FileLogObserver(output, format_json_line)
 
 
+def format_text_line(event: dict) -> str:
+    """twistd's classic text line; a failure adds its type and frames, not its message."""
+    failure = event.get("log_failure")
+    if failure is not None:
+        event = dict(event)
+        del event["log_failure"]
+        event["failure_type"] = getattr(failure.type, "__name__", str(failure.type))
+        event["failure_frames"] = "; ".join(
+            f"{frame[1]}:{frame[2]} in {frame[0]}" for frame in failure.frames)
+        shown = event.get("log_format")
+        shown = shown if isinstance(shown, str) else ""
+        event["log_format"] = shown + " ({failure_type} at {failure_frames})"
+    return formatEventAsClassicLogText(event, formatTime=formatTime)
+
+
 def make_observer(config: LogConfig, output: IO[str]) -> ILogObserver:
     if config.format == "json":
         observer = json_lines_observer(output)
     else:
-        observer = textFileLogObserver(output)
+        observer = FileLogObserver(output, format_text_line)
     level = LogLevel.levelWithName(config.level)
     return LevelObserver(observer, level)
 

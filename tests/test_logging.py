@@ -112,6 +112,19 @@ def test_json_failure_events_carry_frames_but_not_the_exception_message():
     assert SECRET_MESSAGE not in output.getvalue()
 
 
+def test_text_failure_events_carry_frames_but_not_the_exception_message():
+    output = io.StringIO()
+    log = Logger(observer=make_observer(LogConfig(format="text"), output), namespace="psicoia")
+    try:
+        raise KeyError(SECRET_MESSAGE)
+    except KeyError:
+        log.failure("[{trace_id}] unexpected error", trace_id="Usuario-1:m1")
+    text = output.getvalue()
+    assert "[Usuario-1:m1] unexpected error (KeyError at " in text
+    assert "test_logging.py:" in text
+    assert SECRET_MESSAGE not in text
+
+
 def test_level_filter_drops_events_below_the_configured_level():
     output = io.StringIO()
     log = Logger(observer=make_observer(LogConfig(format="json", level="warn"), output))
