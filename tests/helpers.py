@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+from contextlib import contextmanager
 from typing import Any, Optional
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.logger import globalLogPublisher
 from twisted.protocols.basic import LineReceiver
 
 from psicoia import config as config_module
+from psicoia.config import LogConfig
+from psicoia.logsetup import make_observer
 from psicoia.service import build_service
 
 LOCAL = "tcp:0:interface=127.0.0.1"
@@ -82,3 +87,23 @@ async def start_service(config, **kwargs) -> Any:
 async def port_of(service, name: str) -> int:
     port = await service.listener(name).when_listening()
     return port.getHost().port
+
+
+def fired(deferred: Deferred):
+    """The result of a Deferred that must have fired already (clock-driven tests)."""
+    box: list = []
+    deferred.addBoth(box.append)
+    assert box, "the reply has not fired"
+    return box[0]
+
+
+@contextmanager
+def captured_logs():
+    """Every log event emitted inside the block, as JSON lines at debug level."""
+    output = io.StringIO()
+    observer = make_observer(LogConfig(format="json", level="debug"), output)
+    globalLogPublisher.addObserver(observer)
+    try:
+        yield output
+    finally:
+        globalLogPublisher.removeObserver(observer)

@@ -11,7 +11,6 @@ import pytest
 import pytest_twisted
 from treq.testing import StubTreq
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 
@@ -21,16 +20,9 @@ from psicoia.llm import ChatProvider
 from psicoia.protocols.tcp import ChatLineFactory
 from psicoia.session import Outcome, SessionManager
 from tests.fake_provider import FakeProvider
-from tests.helpers import LOCAL, make_config, port_of, start_service
+from tests.helpers import LOCAL, fired, make_config, port_of, start_service
 
 GREETING_LINES = 2 + len(messages.GREETING_BODY)
-
-
-def fired(deferred: Deferred):
-    box: list = []
-    deferred.addBoth(box.append)
-    assert box, "the reply has not fired"
-    return box[0]
 
 
 class Stack:

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import io
-from contextlib import contextmanager
-
 import pytest
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
-from twisted.logger import globalLogPublisher
 
 from psicoia import messages
 from psicoia.companion import Companion, reflect, theme_of
-from psicoia.config import LogConfig
-from psicoia.logsetup import make_observer
 from psicoia.session import Outcome, SessionManager
-from tests.helpers import make_config
+from tests.helpers import captured_logs, fired, make_config
 
 CONVERSATION = [
     "hola",
@@ -146,24 +140,6 @@ class Failing:
         from psicoia.llm import ProviderError
 
         return fail(ProviderError("status", 503))
-
-
-def fired(deferred: Deferred):
-    box: list = []
-    deferred.addBoth(box.append)
-    assert box, "the reply has not fired"
-    return box[0]
-
-
-@contextmanager
-def captured_logs():
-    output = io.StringIO()
-    observer = make_observer(LogConfig(format="json", level="debug"), output)
-    globalLogPublisher.addObserver(observer)
-    try:
-        yield output
-    finally:
-        globalLogPublisher.removeObserver(observer)
 
 
 @pytest.mark.parametrize("online", [False, True], ids=["offline", "provider-failing"])

@@ -8,25 +8,27 @@ the breaker's cooldown run on simulated time. Two end-to-end tests repeat the pr
 
 from __future__ import annotations
 
-import io
-from contextlib import contextmanager
-
 import pytest
 import pytest_twisted
 from treq.testing import StubTreq
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
-from twisted.logger import globalLogPublisher
 
 from psicoia import messages
 from psicoia.breaker import OPEN, CircuitBreaker
-from psicoia.config import LogConfig
 from psicoia.llm import ChatProvider
-from psicoia.logsetup import make_observer
 from psicoia.metrics import Metrics
 from psicoia.session import Outcome, SessionManager
 from tests.fake_provider import FakeProvider, Scripted, completion, serve
-from tests.helpers import LOCAL, connect_line_client, make_config, port_of, start_service
+from tests.helpers import (
+    LOCAL,
+    captured_logs,
+    connect_line_client,
+    fired,
+    make_config,
+    port_of,
+    start_service,
+)
 
 AT_RISK = "ya no aguanto más, quiero morirme"
 GREETING_LINES = 2 + len(messages.GREETING_BODY)
@@ -66,13 +68,6 @@ class Stack:
     def detections(self) -> float:
         return self.metrics.registry.get_sample_value(
             "psicoia_crisis_detections_total", {"transport": "tcp"}) or 0.0
-
-
-def fired(deferred: Deferred):
-    box: list = []
-    deferred.addBoth(box.append)
-    assert box, "the reply has not fired"
-    return box[0]
 
 
 def has_fired(deferred: Deferred) -> bool:
@@ -258,17 +253,6 @@ def test_each_detection_is_counted_once_by_transport():
     for text in (AT_RISK, "hola", "i want to kill myself"):
         fired(stack.say(text))
     assert stack.detections() == 2
-
-
-@contextmanager
-def captured_logs():
-    output = io.StringIO()
-    observer = make_observer(LogConfig(format="json", level="debug"), output)
-    globalLogPublisher.addObserver(observer)
-    try:
-        yield output
-    finally:
-        globalLogPublisher.removeObserver(observer)
 
 
 @pytest.mark.parametrize("api_key", ["test-key", None], ids=["online", "offline"])
