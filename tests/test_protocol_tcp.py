@@ -392,7 +392,7 @@ def test_a_pasted_flood_is_read_as_replies_go_out_not_queued_without_bound(harne
     client = harness.connect()
     lines = 200
     client.send(b"".join(b"linea %d\n" % n for n in range(lines)))
-    backlog = client.protocol.max_backlog
+    backlog = client.protocol.backlog.limit
     assert client.transport.producerState == "paused"
     assert len(client.protocol.session._pending) == backlog
     while harness.provider.pending:

@@ -710,7 +710,7 @@ async def test_a_flood_of_frames_is_read_as_replies_go_out_not_queued_without_bo
         # Give the reactor time to read what the server is willing to read.
         for _ in range(20):
             await deferLater(reactor, 0.01, lambda: None)
-        assert socket._reading_paused
+        assert socket.backlog.paused
         assert len(socket.session._pending) < frames // 4
         provider.hanging[0].setResponseCode(200)
         provider.hanging[0].write(completion("primera"))
@@ -719,7 +719,7 @@ async def test_a_flood_of_frames_is_read_as_replies_go_out_not_queued_without_bo
         replies = replies[GREETING_LINES:]
         assert replies[0] == "primera"
         assert all(r.startswith("Vamos más despacio") for r in replies[1:])
-        assert not socket._reading_paused
+        assert not socket.backlog.paused
         await client.hang_up()
     finally:
         await server.stop()

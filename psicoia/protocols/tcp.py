@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 from .. import messages
 from ..connections import REFUSALS, ConnectionRegistry
 from ..session import Reply, SessionManager
+from .backlog import ReplyBacklog
 from .telnet import TelnetFilter
 
 NEWLINE = b"\r\n"
@@ -32,9 +33,6 @@ class ChatLineProtocol(LineReceiver, TimeoutMixin):
     delimiter = b"\n"
     transport_name = "tcp"
     log = Logger()
-    # Messages read but not answered yet before we stop reading. Without it a client that
-    # pastes a file while a reply is pending makes the server queue every line (~4 KB each).
-    max_backlog = 16
 
     def __init__(self, factory: "ChatLineFactory") -> None:
         self.factory = factory
@@ -48,7 +46,8 @@ class ChatLineProtocol(LineReceiver, TimeoutMixin):
         self._discarding = False
         self._reparse = False
         self._closing = False
-        self._backlog = 0
+        # Stops reading (LineReceiver's own pause: buffered lines wait too) when far ahead.
+        self.backlog = ReplyBacklog(self.pauseProducing, self.resumeProducing)
 
     # --- connection lifecycle -------------------------------------------------------------
 
@@ -134,10 +133,8 @@ class ChatLineProtocol(LineReceiver, TimeoutMixin):
     # --- output ---------------------------------------------------------------------------
 
     def _answer(self, result) -> None:
-        self._backlog += 1
+        self.backlog.added()
         result.addBoth(self._answered)  # one callback per message, not two (docs/benchmarks.md)
-        if self._backlog >= self.max_backlog and not self.paused:
-            self.pauseProducing()  # stop reading; TCP flow control holds the client back
 
     def _answered(self, result):
         """Write the reply (a failure was logged by the session: nothing to write), then count
@@ -146,9 +143,7 @@ class ChatLineProtocol(LineReceiver, TimeoutMixin):
             if not isinstance(result, Failure):
                 result = self._write_reply(result)
         finally:
-            self._backlog -= 1
-            if self.paused and self._backlog <= self.max_backlog // 2 and not self._closing:
-                self.resumeProducing()  # reads on, starting with lines already buffered
+            self.backlog.answered(self._closing)
         return result
 
     def _write_reply(self, reply: Reply) -> None:

@@ -29,6 +29,7 @@ from twisted.logger import Logger
 from .. import messages
 from ..connections import REFUSALS, ConnectionRegistry
 from ..session import Outcome, Reply, SessionManager, fold_lines
+from .backlog import ReplyBacklog
 from .tcp import peer_address
 
 JSON_PROTOCOL = "psicoia.v1"
@@ -326,17 +327,14 @@ class ChatSocket(WebSocketServerProtocol):
 class ChatWebSocketProtocol(ChatSocket):
     """A browser (or wscat) talking to this process's session manager."""
 
-    # Unanswered messages before we stop reading from the socket (as on TCP): a client that
-    # floods frames while a reply is pending is held back by TCP flow control, not buffered.
-    max_backlog = 16
-
     def __init__(self) -> None:
         super().__init__()
         self.session = None
         self._refs: dict[str, Any] = {}
         self._next_ref = None
-        self._backlog = 0
-        self._reading_paused = False
+        # Stops reading from the socket when far ahead of the replies (as on TCP).
+        self.backlog = ReplyBacklog(lambda: self.transport.pauseProducing(),
+                                    lambda: self.transport.resumeProducing())
 
     def start(self, address: str) -> None:
         self.session = self.factory.manager.open(self.transport_name, address)
@@ -362,19 +360,12 @@ class ChatWebSocketProtocol(ChatSocket):
         self._answer(self.session.submit_too_long())
 
     def _answer(self, result) -> None:
-        self._backlog += 1
+        self.backlog.added()
         result.addCallback(self._write_reply)
         result.addBoth(self._answered)
-        if self._backlog >= self.max_backlog and not self._reading_paused:
-            self._reading_paused = True
-            self.transport.pauseProducing()
 
     def _answered(self, result):
-        self._backlog -= 1
-        if (self._reading_paused and self._backlog <= self.max_backlog // 2
-                and not self.closing):
-            self._reading_paused = False
-            self.transport.resumeProducing()
+        self.backlog.answered(self.closing)
         return result
 
     # Session listener hooks (JSON mode only; called synchronously from submit and later).
