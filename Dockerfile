@@ -17,7 +17,7 @@ RUN python -c "import configparser; c = configparser.ConfigParser(); c.read('set
     && rm /tmp/requirements.txt
 
 # The code runs from /app (PYTHONPATH), read-only for the service user; the page's files in
-# web/ sit next to the package where psicoia.web looks for them.
+# web/ sit next to the package where psicoia.transports.http looks for them.
 COPY psicoia ./psicoia
 COPY twisted ./twisted
 COPY web ./web

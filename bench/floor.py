@@ -24,7 +24,7 @@ from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineReceiver
 from twisted.web.client import Agent, HTTPConnectionPool
 
-SYSTEM_PROMPT = (Path(__file__).resolve().parent.parent / "psicoia" / "prompts"
+SYSTEM_PROMPT = (Path(__file__).resolve().parent.parent / "psicoia" / "chat" / "prompts"
                  / "system.txt").read_text("utf-8").strip()
 GREETING = "Floor server: escribi salir para irte.\r\n".encode("utf-8")
 HEADERS = {
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     epollreactor.install()
     from twisted.internet import reactor
 
-    from psicoia.tap import raise_file_limit
+    from psicoia.app.tap import raise_file_limit
 
     raise_file_limit()
     factory = FloorFactory(reactor, args.provider, args.pool)

@@ -31,7 +31,7 @@ from twisted.internet.defer import Deferred, DeferredList, DeferredSemaphore, en
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
 
-from psicoia.tap import raise_file_limit
+from psicoia.app.tap import raise_file_limit
 
 from .common import LOCAL, ProcessProbe, emit_result, memory_kib
 from .common import summarize_latencies
@@ -291,10 +291,10 @@ class ChatRun:
 
 def _busy_text() -> str:
     try:
-        from psicoia import messages
+        from psicoia import texts
     except ImportError:  # pragma: no cover - bench run outside the repository
         return ""
-    return messages.BUSY
+    return texts.BUSY
 
 
 class IdleProtocol(Protocol):

@@ -1,5 +1,5 @@
 """
-What the crisis detector (:func:`psicoia.safety.assess`) costs per message, with ``timeit``.
+What the crisis detector (:func:`psicoia.chat.detector.rules.assess`) costs per message, with ``timeit``.
 
     .venv/bin/python bench/safety_cost.py [--module PATH] [--repeat N]
 

@@ -18,7 +18,7 @@ from typing import Any, Mapping, Optional
 
 import yaml
 
-from . import messages
+from psicoia import texts
 
 ENV_PREFIX = "PSICOIA_"
 DEFAULT_PATH = "config.yaml"
@@ -158,7 +158,7 @@ class SafetyConfig:
     """The crisis layer (docs/safety.md)."""
 
     # Shown with every reply to a message at risk, and by /recursos.
-    resources: tuple[str, ...] = _setting(messages.CRISIS_RESOURCES_DEFAULT, _resources)
+    resources: tuple[str, ...] = _setting(texts.CRISIS_RESOURCES_DEFAULT, _resources)
     # After a message at risk, this many of the next replies carry a short reminder.
     reminder_turns: int = _setting(3, _non_negative)
     # A message at risk waits at most this long for the model, then gets the resources anyway.

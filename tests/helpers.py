@@ -15,8 +15,8 @@ from twisted.protocols.basic import LineReceiver
 
 from psicoia import config as config_module
 from psicoia.config import LogConfig
-from psicoia.logsetup import make_observer
-from psicoia.service import build_service
+from psicoia.ops.logsetup import make_observer
+from psicoia.app.service import build_service
 
 LOCAL = "tcp:0:interface=127.0.0.1"
 

@@ -1,7 +1,7 @@
 """
 A stand-in for the provider client at the session manager's boundary, for unit tests.
 
-It has the same small interface as :class:`psicoia.llm.ChatProvider` (``online``,
+It has the same small interface as :class:`psicoia.provider.client.ChatProvider` (``online``,
 ``complete(messages, trace_id)``), and every call waits until the test answers it, so tests
 decide the order and the timing of replies. The real client is tested against
 tests/fake_provider.py in tests/test_llm.py.
@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 from twisted.internet.defer import Deferred
 
-from psicoia.llm import ProviderError
+from psicoia.provider.client import ProviderError
 
 
 @dataclass

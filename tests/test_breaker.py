@@ -6,10 +6,10 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from treq.testing import StubTreq
 
-from psicoia.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
-from psicoia.llm import ChatProvider, ProviderError
-from psicoia.metrics import Metrics
-from psicoia.session import Outcome, SessionManager
+from psicoia.provider.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+from psicoia.provider.client import ChatProvider, ProviderError
+from psicoia.ops.metrics import Metrics
+from psicoia.chat.session import Outcome, SessionManager
 from tests.fake_provider import FakeProvider, Scripted, completion
 from tests.helpers import make_config
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 
-from psicoia import messages
+from psicoia import texts
 from tests.browser import BrowserThread, find_chromium
 from tests.fake_provider import FakeProvider, Scripted, completion, serve
 from tests.helpers import LOCAL, make_config, port_of, start_service
@@ -128,7 +128,7 @@ async def test_page_chats_shows_waiting_renders_text_only_and_reconnects():
 
         (classes, role, text, style, calm_classes, calm_role, calm_style,
          images) = await browser.call(crisis_reply)
-        resources = messages.CRISIS_RESOURCES.format(
+        resources = texts.CRISIS_RESOURCES.format(
             resources="; ".join(service.config.safety.resources))
         assert "crisis" in classes.split() and role == "alert"
         assert text == f"Te escucho. ¿Qué sentís? (15) {resources}"

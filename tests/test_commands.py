@@ -14,15 +14,15 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 
-from psicoia import messages
-from psicoia.connections import ConnectionRegistry
-from psicoia.llm import ChatProvider
-from psicoia.protocols.tcp import ChatLineFactory
-from psicoia.session import Outcome, SessionManager
+from psicoia import texts
+from psicoia.ops.connections import ConnectionRegistry
+from psicoia.provider.client import ChatProvider
+from psicoia.transports.tcp import ChatLineFactory
+from psicoia.chat.session import Outcome, SessionManager
 from tests.fake_provider import FakeProvider
 from tests.helpers import LOCAL, fired, make_config, port_of, start_service
 
-GREETING_LINES = 2 + len(messages.GREETING_BODY)
+GREETING_LINES = 2 + len(texts.GREETING_BODY)
 
 
 class Stack:
@@ -67,7 +67,7 @@ def test_greeting_discloses_an_automatic_assistant_not_a_person_nor_a_profession
 def test_ayuda_lists_every_command_and_calls_no_model():
     stack = Stack()
     reply = stack.say("/ayuda")
-    assert reply.outcome == Outcome.COMMAND and reply.text == messages.HELP
+    assert reply.outcome == Outcome.COMMAND and reply.text == texts.HELP
     for command in ("/ayuda", "/recursos", "/reset", "salir"):
         assert command in reply.text
     assert stack.fake.requests == []
@@ -94,7 +94,7 @@ def test_reset_forgets_the_conversation_before_the_next_message():
     stack.say("hoy estoy mejor")
     assert len(stack.fake.requests[-1]["json"]["messages"]) == 4
     reply = stack.say("/reset")
-    assert reply.outcome == Outcome.COMMAND and reply.text == messages.RESET_DONE
+    assert reply.outcome == Outcome.COMMAND and reply.text == texts.RESET_DONE
     assert stack.manager.history.get(stack.session.user) == ()
     stack.say("hola de nuevo")
     sent = stack.fake.requests[-1]["json"]["messages"]
@@ -106,19 +106,19 @@ def test_reset_also_makes_the_offline_companion_forget_the_theme():
                              Clock(), system_prompt="sistema")
     session = manager.open("tcp", "a")
     fired(session.submit("tengo mucha ansiedad"))
-    assert messages.COMPANION_THEMES["ansiedad"] in fired(session.submit("ok")).text
+    assert texts.COMPANION_THEMES["ansiedad"] in fired(session.submit("ok")).text
     fired(session.submit("/reset"))
-    assert messages.COMPANION_THEMES["ansiedad"] not in fired(session.submit("ok")).text
+    assert texts.COMPANION_THEMES["ansiedad"] not in fired(session.submit("ok")).text
 
 
 @pytest.mark.parametrize("typed", ["/AYUDA", "  /ayuda  ", "/Ayuda"])
 def test_commands_ignore_case_and_surrounding_spaces(typed):
-    assert Stack().say(typed).text == messages.HELP
+    assert Stack().say(typed).text == texts.HELP
 
 
 def test_unknown_command_gets_a_hint_and_a_slash_sentence_goes_to_the_model():
     stack = Stack()
-    assert stack.say("/hola").text == messages.UNKNOWN_COMMAND
+    assert stack.say("/hola").text == texts.UNKNOWN_COMMAND
     assert stack.fake.requests == []
     assert stack.say("/ me siento raro hoy").outcome == Outcome.ANSWERED
 
@@ -146,8 +146,8 @@ def test_commands_over_tcp():
     protocol.dataReceived("/ayuda\r\n/recursos\r\nsalir\r\n".encode("utf-8"))
     lines = transport.value().decode("utf-8").split("\r\n")[:-1]
     assert lines[GREETING_LINES:GREETING_LINES + 2] == [
-        messages.HELP, stack.manager.command(stack.session, "t", "/recursos").text]
-    assert lines[-1] == messages.GOODBYE
+        texts.HELP, stack.manager.command(stack.session, "t", "/recursos").text]
+    assert lines[-1] == texts.GOODBYE
     assert not transport.connected
 
 
@@ -163,7 +163,7 @@ async def test_commands_over_the_websocket():
         client.sendMessage(b"/ayuda")
         client.sendMessage(b"/recursos")
         frames = await client.wait_frames(GREETING_LINES + 2)
-        assert frames[GREETING_LINES] == messages.HELP
+        assert frames[GREETING_LINES] == texts.HELP
         assert "0800-999-0091" in frames[GREETING_LINES + 1]
         client.sendMessage(b"salir")
         await client.wait_frames(GREETING_LINES + 3)

@@ -6,9 +6,9 @@ import pytest
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
-from psicoia import messages
-from psicoia.companion import Companion, reflect, theme_of
-from psicoia.session import Outcome, SessionManager
+from psicoia import texts
+from psicoia.chat.companion import Companion, reflect, theme_of
+from psicoia.chat.session import Outcome, SessionManager
 from tests.helpers import captured_logs, fired, make_config
 
 CONVERSATION = [
@@ -23,7 +23,7 @@ CONVERSATION = [
     "ok",
     "gracias",
 ]
-ALL_GROUNDING = [idea for pool in messages.COMPANION_GROUNDING.values() for idea in pool]
+ALL_GROUNDING = [idea for pool in texts.COMPANION_GROUNDING.values() for idea in pool]
 
 
 def converse(seed: int, lines=CONVERSATION) -> list[str]:
@@ -44,8 +44,8 @@ def test_the_same_message_ten_times_still_gets_ten_different_replies():
 
 def test_limited_mode_is_said_exactly_once_at_the_start():
     replies = converse(seed=1)
-    assert replies[0].startswith(messages.COMPANION_LIMITED)
-    assert sum(messages.COMPANION_LIMITED in reply for reply in replies) == 1
+    assert replies[0].startswith(texts.COMPANION_LIMITED)
+    assert sum(texts.COMPANION_LIMITED in reply for reply in replies) == 1
 
 
 def test_every_reply_is_one_line_and_ends_with_one_open_question():
@@ -103,9 +103,9 @@ def test_reflections_say_decis_que_sometimes():
 def test_remembers_the_last_theme_when_a_message_has_none():
     companion = Companion(4)
     companion.reply("tengo mucha ansiedad")
-    assert messages.COMPANION_THEMES["ansiedad"] in companion.reply("ok")
+    assert texts.COMPANION_THEMES["ansiedad"] in companion.reply("ok")
     companion.reset()
-    assert messages.COMPANION_THEMES["ansiedad"] not in companion.reply("ok")
+    assert texts.COMPANION_THEMES["ansiedad"] not in companion.reply("ok")
 
 
 def test_risk_text_is_never_reflected_back():
@@ -115,11 +115,11 @@ def test_risk_text_is_never_reflected_back():
 
 
 def test_every_companion_phrase_is_one_line():
-    pools = [messages.COMPANION_LIMITED, *messages.COMPANION_REFLECT,
-             *messages.COMPANION_CONTINUE, *messages.COMPANION_THEMES.values()]
-    for table in (messages.COMPANION_VALIDATE, messages.COMPANION_GROUNDING,
-                  messages.COMPANION_QUESTIONS):
-        assert set(table) == {*messages.COMPANION_THEMES, None}
+    pools = [texts.COMPANION_LIMITED, *texts.COMPANION_REFLECT,
+             *texts.COMPANION_CONTINUE, *texts.COMPANION_THEMES.values()]
+    for table in (texts.COMPANION_VALIDATE, texts.COMPANION_GROUNDING,
+                  texts.COMPANION_QUESTIONS):
+        assert set(table) == {*texts.COMPANION_THEMES, None}
         for pool in table.values():
             pools.extend(pool)
     for phrase in pools:
@@ -137,7 +137,7 @@ class Failing:
     def complete(self, prompt, trace_id) -> Deferred:
         from twisted.internet.defer import fail
 
-        from psicoia.llm import ProviderError
+        from psicoia.provider.client import ProviderError
 
         return fail(ProviderError("status", 503))
 
@@ -152,9 +152,9 @@ def test_manager_answers_with_the_companion_and_never_logs_its_words(online):
         first = fired(session.submit("me siento muy sola con mi gato colibrí"))
         second = fired(session.submit("ok"))
     assert first.outcome == second.outcome == (Outcome.FALLBACK if online else Outcome.OFFLINE)
-    assert first.text.startswith(messages.COMPANION_LIMITED)
+    assert first.text.startswith(texts.COMPANION_LIMITED)
     assert "te sentís muy sola con tu gato colibrí" in first.text
-    assert messages.COMPANION_LIMITED not in second.text
+    assert texts.COMPANION_LIMITED not in second.text
     assert "colibr" not in logs.getvalue()
     assert "sentís" not in logs.getvalue()
 

@@ -14,11 +14,11 @@ from treq.testing import StubTreq
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
-from psicoia import messages
-from psicoia.breaker import OPEN, CircuitBreaker
-from psicoia.llm import ChatProvider
-from psicoia.metrics import Metrics
-from psicoia.session import Outcome, SessionManager
+from psicoia import texts
+from psicoia.provider.breaker import OPEN, CircuitBreaker
+from psicoia.provider.client import ChatProvider
+from psicoia.ops.metrics import Metrics
+from psicoia.chat.session import Outcome, SessionManager
 from tests.fake_provider import FakeProvider, Scripted, completion, serve
 from tests.helpers import (
     LOCAL,
@@ -31,7 +31,7 @@ from tests.helpers import (
 )
 
 AT_RISK = "ya no aguanto más, quiero morirme"
-GREETING_LINES = 2 + len(messages.GREETING_BODY)
+GREETING_LINES = 2 + len(texts.GREETING_BODY)
 
 
 class Stack:
@@ -92,7 +92,7 @@ def assert_crisis_reply(reply, config, outcome: str) -> None:
     for resource in resources_of(config):
         assert resource in reply.text
     assert "\n" not in reply.text
-    for notice in (messages.BUSY, messages.RATE_LIMITED.split("{")[0], messages.SHUTTING_DOWN):
+    for notice in (texts.BUSY, texts.RATE_LIMITED.split("{")[0], texts.SHUTTING_DOWN):
         assert notice not in reply.text, "never only 'busy' or 'too many messages'"
 
 
@@ -132,7 +132,7 @@ def test_offline_no_key():
     stack = Stack(api_key=None)
     reply = fired(stack.say(AT_RISK))
     assert_crisis_reply(reply, stack.config, Outcome.OFFLINE)
-    assert reply.text.startswith(messages.CRISIS_SUPPORT)
+    assert reply.text.startswith(texts.CRISIS_SUPPORT)
 
 
 def test_server_errors_until_retries_are_exhausted():
@@ -163,7 +163,7 @@ def test_rate_limited_user_is_not_refused_and_still_reaches_the_model():
     # An ordinary message right after is still limited (and carries the gentle reminder).
     limited = fired(stack.say("otra cosa"))
     assert limited.outcome == Outcome.RATE_LIMITED
-    assert limited.text.endswith(messages.CRISIS_REMINDER)
+    assert limited.text.endswith(texts.CRISIS_REMINDER)
 
 
 def test_busy_when_the_queue_is_full():
@@ -173,11 +173,11 @@ def test_busy_when_the_queue_is_full():
     holding = stack.say("hola", session=other)  # holds the only slot
     assert not has_fired(holding)
     ordinary = fired(stack.say("hola"))
-    assert ordinary.outcome == Outcome.BUSY and ordinary.text == messages.BUSY
+    assert ordinary.outcome == Outcome.BUSY and ordinary.text == texts.BUSY
     second = stack.manager.open("tcp", "10.0.0.3")
     reply = fired(stack.say(AT_RISK, session=second))
     assert_crisis_reply(reply, stack.config, Outcome.BUSY)
-    assert reply.text.startswith(messages.CRISIS_SUPPORT)
+    assert reply.text.startswith(texts.CRISIS_SUPPORT)
 
 
 def test_breaker_open_answers_at_once_without_calling_the_provider():
@@ -228,17 +228,17 @@ def test_next_replies_carry_a_gentle_reminder_for_reminder_turns():
     stack = Stack(safety={"reminder_turns": 2})
     fired(stack.say(AT_RISK))
     resources = fired(stack.say("/recursos"))  # a command neither needs nor spends one
-    assert messages.CRISIS_REMINDER not in resources.text
+    assert texts.CRISIS_REMINDER not in resources.text
     first, second, third = (fired(stack.say(text)).text for text in ("uno", "dos", "tres"))
-    assert first.endswith(messages.CRISIS_REMINDER) and second.endswith(messages.CRISIS_REMINDER)
-    assert messages.CRISIS_REMINDER not in third
+    assert first.endswith(texts.CRISIS_REMINDER) and second.endswith(texts.CRISIS_REMINDER)
+    assert texts.CRISIS_REMINDER not in third
 
 
 def test_goodbye_soon_after_a_crisis_carries_the_resources():
     stack = Stack()
     fired(stack.say(AT_RISK))
     goodbye = fired(stack.say("salir"))
-    assert goodbye.close and goodbye.text.startswith(messages.GOODBYE)
+    assert goodbye.close and goodbye.text.startswith(texts.GOODBYE)
     assert resources_of(stack.config)[0] in goodbye.text
 
 
@@ -301,7 +301,7 @@ async def test_websocket_end_to_end_gets_the_resources():
         await client.wait_frames(GREETING_LINES)
         client.sendMessage("no quiero vivir más".encode("utf-8"))
         frames = await client.wait_frames(GREETING_LINES + 1)
-        assert frames[-1].startswith(messages.CRISIS_SUPPORT) and "024" in frames[-1]
+        assert frames[-1].startswith(texts.CRISIS_SUPPORT) and "024" in frames[-1]
         client.sendMessage(b"salir")
         await client.wait_frames(GREETING_LINES + 2)
         await client.closed

@@ -22,7 +22,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.testing import MemoryReactor
 
 from psicoia import config as config_module
-from psicoia import tap
+from psicoia.app import tap
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -170,7 +170,7 @@ def test_compose_gateway_points_at_the_psicoia_tcp_port():
 
 
 def test_compose_gateway_command_parses_with_the_gateway_plugin_options():
-    gateway_tap = pytest.importorskip("psicoia.gateway_tap")
+    gateway_tap = pytest.importorskip("psicoia.app.gateway_tap")
     command = compose()["services"]["gateway"]["command"]
     options = gateway_tap.Options()
     options.parseOptions(command[3:])

@@ -6,11 +6,11 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import DeferredList
 
-from psicoia import messages
+from psicoia import texts
 from tests.fake_provider import FakeProvider, Scripted, completion, serve
 from tests.helpers import connect_line_client, port_of, start_service, make_config
 
-GREETING_LINES = 2 + len(messages.GREETING_BODY)
+GREETING_LINES = 2 + len(texts.GREETING_BODY)
 
 
 @pytest_twisted.ensureDeferred

@@ -13,9 +13,10 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock, deferLater
 from twisted.python import usage
 
-from psicoia import gateway_tap, messages
-from psicoia.gateway import build_gateway, classify, read_line
-from psicoia.protocols.websocket import JSON_PROTOCOL
+from psicoia import texts
+from psicoia.app import gateway_tap
+from psicoia.app.gateway import build_gateway, classify, read_line
+from psicoia.transports.websocket import JSON_PROTOCOL
 from tests.fake_provider import FakeProvider, Scripted, completion, serve
 from tests.helpers import LOCAL, make_config, port_of, start_service
 from tests.wsclient import GREETING_LINES, connect_ws
@@ -81,7 +82,7 @@ async def test_line_mode_bridges_greeting_messages_and_goodbye(listener, path):
         assert topology.provider.requests[0]["json"]["messages"][-1]["content"] == "hola cómo va"
         client.say("salir")
         frames = await client.wait_frames(GREETING_LINES + 3)
-        assert frames[-1] == messages.GOODBYE
+        assert frames[-1] == texts.GOODBYE
         assert await client.closed == 1000
         await eventually(lambda: len(topology.core.registry) == 0)
         assert len(topology.gateway.registry) == 0
@@ -129,7 +130,7 @@ async def test_json_mode_turns_upstream_lines_into_events(listener, path):
         assert [a["ref"] for a in accepted] == ["a", "b"]
         client.send_event(type="message", text="salir")
         goodbye = await client.wait_event(type="notice", kind="goodbye")
-        assert goodbye["text"] == messages.GOODBYE
+        assert goodbye["text"] == texts.GOODBYE
         assert await client.closed == 1000
     finally:
         await topology.stop()
@@ -146,11 +147,11 @@ async def test_too_long_and_binary_are_answered_by_the_gateway_in_order():
         client.say("tercero")
         frames = await client.wait_frames(GREETING_LINES + 3)
         assert frames[GREETING_LINES:] == ["Te escucho. ¿Qué sentís? (7)",
-                                           messages.TOO_LONG.format(limit=16),
+                                           texts.TOO_LONG.format(limit=16),
                                            "Te escucho. ¿Qué sentís? (7)"]
         client.sendMessage(b"\x00", isBinary=True)
         frames = await client.wait_frames(GREETING_LINES + 4)
-        assert frames[-1] == messages.BINARY_FRAME
+        assert frames[-1] == texts.BINARY_FRAME
         assert len(topology.provider.requests) == 2
         await client.hang_up()
     finally:
@@ -166,12 +167,12 @@ async def test_upstream_down_tells_the_user_and_closes_try_again_later():
     topology = await Topology().start(upstream=f"tcp:127.0.0.1:{dead}")
     try:
         line = await topology.connect("websocket", "/")
-        assert await line.wait_frames(1) == [messages.UPSTREAM_DOWN]
+        assert await line.wait_frames(1) == [texts.UPSTREAM_DOWN]
         assert await line.closed == 1013
         events = await topology.connect("http", "/ws", protocols=[JSON_PROTOCOL])
         [notice] = await events.wait_events(1)
         assert notice["type"] == "notice" and notice["kind"] == "upstream_down"
-        assert notice["text"] == messages.UPSTREAM_DOWN
+        assert notice["text"] == texts.UPSTREAM_DOWN
         assert await events.closed == 1013
         assert len(topology.gateway.registry) == 0
     finally:
@@ -193,7 +194,7 @@ async def test_upstream_closing_before_its_greeting_is_reported():
         [bridge] = topology.gateway.registry.connections()
         await eventually(lambda: bridge.upstream is not None)
         bridge.upstream.transport.loseConnection()
-        assert await client.wait_frames(1) == [messages.UPSTREAM_LOST]
+        assert await client.wait_frames(1) == [texts.UPSTREAM_LOST]
         assert await client.closed == 1013
     finally:
         await topology.stop()
@@ -209,7 +210,7 @@ async def test_upstream_dropping_mid_conversation_is_reported():
         for connection in topology.core.registry.connections():
             connection.transport.abortConnection()
         lost = await client.wait_event(type="notice", kind="upstream_lost")
-        assert lost["text"] == messages.UPSTREAM_LOST
+        assert lost["text"] == texts.UPSTREAM_LOST
         assert await client.closed == 1013
     finally:
         await topology.stop()
@@ -223,7 +224,7 @@ async def test_core_shutdown_reaches_the_browser_as_going_away():
         await client.wait_frames(GREETING_LINES)
         await topology.core.stopService()
         frames = await client.wait_frames(GREETING_LINES + 1)
-        assert frames[-1] == messages.SHUTTING_DOWN
+        assert frames[-1] == texts.SHUTTING_DOWN
         assert await client.closed == 1001
     finally:
         await topology.stop()
@@ -237,7 +238,7 @@ async def test_gateway_shutdown_closes_browsers_and_upstreams():
         await client.wait_frames(GREETING_LINES)
         await topology.gateway.stopService()
         frames = await client.wait_frames(GREETING_LINES + 1)
-        assert frames[-1] == messages.SHUTTING_DOWN
+        assert frames[-1] == texts.SHUTTING_DOWN
         assert await client.closed == 1001
         await eventually(lambda: len(topology.core.registry) == 0)
     finally:
@@ -264,7 +265,7 @@ async def test_gateway_shutdown_lets_replies_requested_upstream_arrive_within_th
         done = []
         stopped.addBoth(lambda result: done.append(True) or result)
         notice = await client.wait_event(type="notice", kind="shutting_down")
-        assert notice["ref"] is None and notice["text"] == messages.SHUTTING_DOWN
+        assert notice["ref"] is None and notice["text"] == texts.SHUTTING_DOWN
         # During the grace: a new message is answered by the gateway, not sent upstream.
         client.send_event(type="message", text="otra", ref="b")
         grace.advance(9)
@@ -296,7 +297,7 @@ async def test_gateway_shutdown_closes_when_the_grace_is_over():
         done = []
         stopped.addBoth(lambda result: done.append(True) or result)
         frames = await client.wait_frames(GREETING_LINES + 1)
-        assert frames[-1] == messages.SHUTTING_DOWN
+        assert frames[-1] == texts.SHUTTING_DOWN
         grace.advance(9.9)
         await deferLater(reactor, 0.05, lambda: None)
         assert not done and client.close_code is None
@@ -341,14 +342,14 @@ async def test_crisis_replies_are_flagged_through_the_gateway():
         calm = await client.wait_event(type="reply", ref="a")
         risk = await client.wait_event(type="reply", ref="b")
         goodbye = await client.wait_event(type="notice", ref="c")
-        resources = messages.CRISIS_RESOURCES.format(
+        resources = texts.CRISIS_RESOURCES.format(
             resources="; ".join(topology.core.config.safety.resources))
         assert calm["crisis"] is False
         assert risk["crisis"] is True
         assert risk["text"] == f"Te escucho. ¿Qué sentís? (15) {resources}"
         # In the reminder window the goodbye carries the resources, but it is the goodbye.
         assert goodbye["kind"] == "goodbye" and goodbye["crisis"] is False
-        assert goodbye["text"] == f"{messages.GOODBYE} {resources}"
+        assert goodbye["text"] == f"{texts.GOODBYE} {resources}"
         assert await client.closed == 1000
     finally:
         await topology.stop()
@@ -388,24 +389,24 @@ def test_gateway_plugin_is_registered():
     from twisted.plugin import getPlugins
 
     names = {plugin.tapname: plugin for plugin in getPlugins(IServiceMaker)}
-    assert names["psicoia-gateway"].module == "psicoia.gateway_tap"
+    assert names["psicoia-gateway"].module == "psicoia.app.gateway_tap"
 
 
 def test_known_notices_are_classified_and_replies_are_not():
-    assert classify(messages.GOODBYE) == "goodbye"
-    assert classify(messages.RATE_LIMITED.format(seconds=7)) == "rate_limited"
-    assert classify(messages.TOO_LONG.format(limit=4096)) == "too_long"
-    assert classify(messages.ERROR) == "error"
+    assert classify(texts.GOODBYE) == "goodbye"
+    assert classify(texts.RATE_LIMITED.format(seconds=7)) == "rate_limited"
+    assert classify(texts.TOO_LONG.format(limit=4096)) == "too_long"
+    assert classify(texts.ERROR) == "error"
     assert classify("Te escucho. ¿Qué sentís?") == "answered"
 
 
 def test_what_the_crisis_layer_appends_does_not_hide_the_kind():
-    resources = messages.CRISIS_RESOURCES.format(resources="Línea 135; Emergencias 911")
+    resources = texts.CRISIS_RESOURCES.format(resources="Línea 135; Emergencias 911")
     assert read_line(f"Te escucho. {resources}") == ("answered", True)
-    assert read_line(f"{messages.CRISIS_SUPPORT} {resources}") == ("fallback", True)
-    assert read_line(f"{messages.GOODBYE} {resources}") == ("goodbye", False)
-    rate = messages.RATE_LIMITED.format(seconds=3)
-    assert read_line(f"{rate} {messages.CRISIS_REMINDER}") == ("rate_limited", False)
-    assert read_line(f"Te escucho. {messages.CRISIS_REMINDER}") == ("answered", False)
-    assert read_line(messages.RESOURCES_REPLY.format(resources="Línea 135")) == (
+    assert read_line(f"{texts.CRISIS_SUPPORT} {resources}") == ("fallback", True)
+    assert read_line(f"{texts.GOODBYE} {resources}") == ("goodbye", False)
+    rate = texts.RATE_LIMITED.format(seconds=3)
+    assert read_line(f"{rate} {texts.CRISIS_REMINDER}") == ("rate_limited", False)
+    assert read_line(f"Te escucho. {texts.CRISIS_REMINDER}") == ("answered", False)
+    assert read_line(texts.RESOURCES_REPLY.format(resources="Línea 135")) == (
         "answered", False)

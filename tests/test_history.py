@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from psicoia.history import InMemoryHistory, build_prompt, estimate_tokens
+from psicoia.chat.history import InMemoryHistory, build_prompt, estimate_tokens
 
 SYSTEM = "Sos breve."
 

@@ -8,9 +8,9 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import Logger, LogLevel
 
-from psicoia.llm import BytesBody, PreparedURL, _body_producer
-from psicoia.logsetup import LevelLogger
-from psicoia.session import SessionManager
+from psicoia.provider.client import BytesBody, PreparedURL, _body_producer
+from psicoia.ops.logsetup import LevelLogger
+from psicoia.chat.session import SessionManager
 from tests.helpers import make_config
 from tests.provider_stub import ControlledProvider
 
@@ -42,7 +42,7 @@ def test_bytes_body_writes_the_whole_body_at_once_with_its_length():
     assert finished.called
 
 
-# --- the provider URL, encoded once (psicoia.llm.PreparedURL) ---------------------------------
+# --- the provider URL, encoded once (psicoia.provider.client.PreparedURL) ---------------------------------
 
 @pytest.mark.parametrize("text", [
     "http://127.0.0.1:41641/v1/chat/completions",
@@ -67,7 +67,7 @@ def test_an_unusable_url_is_left_for_treq_to_report():
     assert PreparedURL.prepare("http://[::1") == "http://[::1"
 
 
-# --- loggers built once per instance (psicoia.logsetup.LevelLogger) ---------------------------
+# --- loggers built once per instance (psicoia.ops.logsetup.LevelLogger) ---------------------------
 
 def test_level_logger_is_built_once_per_instance_with_twisteds_namespace_and_source():
     class Owner:
@@ -85,7 +85,7 @@ def test_level_logger_is_built_once_per_instance_with_twisteds_namespace_and_sou
     assert Owner().log is not first  # each instance its own, as with Twisted's
 
 
-# --- the semaphore fast path (psicoia.session.SessionManager._ask_provider) -------------------
+# --- the semaphore fast path (psicoia.chat.session.SessionManager._ask_provider) -------------------
 
 def test_with_a_free_slot_the_request_goes_out_in_the_same_call_and_the_slot_comes_back():
     provider = ControlledProvider()

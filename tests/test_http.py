@@ -10,7 +10,7 @@ import pytest
 import pytest_twisted
 import treq
 
-from psicoia.web import content_security_policy, web_root
+from psicoia.transports.http import content_security_policy, web_root
 from tests.helpers import LOCAL, connect_line_client, make_config, port_of, start_service
 from tests.wsclient import GREETING_LINES, connect_ws
 
@@ -113,7 +113,7 @@ async def test_no_directory_listing(tmp_path, monkeypatch):
     (tmp_path / "index.html").write_text("<!doctype html><title>x</title>", encoding="utf-8")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "secret.txt").write_text("x", encoding="utf-8")
-    from psicoia import web
+    from psicoia.transports import http as web
 
     monkeypatch.setattr(web, "web_root", lambda: tmp_path)
     site = await start_site()

@@ -22,7 +22,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import deferLater
 
-from psicoia import messages
+from psicoia import texts
 from tests.fake_provider import FakeProvider, Scripted, completion, serve
 from tests.helpers import connect_line_client
 
@@ -172,7 +172,7 @@ async def test_without_a_key_it_starts_warns_once_and_answers_over_tcp(tmp_path)
         assert lines[-1].strip()
         client.say("salir")
         lines = await client.wait_lines(greeting + 2)
-        assert lines[-1] == messages.GOODBYE
+        assert lines[-1] == texts.GOODBYE
         await client.closed
         process.signal("TERM")
         assert await process.exit_code() == 0
@@ -191,7 +191,7 @@ async def test_a_signal_tells_connected_users_the_service_is_closing_and_exits_z
         client, greeting = await greeted_client(await process.port())
         process.signal(signal_name)
         lines = await client.wait_lines(greeting + 1)
-        assert lines[-1] == messages.SHUTTING_DOWN
+        assert lines[-1] == texts.SHUTTING_DOWN
         await client.closed.addTimeout(10, reactor)
         assert await process.exit_code() == 0
     finally:
@@ -218,7 +218,7 @@ async def test_sigterm_lets_an_in_flight_reply_finish_within_the_grace_period(tm
             lines = await client.wait_lines(greeting + 2)
         except Exception:
             raise AssertionError(f"{client.lines}\n{process.text}") from None
-        assert lines[greeting:] == [messages.SHUTTING_DOWN, "respuesta-en-vuelo"]
+        assert lines[greeting:] == [texts.SHUTTING_DOWN, "respuesta-en-vuelo"]
         await client.closed.addTimeout(10, reactor)
         assert await process.exit_code() == 0
         assert "sk-launch" not in process.text and SECRET not in process.text
@@ -237,7 +237,7 @@ async def test_without_config_flag_it_reads_config_yaml_from_the_working_directo
         client, greeting = await greeted_client(await process.port())
         client.say("x" * 100)
         lines = await client.wait_lines(greeting + 1)
-        assert lines[-1] == messages.TOO_LONG.format(limit=77)
+        assert lines[-1] == texts.TOO_LONG.format(limit=77)
         client.say("salir")
         await client.closed.addTimeout(10, reactor)
         process.signal("TERM")

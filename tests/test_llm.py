@@ -1,5 +1,5 @@
 """
-The provider client (psicoia.llm.ChatProvider) against tests/fake_provider.py.
+The provider client (psicoia.provider.client.ChatProvider) against tests/fake_provider.py.
 
 Most tests run the fake in memory through ``treq.testing.StubTreq`` with a ``task.Clock``, so
 backoff, Retry-After and timeouts are exact and instant. A few serve it on 127.0.0.1 with the
@@ -21,7 +21,7 @@ from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 
-from psicoia.llm import ChatProvider, ProviderError, make_http_client
+from psicoia.provider.client import ChatProvider, ProviderError, make_http_client
 from tests.fake_provider import FakeProvider, Scripted, completion, serve
 from tests.helpers import make_config
 
@@ -218,7 +218,7 @@ def test_malformed_bodies_are_a_provider_error_not_an_exception(body):
 
 
 def test_a_body_larger_than_any_completion_is_malformed_not_read_into_memory():
-    from psicoia.llm import MAX_RESPONSE_BYTES
+    from psicoia.provider.client import MAX_RESPONSE_BYTES
 
     env = InMemory()
     env.fake.push(Scripted(status=200, body=b" " * (MAX_RESPONSE_BYTES + 1) + completion("x")))

@@ -11,14 +11,14 @@ import pytest_twisted
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import Logger, globalLogPublisher
 
-from psicoia import messages
+from psicoia import texts
 from psicoia.config import LogConfig
-from psicoia.logsetup import make_observer
-from psicoia.tap import Options, makeService
+from psicoia.ops.logsetup import make_observer
+from psicoia.app.tap import Options, makeService
 from tests.fake_provider import FakeProvider, Scripted, serve
 from tests.helpers import LOCAL, connect_line_client, make_config, port_of, start_service
 
-GREETING_LINES = 2 + len(messages.GREETING_BODY)
+GREETING_LINES = 2 + len(texts.GREETING_BODY)
 SECRET_KEY = "sk-test-PRIVATE-KEY-7f3a9c"
 SECRET_MESSAGE = "me siento muy solo con mi secreto zorzal"
 SECRET_REPLY = "RESPUESTA-PRIVADA-hornero"
@@ -53,7 +53,7 @@ async def full_conversation() -> None:
         provider.push(Scripted(status=500, body=b"{}"), Scripted(status=500, body=b"{}"))
         client.say(SECRET_MESSAGE + " otra vez")
         lines = await client.wait_lines(GREETING_LINES + 2)
-        assert lines[-1].startswith(messages.COMPANION_LIMITED)  # the offline companion
+        assert lines[-1].startswith(texts.COMPANION_LIMITED)  # the offline companion
         client.say("salir")
         await client.wait_lines(GREETING_LINES + 3)
         await client.closed

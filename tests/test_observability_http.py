@@ -11,12 +11,12 @@ import treq
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from psicoia import messages
-from psicoia.metrics import Metrics
+from psicoia import texts
+from psicoia.ops.metrics import Metrics
 from tests.fake_provider import FakeProvider, Scripted, serve
 from tests.helpers import LOCAL, connect_line_client, make_config, port_of, start_service
 
-GREETING_LINES = 2 + len(messages.GREETING_BODY)
+GREETING_LINES = 2 + len(texts.GREETING_BODY)
 OPERATIONS_MD = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
 
 
@@ -140,7 +140,7 @@ async def test_readyz_is_503_and_says_why_while_the_breaker_is_open():
     service = await start_service(config)
     try:
         replies = await talk(service, "hola")
-        assert len(replies) == 1 and replies[0].startswith(messages.COMPANION_LIMITED)
+        assert len(replies) == 1 and replies[0].startswith(texts.COMPANION_LIMITED)
         status, body, _ = await get(service, "/readyz")
         report = json.loads(body)
         assert status == 503

@@ -8,15 +8,15 @@ from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import Clock
 from treq.testing import StubTreq
 
-from psicoia.llm import ChatProvider, ProviderError
-from psicoia.metrics import Metrics
-from psicoia.pacing import Pacer, PacingTooLong, parse_duration
+from psicoia.provider.client import ChatProvider, ProviderError
+from psicoia.ops.metrics import Metrics
+from psicoia.provider.pacing import Pacer, PacingTooLong, parse_duration
 from tests.fake_provider import FakeProvider, Scripted, completion
-from psicoia import messages
+from psicoia import texts
 from tests.fake_provider import serve
 from tests.helpers import connect_line_client, make_config, port_of, start_service
 
-GREETING_LINES = 2 + len(messages.GREETING_BODY)
+GREETING_LINES = 2 + len(texts.GREETING_BODY)
 
 PROMPT = [{"role": "user", "content": "hola"}]
 

@@ -12,10 +12,10 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 
-from psicoia import messages
-from psicoia.connections import ConnectionRegistry
-from psicoia.protocols.tcp import ChatLineFactory
-from psicoia.session import SessionManager
+from psicoia import texts
+from psicoia.ops.connections import ConnectionRegistry
+from psicoia.transports.tcp import ChatLineFactory
+from psicoia.chat.session import SessionManager
 from tests.helpers import make_config
 from tests.provider_stub import ControlledProvider
 
@@ -148,7 +148,7 @@ def test_too_long_line_gets_notice_and_keeps_connection():
     harness = Harness(limits={"max_line_bytes": 64})
     client = harness.connect()
     client.send(b"x" * 65 + b"\r\n")
-    assert client.replies == [messages.TOO_LONG.format(limit=64)]
+    assert client.replies == [texts.TOO_LONG.format(limit=64)]
     assert "64" in client.replies[0]
     assert client.connected
     assert harness.provider.calls == []
@@ -164,7 +164,7 @@ def test_too_long_line_in_many_chunks_gets_one_notice_and_next_line_is_handled()
     for _ in range(50):
         client.send(b"y" * 10)
     client.send(b"fin del largo\r\nbreve\r\n")
-    assert client.replies == [messages.TOO_LONG.format(limit=64)]
+    assert client.replies == [texts.TOO_LONG.format(limit=64)]
     assert client.connected
     assert harness.texts == ["breve"]
 
@@ -173,7 +173,7 @@ def test_too_long_line_followed_by_more_lines_in_the_same_read():
     harness = Harness(limits={"max_line_bytes": 64})
     client = harness.connect()
     client.send(b"z" * 200 + b"\nuno\n" + b"w" * 70 + b"\ndos\n")
-    notice = messages.TOO_LONG.format(limit=64)
+    notice = texts.TOO_LONG.format(limit=64)
     assert harness.texts == ["uno"]
     harness.provider.answer_all()
     assert harness.texts == ["uno", "dos"]
@@ -190,14 +190,14 @@ def test_line_of_exactly_the_limit_is_accepted_with_crlf_or_lf():
     harness.provider.answer_all()
     client.send(b"c" * 65 + b"\n")
     assert harness.texts == ["a" * 64, "b" * 64]
-    assert client.replies[-1] == messages.TOO_LONG.format(limit=64)
+    assert client.replies[-1] == texts.TOO_LONG.format(limit=64)
 
 
 def test_limit_counts_bytes_not_characters():
     harness = Harness(limits={"max_line_bytes": 64})
     client = harness.connect()
     client.say("ñ" * 33)  # 66 bytes, 33 characters
-    assert client.replies == [messages.TOO_LONG.format(limit=64)]
+    assert client.replies == [texts.TOO_LONG.format(limit=64)]
     assert harness.provider.calls == []
 
 
@@ -229,7 +229,7 @@ def test_empty_lines_get_no_reply(harness):
 def test_salir_in_any_case_with_spaces_gets_goodbye_then_close(harness, line):
     client = harness.connect()
     client.send(line)
-    assert client.replies == [messages.GOODBYE]
+    assert client.replies == [texts.GOODBYE]
     assert not client.connected
     assert harness.provider.calls == []
 
@@ -239,14 +239,14 @@ def test_salir_waits_for_the_earlier_reply_then_says_goodbye(harness):
     client.send(b"una cosa\nsalir\n")
     assert client.connected
     harness.provider.answer_all()
-    assert client.replies == ["re: una cosa", messages.GOODBYE]
+    assert client.replies == ["re: una cosa", texts.GOODBYE]
     assert not client.connected
 
 
 def test_lines_after_salir_in_the_same_read_are_not_handled(harness):
     client = harness.connect()
     client.send(b"salir\nalgo mas\n")
-    assert client.replies == [messages.GOODBYE]
+    assert client.replies == [texts.GOODBYE]
     assert harness.provider.calls == []
 
 
@@ -257,8 +257,8 @@ def test_salir_is_not_blocked_by_the_rate_limit():
     client.say("otra")
     client.say("salir")
     assert len(client.replies) == 3 and client.replies[0]  # the offline reply
-    assert client.replies[1].startswith(messages.RATE_LIMITED.split("{")[0])
-    assert client.replies[2:] == [messages.GOODBYE]
+    assert client.replies[1].startswith(texts.RATE_LIMITED.split("{")[0])
+    assert client.replies[2:] == [texts.GOODBYE]
     assert not client.connected
 
 
@@ -268,7 +268,7 @@ def test_total_connection_cap_gets_a_notice_line_then_close():
     harness = Harness(server={"max_connections": 2, "max_connections_per_ip": 2})
     admitted = [harness.connect("10.0.0.1"), harness.connect("10.0.0.2")]
     refused = harness.connect("10.0.0.3")
-    assert refused.raw_lines == [messages.SERVER_FULL]
+    assert refused.raw_lines == [texts.SERVER_FULL]
     assert not refused.connected
     assert all(c.connected for c in admitted)
     admitted[0].say("salir")
@@ -280,7 +280,7 @@ def test_per_address_cap_gets_a_notice_line_then_close_and_other_addresses_still
     harness = Harness(server={"max_connections": 10, "max_connections_per_ip": 2})
     first, _ = harness.connect("10.0.0.1"), harness.connect("10.0.0.1")
     refused = harness.connect("10.0.0.1")
-    assert refused.raw_lines == [messages.TOO_MANY_FROM_ADDRESS]
+    assert refused.raw_lines == [texts.TOO_MANY_FROM_ADDRESS]
     assert not refused.connected
     assert harness.connect("10.0.0.2").connected
     first.transport.loseConnection()
@@ -307,7 +307,7 @@ def test_idle_timeout_closes_with_a_notice_on_the_clock():
     harness.clock.advance(59)
     assert client.connected, "a line resets the idle timer"
     harness.clock.advance(1)
-    assert client.replies == ["re: hola", messages.IDLE_TIMEOUT]
+    assert client.replies == ["re: hola", texts.IDLE_TIMEOUT]
     assert not client.connected
     assert harness.manager.sessions == {}
 
@@ -355,7 +355,7 @@ def test_provider_failure_gets_exactly_one_fallback_line(harness):
     harness.provider.calls[1].crash(RuntimeError("bug"))
     assert len(client.replies) == 2
     assert client.replies[0].strip()  # the fallback (the offline companion's words)
-    assert client.replies[1] == messages.ERROR
+    assert client.replies[1] == texts.ERROR
     assert client.connected
 
 
@@ -385,7 +385,7 @@ def test_disconnect_with_replies_pending_writes_nothing_more_and_frees_the_slot(
 def test_shutdown_notice_is_one_line(harness):
     client = harness.connect()
     client.protocol.notify_shutdown()
-    assert client.replies == [messages.SHUTTING_DOWN]
+    assert client.replies == [texts.SHUTTING_DOWN]
 
 
 def test_a_pasted_flood_is_read_as_replies_go_out_not_queued_without_bound(harness):

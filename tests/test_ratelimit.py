@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twisted.internet.task import Clock
 
-from psicoia.ratelimit import SlidingWindowLimiter
+from psicoia.chat.ratelimit import SlidingWindowLimiter
 
 
 def test_allows_max_events_per_window_then_says_how_long_to_wait():

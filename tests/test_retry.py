@@ -6,7 +6,7 @@ from email.utils import formatdate
 
 import pytest
 
-from psicoia.retry import backoff_delay, is_retryable_status, retry_after_seconds
+from psicoia.provider.retry import backoff_delay, is_retryable_status, retry_after_seconds
 
 NOW = 1_700_000_000.0
 

@@ -24,8 +24,10 @@ except ImportError:  # Python < 3.11
     import sre_parse
 
 from psicoia import config as config_module
-from psicoia import messages, safety, safety_eval
-from psicoia.safety import assess, in_reach, is_risk, normalize
+from psicoia import texts
+from psicoia.chat.detector import rules as safety
+from tests import safety_eval
+from psicoia.chat.detector.rules import assess, in_reach, is_risk, normalize
 
 DATA = Path(__file__).resolve().parent / "data"
 CORPUS = DATA / "crisis_corpus.tsv"
@@ -69,7 +71,7 @@ def test_eval_script_prints_precision_recall_fpr_and_misclassified_ids():
 
 
 def test_eval_script_runs_as_a_module():
-    done = subprocess.run([sys.executable, "-m", "psicoia.safety_eval", str(CORPUS)],
+    done = subprocess.run([sys.executable, "-m", "tests.safety_eval", str(CORPUS)],
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "recall" in done.stdout
@@ -150,7 +152,7 @@ def test_safety_defaults_match_the_shipped_config(tmp_path):
     shipped = config_module.load(str(ROOT / "config.yaml"), environ={})
     defaults = config_module.load(environ={}, cwd=tmp_path)
     assert shipped.safety == defaults.safety
-    assert defaults.safety.resources == messages.CRISIS_RESOURCES_DEFAULT
+    assert defaults.safety.resources == texts.CRISIS_RESOURCES_DEFAULT
     text = " ".join(defaults.safety.resources)
     for number in ("135", "(011) 5275-1135", "0800-999-0091", "024", "911", "112"):
         assert number in text

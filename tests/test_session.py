@@ -11,9 +11,9 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import Clock, deferLater
 
-from psicoia import messages
-from psicoia.history import InMemoryHistory
-from psicoia.session import Outcome, SessionManager
+from psicoia import texts
+from psicoia.chat.history import InMemoryHistory
+from psicoia.chat.session import Outcome, SessionManager
 from tests.helpers import make_config
 from tests.provider_stub import ControlledProvider
 
@@ -146,7 +146,7 @@ def test_waiting_queue_is_bounded_and_the_overflow_gets_the_busy_notice_at_once(
     for chat in chats:
         chat.say("hola")
     assert len(provider.calls) == 1
-    assert [c.texts for c in chats] == [[], [], [], [messages.BUSY], [messages.BUSY]]
+    assert [c.texts for c in chats] == [[], [], [], [texts.BUSY], [texts.BUSY]]
     while provider.pending:
         provider.pending[0].answer("ok")
     assert [c.texts for c in chats[:3]] == [["ok"]] * 3
@@ -183,9 +183,9 @@ def test_slot_is_released_on_every_failure_path(how):
         assert [r.outcome for r in chat.replies] == [Outcome.FALLBACK]
     elif how == "unexpected_exception":
         provider.calls[0].crash(ValueError("bug"))
-        assert chat.texts == [messages.ERROR]
+        assert chat.texts == [texts.ERROR]
     elif how == "history_store_fails":
-        assert chat.texts == [messages.ERROR]
+        assert chat.texts == [texts.ERROR]
     elif how == "cancel_in_flight":
         chat.session.close()
         assert provider.calls[0].cancelled
@@ -298,7 +298,7 @@ def test_rate_limit_is_a_sliding_window_per_user_on_the_clock():
     provider.answer_all()
     chat.say("3")
     assert chat.replies[-1].outcome == Outcome.RATE_LIMITED
-    assert chat.texts[-1] == messages.RATE_LIMITED.format(seconds=6)
+    assert chat.texts[-1] == texts.RATE_LIMITED.format(seconds=6)
     other.say("otro usuario")
     assert provider.pending, "the limit is per user"
     provider.answer_all()
@@ -345,7 +345,7 @@ def test_drain_waits_for_in_flight_replies_and_refuses_new_messages():
     drained = manager.drain()
     assert not drained.called
     idle.say("tarde")
-    assert idle.texts == [messages.SHUTTING_DOWN]
+    assert idle.texts == [texts.SHUTTING_DOWN]
     provider.calls[0].answer("r")
     assert drained.called
     assert busy.texts == ["r"]

@@ -16,9 +16,9 @@ from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import Clock, deferLater
 from twisted.logger import globalLogPublisher
 
-from psicoia import messages
-from psicoia.connections import ConnectionRegistry
-from psicoia.protocols.websocket import (
+from psicoia import texts
+from psicoia.ops.connections import ConnectionRegistry
+from psicoia.transports.websocket import (
     HARD_CAP_MIN_BYTES,
     JSON_PROTOCOL,
     ChatWebSocketFactory,
@@ -163,7 +163,7 @@ async def test_binary_frames_get_a_notice_and_change_nothing(listener, path):
         client = await greeted(server, listener, path)
         client.sendMessage(b"\x00\x01hola", isBinary=True)
         frames = await client.wait_frames(GREETING_LINES + 1)
-        assert frames[-1] == messages.BINARY_FRAME
+        assert frames[-1] == texts.BINARY_FRAME
         # Not sent to the model, not counted by the rate limit (one message allowed).
         assert server.provider.requests == []
         client.say("hola")
@@ -182,7 +182,7 @@ async def test_salir_gets_the_goodbye_frame_then_the_server_closes(listener, pat
         client = await greeted(server, listener, path)
         client.say("  SALIR ")
         frames = await client.wait_frames(GREETING_LINES + 1)
-        assert frames[-1] == messages.GOODBYE
+        assert frames[-1] == texts.GOODBYE
         assert await client.closed == 1000
         assert len(server.service.registry) == 0
     finally:
@@ -199,7 +199,7 @@ async def test_too_long_message_gets_the_notice_and_the_connection_stays(listene
         client.say("x" * 200_000)  # far over: discarded as it arrives, still one notice
         client.say("x" * 64)  # exactly the limit: accepted
         frames = await client.wait_frames(GREETING_LINES + 3)
-        too_long = messages.TOO_LONG.format(limit=64)
+        too_long = texts.TOO_LONG.format(limit=64)
         assert frames[GREETING_LINES:] == [too_long, too_long, "Te escucho. ¿Qué sentís? (64)"]
         assert len(server.provider.requests) == 1
         assert client.close_code is None
@@ -282,7 +282,7 @@ async def test_connection_caps_are_shared_with_tcp(listener, path):
         tcp = await connect_line_client(await port_of(server.service, "tcp"))
         await tcp.wait_lines(GREETING_LINES)
         refused = await server.connect(listener, path)
-        assert await refused.wait_frames(1) == [messages.TOO_MANY_FROM_ADDRESS]
+        assert await refused.wait_frames(1) == [texts.TOO_MANY_FROM_ADDRESS]
         assert await refused.closed == 1013
         assert len(server.service.registry) == 1
         tcp.transport.loseConnection()
@@ -308,7 +308,7 @@ async def test_idle_timeout_runs_on_the_injected_clock(listener, path):
         assert client.close_code is None and len(client.frames) == GREETING_LINES + 1
         clock.advance(2)
         frames = await client.wait_frames(GREETING_LINES + 2)
-        assert frames[-1] == messages.IDLE_TIMEOUT
+        assert frames[-1] == texts.IDLE_TIMEOUT
         assert await client.closed == 1000
     finally:
         await server.stop()
@@ -322,7 +322,7 @@ async def test_shutdown_tells_websocket_users_then_closes_going_away(listener, p
         client = await greeted(server, listener, path)
         await server.service.stopService()
         frames = await client.wait_frames(GREETING_LINES + 1)
-        assert frames[-1] == messages.SHUTTING_DOWN
+        assert frames[-1] == texts.SHUTTING_DOWN
         assert await client.closed == 1001
     finally:
         await server.stop()
@@ -375,8 +375,8 @@ async def keepalive_server(answer_pings: bool, timers: Clock):
     from autobahn.twisted.websocket import WebSocketClientFactory
     from twisted.internet.endpoints import TCP4ClientEndpoint
 
-    from psicoia.llm import ChatProvider
-    from psicoia.session import SessionManager
+    from psicoia.provider.client import ChatProvider
+    from psicoia.chat.session import SessionManager
 
     config = make_config(api_key=None)
     manager = SessionManager(config, ChatProvider(config.llm, None, reactor, None), reactor)
@@ -515,11 +515,11 @@ async def test_json_notices_say_their_kind(listener, path):
         client.send_event(type="message", text="ñ" * 6, ref="a")  # 12 bytes > 10
         too_long = await client.wait_event(type="notice", ref="a")
         assert too_long["kind"] == "too_long"
-        assert too_long["text"] == messages.TOO_LONG.format(limit=10)
+        assert too_long["text"] == texts.TOO_LONG.format(limit=10)
         assert too_long["trace_id"] == "Usuario-1:m1"
         client.sendMessage(b"\x01\x02", isBinary=True)
         binary = await client.wait_event(type="notice", kind="binary")
-        assert binary["text"] == messages.BINARY_FRAME
+        assert binary["text"] == texts.BINARY_FRAME
         assert binary["ref"] is None and binary["trace_id"] == "Usuario-1"
 
         other, _ = await json_client(server, listener, path)
@@ -547,7 +547,7 @@ async def test_json_bad_frames_get_an_error_event_and_change_nothing(listener, p
         events = await client.wait_events(6)
         assert [e["type"] for e in events[1:]] == ["error"] * 5
         assert {e["code"] for e in events[1:]} == {"bad_request"}
-        assert events[1]["text"] == messages.BAD_REQUEST
+        assert events[1]["text"] == texts.BAD_REQUEST
         assert server.provider.requests == []
         client.send_event(type="message", text="hola")
         events = await client.wait_events(9)
@@ -566,7 +566,7 @@ async def test_json_salir_gets_a_goodbye_notice_then_close(listener, path):
         client.send_event(type="message", text="Salir", ref=9)
         events = await client.wait_events(3)
         assert events[-1]["type"] == "notice" and events[-1]["kind"] == "goodbye"
-        assert events[-1]["text"] == messages.GOODBYE
+        assert events[-1]["text"] == texts.GOODBYE
         assert await client.closed == 1000
     finally:
         await server.stop()
@@ -603,13 +603,13 @@ async def test_json_events_say_crisis_when_the_reply_carries_the_resources(liste
         client.send_event(type="message", text="me quiero morir", ref="r")
         risk = await client.wait_event(type="reply", ref="r")
         assert risk["crisis"] is True and risk["final"] is True
-        resources = messages.CRISIS_RESOURCES.format(
+        resources = texts.CRISIS_RESOURCES.format(
             resources="Línea de prueba 135; Emergencias 911")
         assert risk["text"] == f"Te escucho. ¿Qué sentís? (15) {resources}"
         # The next reply carries only the reminder: not a crisis reply.
         client.send_event(type="message", text="gracias", ref="after")
         after = await client.wait_event(type="reply", ref="after")
-        assert after["crisis"] is False and after["text"].endswith(messages.CRISIS_REMINDER)
+        assert after["crisis"] is False and after["text"].endswith(texts.CRISIS_REMINDER)
         await client.hang_up()
     finally:
         await server.stop()
@@ -630,16 +630,16 @@ async def test_json_crisis_flag_on_notices_and_not_in_line_mode(listener, path):
         client.send_event(type="message", text="me quiero morir", ref="b")
         risk = await client.wait_event(type="notice", ref="b")
         assert risk["kind"] == "offline" and risk["crisis"] is True
-        resources = messages.CRISIS_RESOURCES.format(
+        resources = texts.CRISIS_RESOURCES.format(
             resources="; ".join(offline.config.safety.resources))
-        assert risk["text"] == f"{messages.CRISIS_SUPPORT} {resources}"
+        assert risk["text"] == f"{texts.CRISIS_SUPPORT} {resources}"
         await client.hang_up()
 
         line = await connect_ws(port, path)
         await line.wait_frames(GREETING_LINES)
         line.say("me quiero morir")
         frames = await line.wait_frames(GREETING_LINES + 1)
-        assert frames[-1] == f"{messages.CRISIS_SUPPORT} {resources}"  # plain text, no JSON
+        assert frames[-1] == f"{texts.CRISIS_SUPPORT} {resources}"  # plain text, no JSON
         await line.hang_up()
     finally:
         await offline.stopService()

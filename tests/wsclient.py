@@ -11,9 +11,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 
-from psicoia import messages
+from psicoia import texts
 
-GREETING_LINES = 2 + len(messages.GREETING_BODY)
+GREETING_LINES = 2 + len(texts.GREETING_BODY)
 
 
 class HandshakeFailed(Exception):

@@ -4,14 +4,14 @@ from twisted.application.service import ServiceMaker
 
 psicoia = ServiceMaker(
     "PsicoIA",
-    "psicoia.tap",
+    "psicoia.app.tap",
     "Emotional-support chat server (TCP line protocol, WebSocket, web page).",
     "psicoia",
 )
 
 psicoia_gateway = ServiceMaker(
     "PsicoIA gateway",
-    "psicoia.gateway_tap",
+    "psicoia.app.gateway_tap",
     "The chat page and WebSocket only, each browser bridged to a PsicoIA server over TCP.",
     "psicoia-gateway",
 )

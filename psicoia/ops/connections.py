@@ -12,12 +12,12 @@ from typing import Optional, Protocol
 
 from twisted.internet.defer import Deferred, succeed
 
-from . import messages
-from .instruments import Instruments
+from psicoia import texts
+from psicoia.ops.instruments import Instruments
 
 REFUSALS = {
-    "server_full": messages.SERVER_FULL,
-    "per_address": messages.TOO_MANY_FROM_ADDRESS,
+    "server_full": texts.SERVER_FULL,
+    "per_address": texts.TOO_MANY_FROM_ADDRESS,
 }
 
 

@@ -30,7 +30,7 @@ from twisted.logger import (
 from twisted.python.logfile import LogFile
 from zope.interface import implementer
 
-from .config import LogConfig
+from psicoia.config import LogConfig
 
 
 def open_log_file(logfile: Optional[str], nodaemon: bool) -> IO[str]:

@@ -15,17 +15,17 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
-from .config import Config
-from .connections import ConnectionRegistry
-from .instruments import Instruments
-from .breaker import CircuitBreaker
-from .llm import ChatProvider, make_http_client
-from .lifecycle import ChatService
-from .metrics import Metrics
-from .pacing import Pacer
-from .protocols.tcp import ChatLineFactory
-from .protocols.websocket import ChatWebSocketFactory
-from .session import SessionManager
+from psicoia.config import Config
+from psicoia.ops.connections import ConnectionRegistry
+from psicoia.ops.instruments import Instruments
+from psicoia.provider.breaker import CircuitBreaker
+from psicoia.provider.client import ChatProvider, make_http_client
+from psicoia.app.lifecycle import ChatService
+from psicoia.ops.metrics import Metrics
+from psicoia.provider.pacing import Pacer
+from psicoia.transports.tcp import ChatLineFactory
+from psicoia.transports.websocket import ChatWebSocketFactory
+from psicoia.chat.session import SessionManager
 
 
 class Listener(StreamServerEndpointService):
@@ -142,8 +142,8 @@ def add_browser_listeners(service: MultiService, config: Config, reactor: Any,
     ``make_socket_factory(origins)`` builds the WebSocket factory (chat or gateway). The
     standalone listener also accepts the page's origin, which is on the HTTP listener's port.
     """
-    from .protocols.websocket import OriginPolicy
-    from .web import build_site
+    from psicoia.transports.websocket import OriginPolicy
+    from psicoia.transports.http import build_site
 
     allowed = config.server.allowed_origins
     if config.server.websocket:

@@ -3,7 +3,7 @@ The TCP line protocol (telnet, nc): bytes in, lines to the session, reply lines 
 
 Thin on purpose: it parses lines, strips telnet negotiation, enforces the line length without
 dropping the connection, and writes whatever the session answers, in order. The rules live in
-:mod:`psicoia.session`.
+:mod:`psicoia.chat.session`.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
-from .. import messages
-from ..connections import REFUSALS, ConnectionRegistry
-from ..session import Reply, SessionManager
-from .backlog import ReplyBacklog
-from .telnet import TelnetFilter
+from psicoia import texts
+from psicoia.ops.connections import REFUSALS, ConnectionRegistry
+from psicoia.chat.session import Reply, SessionManager
+from psicoia.transports.backlog import ReplyBacklog
+from psicoia.transports.telnet import TelnetFilter
 
 NEWLINE = b"\r\n"
 
@@ -78,11 +78,11 @@ class ChatLineProtocol(LineReceiver, TimeoutMixin):
 
     def timeoutConnection(self) -> None:
         self.log.info("[{user}] idle timeout", user=self.session.user)
-        self._send(messages.IDLE_TIMEOUT)
+        self._send(texts.IDLE_TIMEOUT)
         self.disconnect()
 
     def notify_shutdown(self) -> None:
-        self._send(messages.SHUTTING_DOWN)
+        self._send(texts.SHUTTING_DOWN)
 
     def disconnect(self) -> None:
         self._closing = True

@@ -21,7 +21,7 @@ from prometheus_client import (
 )
 from twisted.web.resource import Resource
 
-from .instruments import Instruments
+from psicoia.ops.instruments import Instruments
 
 PROVIDER_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0)
 WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)

@@ -1,7 +1,7 @@
 """
-Measure the crisis detector (:mod:`psicoia.safety`) on a labelled corpus.
+Measure the crisis detector (:mod:`psicoia.chat.detector.rules`) on a labelled corpus.
 
-    python -m psicoia.safety_eval [CORPUS.tsv ...]
+    python -m tests.safety_eval [CORPUS.tsv ...]
 
 A corpus is UTF-8 TSV with a header row and the columns ``label lang category text``;
 ``label`` is ``risk`` or ``ok``. A message's id is its line number in the file, so a miss can
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, TextIO
 
-from .safety import assess
+from psicoia.chat.detector.rules import assess
 
-DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "crisis_corpus.tsv"
+DEFAULT_CORPUS = Path(__file__).resolve().parent / "data" / "crisis_corpus.tsv"
 LABELS = ("risk", "ok")
 
 

@@ -42,7 +42,7 @@ class Instruments:
         """The provider circuit breaker moved to ``closed``, ``open`` or ``half_open``."""
 
     def provider_paced(self, seconds: float) -> None:
-        """A call waited ``seconds`` for the provider's rate-limit budget (psicoia.pacing)."""
+        """A call waited ``seconds`` for the provider's rate-limit budget (psicoia.provider.pacing)."""
 
     def provider_quota(self, kind: str, remaining: int) -> None:
         """The provider reported ``remaining`` ``requests`` or ``tokens`` in its headers."""

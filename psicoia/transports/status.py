@@ -17,7 +17,7 @@ from twisted.web.resource import Resource
 
 
 def readiness(service: Any) -> tuple[bool, dict]:
-    from .service import Listener
+    from psicoia.app.service import Listener
 
     reasons = []
     listeners = {}

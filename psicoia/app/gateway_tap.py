@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from twisted.python import usage
 
-from .tap import load_or_exit, raise_file_limit
+from psicoia.app.tap import load_or_exit, raise_file_limit
 
 
 def check_upstream(description: str) -> None:
@@ -45,8 +45,8 @@ class Options(usage.Options):
 
 
 def makeService(options, reactor=None):
-    from .gateway import build_gateway
-    from .logsetup import make_observer, open_log_file
+    from psicoia.app.gateway import build_gateway
+    from psicoia.ops.logsetup import make_observer, open_log_file
 
     if reactor is None:
         from twisted.internet import reactor

@@ -6,7 +6,7 @@ connection gets its own TCP connection to the core's line protocol (1:1), and cl
 side closes the other. In line mode frames and lines map one to one; in the ``psicoia.v1``
 JSON mode the upstream lines become events: the lines up to the one naming ``salir`` are the
 greeting, every later line answers the oldest message still waiting for one, and lines that are
-known notices (messages.py) become ``notice`` events of their kind; a line ending with the crisis
+known notices (texts.py) become ``notice`` events of their kind; a line ending with the crisis
 resources gets ``crisis: true`` (see :func:`read_line`).
 """
 
@@ -21,12 +21,12 @@ from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.endpoints import clientFromString, connectProtocol
 from twisted.protocols.basic import LineReceiver
 
-from . import messages
-from .config import Config
-from .connections import ConnectionRegistry
-from .instruments import Instruments
-from .lifecycle import ChatService
-from .protocols.websocket import (
+from psicoia import texts
+from psicoia.config import Config
+from psicoia.ops.connections import ConnectionRegistry
+from psicoia.ops.instruments import Instruments
+from psicoia.app.lifecycle import ChatService
+from psicoia.transports.websocket import (
     CLOSE_GOING_AWAY,
     CLOSE_NORMAL,
     CLOSE_TRY_AGAIN,
@@ -34,7 +34,7 @@ from .protocols.websocket import (
     ChatSocketFactory,
     OriginPolicy,
 )
-from .session import Outcome, Reply
+from psicoia.chat.session import Outcome, Reply
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 # Upstream lines are replies (one line each); this only bounds a misbehaving upstream.
@@ -43,7 +43,7 @@ _USER = re.compile(r"^(Usuario-\d+)\b")
 
 
 def _template_regex(template: str) -> str:
-    """A messages.py template (``str.format`` placeholders) as a regex matching its output."""
+    """A texts.py template (``str.format`` placeholders) as a regex matching its output."""
     parts = []
     for literal, field, _, _ in string.Formatter().parse(template):
         parts.append(re.escape(literal))
@@ -59,20 +59,20 @@ def _template_pattern(template: str) -> re.Pattern:
 def _known_lines() -> list[tuple[str, re.Pattern]]:
     """(kind, pattern) for every notice the core may send; kinds match the JSON mode's."""
     known = [
-        (Outcome.GOODBYE, messages.GOODBYE),
-        (Outcome.RATE_LIMITED, messages.RATE_LIMITED),
-        (Outcome.BUSY, messages.BUSY),
-        (Outcome.TOO_LONG, messages.TOO_LONG),
-        (Outcome.OFFLINE, messages.OFFLINE),
-        (Outcome.FALLBACK, messages.FALLBACK),
-        (Outcome.SHUTTING_DOWN, messages.SHUTTING_DOWN),
-        (Outcome.ERROR, messages.ERROR),
-        ("idle_timeout", messages.IDLE_TIMEOUT),
-        ("server_full", messages.SERVER_FULL),
-        ("per_address", messages.TOO_MANY_FROM_ADDRESS),
+        (Outcome.GOODBYE, texts.GOODBYE),
+        (Outcome.RATE_LIMITED, texts.RATE_LIMITED),
+        (Outcome.BUSY, texts.BUSY),
+        (Outcome.TOO_LONG, texts.TOO_LONG),
+        (Outcome.OFFLINE, texts.OFFLINE),
+        (Outcome.FALLBACK, texts.FALLBACK),
+        (Outcome.SHUTTING_DOWN, texts.SHUTTING_DOWN),
+        (Outcome.ERROR, texts.ERROR),
+        ("idle_timeout", texts.IDLE_TIMEOUT),
+        ("server_full", texts.SERVER_FULL),
+        ("per_address", texts.TOO_MANY_FROM_ADDRESS),
         # The model did not answer a message at risk (offline, failed, busy...): the core's
         # support line; the resources follow it (see read_line).
-        (Outcome.FALLBACK, messages.CRISIS_SUPPORT),
+        (Outcome.FALLBACK, texts.CRISIS_SUPPORT),
     ]
     return [(kind, _template_pattern(text)) for kind, text in known]
 
@@ -82,9 +82,9 @@ KNOWN_LINES = _known_lines()
 UNSOLICITED = {"idle_timeout", "server_full", "per_address"}
 # What the core's crisis layer appends to a reply (SessionManager.with_safety): the resources
 # line (any resources list), or the short reminder that /recursos lists them.
-_RESOURCES_TAIL = re.compile(r"(?:^|\s)" + _template_regex(messages.CRISIS_RESOURCES) + "$",
+_RESOURCES_TAIL = re.compile(r"(?:^|\s)" + _template_regex(texts.CRISIS_RESOURCES) + "$",
                              re.DOTALL)
-_REMINDER_TAIL = " " + messages.CRISIS_REMINDER
+_REMINDER_TAIL = " " + texts.CRISIS_REMINDER
 
 
 def read_line(line: str) -> tuple[str, bool]:
@@ -187,7 +187,7 @@ class GatewaySocket(ChatSocket):
         self.log.warn("gateway: upstream unreachable ({error})",
                       error=failure.getErrorMessage() or failure.type.__name__)
         if not self.closing:
-            self.send_notice(messages.UPSTREAM_DOWN, "upstream_down", None)
+            self.send_notice(texts.UPSTREAM_DOWN, "upstream_down", None)
             self.close(CLOSE_TRY_AGAIN)
         self._check_answered()
 
@@ -228,7 +228,7 @@ class GatewaySocket(ChatSocket):
 
     def message(self, text: str, ref) -> None:
         if self.shutting_down:  # as the core does once it is closing: not sent upstream
-            self._answer_here(ref, Reply(messages.SHUTTING_DOWN, Outcome.SHUTTING_DOWN))
+            self._answer_here(ref, Reply(texts.SHUTTING_DOWN, Outcome.SHUTTING_DOWN))
             return
         self._sent += 1
         self._slots.append(_Slot(ref, f"{self.label or 'Usuario'}:m{self._sent}"))
@@ -242,7 +242,7 @@ class GatewaySocket(ChatSocket):
     def message_too_long(self, ref) -> None:
         """Answered here (the text was not kept), in its place among the pending answers."""
         limit = self.factory.max_message_bytes
-        self._answer_here(ref, Reply(messages.TOO_LONG.format(limit=limit), Outcome.TOO_LONG))
+        self._answer_here(ref, Reply(texts.TOO_LONG.format(limit=limit), Outcome.TOO_LONG))
 
     def _answer_here(self, ref, reply: Reply) -> None:
         """A notice from the gateway itself, in its place among the pending answers."""
@@ -315,7 +315,7 @@ class GatewaySocket(ChatSocket):
             self.close(CLOSE_GOING_AWAY)
         else:
             self.log.info("[{user}] gateway: upstream closed the connection", user=self.label)
-            self.send_notice(messages.UPSTREAM_LOST, "upstream_lost", None)
+            self.send_notice(texts.UPSTREAM_LOST, "upstream_lost", None)
             self.close(CLOSE_TRY_AGAIN)
         self._check_answered()
 
@@ -339,7 +339,7 @@ class GatewayFactory(ChatSocketFactory):
 class GatewayService(ChatService):
     """The page and WebSocket listeners of a gateway; stopping it closes every bridge.
 
-    Stopping is graceful like the core's (:mod:`psicoia.lifecycle`): answers already requested
+    Stopping is graceful like the core's (:mod:`psicoia.app.lifecycle`): answers already requested
     upstream get ``server.shutdown_grace_seconds`` (on ``clock``) to arrive.
     """
 
@@ -364,8 +364,8 @@ class GatewayService(ChatService):
 def build_gateway(config: Config, upstream: str, reactor: Any, clock: Any = None,
                   instruments: Optional[Instruments] = None) -> GatewayService:
     """Wire a gateway from ``config`` (server.http, server.websocket, limits) to ``upstream``."""
-    from .metrics import Metrics
-    from .service import add_browser_listeners
+    from psicoia.ops.metrics import Metrics
+    from psicoia.app.service import add_browser_listeners
 
     instruments = instruments or Metrics()
     registry = ConnectionRegistry(

@@ -16,11 +16,11 @@ Rules it keeps:
 - Never the same reply twice in a session; no sentence picked twice in a row from a pool.
 - One line, always (the line protocol forbids line breaks in a reply).
 - Privacy: the reflection repeats the user's words to that user only; nothing here logs.
-- Safety is not its job: messages at risk are answered by the crisis layer (psicoia.safety and
+- Safety is not its job: messages at risk are answered by the crisis layer (psicoia.chat.detector.rules and
   the session manager) and never reach it. As a second guard it does not reflect text the
   crisis detector flags.
 
-All phrases live in :mod:`psicoia.messages` (COMPANION section).
+All phrases live in :mod:`psicoia.texts` (COMPANION section).
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ import unicodedata
 from collections import deque
 from typing import Optional, Sequence
 
-from . import messages
-from .safety import is_risk
+from psicoia import texts
+from psicoia.chat.detector.rules import is_risk
 
 # Replies remembered so that none of them is said again verbatim.
 RECENT_REPLIES = 50
@@ -155,11 +155,11 @@ class Companion:
             if candidate not in self._said:
                 break
         else:  # every draw was said before: a fresh open question makes it new
-            candidate = f"{candidate} {self._pick('extra', messages.COMPANION_QUESTIONS[None])}"
+            candidate = f"{candidate} {self._pick('extra', texts.COMPANION_QUESTIONS[None])}"
         self._said.append(candidate)
         if not self._noticed:
             self._noticed = True
-            candidate = f"{messages.COMPANION_LIMITED} {candidate}"
+            candidate = f"{texts.COMPANION_LIMITED} {candidate}"
         if theme is not None:
             self.last_theme = theme
         return _contract(" ".join(candidate.split()))
@@ -171,16 +171,16 @@ class Companion:
         topic = theme
         if theme is None and self.last_theme is not None:
             topic = self.last_theme
-            parts.append(self._pick("continue", messages.COMPANION_CONTINUE).format(
-                theme=messages.COMPANION_THEMES[topic]))
+            parts.append(self._pick("continue", texts.COMPANION_CONTINUE).format(
+                theme=texts.COMPANION_THEMES[topic]))
         if reflection:
-            parts.append(self._pick("reflect", messages.COMPANION_REFLECT).format(
+            parts.append(self._pick("reflect", texts.COMPANION_REFLECT).format(
                 reflection=reflection))
         if not reflection or self._random.random() < 0.5:
-            parts.append(self._pick(f"validate:{topic}", messages.COMPANION_VALIDATE[topic]))
+            parts.append(self._pick(f"validate:{topic}", texts.COMPANION_VALIDATE[topic]))
         if self._grounding_due(topic):
             parts.append(self._grounding(topic))
-        parts.append(self._pick(f"question:{topic}", messages.COMPANION_QUESTIONS[topic]))
+        parts.append(self._pick(f"question:{topic}", texts.COMPANION_QUESTIONS[topic]))
         return " ".join(parts)
 
     def _grounding_due(self, topic: Optional[str]) -> bool:
@@ -192,7 +192,7 @@ class Companion:
         """The next idea for ``topic``, cycling through all of them before repeating any."""
         left = self._grounding_left.get(topic)
         if not left:
-            left = list(messages.COMPANION_GROUNDING[topic])
+            left = list(texts.COMPANION_GROUNDING[topic])
             self._random.shuffle(left)
             self._grounding_left[topic] = left
         return left.pop()

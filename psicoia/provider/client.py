@@ -41,11 +41,11 @@ from twisted.web.client import (
 from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
-from .config import LLMConfig
-from .instruments import Instruments
-from .logsetup import LevelLogger
-from .pacing import Pacer, PacingTooLong
-from .retry import backoff_delay, is_retryable_status, retry_after_seconds
+from psicoia.config import LLMConfig
+from psicoia.ops.instruments import Instruments
+from psicoia.ops.logsetup import LevelLogger
+from psicoia.provider.pacing import Pacer, PacingTooLong
+from psicoia.provider.retry import backoff_delay, is_retryable_status, retry_after_seconds
 
 USER_AGENT = b"PsicoIA/0.1 (+twisted treq)"
 
@@ -55,7 +55,7 @@ class ProviderError(Exception):
 
     ``reason`` is one of: ``timeout``, ``connection``, ``status``, ``malformed``,
     ``retry_after_too_long``, ``paced_too_long``, ``offline`` (and ``breaker_open`` from
-    :mod:`psicoia.breaker`). ``status`` is the last HTTP status, if any.
+    :mod:`psicoia.provider.breaker`). ``status`` is the last HTTP status, if any.
     """
 
     def __init__(self, reason: str, status: Optional[int] = None, attempts: int = 0) -> None:

@@ -24,8 +24,8 @@ from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from .instruments import Instruments
-from .llm import ProviderError
+from psicoia.ops.instruments import Instruments
+from psicoia.provider.client import ProviderError
 
 CLOSED = "closed"
 OPEN = "open"
@@ -42,7 +42,7 @@ def counts_as_failure(error: ProviderError) -> bool:
 
 
 class CircuitBreaker:
-    """Same interface as :class:`psicoia.llm.ChatProvider` (``online``, ``complete``)."""
+    """Same interface as :class:`psicoia.provider.client.ChatProvider` (``online``, ``complete``)."""
 
     log = Logger()
 

@@ -11,7 +11,7 @@ from typing import Optional
 
 from twisted.python import usage
 
-from .config import ConfigError, load
+from psicoia.config import ConfigError, load
 
 
 class Options(usage.Options):
@@ -70,8 +70,8 @@ def load_or_exit(path):
 
 
 def makeService(options, reactor=None):
-    from .logsetup import make_observer, open_log_file
-    from .service import build_service
+    from psicoia.ops.logsetup import make_observer, open_log_file
+    from psicoia.app.service import build_service
 
     if reactor is None:
         from twisted.internet import reactor

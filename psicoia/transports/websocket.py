@@ -10,8 +10,8 @@ Two ways to talk, chosen at the handshake:
 :class:`ChatSocket` holds what every browser-facing socket needs whatever sits behind it
 (Origin check, size limit without closing, binary frames, idle timeout, the connection caps,
 event encoding); :class:`ChatWebSocketProtocol` puts the session manager behind it and the
-gateway (:mod:`psicoia.gateway`) a TCP connection upstream. Like the TCP protocol it stays thin:
-the rules live in :mod:`psicoia.session`.
+gateway (:mod:`psicoia.app.gateway`) a TCP connection upstream. Like the TCP protocol it stays thin:
+the rules live in :mod:`psicoia.chat.session`.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from .. import messages
-from ..connections import REFUSALS, ConnectionRegistry
-from ..session import Outcome, Reply, SessionManager, fold_lines
-from .backlog import ReplyBacklog
-from .tcp import peer_address
+from psicoia import texts
+from psicoia.ops.connections import REFUSALS, ConnectionRegistry
+from psicoia.chat.session import Outcome, Reply, SessionManager, fold_lines
+from psicoia.transports.backlog import ReplyBacklog
+from psicoia.transports.tcp import peer_address
 
 JSON_PROTOCOL = "psicoia.v1"
 
@@ -180,10 +180,10 @@ class ChatSocket(WebSocketServerProtocol):
         elif self.state == self.STATE_CONNECTING:
             self.dropConnection(abort=True)
 
-    # --- Connection interface (psicoia.connections) -----------------------------------------
+    # --- Connection interface (psicoia.ops.connections) -----------------------------------------
 
     def notify_shutdown(self) -> None:
-        self.send_notice(messages.SHUTTING_DOWN, Outcome.SHUTTING_DOWN, None)
+        self.send_notice(texts.SHUTTING_DOWN, Outcome.SHUTTING_DOWN, None)
 
     def disconnect(self) -> None:
         self.close(CLOSE_GOING_AWAY)
@@ -201,7 +201,7 @@ class ChatSocket(WebSocketServerProtocol):
         if self.closing:
             return
         self.log.info("[{user}] idle timeout", user=self.label)
-        self.send_notice(messages.IDLE_TIMEOUT, "idle_timeout", None)
+        self.send_notice(texts.IDLE_TIMEOUT, "idle_timeout", None)
         self.close(CLOSE_NORMAL)
 
     # --- input: bounded buffering, one message per frame ------------------------------------
@@ -228,7 +228,7 @@ class ChatSocket(WebSocketServerProtocol):
             return
         self.reset_idle()
         if isBinary:
-            self.send_notice(messages.BINARY_FRAME, "binary", None)
+            self.send_notice(texts.BINARY_FRAME, "binary", None)
             return
         if self._message_too_long:
             self.message_too_long(None)
@@ -243,7 +243,7 @@ class ChatSocket(WebSocketServerProtocol):
             event = None
         if (not isinstance(event, dict) or event.get("type") != "message"
                 or not isinstance(event.get("text"), str)):
-            self.send_event("error", None, code="bad_request", text=messages.BAD_REQUEST)
+            self.send_event("error", None, code="bad_request", text=texts.BAD_REQUEST)
             return
         ref = event.get("ref")
         if not isinstance(ref, (str, int)) or isinstance(ref, bool):

@@ -22,7 +22,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 from twisted.web.static import File
 
-SOURCE_WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
+SOURCE_WEB_ROOT = Path(__file__).resolve().parents[2] / "web"
 # Where `pip install .` puts the page (setup.cfg [options.data_files]).
 DATA_SUBDIR = Path("share") / "psicoia" / "web"
 
@@ -117,7 +117,6 @@ class HealthResource(Resource):
 def web_root() -> Path:
     """The page's files: ``web/`` in the source tree (also the Docker image), else installed."""
     candidates = [
-        Path(__file__).resolve().parent / "web",
         SOURCE_WEB_ROOT,
         Path(sysconfig.get_path("data")) / DATA_SUBDIR,
         Path(sys.prefix) / DATA_SUBDIR,
@@ -131,8 +130,8 @@ def web_root() -> Path:
 def build_site(service: Any, websocket_factory: Any = None) -> Site:
     from autobahn.twisted.resource import WebSocketResource
 
-    from .health import ReadyResource
-    from .metrics import metrics_resource
+    from psicoia.transports.status import ReadyResource
+    from psicoia.ops.metrics import metrics_resource
 
     root = StaticFiles(str(web_root()), defaultType="application/octet-stream")
     root.putChild(b"healthz", HealthResource(service))

@@ -17,10 +17,10 @@ from twisted.internet.defer import Deferred, TimeoutError, succeed
 from twisted.internet.task import deferLater
 from twisted.logger import ILogObserver, Logger
 
-from .config import Config
-from .connections import ConnectionRegistry
-from .instruments import Instruments
-from .logsetup import LevelLogger
+from psicoia.config import Config
+from psicoia.ops.connections import ConnectionRegistry
+from psicoia.ops.instruments import Instruments
+from psicoia.ops.logsetup import LevelLogger
 
 # After hanging up, how long the last lines may take to leave before the reactor stops (the
 # reactor drops unsent data when it stops); bounded for clients that never read.

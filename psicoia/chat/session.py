@@ -26,15 +26,15 @@ from twisted.internet.defer import (
 )
 from twisted.internet.interfaces import IReactorTime
 
-from . import messages
-from .companion import Companion
-from .config import Config
-from .history import HistoryStore, InMemoryHistory, build_prompt
-from .instruments import Instruments
-from .llm import ChatProvider, ProviderError
-from .logsetup import LevelLogger
-from .ratelimit import RateLimiter, SlidingWindowLimiter
-from .safety import assess
+from psicoia import texts
+from psicoia.chat.companion import Companion
+from psicoia.config import Config
+from psicoia.chat.history import HistoryStore, InMemoryHistory, build_prompt
+from psicoia.ops.instruments import Instruments
+from psicoia.provider.client import ChatProvider, ProviderError
+from psicoia.ops.logsetup import LevelLogger
+from psicoia.chat.ratelimit import RateLimiter, SlidingWindowLimiter
+from psicoia.chat.detector.rules import assess
 
 
 class Outcome:
@@ -89,12 +89,12 @@ def fold_lines(text: str) -> str:
 def load_system_prompt(path: Optional[str]) -> str:
     if path:
         return Path(path).read_text(encoding="utf-8").strip()
-    return resources.files("psicoia.prompts").joinpath("system.txt").read_text("utf-8").strip()
+    return resources.files("psicoia.chat.prompts").joinpath("system.txt").read_text("utf-8").strip()
 
 
 def load_crisis_note() -> str:
     """Added to the system prompt for a message at risk (docs/safety.md)."""
-    return resources.files("psicoia.prompts").joinpath("crisis.txt").read_text("utf-8").strip()
+    return resources.files("psicoia.chat.prompts").joinpath("crisis.txt").read_text("utf-8").strip()
 
 
 class SessionListener(Protocol):
@@ -131,9 +131,9 @@ class Session:
 
     def greeting(self) -> list[str]:
         return [
-            messages.GREETING_FIRST.format(number=self.number),
-            *messages.GREETING_BODY,
-            messages.GREETING_LAST,
+            texts.GREETING_FIRST.format(number=self.number),
+            *texts.GREETING_BODY,
+            texts.GREETING_LAST,
         ]
 
     def submit(self, text: str) -> Deferred:
@@ -155,7 +155,7 @@ class Session:
         # Not rate limited: the contract promises this notice, and it costs no provider call.
         return self._enqueue(
             lambda trace_id: succeed(
-                self.manager.notice(self, trace_id, messages.TOO_LONG.format(limit=limit),
+                self.manager.notice(self, trace_id, texts.TOO_LONG.format(limit=limit),
                                     Outcome.TOO_LONG)
             ),
             checked=False,
@@ -235,7 +235,7 @@ class Session:
         if failure.check(CancelledError):
             return Reply("", Outcome.ERROR, trace_id)
         self.manager.log.failure("[{trace_id}] unexpected error", failure, trace_id=trace_id)
-        return Reply(messages.ERROR, Outcome.ERROR, trace_id)
+        return Reply(texts.ERROR, Outcome.ERROR, trace_id)
 
     def close(self) -> None:
         """The user left: cancel queued and in-flight work, forget per-user state."""
@@ -308,12 +308,12 @@ class SessionManager:
         the model like any other (docs/safety.md).
         """
         if self.closing:
-            return self.notice(session, trace_id, messages.SHUTTING_DOWN, Outcome.SHUTTING_DOWN)
+            return self.notice(session, trace_id, texts.SHUTTING_DOWN, Outcome.SHUTTING_DOWN)
         wait = self.limiter.check(session.user)
         if wait and not crisis:
             return self.notice(
                 session, trace_id,
-                messages.RATE_LIMITED.format(seconds=max(1, round(wait))),
+                texts.RATE_LIMITED.format(seconds=max(1, round(wait))),
                 Outcome.RATE_LIMITED,
             )
         return None
@@ -322,7 +322,7 @@ class SessionManager:
                crisis: bool = False) -> Deferred:
         """Answer one message; its turn has come (earlier ones of this user are answered)."""
         if is_goodbye(text):
-            return succeed(self.notice(session, trace_id, messages.GOODBYE, Outcome.GOODBYE,
+            return succeed(self.notice(session, trace_id, texts.GOODBYE, Outcome.GOODBYE,
                                        close=True))
         command = command_of(text)
         if command is not None:
@@ -350,7 +350,7 @@ class SessionManager:
         """
         outcome = Outcome.OFFLINE if reason == "offline" else Outcome.FALLBACK
         if crisis:
-            return self.notice(session, trace_id, messages.CRISIS_SUPPORT, outcome)
+            return self.notice(session, trace_id, texts.CRISIS_SUPPORT, outcome)
         if session.companion is None:
             session.companion = Companion(seed=session.number)
         return self.notice(session, trace_id, session.companion.reply(text), outcome)
@@ -375,32 +375,32 @@ class SessionManager:
             return reply
         if not crisis and session.reminders_left <= 0:  # most replies: nothing to add
             return reply
-        resources_line = messages.CRISIS_RESOURCES.format(resources=self.resources_text())
+        resources_line = texts.CRISIS_RESOURCES.format(resources=self.resources_text())
         if crisis:
             session.reminders_left = self.config.safety.reminder_turns
             text = reply.text
             if reply.outcome not in (Outcome.ANSWERED, Outcome.OFFLINE, Outcome.FALLBACK):
-                text = messages.CRISIS_SUPPORT
+                text = texts.CRISIS_SUPPORT
             return replace(reply, text=f"{text} {resources_line}", crisis=True)
         if session.reminders_left > 0 and reply.outcome != Outcome.COMMAND:
             session.reminders_left -= 1
-            extra = resources_line if reply.close else messages.CRISIS_REMINDER
+            extra = resources_line if reply.close else texts.CRISIS_REMINDER
             return replace(reply, text=f"{reply.text} {extra}")
         return reply
 
     def command(self, session: Session, trace_id: str, command: str) -> Reply:
         """``/ayuda``, ``/recursos``, ``/reset`` (``salir`` is handled before)."""
         if command == "/ayuda":
-            text = messages.HELP
+            text = texts.HELP
         elif command == "/recursos":
-            text = messages.RESOURCES_REPLY.format(resources=self.resources_text())
+            text = texts.RESOURCES_REPLY.format(resources=self.resources_text())
         elif command == "/reset":
             self.history.clear(session.user)
             if session.companion is not None:
                 session.companion.reset()
-            text = messages.RESET_DONE
+            text = texts.RESET_DONE
         else:
-            text = messages.UNKNOWN_COMMAND
+            text = texts.UNKNOWN_COMMAND
         return self.notice(session, trace_id, text, Outcome.COMMAND)
 
     def _ask_provider(self, session: Session, text: str, trace_id: str,
@@ -415,7 +415,7 @@ class SessionManager:
         try:
             semaphore = self.semaphore
             if semaphore.tokens == 0 and len(semaphore.waiting) >= self.config.llm.max_waiting:
-                return succeed(self.notice(session, trace_id, messages.BUSY, Outcome.BUSY))
+                return succeed(self.notice(session, trace_id, texts.BUSY, Outcome.BUSY))
             queued_at = self.clock.seconds()
             if semaphore.tokens == 0:
                 # Before acquire(): a hook that raises must not leave an acquire nobody releases.

@@ -1,1 +1,0 @@
-"""Transports: thin protocols that turn bytes into calls on the session manager."""
