@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 from twisted.internet.defer import Deferred
 
-from psicoia.provider.client import ProviderError
+from psicoia.chat.ports import ProviderError
 
 
 @dataclass

@@ -9,7 +9,8 @@ from treq.testing import StubTreq
 from psicoia.provider.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from psicoia.provider.client import ChatProvider, ProviderError
 from psicoia.ops.metrics import Metrics
-from psicoia.chat.session import Outcome, SessionManager
+from psicoia.chat.vocabulary import Kind
+from psicoia.chat.session import SessionManager
 from tests.fake_provider import FakeProvider, Scripted, completion
 from tests.helpers import make_config
 
@@ -198,12 +199,12 @@ def test_users_get_the_fallback_at_once_while_the_breaker_is_open():
         stub.flush()
         clock.advance(0.5)
         stub.flush()
-        assert outcome(reply).outcome == Outcome.FALLBACK
+        assert outcome(reply).outcome == Kind.FALLBACK
     assert breaker.state == OPEN
     requests_so_far = len(fake.requests)
     reply = outcome(session.submit("otro"))
     # The offline companion answers (issue 5); it said its limited-mode notice already.
-    assert reply.outcome == Outcome.FALLBACK and reply.text.endswith("?")
+    assert reply.outcome == Kind.FALLBACK and reply.text.endswith("?")
     assert len(fake.requests) == requests_so_far
 
     clock.advance(30)

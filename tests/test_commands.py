@@ -18,7 +18,8 @@ from psicoia import texts
 from psicoia.ops.connections import ConnectionRegistry
 from psicoia.provider.client import ChatProvider
 from psicoia.transports.tcp import ChatLineFactory
-from psicoia.chat.session import Outcome, SessionManager
+from psicoia.chat.vocabulary import Kind
+from psicoia.chat.session import SessionManager
 from tests.fake_provider import FakeProvider
 from tests.helpers import LOCAL, fired, make_config, port_of, start_service
 
@@ -67,7 +68,7 @@ def test_greeting_discloses_an_automatic_assistant_not_a_person_nor_a_profession
 def test_ayuda_lists_every_command_and_calls_no_model():
     stack = Stack()
     reply = stack.say("/ayuda")
-    assert reply.outcome == Outcome.COMMAND and reply.text == texts.HELP
+    assert reply.outcome == Kind.COMMAND and reply.text == texts.HELP
     for command in ("/ayuda", "/recursos", "/reset", "salir"):
         assert command in reply.text
     assert stack.fake.requests == []
@@ -76,7 +77,7 @@ def test_ayuda_lists_every_command_and_calls_no_model():
 def test_recursos_shows_every_configured_resource():
     stack = Stack(safety={"resources": ("Línea uno 111", "Línea dos 222")})
     reply = stack.say("/recursos")
-    assert reply.outcome == Outcome.COMMAND
+    assert reply.outcome == Kind.COMMAND
     assert "Línea uno 111" in reply.text and "Línea dos 222" in reply.text
     assert "\n" not in reply.text
 
@@ -94,7 +95,7 @@ def test_reset_forgets_the_conversation_before_the_next_message():
     stack.say("hoy estoy mejor")
     assert len(stack.fake.requests[-1]["json"]["messages"]) == 4
     reply = stack.say("/reset")
-    assert reply.outcome == Outcome.COMMAND and reply.text == texts.RESET_DONE
+    assert reply.outcome == Kind.COMMAND and reply.text == texts.RESET_DONE
     assert stack.manager.history.get(stack.session.user) == ()
     stack.say("hola de nuevo")
     sent = stack.fake.requests[-1]["json"]["messages"]
@@ -120,16 +121,16 @@ def test_unknown_command_gets_a_hint_and_a_slash_sentence_goes_to_the_model():
     stack = Stack()
     assert stack.say("/hola").text == texts.UNKNOWN_COMMAND
     assert stack.fake.requests == []
-    assert stack.say("/ me siento raro hoy").outcome == Outcome.ANSWERED
+    assert stack.say("/ me siento raro hoy").outcome == Kind.ANSWERED
 
 
 def test_commands_are_answered_even_when_rate_limited():
     stack = Stack(limits={"rate_max_messages": 1, "rate_window_seconds": 60})
     stack.say("hola")
-    assert stack.say("charlemos").outcome == Outcome.RATE_LIMITED
+    assert stack.say("charlemos").outcome == Kind.RATE_LIMITED
     for command in ("/recursos", "/ayuda", "/reset"):
-        assert stack.say(command).outcome == Outcome.COMMAND
-    assert stack.say("salir").outcome == Outcome.GOODBYE
+        assert stack.say(command).outcome == Kind.COMMAND
+    assert stack.say("salir").outcome == Kind.GOODBYE
 
 
 # --- on the transports ----------------------------------------------------------------------

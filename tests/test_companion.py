@@ -8,7 +8,8 @@ from twisted.internet.task import Clock
 
 from psicoia import texts
 from psicoia.chat.companion import Companion, reflect, theme_of
-from psicoia.chat.session import Outcome, SessionManager
+from psicoia.chat.vocabulary import Kind
+from psicoia.chat.session import SessionManager
 from tests.helpers import captured_logs, fired, make_config
 
 CONVERSATION = [
@@ -137,7 +138,7 @@ class Failing:
     def complete(self, prompt, trace_id) -> Deferred:
         from twisted.internet.defer import fail
 
-        from psicoia.provider.client import ProviderError
+        from psicoia.chat.ports import ProviderError
 
         return fail(ProviderError("status", 503))
 
@@ -151,7 +152,7 @@ def test_manager_answers_with_the_companion_and_never_logs_its_words(online):
     with captured_logs() as logs:
         first = fired(session.submit("me siento muy sola con mi gato colibrí"))
         second = fired(session.submit("ok"))
-    assert first.outcome == second.outcome == (Outcome.FALLBACK if online else Outcome.OFFLINE)
+    assert first.outcome == second.outcome == (Kind.FALLBACK if online else Kind.OFFLINE)
     assert first.text.startswith(texts.COMPANION_LIMITED)
     assert "te sentís muy sola con tu gato colibrí" in first.text
     assert texts.COMPANION_LIMITED not in second.text

@@ -18,7 +18,8 @@ from psicoia import texts
 from psicoia.provider.breaker import OPEN, CircuitBreaker
 from psicoia.provider.client import ChatProvider
 from psicoia.ops.metrics import Metrics
-from psicoia.chat.session import Outcome, SessionManager
+from psicoia.chat.vocabulary import Kind
+from psicoia.chat.session import SessionManager
 from tests.fake_provider import FakeProvider, Scripted, completion, serve
 from tests.helpers import (
     LOCAL,
@@ -102,7 +103,7 @@ def assert_crisis_reply(reply, config, outcome: str) -> None:
 def test_online_reply_is_the_models_reply_plus_the_resources_and_the_model_is_warned():
     stack = Stack()
     reply = fired(stack.say(AT_RISK))
-    assert_crisis_reply(reply, stack.config, Outcome.ANSWERED)
+    assert_crisis_reply(reply, stack.config, Kind.ANSWERED)
     assert reply.text.startswith("Te escucho")
     system = stack.fake.requests[0]["json"]["messages"][0]["content"]
     assert system.startswith("sistema") and "riesgo" in system
@@ -112,7 +113,7 @@ def test_online_reply_is_the_models_reply_plus_the_resources_and_the_model_is_wa
 def test_a_message_without_risk_gets_no_resources_and_is_not_counted():
     stack = Stack()
     reply = fired(stack.say("hola, tuve un día largo"))
-    assert reply.outcome == Outcome.ANSWERED and not reply.crisis
+    assert reply.outcome == Kind.ANSWERED and not reply.crisis
     assert resources_of(stack.config)[0] not in reply.text
     assert stack.fake.requests[0]["json"]["messages"][0]["content"] == "sistema"
     assert stack.detections() == 0
@@ -131,7 +132,7 @@ def test_history_keeps_the_models_words_not_the_appended_resources():
 def test_offline_no_key():
     stack = Stack(api_key=None)
     reply = fired(stack.say(AT_RISK))
-    assert_crisis_reply(reply, stack.config, Outcome.OFFLINE)
+    assert_crisis_reply(reply, stack.config, Kind.OFFLINE)
     assert reply.text.startswith(texts.CRISIS_SUPPORT)
 
 
@@ -141,7 +142,7 @@ def test_server_errors_until_retries_are_exhausted():
     result = stack.say(AT_RISK)
     stack.run(1)
     assert len(stack.fake.requests) == 2
-    assert_crisis_reply(fired(result), stack.config, Outcome.FALLBACK)
+    assert_crisis_reply(fired(result), stack.config, Kind.FALLBACK)
 
 
 def test_provider_timeout():
@@ -151,18 +152,18 @@ def test_provider_timeout():
     stack.run(4.75)
     assert not has_fired(result)
     stack.run(0.5)
-    assert_crisis_reply(fired(result), stack.config, Outcome.FALLBACK)
+    assert_crisis_reply(fired(result), stack.config, Kind.FALLBACK)
 
 
 def test_rate_limited_user_is_not_refused_and_still_reaches_the_model():
     stack = Stack(limits={"rate_max_messages": 1, "rate_window_seconds": 60})
-    assert fired(stack.say("hola")).outcome == Outcome.ANSWERED
+    assert fired(stack.say("hola")).outcome == Kind.ANSWERED
     reply = fired(stack.say(AT_RISK))
-    assert_crisis_reply(reply, stack.config, Outcome.ANSWERED)
+    assert_crisis_reply(reply, stack.config, Kind.ANSWERED)
     assert len(stack.fake.requests) == 2
     # An ordinary message right after is still limited (and carries the gentle reminder).
     limited = fired(stack.say("otra cosa"))
-    assert limited.outcome == Outcome.RATE_LIMITED
+    assert limited.outcome == Kind.RATE_LIMITED
     assert limited.text.endswith(texts.CRISIS_REMINDER)
 
 
@@ -173,10 +174,10 @@ def test_busy_when_the_queue_is_full():
     holding = stack.say("hola", session=other)  # holds the only slot
     assert not has_fired(holding)
     ordinary = fired(stack.say("hola"))
-    assert ordinary.outcome == Outcome.BUSY and ordinary.text == texts.BUSY
+    assert ordinary.outcome == Kind.BUSY and ordinary.text == texts.BUSY
     second = stack.manager.open("tcp", "10.0.0.3")
     reply = fired(stack.say(AT_RISK, session=second))
-    assert_crisis_reply(reply, stack.config, Outcome.BUSY)
+    assert_crisis_reply(reply, stack.config, Kind.BUSY)
     assert reply.text.startswith(texts.CRISIS_SUPPORT)
 
 
@@ -187,7 +188,7 @@ def test_breaker_open_answers_at_once_without_calling_the_provider():
     assert stack.breaker.state == OPEN
     requests = len(stack.fake.requests)
     reply = fired(stack.say(AT_RISK))
-    assert_crisis_reply(reply, stack.config, Outcome.FALLBACK)
+    assert_crisis_reply(reply, stack.config, Kind.FALLBACK)
     assert len(stack.fake.requests) == requests
 
 
@@ -195,7 +196,7 @@ def test_shutting_down():
     stack = Stack()
     stack.manager.drain()
     reply = fired(stack.say(AT_RISK))
-    assert_crisis_reply(reply, stack.config, Outcome.SHUTTING_DOWN)
+    assert_crisis_reply(reply, stack.config, Kind.SHUTTING_DOWN)
     assert stack.fake.requests == []
 
 
@@ -206,7 +207,7 @@ def test_slow_queue_or_retries_still_give_resources_within_the_crisis_deadline()
     stack.run(4.75)
     assert not has_fired(result)
     stack.run(0.5)
-    assert_crisis_reply(fired(result), stack.config, Outcome.FALLBACK)
+    assert_crisis_reply(fired(result), stack.config, Kind.FALLBACK)
     assert stack.manager.semaphore.tokens == stack.config.llm.max_in_flight, "slot released"
     assert stack.clock.getDelayedCalls() == [], "the provider call and its timers are cancelled"
 
@@ -217,8 +218,8 @@ def test_provider_answering_later_after_the_deadline_changes_nothing():
     result = stack.say(AT_RISK)
     stack.run(4)
     reply = fired(result)
-    assert reply.outcome == Outcome.FALLBACK and "tarde" not in reply.text
-    assert fired(stack.say("hola")).outcome == Outcome.ANSWERED
+    assert reply.outcome == Kind.FALLBACK and "tarde" not in reply.text
+    assert fired(stack.say("hola")).outcome == Kind.ANSWERED
 
 
 # --- reminders, goodbye, counting, privacy ----------------------------------------------------

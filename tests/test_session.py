@@ -13,7 +13,8 @@ from twisted.internet.task import Clock, deferLater
 
 from psicoia import texts
 from psicoia.chat.history import InMemoryHistory
-from psicoia.chat.session import Outcome, SessionManager
+from psicoia.chat.vocabulary import Kind
+from psicoia.chat.session import SessionManager
 from tests.helpers import make_config
 from tests.provider_stub import ControlledProvider
 
@@ -101,7 +102,7 @@ def test_notices_keep_their_place_in_the_order():
     assert chat.texts == []
     provider.calls[0].answer("r1")
     assert [r.outcome for r in chat.replies] == [
-        Outcome.ANSWERED, Outcome.RATE_LIMITED, Outcome.TOO_LONG]
+        Kind.ANSWERED, Kind.RATE_LIMITED, Kind.TOO_LONG]
 
 
 def test_thousands_of_queued_notices_complete_without_recursion():
@@ -111,7 +112,7 @@ def test_thousands_of_queued_notices_complete_without_recursion():
         chat.say(f"m{index}")
     provider.calls[0].answer("r")
     assert len(chat.replies) == 3000
-    assert chat.replies[-1].outcome == Outcome.RATE_LIMITED
+    assert chat.replies[-1].outcome == Kind.RATE_LIMITED
 
 
 def test_other_users_are_not_held_by_a_slow_reply():
@@ -160,7 +161,7 @@ def test_max_waiting_zero_answers_busy_whenever_every_slot_is_taken():
     for chat in chats:
         chat.say("hola")
     assert len(provider.calls) == 2
-    assert chats[2].replies[0].outcome == Outcome.BUSY
+    assert chats[2].replies[0].outcome == Kind.BUSY
 
 
 class BrokenHistory(InMemoryHistory):
@@ -180,7 +181,7 @@ def test_slot_is_released_on_every_failure_path(how):
     chat.say("hola")
     if how == "provider_error":
         provider.calls[0].fail("status", 503)
-        assert [r.outcome for r in chat.replies] == [Outcome.FALLBACK]
+        assert [r.outcome for r in chat.replies] == [Kind.FALLBACK]
     elif how == "unexpected_exception":
         provider.calls[0].crash(ValueError("bug"))
         assert chat.texts == [texts.ERROR]
@@ -297,7 +298,7 @@ def test_rate_limit_is_a_sliding_window_per_user_on_the_clock():
     chat.say("2")
     provider.answer_all()
     chat.say("3")
-    assert chat.replies[-1].outcome == Outcome.RATE_LIMITED
+    assert chat.replies[-1].outcome == Kind.RATE_LIMITED
     assert chat.texts[-1] == texts.RATE_LIMITED.format(seconds=6)
     other.say("otro usuario")
     assert provider.pending, "the limit is per user"
@@ -323,7 +324,7 @@ def test_goodbye_closes_and_bypasses_the_rate_limit():
     chat.say("1")
     provider.answer_all()
     chat.say("  SALIR ")
-    assert chat.replies[-1].outcome == Outcome.GOODBYE
+    assert chat.replies[-1].outcome == Kind.GOODBYE
     assert chat.replies[-1].close
 
 
@@ -334,7 +335,7 @@ def test_offline_provider_is_never_called():
     chat = Chat(manager)
     chat.say("hola")
     assert provider.calls == []
-    assert [r.outcome for r in chat.replies] == [Outcome.OFFLINE]
+    assert [r.outcome for r in chat.replies] == [Kind.OFFLINE]
     assert chat.texts[0].strip()
 
 

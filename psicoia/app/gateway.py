@@ -34,7 +34,7 @@ from psicoia.transports.websocket import (
     ChatSocketFactory,
     OriginPolicy,
 )
-from psicoia.chat.session import Outcome, Reply
+from psicoia.chat.vocabulary import Kind, Reply
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 # Upstream lines are replies (one line each); this only bounds a misbehaving upstream.
@@ -59,20 +59,20 @@ def _template_pattern(template: str) -> re.Pattern:
 def _known_lines() -> list[tuple[str, re.Pattern]]:
     """(kind, pattern) for every notice the core may send; kinds match the JSON mode's."""
     known = [
-        (Outcome.GOODBYE, texts.GOODBYE),
-        (Outcome.RATE_LIMITED, texts.RATE_LIMITED),
-        (Outcome.BUSY, texts.BUSY),
-        (Outcome.TOO_LONG, texts.TOO_LONG),
-        (Outcome.OFFLINE, texts.OFFLINE),
-        (Outcome.FALLBACK, texts.FALLBACK),
-        (Outcome.SHUTTING_DOWN, texts.SHUTTING_DOWN),
-        (Outcome.ERROR, texts.ERROR),
+        (Kind.GOODBYE, texts.GOODBYE),
+        (Kind.RATE_LIMITED, texts.RATE_LIMITED),
+        (Kind.BUSY, texts.BUSY),
+        (Kind.TOO_LONG, texts.TOO_LONG),
+        (Kind.OFFLINE, texts.OFFLINE),
+        (Kind.FALLBACK, texts.FALLBACK),
+        (Kind.SHUTTING_DOWN, texts.SHUTTING_DOWN),
+        (Kind.ERROR, texts.ERROR),
         ("idle_timeout", texts.IDLE_TIMEOUT),
         ("server_full", texts.SERVER_FULL),
         ("per_address", texts.TOO_MANY_FROM_ADDRESS),
         # The model did not answer a message at risk (offline, failed, busy...): the core's
         # support line; the resources follow it (see read_line).
-        (Outcome.FALLBACK, texts.CRISIS_SUPPORT),
+        (Kind.FALLBACK, texts.CRISIS_SUPPORT),
     ]
     return [(kind, _template_pattern(text)) for kind, text in known]
 
@@ -97,12 +97,12 @@ def read_line(line: str) -> tuple[str, bool]:
         base, crisis = line[:tail.start()], True
     elif line.endswith(_REMINDER_TAIL):
         base = line[:-len(_REMINDER_TAIL)]
-    kind = Outcome.ANSWERED
+    kind = Kind.ANSWERED
     for known, pattern in KNOWN_LINES:
         if pattern.match(base):
             kind = known
             break
-    return kind, crisis and kind != Outcome.GOODBYE
+    return kind, crisis and kind != Kind.GOODBYE
 
 
 def classify(line: str) -> str:
@@ -228,7 +228,7 @@ class GatewaySocket(ChatSocket):
 
     def message(self, text: str, ref) -> None:
         if self.shutting_down:  # as the core does once it is closing: not sent upstream
-            self._answer_here(ref, Reply(texts.SHUTTING_DOWN, Outcome.SHUTTING_DOWN))
+            self._answer_here(ref, Reply(texts.SHUTTING_DOWN, Kind.SHUTTING_DOWN))
             return
         self._sent += 1
         self._slots.append(_Slot(ref, f"{self.label or 'Usuario'}:m{self._sent}"))
@@ -242,7 +242,7 @@ class GatewaySocket(ChatSocket):
     def message_too_long(self, ref) -> None:
         """Answered here (the text was not kept), in its place among the pending answers."""
         limit = self.factory.max_message_bytes
-        self._answer_here(ref, Reply(texts.TOO_LONG.format(limit=limit), Outcome.TOO_LONG))
+        self._answer_here(ref, Reply(texts.TOO_LONG.format(limit=limit), Kind.TOO_LONG))
 
     def _answer_here(self, ref, reply: Reply) -> None:
         """A notice from the gateway itself, in its place among the pending answers."""
@@ -264,7 +264,7 @@ class GatewaySocket(ChatSocket):
             return
         kind, crisis = read_line(line)
         self._last_kind = kind
-        if kind == Outcome.SHUTTING_DOWN and not self._upstream_closing:
+        if kind == Kind.SHUTTING_DOWN and not self._upstream_closing:
             # The core tells every connection it is closing before it answers any message
             # with that notice: the first one is unsolicited, later ones are answers.
             self._upstream_closing = True
@@ -309,9 +309,9 @@ class GatewaySocket(ChatSocket):
                 if self.json_mode:
                     self.send_notice(line, classify(line), None)
             self.close(CLOSE_TRY_AGAIN)
-        elif kind in (Outcome.GOODBYE, "idle_timeout"):
+        elif kind in (Kind.GOODBYE, "idle_timeout"):
             self.close(CLOSE_NORMAL)
-        elif kind == Outcome.SHUTTING_DOWN or self._upstream_closing:
+        elif kind == Kind.SHUTTING_DOWN or self._upstream_closing:
             self.close(CLOSE_GOING_AWAY)
         else:
             self.log.info("[{user}] gateway: upstream closed the connection", user=self.label)

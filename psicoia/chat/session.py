@@ -31,36 +31,11 @@ from psicoia.chat.companion import Companion
 from psicoia.config import Config
 from psicoia.chat.history import HistoryStore, InMemoryHistory, build_prompt
 from psicoia.ops.instruments import Instruments
-from psicoia.provider.client import ChatProvider, ProviderError
+from psicoia.chat.ports import IProvider, ProviderError
+from psicoia.chat.vocabulary import Kind, Reply, fold_lines
 from psicoia.ops.logsetup import LevelLogger
 from psicoia.chat.ratelimit import RateLimiter, SlidingWindowLimiter
 from psicoia.chat.detector.rules import assess
-
-
-class Outcome:
-    """What happened to one message; used for replies, logs and metrics."""
-
-    ANSWERED = "answered"
-    RATE_LIMITED = "rate_limited"
-    BUSY = "busy"
-    TOO_LONG = "too_long"
-    FALLBACK = "fallback"
-    OFFLINE = "offline"
-    GOODBYE = "goodbye"
-    COMMAND = "command"
-    SHUTTING_DOWN = "shutting_down"
-    ERROR = "error"
-
-
-@dataclass(frozen=True, slots=True)  # slots: one per message, and each user keeps the last
-class Reply:
-    """One line for the user. ``close`` asks the transport to hang up after writing it."""
-
-    text: str
-    outcome: str
-    trace_id: Optional[str] = None
-    close: bool = False
-    crisis: bool = False  # the message matched the crisis layer; the text has the resources
 
 
 def is_goodbye(text: str) -> bool:
@@ -79,11 +54,6 @@ def command_of(text: str) -> Optional[str]:
     if word.startswith("/") and len(word.split()) == 1:
         return "/"
     return None
-
-
-def fold_lines(text: str) -> str:
-    """Make any text one line: the protocol promises a reply never contains a line break."""
-    return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
 def load_system_prompt(path: Optional[str]) -> str:
@@ -156,7 +126,7 @@ class Session:
         return self._enqueue(
             lambda trace_id: succeed(
                 self.manager.notice(self, trace_id, texts.TOO_LONG.format(limit=limit),
-                                    Outcome.TOO_LONG)
+                                    Kind.TOO_LONG)
             ),
             checked=False,
         )
@@ -164,7 +134,7 @@ class Session:
     def _enqueue(self, work: Callable[[str], Deferred], checked: bool = True,
                  crisis: bool = False) -> Deferred:
         if self.closed:  # the transport is gone: nothing to answer, no state to create
-            return succeed(Reply("", Outcome.ERROR))
+            return succeed(Reply("", Kind.ERROR))
         self._messages += 1
         trace_id = f"{self.user}:m{self._messages}"
         self.notify("on_accepted", trace_id)
@@ -175,7 +145,7 @@ class Session:
             if arrival is not None:
                 return arrival
             if self.closed:
-                return Reply("", Outcome.ERROR, trace_id)
+                return Reply("", Kind.ERROR, trace_id)
             return work(trace_id)
 
         turn: Deferred = Deferred()
@@ -233,9 +203,9 @@ class Session:
 
     def _unexpected(self, failure, trace_id: str):
         if failure.check(CancelledError):
-            return Reply("", Outcome.ERROR, trace_id)
+            return Reply("", Kind.ERROR, trace_id)
         self.manager.log.failure("[{trace_id}] unexpected error", failure, trace_id=trace_id)
-        return Reply(texts.ERROR, Outcome.ERROR, trace_id)
+        return Reply(texts.ERROR, Kind.ERROR, trace_id)
 
     def close(self) -> None:
         """The user left: cancel queued and in-flight work, forget per-user state."""
@@ -255,7 +225,7 @@ class SessionManager:
     def __init__(
         self,
         config: Config,
-        provider: ChatProvider,
+        provider: IProvider,
         clock: IReactorTime,
         history: Optional[HistoryStore] = None,
         limiter: Optional[RateLimiter] = None,
@@ -308,13 +278,13 @@ class SessionManager:
         the model like any other (docs/safety.md).
         """
         if self.closing:
-            return self.notice(session, trace_id, texts.SHUTTING_DOWN, Outcome.SHUTTING_DOWN)
+            return self.notice(session, trace_id, texts.SHUTTING_DOWN, Kind.SHUTTING_DOWN)
         wait = self.limiter.check(session.user)
         if wait and not crisis:
             return self.notice(
                 session, trace_id,
                 texts.RATE_LIMITED.format(seconds=max(1, round(wait))),
-                Outcome.RATE_LIMITED,
+                Kind.RATE_LIMITED,
             )
         return None
 
@@ -322,7 +292,7 @@ class SessionManager:
                crisis: bool = False) -> Deferred:
         """Answer one message; its turn has come (earlier ones of this user are answered)."""
         if is_goodbye(text):
-            return succeed(self.notice(session, trace_id, texts.GOODBYE, Outcome.GOODBYE,
+            return succeed(self.notice(session, trace_id, texts.GOODBYE, Kind.GOODBYE,
                                        close=True))
         command = command_of(text)
         if command is not None:
@@ -348,7 +318,7 @@ class SessionManager:
         The offline companion answers (psicoia/companion.py); a message at risk gets the crisis
         support line instead (with_safety adds the resources).
         """
-        outcome = Outcome.OFFLINE if reason == "offline" else Outcome.FALLBACK
+        outcome = Kind.OFFLINE if reason == "offline" else Kind.FALLBACK
         if crisis:
             return self.notice(session, trace_id, texts.CRISIS_SUPPORT, outcome)
         if session.companion is None:
@@ -379,10 +349,10 @@ class SessionManager:
         if crisis:
             session.reminders_left = self.config.safety.reminder_turns
             text = reply.text
-            if reply.outcome not in (Outcome.ANSWERED, Outcome.OFFLINE, Outcome.FALLBACK):
+            if reply.outcome not in (Kind.ANSWERED, Kind.OFFLINE, Kind.FALLBACK):
                 text = texts.CRISIS_SUPPORT
             return replace(reply, text=f"{text} {resources_line}", crisis=True)
-        if session.reminders_left > 0 and reply.outcome != Outcome.COMMAND:
+        if session.reminders_left > 0 and reply.outcome != Kind.COMMAND:
             session.reminders_left -= 1
             extra = resources_line if reply.close else texts.CRISIS_REMINDER
             return replace(reply, text=f"{reply.text} {extra}")
@@ -401,7 +371,7 @@ class SessionManager:
             text = texts.RESET_DONE
         else:
             text = texts.UNKNOWN_COMMAND
-        return self.notice(session, trace_id, text, Outcome.COMMAND)
+        return self.notice(session, trace_id, text, Kind.COMMAND)
 
     def _ask_provider(self, session: Session, text: str, trace_id: str,
                       crisis: bool = False) -> Deferred:
@@ -415,7 +385,7 @@ class SessionManager:
         try:
             semaphore = self.semaphore
             if semaphore.tokens == 0 and len(semaphore.waiting) >= self.config.llm.max_waiting:
-                return succeed(self.notice(session, trace_id, texts.BUSY, Outcome.BUSY))
+                return succeed(self.notice(session, trace_id, texts.BUSY, Kind.BUSY))
             queued_at = self.clock.seconds()
             if semaphore.tokens == 0:
                 # Before acquire(): a hook that raises must not leave an acquire nobody releases.
@@ -471,8 +441,8 @@ class SessionManager:
             self.log.info("[{trace_id}] answered reply_chars={reply_chars}", trace_id=trace_id,
                           reply_chars=len(answer), user=session.user,
                           transport=session.transport)
-            self.instruments.message_handled(session.transport, Outcome.ANSWERED)
-            return Reply(answer, Outcome.ANSWERED, trace_id)
+            self.instruments.message_handled(session.transport, Kind.ANSWERED)
+            return Reply(answer, Kind.ANSWERED, trace_id)
         finally:
             self._release()
 

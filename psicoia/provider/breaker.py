@@ -25,7 +25,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from psicoia.ops.instruments import Instruments
-from psicoia.provider.client import ProviderError
+from psicoia.chat.ports import ProviderError
 
 CLOSED = "closed"
 OPEN = "open"

@@ -41,6 +41,7 @@ from twisted.web.client import (
 from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
+from psicoia.chat.ports import ProviderError
 from psicoia.config import LLMConfig
 from psicoia.ops.instruments import Instruments
 from psicoia.ops.logsetup import LevelLogger
@@ -48,22 +49,6 @@ from psicoia.provider.pacing import Pacer, PacingTooLong
 from psicoia.provider.retry import backoff_delay, is_retryable_status, retry_after_seconds
 
 USER_AGENT = b"PsicoIA/0.1 (+twisted treq)"
-
-
-class ProviderError(Exception):
-    """The provider could not give a usable reply.
-
-    ``reason`` is one of: ``timeout``, ``connection``, ``status``, ``malformed``,
-    ``retry_after_too_long``, ``paced_too_long``, ``offline`` (and ``breaker_open`` from
-    :mod:`psicoia.provider.breaker`). ``status`` is the last HTTP status, if any.
-    """
-
-    def __init__(self, reason: str, status: Optional[int] = None, attempts: int = 0) -> None:
-        super().__init__(reason, status)
-        self.reason = reason
-        self.status = status
-        self.attempts = attempts
-        self.retry_after: Optional[float] = None
 
 
 # Failures of the connection, before or during a response: worth another attempt.

@@ -17,7 +17,8 @@ from twisted.python.failure import Failure
 
 from psicoia import texts
 from psicoia.ops.connections import REFUSALS, ConnectionRegistry
-from psicoia.chat.session import Reply, SessionManager
+from psicoia.chat.vocabulary import Reply
+from psicoia.chat.session import SessionManager
 from psicoia.transports.backlog import ReplyBacklog
 from psicoia.transports.telnet import TelnetFilter
 

@@ -28,7 +28,8 @@ from twisted.logger import Logger
 
 from psicoia import texts
 from psicoia.ops.connections import REFUSALS, ConnectionRegistry
-from psicoia.chat.session import Outcome, Reply, SessionManager, fold_lines
+from psicoia.chat.vocabulary import Kind, Reply, fold_lines
+from psicoia.chat.session import SessionManager
 from psicoia.transports.backlog import ReplyBacklog
 from psicoia.transports.tcp import peer_address
 
@@ -52,7 +53,7 @@ PING_TIMEOUT_SECONDS = 30.0
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 # Reply outcomes that are a model reply (type "reply"); ERROR is type "error"; the rest notices.
-REPLY_OUTCOMES = {Outcome.ANSWERED}
+REPLY_OUTCOMES = {Kind.ANSWERED}
 
 
 class OriginPolicy:
@@ -183,7 +184,7 @@ class ChatSocket(WebSocketServerProtocol):
     # --- Connection interface (psicoia.ops.connections) -----------------------------------------
 
     def notify_shutdown(self) -> None:
-        self.send_notice(texts.SHUTTING_DOWN, Outcome.SHUTTING_DOWN, None)
+        self.send_notice(texts.SHUTTING_DOWN, Kind.SHUTTING_DOWN, None)
 
     def disconnect(self) -> None:
         self.close(CLOSE_GOING_AWAY)
@@ -295,7 +296,7 @@ class ChatSocket(WebSocketServerProtocol):
         elif reply.outcome in REPLY_OUTCOMES:
             self.send_event("reply", reply.trace_id, ref=ref, text=reply.text, final=True,
                             crisis=reply.crisis)
-        elif reply.outcome == Outcome.ERROR:
+        elif reply.outcome == Kind.ERROR:
             self.send_event("error", reply.trace_id, ref=ref, code="error", text=reply.text,
                             crisis=reply.crisis)
         else:

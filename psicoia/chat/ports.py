@@ -1,0 +1,192 @@
+"""
+The core's seams: what the chat core needs from the world, declared once.
+
+The core (``psicoia.chat``) calls these interfaces and never imports what implements them:
+``psicoia.provider`` implements :class:`IProvider`, ``psicoia.storage`` implements
+:class:`IConversationStore` and :class:`ISharedState`, ``psicoia.transports`` implement
+:class:`ISessionListener`. Everything that may touch a disk or a network returns a Deferred,
+so SQLite (through a thread pool) or Redis can stand behind it. The in-memory implementations
+(``psicoia.storage.memory``) are both the ``memory`` backend and the test doubles; the tests
+check every implementation with ``zope.interface.verify.verifyObject``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from zope.interface import Attribute, Interface, implementer
+
+
+class ProviderError(Exception):
+    """The provider could not give a usable reply.
+
+    ``reason`` is one of: ``timeout``, ``connection``, ``status``, ``malformed``,
+    ``retry_after_too_long``, ``paced_too_long``, ``offline``, ``breaker_open``, ``stalled``,
+    ``cut`` (a stream failed after some text was shown; ``partial`` holds that text).
+    ``status`` is the last HTTP status, if any.
+    """
+
+    def __init__(self, reason: str, status: Optional[int] = None, attempts: int = 0,
+                 partial: str = "") -> None:
+        super().__init__(reason, status)
+        self.reason = reason
+        self.status = status
+        self.attempts = attempts
+        self.partial = partial
+        self.retry_after: Optional[float] = None
+
+
+class IProvider(Interface):
+    """A chat-completion provider (``psicoia.provider.client.ChatProvider`` and its breaker)."""
+
+    online = Attribute("bool: a key is configured; False means offline mode (no calls made)")
+
+    def complete(messages, trace_id):
+        """Ask for one reply.
+
+        ``messages`` is the OpenAI-style list of ``{"role": ..., "content": ...}`` dicts.
+        Returns a Deferred firing with the reply text (str), or failing with ProviderError.
+        Cancelling the Deferred abandons the call.
+        """
+
+    def stream(messages, trace_id, on_delta):
+        """Like :meth:`complete`, but calls ``on_delta(text)`` with each new piece of visible
+        text as it arrives (never reasoning). The Deferred fires with the whole text; a failure
+        after some text was delivered is a ProviderError with reason ``cut``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One message of a conversation's history: ``role`` is "user" or "assistant"."""
+
+    role: str
+    content: str
+
+
+@dataclass
+class Conversation:
+    """What a stored conversation holds: only what resuming needs (docs/operations.md).
+
+    ``id`` is an opaque random key; ``number`` the ``Usuario-N`` shown to the user;
+    ``turns`` the history window, oldest first; ``risk`` the crisis layer's state (numbers
+    only, never text); times are seconds since the epoch (the injected clock).
+    """
+
+    id: str
+    number: int
+    created_at: float
+    updated_at: float
+    turns: list[Turn] = field(default_factory=list)
+    risk: dict = field(default_factory=dict)
+
+
+class IConversationStore(Interface):
+    """Where conversations live between messages, connections and processes.
+
+    Every method returns a Deferred. Errors: a backend that cannot reach its storage fails
+    the Deferred with :class:`StorageUnavailable`; the core then keeps going from memory.
+    """
+
+    health = Attribute('str: "ok" or "degraded" (the storage failed and the core runs '
+                       'from memory); /readyz and a metric show it')
+
+    def create(secret_hash, now):
+        """A new conversation with a fresh, never reused ``number``; Deferred[Conversation].
+        ``secret_hash`` (bytes) is the hash of its resume secret (the secret itself is never
+        stored)."""
+
+    def resume(secret_hash, now):
+        """Deferred[Conversation or None]: the live conversation whose secret hashes to
+        ``secret_hash``; None for unknown, forgotten or expired ones."""
+
+    def append(conversation_id, turns, keep, now):
+        """Add ``turns`` (a sequence of Turn) and keep only the newest ``keep`` turns;
+        Deferred[None]."""
+
+    def save_risk(conversation_id, risk, now):
+        """Replace the crisis state (a JSON-able dict of numbers); Deferred[None]."""
+
+    def clear(conversation_id, now):
+        """Forget the history but keep the conversation (``/reset``); Deferred[None]."""
+
+    def forget(conversation_id):
+        """Delete the conversation now, its text gone from the files (``/olvidar``);
+        Deferred[None]."""
+
+    def purge(older_than):
+        """Delete conversations last touched before ``older_than`` (epoch seconds);
+        Deferred[int], how many."""
+
+    def close():
+        """Release files and connections; Deferred[None]."""
+
+
+class StorageUnavailable(Exception):
+    """The storage backend could not do what was asked (locked, full, unreachable...)."""
+
+
+class ISharedState(Interface):
+    """State that several instances of the service must share (one process: in memory).
+
+    Provider slots are leases: ``acquire_slot`` fires when a slot is ours (or with None when
+    the wait queue is full: the busy notice), and each acquired slot is released exactly once.
+    """
+
+    def acquire_slot(on_queued):
+        """Deferred[Slot or None]. ``on_queued(position)`` is called (synchronously, at most
+        once) when the caller has to wait; None means the queue is full (``llm.max_waiting``).
+        Cancelling the Deferred leaves the queue."""
+
+    def release_slot(slot):
+        """Give the slot back; idempotent."""
+
+    def in_flight():
+        """int: slots held now (by this instance, for the local gauge)."""
+
+    def waiting():
+        """int: callers queued now."""
+
+
+class ISessionListener(Interface):
+    """What a transport is told about its user's messages besides the final reply.
+
+    Every method is declared and :class:`SessionListener` implements all of them as no-ops,
+    so a transport overrides only what it shows (JSON mode shows them all; TCP, deltas).
+    Methods are called synchronously, from the reactor thread.
+    """
+
+    def on_accepted(trace_id):
+        """The message was accepted and got ``trace_id`` (before any other call for it)."""
+
+    def on_queued(trace_id, position):
+        """The message waits for a provider slot; ``position`` counts from 1."""
+
+    def on_waiting(trace_id):
+        """The provider call started: the reply is being written."""
+
+    def on_delta(trace_id, text):
+        """A new piece of the reply's visible text (streaming)."""
+
+    def on_taken_over():
+        """The conversation was resumed on another connection: this one will be closed."""
+
+
+@implementer(ISessionListener)
+class SessionListener:
+    """No-op base for transports; override what you show."""
+
+    def on_accepted(self, trace_id: str) -> None:
+        pass
+
+    def on_queued(self, trace_id: str, position: int) -> None:
+        pass
+
+    def on_waiting(self, trace_id: str) -> None:
+        pass
+
+    def on_delta(self, trace_id: str, text: str) -> None:
+        pass
+
+    def on_taken_over(self) -> None:
+        pass

@@ -1,0 +1,66 @@
+"""
+One vocabulary for what can happen to a message, shared by the core, the transports, the
+gateway and the page (which learns it from the JSON greeting).
+
+:class:`Kind` names every outcome of a message and every notice a connection may get; the
+texts live in :mod:`psicoia.texts`. A ``Kind`` is a ``str``, so it goes into JSON, logs and
+metric labels as its value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Optional
+
+
+class Kind(StrEnum):
+    """Outcomes of a message (one per reply) and notices sent on a connection's own."""
+
+    ANSWERED = "answered"
+    RATE_LIMITED = "rate_limited"
+    BUSY = "busy"
+    TOO_LONG = "too_long"
+    FALLBACK = "fallback"
+    OFFLINE = "offline"
+    GOODBYE = "goodbye"
+    COMMAND = "command"
+    SHUTTING_DOWN = "shutting_down"
+    ERROR = "error"
+    # Notices a connection gets without having sent a message.
+    IDLE_TIMEOUT = "idle_timeout"
+    SERVER_FULL = "server_full"
+    PER_ADDRESS = "per_address"
+    BINARY = "binary"
+    UPSTREAM_DOWN = "upstream_down"
+    UPSTREAM_LOST = "upstream_lost"
+    TAKEN_OVER = "taken_over"
+
+
+# Kinds that are part of the conversation: the page shows them as PsicoIA's replies.
+CONVERSATIONAL = frozenset({Kind.ANSWERED, Kind.OFFLINE, Kind.FALLBACK, Kind.COMMAND,
+                            Kind.GOODBYE})
+# Kinds the core sends on its own, never as the answer to a message.
+UNSOLICITED = frozenset({Kind.IDLE_TIMEOUT, Kind.SERVER_FULL, Kind.PER_ADDRESS,
+                         Kind.TAKEN_OVER})
+
+
+@dataclass(frozen=True, slots=True)  # slots: one per message, and each user keeps the last
+class Reply:
+    """One line for the user. ``close`` asks the transport to hang up after writing it.
+
+    ``crisis`` is set when the message matched the crisis layer (the text then carries the
+    resources); ``tier`` says which resources ("acute", "risk", "third_party", "help").
+    """
+
+    text: str
+    outcome: str
+    trace_id: Optional[str] = None
+    close: bool = False
+    crisis: bool = False
+    tier: Optional[str] = None
+
+
+def fold_lines(text: str) -> str:
+    """Make any text one line: the protocol promises a reply never contains a line break."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
