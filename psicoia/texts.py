@@ -11,8 +11,11 @@ GREETING_BODY = (
     "Hola, soy PsicoIA, un asistente automático de apoyo emocional: "
     "no soy una persona ni un profesional de la salud.",
     "Contame qué te está pasando, con tus palabras y a tu ritmo. Te leo.",
-    "Comandos: /ayuda para ver opciones, /recursos para líneas de ayuda, /reset para empezar de cero.",
+    "Comandos: /ayuda para ver opciones, /recursos para líneas de ayuda, /reset para empezar de cero, "
+    "/olvidar para borrar esta charla.",
 )
+# The greeting's line before the last: how to continue this conversation on another connection.
+GREETING_RESUME = "Para retomar esta charla más tarde o desde otro lado, escribí: /retomar {code}"
 GREETING_LAST = "Cuando quieras irte, escribí salir."
 
 GOODBYE = "Gracias por charlar conmigo. Cuidate mucho, ¡hasta pronto!"
@@ -95,10 +98,28 @@ RESOURCES_REPLY = "Líneas de ayuda: {resources}. Del otro lado te atiende una p
 # word that ends the chat, since clients read the greeting up to the line that has it.
 HELP = (
     "Podés escribir /recursos (líneas de ayuda en crisis), /reset (olvido lo que charlamos "
-    "hasta ahora), /ayuda (este mensaje) o salir (terminar la charla)."
+    "hasta ahora), /retomar CÓDIGO (seguir una charla anterior), /olvidar (borrar esta charla "
+    "de mi memoria), /ayuda (este mensaje) o salir (terminar la charla)."
 )
 RESET_DONE = "Listo, borré lo que veníamos charlando. Empezamos de nuevo cuando quieras."
 UNKNOWN_COMMAND = "No conozco ese comando. Escribí /ayuda para ver los que hay."
+
+# --- Conversations that survive: /retomar and /olvidar (docs/protocol.md). ---
+RESUMED = "Seguimos nuestra charla, Usuario-{number}. Me acuerdo de lo que hablamos; te leo."
+RESUME_SAME = "Ya estamos en esa charla. Te leo."
+RESUME_UNKNOWN = (
+    "No encontré una charla con ese código: quizás venció o se borró. Seguimos con esta, "
+    "acá estoy."
+)
+RESUME_USAGE = "Para retomar una charla escribí /retomar y el código que te di, por ejemplo /retomar ABCDE-FGHJK."
+RESUME_SLOW_DOWN = (
+    "Probaste varios códigos que no encontré. Esperá un minuto y volvé a intentar, por favor."
+)
+TAKEN_OVER = "Esta charla siguió en otra conexión, así que cierro esta. Cuidate mucho."
+FORGOTTEN = (
+    "Listo, borré esta charla por completo. Si querés seguir, empezamos una nueva: sos "
+    "Usuario-{number} y para retomarla escribí /retomar {code}"
+)
 
 # =============================================================================================
 # --- COMPANION: the offline, rule-based companion (psicoia/companion.py). ---

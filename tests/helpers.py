@@ -107,3 +107,11 @@ def captured_logs():
         yield output
     finally:
         globalLogPublisher.removeObserver(observer)
+
+
+def make_manager(config, provider, clock, **kwargs):
+    """A SessionManager wired like the service's (``build_core``), around ``provider``:
+    a memory store and local slots unless given."""
+    from psicoia.app.core import build_core
+
+    return build_core(config, clock, clock, provider=provider, **kwargs).manager

@@ -10,8 +10,9 @@ from psicoia.provider.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from psicoia.provider.client import ChatProvider, ProviderError
 from psicoia.ops.metrics import Metrics
 from psicoia.chat.vocabulary import Kind
-from psicoia.chat.session import SessionManager
+
 from tests.fake_provider import FakeProvider, Scripted, completion
+from tests.helpers import fired, make_manager  # noqa: F401
 from tests.helpers import make_config
 
 PROMPT = [{"role": "user", "content": "hola"}]
@@ -190,26 +191,26 @@ def test_users_get_the_fallback_at_once_while_the_breaker_is_open():
                               "pacing": False})
     provider = ChatProvider(config.llm, "test-key", clock, stub, random=lambda: 0.0)
     breaker = CircuitBreaker(provider, clock, 2, 30, 300)
-    manager = SessionManager(config, breaker, clock, system_prompt="sistema")
-    session = manager.open("tcp", "127.0.0.1")
+    manager = make_manager(config, breaker, clock, system_prompt="sistema")
+    session = fired(manager.open("tcp", "127.0.0.1"))
     for _ in range(4):
         fake.push(Scripted(status=500, body=b"{}"))
     for number in range(2):
-        reply = session.submit(f"mensaje {number}")
+        reply = session.submit(f"mensaje {number}").reply
         stub.flush()
         clock.advance(0.5)
         stub.flush()
         assert outcome(reply).outcome == Kind.FALLBACK
     assert breaker.state == OPEN
     requests_so_far = len(fake.requests)
-    reply = outcome(session.submit("otro"))
+    reply = outcome(session.submit("otro").reply)
     # The offline companion answers (issue 5); it said its limited-mode notice already.
     assert reply.outcome == Kind.FALLBACK and reply.text.endswith("?")
     assert len(fake.requests) == requests_so_far
 
     clock.advance(30)
     fake.push(Scripted(body=completion("volví")))
-    reply = session.submit("¿estás?")
+    reply = session.submit("¿estás?").reply
     stub.flush()
     assert outcome(reply).text == "volví"
     assert breaker.state == CLOSED

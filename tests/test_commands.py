@@ -19,11 +19,12 @@ from psicoia.ops.connections import ConnectionRegistry
 from psicoia.provider.client import ChatProvider
 from psicoia.transports.tcp import ChatLineFactory
 from psicoia.chat.vocabulary import Kind
-from psicoia.chat.session import SessionManager
+
 from tests.fake_provider import FakeProvider
+from tests.helpers import fired, make_manager  # noqa: F401
 from tests.helpers import LOCAL, fired, make_config, port_of, start_service
 
-GREETING_LINES = 2 + len(texts.GREETING_BODY)
+GREETING_LINES = 3 + len(texts.GREETING_BODY)
 
 
 class Stack:
@@ -34,11 +35,11 @@ class Stack:
         llm = {"pacing": False, **sections.pop("llm", {})}
         self.config = make_config(llm=llm, **sections)
         client = ChatProvider(self.config.llm, "test-key", self.clock, self.stub)
-        self.manager = SessionManager(self.config, client, self.clock, system_prompt="sistema")
-        self.session = self.manager.open("tcp", "127.0.0.1")
+        self.manager = make_manager(self.config, client, self.clock, system_prompt="sistema")
+        self.session = fired(self.manager.open("tcp", "127.0.0.1"))
 
     def say(self, text: str):
-        result = self.session.submit(text)
+        result = self.session.submit(text).reply
         self.stub.flush()
         return fired(result)
 
@@ -96,20 +97,20 @@ def test_reset_forgets_the_conversation_before_the_next_message():
     assert len(stack.fake.requests[-1]["json"]["messages"]) == 4
     reply = stack.say("/reset")
     assert reply.outcome == Kind.COMMAND and reply.text == texts.RESET_DONE
-    assert stack.manager.history.get(stack.session.user) == ()
+    assert stack.session.turns == []
     stack.say("hola de nuevo")
     sent = stack.fake.requests[-1]["json"]["messages"]
     assert [m["content"] for m in sent] == ["sistema", "hola de nuevo"]
 
 
 def test_reset_also_makes_the_offline_companion_forget_the_theme():
-    manager = SessionManager(make_config(api_key=None), type("Off", (), {"online": False})(),
+    manager = make_manager(make_config(api_key=None), type("Off", (), {"online": False})(),
                              Clock(), system_prompt="sistema")
-    session = manager.open("tcp", "a")
-    fired(session.submit("tengo mucha ansiedad"))
-    assert texts.COMPANION_THEMES["ansiedad"] in fired(session.submit("ok")).text
-    fired(session.submit("/reset"))
-    assert texts.COMPANION_THEMES["ansiedad"] not in fired(session.submit("ok")).text
+    session = fired(manager.open("tcp", "a"))
+    fired(session.submit("tengo mucha ansiedad").reply)
+    assert texts.COMPANION_THEMES["ansiedad"] in fired(session.submit("ok").reply).text
+    fired(session.submit("/reset").reply)
+    assert texts.COMPANION_THEMES["ansiedad"] not in fired(session.submit("ok").reply).text
 
 
 @pytest.mark.parametrize("typed", ["/AYUDA", "  /ayuda  ", "/Ayuda"])
@@ -147,7 +148,7 @@ def test_commands_over_tcp():
     protocol.dataReceived("/ayuda\r\n/recursos\r\nsalir\r\n".encode("utf-8"))
     lines = transport.value().decode("utf-8").split("\r\n")[:-1]
     assert lines[GREETING_LINES:GREETING_LINES + 2] == [
-        texts.HELP, stack.manager.command(stack.session, "t", "/recursos").text]
+        texts.HELP, texts.RESOURCES_REPLY.format(resources=stack.manager.resources_text())]
     assert lines[-1] == texts.GOODBYE
     assert not transport.connected
 

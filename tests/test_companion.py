@@ -9,7 +9,8 @@ from twisted.internet.task import Clock
 from psicoia import texts
 from psicoia.chat.companion import Companion, reflect, theme_of
 from psicoia.chat.vocabulary import Kind
-from psicoia.chat.session import SessionManager
+
+from tests.helpers import fired, make_manager  # noqa: F401
 from tests.helpers import captured_logs, fired, make_config
 
 CONVERSATION = [
@@ -147,11 +148,11 @@ class Failing:
 def test_manager_answers_with_the_companion_and_never_logs_its_words(online):
     config = make_config(api_key="k" if online else None)
     provider = Failing() if online else type("Offline", (), {"online": False})()
-    manager = SessionManager(config, provider, Clock(), system_prompt="sistema")
-    session = manager.open("tcp", "127.0.0.1")
+    manager = make_manager(config, provider, Clock(), system_prompt="sistema")
+    session = fired(manager.open("tcp", "127.0.0.1"))
     with captured_logs() as logs:
-        first = fired(session.submit("me siento muy sola con mi gato colibrí"))
-        second = fired(session.submit("ok"))
+        first = fired(session.submit("me siento muy sola con mi gato colibrí").reply)
+        second = fired(session.submit("ok").reply)
     assert first.outcome == second.outcome == (Kind.FALLBACK if online else Kind.OFFLINE)
     assert first.text.startswith(texts.COMPANION_LIMITED)
     assert "te sentís muy sola con tu gato colibrí" in first.text
@@ -162,10 +163,10 @@ def test_manager_answers_with_the_companion_and_never_logs_its_words(online):
 
 def test_companion_is_per_session_and_seeded_by_the_user_number():
     config = make_config(api_key=None, limits={"rate_max_messages": 100})
-    manager = SessionManager(config, type("Off", (), {"online": False})(),
+    manager = make_manager(config, type("Off", (), {"online": False})(),
                              Clock(), system_prompt="sistema")
-    one, two = manager.open("tcp", "a"), manager.open("tcp", "b")
-    first = [fired(one.submit(line)).text for line in CONVERSATION]
-    second = [fired(two.submit(line)).text for line in CONVERSATION]
+    one, two = fired(manager.open("tcp", "a")), fired(manager.open("tcp", "b"))
+    first = [fired(one.submit(line).reply).text for line in CONVERSATION]
+    second = [fired(two.submit(line).reply).text for line in CONVERSATION]
     assert first == converse(seed=one.number)
     assert second == converse(seed=two.number)

@@ -19,8 +19,9 @@ from psicoia.provider.breaker import OPEN, CircuitBreaker
 from psicoia.provider.client import ChatProvider
 from psicoia.ops.metrics import Metrics
 from psicoia.chat.vocabulary import Kind
-from psicoia.chat.session import SessionManager
+
 from tests.fake_provider import FakeProvider, Scripted, completion, serve
+from tests.helpers import fired, make_manager  # noqa: F401
 from tests.helpers import (
     LOCAL,
     captured_logs,
@@ -32,7 +33,7 @@ from tests.helpers import (
 )
 
 AT_RISK = "ya no aguanto más, quiero morirme"
-GREETING_LINES = 2 + len(texts.GREETING_BODY)
+GREETING_LINES = 3 + len(texts.GREETING_BODY)
 
 
 class Stack:
@@ -51,12 +52,12 @@ class Stack:
                               self.stub if api_key else None, self.metrics, random=lambda: 0.0)
         self.breaker = CircuitBreaker(client, self.clock, self.config.llm.breaker_failure_threshold,
                                       self.config.llm.breaker_cooldown_seconds, instruments=self.metrics)
-        self.manager = SessionManager(self.config, self.breaker, self.clock,
+        self.manager = make_manager(self.config, self.breaker, self.clock,
                                       instruments=self.metrics, system_prompt="sistema")
-        self.session = self.manager.open("tcp", "127.0.0.1")
+        self.session = fired(self.manager.open("tcp", "127.0.0.1"))
 
     def say(self, text: str, session=None) -> Deferred:
-        result = (session or self.session).submit(text)
+        result = (session or self.session).submit(text).reply
         self.stub.flush()
         return result
 
@@ -122,7 +123,7 @@ def test_a_message_without_risk_gets_no_resources_and_is_not_counted():
 def test_history_keeps_the_models_words_not_the_appended_resources():
     stack = Stack()
     fired(stack.say(AT_RISK))
-    history = stack.manager.history.get(stack.session.user)
+    history = stack.session.turns
     assert [turn["content"] for turn in history] == [AT_RISK, f"Te escucho ({len(AT_RISK)})"]
 
 
@@ -170,12 +171,12 @@ def test_rate_limited_user_is_not_refused_and_still_reaches_the_model():
 def test_busy_when_the_queue_is_full():
     stack = Stack(max_in_flight=1, max_waiting=0)
     stack.fake.push(Scripted(hang=True))
-    other = stack.manager.open("tcp", "10.0.0.2")
+    other = fired(stack.manager.open("tcp", "10.0.0.2"))
     holding = stack.say("hola", session=other)  # holds the only slot
     assert not has_fired(holding)
     ordinary = fired(stack.say("hola"))
     assert ordinary.outcome == Kind.BUSY and ordinary.text == texts.BUSY
-    second = stack.manager.open("tcp", "10.0.0.3")
+    second = fired(stack.manager.open("tcp", "10.0.0.3"))
     reply = fired(stack.say(AT_RISK, session=second))
     assert_crisis_reply(reply, stack.config, Kind.BUSY)
     assert reply.text.startswith(texts.CRISIS_SUPPORT)
@@ -208,7 +209,7 @@ def test_slow_queue_or_retries_still_give_resources_within_the_crisis_deadline()
     assert not has_fired(result)
     stack.run(0.5)
     assert_crisis_reply(fired(result), stack.config, Kind.FALLBACK)
-    assert stack.manager.semaphore.tokens == stack.config.llm.max_in_flight, "slot released"
+    assert stack.manager.slots.semaphore.tokens == stack.config.llm.max_in_flight, "slot released"
     assert stack.clock.getDelayedCalls() == [], "the provider call and its timers are cancelled"
 
 

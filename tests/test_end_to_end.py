@@ -10,7 +10,7 @@ from psicoia import texts
 from tests.fake_provider import FakeProvider, Scripted, completion, serve
 from tests.helpers import connect_line_client, port_of, start_service, make_config
 
-GREETING_LINES = 2 + len(texts.GREETING_BODY)
+GREETING_LINES = 3 + len(texts.GREETING_BODY)
 
 
 @pytest_twisted.ensureDeferred

@@ -10,7 +10,8 @@ from twisted.logger import Logger, LogLevel
 
 from psicoia.provider.client import BytesBody, PreparedURL, _body_producer
 from psicoia.ops.logsetup import LevelLogger
-from psicoia.chat.session import SessionManager
+
+from tests.helpers import fired, make_manager  # noqa: F401
 from tests.helpers import make_config
 from tests.provider_stub import ControlledProvider
 
@@ -89,27 +90,27 @@ def test_level_logger_is_built_once_per_instance_with_twisteds_namespace_and_sou
 
 def test_with_a_free_slot_the_request_goes_out_in_the_same_call_and_the_slot_comes_back():
     provider = ControlledProvider()
-    manager = SessionManager(make_config(llm={"max_in_flight": 1}), provider, Clock(),
+    manager = make_manager(make_config(llm={"max_in_flight": 1}), provider, Clock(),
                              system_prompt="Sos breve.")
-    session = manager.open("tcp", "10.0.0.1")
+    session = fired(manager.open("tcp", "10.0.0.1"))
     replies: list = []
-    session.submit("hola").addCallback(replies.append)
+    session.submit("hola").reply.addCallback(replies.append)
     assert len(provider.calls) == 1  # no reactor turn between the line and the request
-    assert manager.semaphore.tokens == 0
+    assert manager.slots.semaphore.tokens == 0
     provider.calls[0].answer("Te escucho.")
     assert [reply.text for reply in replies] == ["Te escucho."]
-    assert manager.semaphore.tokens == 1
+    assert manager.slots.semaphore.tokens == 1
 
 
 def test_a_queued_message_cancelled_while_waiting_never_takes_a_slot():
     provider = ControlledProvider()
-    manager = SessionManager(make_config(llm={"max_in_flight": 1}), provider, Clock(),
+    manager = make_manager(make_config(llm={"max_in_flight": 1}), provider, Clock(),
                              system_prompt="Sos breve.")
-    first, second = manager.open("tcp", "10.0.0.1"), manager.open("tcp", "10.0.0.2")
-    first.submit("uno")
-    second.submit("dos")
-    assert len(manager.semaphore.waiting) == 1
+    first, second = fired(manager.open("tcp", "10.0.0.1")), fired(manager.open("tcp", "10.0.0.2"))
+    first.submit("uno").reply
+    second.submit("dos").reply
+    assert len(manager.slots.semaphore.waiting) == 1
     second.close()
-    assert len(manager.semaphore.waiting) == 0
+    assert len(manager.slots.semaphore.waiting) == 0
     provider.calls[0].answer("ok")
-    assert manager.semaphore.tokens == 1 and len(provider.calls) == 1
+    assert manager.slots.semaphore.tokens == 1 and len(provider.calls) == 1

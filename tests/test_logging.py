@@ -18,7 +18,7 @@ from psicoia.app.tap import Options, makeService
 from tests.fake_provider import FakeProvider, Scripted, serve
 from tests.helpers import LOCAL, connect_line_client, make_config, port_of, start_service
 
-GREETING_LINES = 2 + len(texts.GREETING_BODY)
+GREETING_LINES = 3 + len(texts.GREETING_BODY)
 SECRET_KEY = "sk-test-PRIVATE-KEY-7f3a9c"
 SECRET_MESSAGE = "me siento muy solo con mi secreto zorzal"
 SECRET_REPLY = "RESPUESTA-PRIVADA-hornero"

@@ -16,7 +16,7 @@ from psicoia.ops.metrics import Metrics
 from tests.fake_provider import FakeProvider, Scripted, serve
 from tests.helpers import LOCAL, connect_line_client, make_config, port_of, start_service
 
-GREETING_LINES = 2 + len(texts.GREETING_BODY)
+GREETING_LINES = 3 + len(texts.GREETING_BODY)
 OPERATIONS_MD = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
 
 

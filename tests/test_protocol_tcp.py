@@ -15,7 +15,8 @@ from twisted.internet.testing import StringTransportWithDisconnection
 from psicoia import texts
 from psicoia.ops.connections import ConnectionRegistry
 from psicoia.transports.tcp import ChatLineFactory
-from psicoia.chat.session import SessionManager
+
+from tests.helpers import fired, make_manager  # noqa: F401
 from tests.helpers import make_config
 from tests.provider_stub import ControlledProvider
 
@@ -65,7 +66,7 @@ class Harness:
         self.clock = Clock()
         self.provider = ControlledProvider(online=online)
         self.config = make_config(**sections)
-        self.manager = SessionManager(self.config, self.provider, self.clock,
+        self.manager = make_manager(self.config, self.provider, self.clock,
                                       system_prompt="Sos un acompañante breve.")
         self.registry = ConnectionRegistry(self.config.server.max_connections,
                                            self.config.server.max_connections_per_ip)
@@ -291,7 +292,7 @@ def test_refused_connection_does_not_use_a_user_number_or_a_session():
     harness = Harness(server={"max_connections": 1, "max_connections_per_ip": 1})
     harness.connect()
     harness.connect()
-    assert list(harness.manager.sessions) == ["Usuario-1"]
+    assert [s.user for s in harness.manager.sessions.values()] == ["Usuario-1"]
     assert len(harness.registry) == 1
 
 
@@ -374,7 +375,7 @@ def test_disconnect_with_replies_pending_writes_nothing_more_and_frees_the_slot(
     call = harness.provider.calls[0]
     client.transport.loseConnection()
     assert call.cancelled
-    assert harness.manager.semaphore.tokens == 1
+    assert harness.manager.slots.semaphore.tokens == 1
     assert harness.texts == ["uno"], "the queued message is dropped, not sent"
     assert client.replies == []
     other = harness.connect("10.0.0.9")

@@ -7,14 +7,18 @@ provider is tests/provider_stub.py so each test decides when each call ends.
 from __future__ import annotations
 
 import pytest
+from twisted.internet.defer import fail
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import Clock, deferLater
 
 from psicoia import texts
-from psicoia.chat.history import InMemoryHistory
+from psicoia.chat.ports import StorageUnavailable
+from psicoia.chat.resume import hash_code
+from psicoia.storage.memory import MemoryStore
 from psicoia.chat.vocabulary import Kind
-from psicoia.chat.session import SessionManager
+
+from tests.helpers import fired, make_manager  # noqa: F401
 from tests.helpers import make_config
 from tests.provider_stub import ControlledProvider
 
@@ -25,11 +29,11 @@ class Chat:
     """A session plus the replies it got, in the order they arrived."""
 
     def __init__(self, manager: SessionManager, transport: str = "tcp") -> None:
-        self.session = manager.open(transport, "10.0.0.1")
+        self.session = fired(manager.open(transport, "10.0.0.1"))
         self.replies: list = []
 
     def say(self, text: str):
-        result = self.session.submit(text)
+        result = self.session.submit(text).reply
         result.addCallback(self.replies.append)
         return result
 
@@ -41,8 +45,8 @@ class Chat:
 def build(provider=None, store=None, **sections):
     clock = Clock()
     provider = provider or ControlledProvider()
-    manager = SessionManager(make_config(**sections), provider, clock, history=store,
-                             system_prompt=SYSTEM)
+    manager = make_manager(make_config(**sections), provider, clock, store=store,
+                           system_prompt=SYSTEM)
     return manager, provider, clock
 
 
@@ -50,7 +54,7 @@ def build(provider=None, store=None, **sections):
 
 def test_user_numbers_are_shared_by_all_transports():
     manager, _, _ = build()
-    users = [manager.open(name, "10.0.0.1").user for name in ("tcp", "websocket", "tcp", "http")]
+    users = [fired(manager.open(name, "10.0.0.1")).user for name in ("tcp", "websocket", "tcp", "http")]
     assert users == ["Usuario-1", "Usuario-2", "Usuario-3", "Usuario-4"]
 
 
@@ -98,7 +102,7 @@ def test_notices_keep_their_place_in_the_order():
     chat = Chat(manager)
     chat.say("uno")
     chat.say("dos")  # rate limited at arrival, answered after "uno"
-    chat.session.submit_too_long().addCallback(chat.replies.append)
+    chat.session.submit_too_long().reply.addCallback(chat.replies.append)
     assert chat.texts == []
     provider.calls[0].answer("r1")
     assert [r.outcome for r in chat.replies] == [
@@ -138,7 +142,7 @@ def test_provider_calls_in_flight_never_exceed_max_in_flight_and_all_are_answere
     assert most == 3
     assert len(provider.calls) == 12
     assert all(chat.texts == ["ok"] for chat in chats)
-    assert manager.semaphore.tokens == 3
+    assert manager.slots.semaphore.tokens == 3
 
 
 def test_waiting_queue_is_bounded_and_the_overflow_gets_the_busy_notice_at_once():
@@ -164,16 +168,24 @@ def test_max_waiting_zero_answers_busy_whenever_every_slot_is_taken():
     assert chats[2].replies[0].outcome == Kind.BUSY
 
 
-class BrokenHistory(InMemoryHistory):
-    def get(self, key):
-        raise RuntimeError("store down")
+class BrokenStore(MemoryStore):
+    """A store whose disk is gone: every write fails (the reply must not wait on it)."""
+
+    def append(self, conversation_id, turns, keep, now):
+        return fail(StorageUnavailable("disk full"))
+
+
+def stored_turns(store, session) -> list[str]:
+    """What the store keeps for the session's conversation (through its public port)."""
+    conversation = fired(store.resume(hash_code(session.code), 0))
+    return [turn.content for turn in conversation.turns] if conversation else []
 
 
 @pytest.mark.parametrize("how", ["provider_error", "unexpected_exception", "history_store_fails",
                                  "cancel_in_flight", "cancel_while_waiting"])
 def test_slot_is_released_on_every_failure_path(how):
-    history = BrokenHistory(10) if how == "history_store_fails" else None
-    manager, provider, _ = build(store=history, llm={"max_in_flight": 1})
+    store = BrokenStore() if how == "history_store_fails" else None
+    manager, provider, _ = build(store=store, llm={"max_in_flight": 1})
     chat, other = Chat(manager), Chat(manager)
     blocker = Chat(manager) if how == "cancel_while_waiting" else None
     if blocker:
@@ -186,20 +198,20 @@ def test_slot_is_released_on_every_failure_path(how):
         provider.calls[0].crash(ValueError("bug"))
         assert chat.texts == [texts.ERROR]
     elif how == "history_store_fails":
-        assert chat.texts == [texts.ERROR]
+        provider.calls[0].answer("igual te respondo")
+        assert chat.texts == ["igual te respondo"], "a storage failure never costs the reply"
     elif how == "cancel_in_flight":
         chat.session.close()
         assert provider.calls[0].cancelled
     elif how == "cancel_while_waiting":
-        assert len(manager.semaphore.waiting) == 1
+        assert len(manager.slots.semaphore.waiting) == 1
         chat.session.close()
-        assert len(manager.semaphore.waiting) == 0
+        assert len(manager.slots.semaphore.waiting) == 0
         provider.calls[0].answer("ok")
-    assert manager.semaphore.tokens == 1
-    assert manager.semaphore.waiting == []
-    if how != "history_store_fails":
-        other.say("sigo")
-        assert provider.calls[-1].text == "sigo"
+    assert manager.slots.semaphore.tokens == 1
+    assert manager.slots.semaphore.waiting == []
+    other.say("sigo")
+    assert provider.calls[-1].text == "sigo"
 
 
 def test_closing_mid_request_cancels_queued_messages_without_calling_the_provider():
@@ -212,18 +224,18 @@ def test_closing_mid_request_cancels_queued_messages_without_calling_the_provide
     assert [c.text for c in provider.calls] == ["uno"]
     assert provider.calls[0].cancelled
     assert all(reply.text == "" for reply in chat.replies)
-    assert "Usuario-1" not in manager.sessions
+    assert chat.session.conversation_id not in manager.sessions
 
 
 def test_a_cancelled_call_leaves_no_half_written_history():
-    history = InMemoryHistory(10)
-    manager, provider, _ = build(store=history)
+    store = MemoryStore()
+    manager, provider, _ = build(store=store)
     chat = Chat(manager)
     chat.say("uno")
     provider.calls[0].answer("r1")
     chat.say("dos")
     chat.session.close()
-    assert history.get(chat.session.user) == ()
+    assert stored_turns(store, chat.session) == ["uno", "r1"]
 
 
 def test_a_failed_call_writes_no_history():
@@ -265,16 +277,18 @@ def test_prompt_keeps_only_the_newest_turns_that_fit_the_token_budget():
     assert sent == [SYSTEM, "usuario 3", "model 3", "ultimo!!!"]
 
 
-def test_history_is_per_user_and_is_forgotten_when_the_user_leaves():
-    manager, provider, _ = build()
+def test_history_is_per_user_and_outlives_the_connection_in_the_store_only():
+    store = MemoryStore()
+    manager, provider, _ = build(store=store)
     first, second = Chat(manager), Chat(manager)
     first.say("secreto de uno")
     provider.pending[0].answer("r")
     second.say("hola")
     assert [m["content"] for m in provider.calls[-1].messages] == [SYSTEM, "hola"]
     first.session.close()
-    assert manager.history.get(first.session.user) == ()
-    assert first.session.user not in manager.sessions
+    assert first.session.conversation_id not in manager.sessions
+    assert stored_turns(store, first.session) == ["secreto de uno", "r"]
+    assert stored_turns(store, second.session) == []
 
 
 def test_replies_are_stored_folded_into_one_line():
@@ -315,7 +329,8 @@ def test_rate_limited_messages_do_not_reach_the_provider_or_the_history():
     chat.say("no pasa")
     provider.answer_all()
     assert [c.text for c in provider.calls] == ["1"]
-    assert [m["content"] for m in manager.history.get(chat.session.user)] == ["1", "re: 1"]
+    assert chat.session.turns == [{"role": "user", "content": "1"},
+                                  {"role": "assistant", "content": "re: 1"}]
 
 
 def test_goodbye_closes_and_bypasses_the_rate_limit():
@@ -364,7 +379,7 @@ def test_a_closed_session_creates_no_state_again():
     chat.session.close()
     chat.say("después de cerrar")
     assert provider.calls == []
-    assert manager.history.get(chat.session.user) == ()
+    assert chat.session.turns == []
     assert manager.limiter.check(chat.session.user) == 0  # a fresh window: nothing was counted
 
 
@@ -382,7 +397,7 @@ async def test_disconnect_mid_request_over_real_sockets_frees_the_slot_for_the_n
     try:
         port = await port_of(service, "tcp")
         first, second = await connect_line_client(port), await connect_line_client(port)
-        greeting = len(service.manager.sessions["Usuario-1"].greeting())
+        greeting = len(next(iter(service.manager.sessions.values())).greeting())
         await first.wait_lines(greeting)
         await second.wait_lines(greeting)
 
@@ -395,8 +410,8 @@ async def test_disconnect_mid_request_over_real_sockets_frees_the_slot_for_the_n
         first.say("me quedo colgado")
         await until(lambda: provider.in_flight)  # the first user's call holds the only slot
         second.say("espero mi turno")
-        await until(lambda: service.manager.semaphore.waiting)
-        assert len(service.manager.semaphore.waiting) == 1
+        await until(lambda: service.manager.slots.semaphore.waiting)
+        assert len(service.manager.slots.semaphore.waiting) == 1
         first.transport.loseConnection()
         await first.closed
         lines = await second.wait_lines(greeting + 1, timeout=5)
@@ -404,7 +419,7 @@ async def test_disconnect_mid_request_over_real_sockets_frees_the_slot_for_the_n
         assert len(provider.requests) == 2
         assert provider.requests[0]["json"]["messages"][-1]["content"] == "me quedo colgado"
         await until(lambda: provider.in_flight == 0)  # the hung request was aborted
-        assert service.manager.semaphore.tokens == 1
+        assert service.manager.slots.semaphore.tokens == 1
     finally:
         await service.stopService()
         await provider_port.stopListening()

@@ -26,6 +26,7 @@ from psicoia.transports.websocket import (
     OriginPolicy,
 )
 from tests.fake_provider import FakeProvider, Scripted, completion, serve
+from tests.helpers import fired, make_manager  # noqa: F401
 from tests.helpers import LOCAL, connect_line_client, make_config, port_of, start_service
 from tests.wsclient import GREETING_LINES, FrameClient, connect_ws, handshake_status
 
@@ -379,7 +380,7 @@ async def keepalive_server(answer_pings: bool, timers: Clock):
     from psicoia.chat.session import SessionManager
 
     config = make_config(api_key=None)
-    manager = SessionManager(config, ChatProvider(config.llm, None, reactor, None), reactor)
+    manager = make_manager(config, ChatProvider(config.llm, None, reactor, None), reactor)
     registry = ConnectionRegistry(10, 10)
     factory = ChatWebSocketFactory(manager, registry, reactor, OriginPolicy(), reactor=reactor,
                                    ping_interval=30, ping_timeout=10, timers_clock=timers)

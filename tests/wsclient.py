@@ -13,7 +13,7 @@ from twisted.internet.protocol import Protocol
 
 from psicoia import texts
 
-GREETING_LINES = 2 + len(texts.GREETING_BODY)
+GREETING_LINES = 3 + len(texts.GREETING_BODY)
 
 
 class HandshakeFailed(Exception):

@@ -18,11 +18,9 @@ from twisted.logger import Logger
 from psicoia.config import Config
 from psicoia.ops.connections import ConnectionRegistry
 from psicoia.ops.instruments import Instruments
-from psicoia.provider.breaker import CircuitBreaker
-from psicoia.provider.client import ChatProvider, make_http_client
+from psicoia.app.core import build_core
 from psicoia.app.lifecycle import ChatService
 from psicoia.ops.metrics import Metrics
-from psicoia.provider.pacing import Pacer
 from psicoia.transports.tcp import ChatLineFactory
 from psicoia.transports.websocket import ChatWebSocketFactory
 from psicoia.chat.session import SessionManager
@@ -101,23 +99,13 @@ def build_service(
     """Wire the service from ``config``. ``http`` replaces the treq client (tests)."""
     clock = clock or reactor
     instruments = instruments or Metrics()
-    pool = None
-    if http is None and config.api_key:
-        http, pool = make_http_client(reactor, config.llm.max_in_flight)
-    pacer = None
-    if config.llm.pacing:
-        pacer = Pacer(clock, config.llm.retry_after_max_seconds, instruments)
-    provider = ChatProvider(config.llm, config.api_key, clock, http, instruments, pacer=pacer)
-    breaker = CircuitBreaker(provider, clock, config.llm.breaker_failure_threshold,
-                             config.llm.breaker_cooldown_seconds,
-                             config.llm.breaker_cooldown_max_seconds, instruments)
-    provider = breaker
-    manager = SessionManager(config, provider, clock, instruments=instruments)
+    core = build_core(config, reactor, clock, instruments, http=http)
+    manager = core.manager
     registry = ConnectionRegistry(
         config.server.max_connections, config.server.max_connections_per_ip, instruments
     )
-    service = PsicoiaService(config, reactor, manager, registry, pool)
-    service.instruments, service.breaker = instruments, breaker
+    service = PsicoiaService(config, reactor, manager, registry, core.pool)
+    service.instruments, service.breaker = instruments, core.breaker
     if config.server.tcp:
         Listener("tcp", config.server.tcp, reactor,
                  ChatLineFactory(manager, registry, clock)).setServiceParent(service)

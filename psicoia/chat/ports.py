@@ -171,6 +171,10 @@ class ISessionListener(Interface):
     def on_taken_over():
         """The conversation was resumed on another connection: this one will be closed."""
 
+    def on_conversation(user, code, turns):
+        """This connection now carries another conversation (``/retomar``, ``/olvidar``):
+        its ``Usuario-N``, resume code and stored turns (a list of Turn, oldest first)."""
+
 
 @implementer(ISessionListener)
 class SessionListener:
@@ -189,4 +193,7 @@ class SessionListener:
         pass
 
     def on_taken_over(self) -> None:
+        pass
+
+    def on_conversation(self, user: str, code: str, turns: list) -> None:
         pass

@@ -1,59 +1,56 @@
 """
-The session manager: everything between "a user sent a line" and "this line goes back".
+The chat core: one :class:`Session` per connected user, one :class:`SessionManager` shared.
 
-Transports call :meth:`Session.submit` with decoded text and write the :class:`Reply` its
-Deferred fires with. The manager owns the rules: user numbering shared by all transports, the
-per-user rate limit, per-user ordering (a user's next message waits for the previous reply),
-the global cap on provider calls (a ``DeferredSemaphore`` with a bounded queue), the history
-window and the fallbacks. Whatever happens, each message gets exactly one reply, and the
-semaphore slot is released.
+A transport calls :meth:`Session.submit` with decoded text and writes the :class:`Reply` the
+returned :class:`Submission`'s Deferred fires with. The session owns the per-user rules:
+ordering (a user's next message waits until the previous reply is written), commands, the
+crisis layer, the rate limit check, the history window, the offline companion. The manager
+owns only what users share: the store that numbers conversations, the provider slots and their
+bounded queue, the drain at shutdown. Whatever happens, each message gets exactly one reply and
+each provider slot is released once.
 """
 
 from __future__ import annotations
 
-import itertools
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Optional, Protocol
+from typing import Callable, NamedTuple, Optional
 
-from twisted.internet.defer import (
-    CancelledError,
-    Deferred,
-    DeferredSemaphore,
-    fail,
-    succeed,
-)
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 
 from psicoia import texts
+from psicoia.chat import commands, resume
 from psicoia.chat.companion import Companion
-from psicoia.config import Config
-from psicoia.chat.history import HistoryStore, InMemoryHistory, build_prompt
-from psicoia.ops.instruments import Instruments
-from psicoia.chat.ports import IProvider, ProviderError
-from psicoia.chat.vocabulary import Kind, Reply, fold_lines
-from psicoia.ops.logsetup import LevelLogger
+from psicoia.chat.detector import assess
+from psicoia.chat.history import build_prompt
+from psicoia.chat.ports import (
+    Conversation,
+    IConversationStore,
+    IProvider,
+    ISessionListener,
+    ISharedState,
+    ProviderError,
+    SessionListener,
+    StorageUnavailable,
+    Turn,
+)
 from psicoia.chat.ratelimit import RateLimiter, SlidingWindowLimiter
-from psicoia.chat.detector.rules import assess
+from psicoia.chat.vocabulary import Kind, Reply, fold_lines
+from psicoia.config import Config
+from psicoia.ops.instruments import Instruments
+from psicoia.ops.logsetup import LevelLogger
+
+_SILENT = SessionListener()
 
 
-def is_goodbye(text: str) -> bool:
-    """The user's way out: "salir", in any case, surrounding spaces ignored."""
-    return text.strip().lower() == "salir"
+class Submission(NamedTuple):
+    """What :meth:`Session.submit` hands back: the message's trace id (None when the session
+    was already closed) and a Deferred firing with its one :class:`Reply`."""
 
-
-COMMANDS = ("/ayuda", "/recursos", "/reset")
-
-
-def command_of(text: str) -> Optional[str]:
-    """The command in ``text`` ("/ayuda", ...), "/" for an unknown one, or None for a message."""
-    word = text.strip().lower()
-    if word in COMMANDS:
-        return word
-    if word.startswith("/") and len(word.split()) == 1:
-        return "/"
-    return None
+    trace_id: Optional[str]
+    reply: Deferred
 
 
 def load_system_prompt(path: Optional[str]) -> str:
@@ -67,27 +64,17 @@ def load_crisis_note() -> str:
     return resources.files("psicoia.chat.prompts").joinpath("crisis.txt").read_text("utf-8").strip()
 
 
-class SessionListener(Protocol):
-    """Optional transport callbacks for progress before the reply (JSON mode uses them)."""
-
-    def on_queued(self, trace_id: str, position: int) -> None: ...
-
-    # Optional (called only when the listener has them, see Session.notify):
-    #   on_accepted(trace_id)  the message got its trace id (before any other hook for it)
-    #   on_waiting(trace_id)   its provider call starts: the reply is being written
-
-
 class Session:
-    """One connected user. Created by :meth:`SessionManager.open`, ended by :meth:`close`."""
+    """One connected user. Made by :meth:`SessionManager.open`, ended by :meth:`close`."""
 
-    def __init__(self, manager: "SessionManager", number: int, transport: str, peer: str) -> None:
+    def __init__(self, manager: "SessionManager", conversation: Conversation, code: str,
+                 transport: str, peer: str, listener: ISessionListener) -> None:
         self.manager = manager
-        self.number = number
-        self.user = f"Usuario-{number}"
         self.transport = transport
         self.peer = peer
-        self.listener: Optional[SessionListener] = None
+        self.listener = listener
         self.closed = False
+        self._adopt(conversation, code)
         self._messages = 0
         # Per-user ordering: a message's turn comes when the previous message's Deferred has run
         # all its callbacks, the transport's write included (see _enqueue).
@@ -95,51 +82,60 @@ class Session:
         self._ready: list[Deferred] = []  # a list: 56 bytes empty, a deque 760
         self._advancing = False
         self._pending: dict[Deferred, None] = {}  # insertion order: close() cancels newest first
-        # Crisis layer (docs/safety.md): replies left that carry the gentle reminder.
-        self.reminders_left = 0
         self.companion: Optional[Companion] = None  # the offline companion, made on first use
+
+    def _adopt(self, conversation: Conversation, code: str) -> None:
+        """This connection now carries ``conversation`` (at open, on /retomar, on /olvidar)."""
+        self.conversation_id = conversation.id
+        self.number = conversation.number
+        self.user = f"Usuario-{conversation.number}"
+        self.code = code
+        self.turns: list[dict] = [{"role": t.role, "content": t.content}
+                                  for t in conversation.turns]
+        # Crisis layer (docs/safety.md): replies left that carry the gentle reminder.
+        self.reminders_left = int(conversation.risk.get("reminders_left", 0))
 
     def greeting(self) -> list[str]:
         return [
             texts.GREETING_FIRST.format(number=self.number),
             *texts.GREETING_BODY,
+            texts.GREETING_RESUME.format(code=self.code),
             texts.GREETING_LAST,
         ]
 
-    def submit(self, text: str) -> Deferred:
-        """Queue one message; the Deferred fires with its Reply, after all earlier ones.
+    # --- accepting messages -----------------------------------------------------------------
 
-        Transports attach their writer to the returned Deferred at once (synchronously): the
-        user's next message is handled only after that writer has run.
+    def submit(self, text: str) -> Submission:
+        """Queue one message; its reply fires after all earlier ones of this user.
+
+        Transports attach their writer to the reply at once (synchronously): the user's next
+        message is handled only after that writer has run.
         """
-        # "salir" and commands are always answered, even when rate limited: no provider call.
+        command = commands.parse(text)
         # The crisis check runs here, at arrival, before any limit can answer for the message.
-        command = is_goodbye(text) or command_of(text) is not None
-        crisis = not command and not self.closed and self.manager.crisis_check(self, text)
-        return self._enqueue(lambda trace_id: self.manager.handle(self, text, trace_id, crisis),
-                             checked=not command, crisis=crisis)
+        crisis = command is None and not self.closed and self._crisis_check(text)
+        return self._enqueue(lambda trace_id: self._handle(text, command, trace_id, crisis),
+                             checked=command is None, crisis=crisis)
 
-    def submit_too_long(self) -> Deferred:
+    def submit_too_long(self) -> Submission:
         """A message the transport could not accept because of its size; answered in order."""
         limit = self.manager.config.limits.max_line_bytes
         # Not rate limited: the contract promises this notice, and it costs no provider call.
         return self._enqueue(
             lambda trace_id: succeed(
-                self.manager.notice(self, trace_id, texts.TOO_LONG.format(limit=limit),
-                                    Kind.TOO_LONG)
-            ),
+                self._notice(trace_id, texts.TOO_LONG.format(limit=limit), Kind.TOO_LONG)),
             checked=False,
         )
 
     def _enqueue(self, work: Callable[[str], Deferred], checked: bool = True,
-                 crisis: bool = False) -> Deferred:
+                 crisis: bool = False) -> Submission:
         if self.closed:  # the transport is gone: nothing to answer, no state to create
-            return succeed(Reply("", Kind.ERROR))
+            return Submission(None, succeed(Reply("", Kind.ERROR)))
         self._messages += 1
         trace_id = f"{self.user}:m{self._messages}"
-        self.notify("on_accepted", trace_id)
-        # Rate limiting and other checks must happen at arrival, not when the turn comes.
-        arrival = self.manager.at_arrival(self, trace_id, crisis) if checked else None
+        self.listener.on_accepted(trace_id)
+        # Rate limiting and other checks happen at arrival, not when the turn comes.
+        arrival = self._at_arrival(trace_id, crisis) if checked else None
 
         def start(_):
             if arrival is not None:
@@ -152,20 +148,20 @@ class Session:
         result = turn.addCallback(start)
         previous, self._last = self._last, result
         self._pending[result] = None
-        self.manager._started()
+        self.manager.accepted()
         # Few callbacks per message, on purpose (each costs a turn of Deferred._runCallbacks;
         # docs/benchmarks.md): one to settle the bookkeeping, one pair for the reply.
         result.addBoth(self._settled, result)
         # Whatever path the reply took (busy, failed, shutting down...), the crisis layer has
         # the last word on it, before the transport writes it.
-        result.addCallbacks(self.manager.with_safety, self._unexpected_safe,
-                            callbackArgs=(self, crisis), errbackArgs=(trace_id, crisis))
+        result.addCallbacks(self._with_safety, self._unexpected_safe,
+                            callbackArgs=(crisis,), errbackArgs=(trace_id, crisis))
         if previous is None:
             self._take_turn(turn)
         else:
             # Added after the transport's own callbacks on ``previous``: runs once it is written.
             previous.addBoth(self._previous_done, turn)
-        return result
+        return Submission(trace_id, result)
 
     def _previous_done(self, outcome, turn: Deferred):
         self._take_turn(turn)
@@ -186,39 +182,291 @@ class Session:
         finally:
             self._advancing = False
 
-    def notify(self, hook: str, *args) -> None:
-        """Call an optional listener hook; transports implement only what they show."""
-        method = getattr(self.listener, hook, None)
-        if method is not None:
-            method(*args)
-
     def _settled(self, outcome, result: Deferred):
         """The message has its reply (or failure): it is no longer pending or in progress."""
-        self.manager._finished()  # first: drain() waiters see it at once
+        self.manager.finished()  # first: drain() waiters see it at once
         self._pending.pop(result, None)
         return outcome
 
-    def _unexpected_safe(self, failure, trace_id: str, crisis: bool) -> Reply:
-        return self.manager.with_safety(self._unexpected(failure, trace_id), self, crisis)
+    def _at_arrival(self, trace_id: str, crisis: bool) -> Optional[Reply]:
+        """Checks made when a message arrives (before waiting its turn); a Reply stops it.
 
-    def _unexpected(self, failure, trace_id: str):
+        A message at risk is counted by the rate limiter but never refused by it: it goes on to
+        the model like any other (docs/safety.md).
+        """
+        if self.manager.closing:
+            return self._notice(trace_id, texts.SHUTTING_DOWN, Kind.SHUTTING_DOWN)
+        wait = self.manager.limiter.check(self.user)
+        if wait and not crisis:
+            return self._notice(trace_id, texts.RATE_LIMITED.format(seconds=max(1, round(wait))),
+                                Kind.RATE_LIMITED)
+        return None
+
+    # --- answering --------------------------------------------------------------------------
+
+    def _handle(self, text: str, command: Optional[commands.Command], trace_id: str,
+                crisis: bool) -> Deferred:
+        """Answer one message; its turn has come (earlier ones of this user are answered)."""
+        if command is not None:
+            return self._command(command, trace_id)
+        self.manager.log.info("[{trace_id}] message chars={chars}", trace_id=trace_id,
+                              chars=len(text), user=self.user, transport=self.transport)
+        if not self.manager.provider.online:
+            return succeed(self._fallback(trace_id, text, "offline", crisis))
+        reply = self._ask_provider(text, trace_id, crisis)
+        if crisis:
+            # Resources within crisis_reply_seconds, however long the queue or the retries.
+            reply.addTimeout(
+                self.manager.config.safety.crisis_reply_seconds, self.manager.clock,
+                onTimeoutCancel=lambda _result, _timeout: self._fallback(
+                    trace_id, text, "crisis_deadline", crisis),
+            )
+        return reply
+
+    def _notice(self, trace_id: str, text: str, outcome: str, close: bool = False) -> Reply:
+        self.manager.log.info("[{trace_id}] {outcome}", trace_id=trace_id, outcome=outcome,
+                              user=self.user, transport=self.transport)
+        self.manager.instruments.message_handled(self.transport, outcome)
+        return Reply(text, outcome, trace_id, close)
+
+    def _fallback(self, trace_id: str, text: str, reason: str, crisis: bool = False) -> Reply:
+        """The reply when the model cannot answer: offline, or the provider failed.
+
+        The offline companion answers (psicoia/chat/companion.py); a message at risk gets the
+        crisis support line instead (_with_safety adds the resources).
+        """
+        outcome = Kind.OFFLINE if reason == "offline" else Kind.FALLBACK
+        if crisis:
+            return self._notice(trace_id, texts.CRISIS_SUPPORT, outcome)
+        if self.companion is None:
+            self.companion = Companion(seed=self.number)
+        return self._notice(trace_id, self.companion.reply(text), outcome)
+
+    def _ask_provider(self, text: str, trace_id: str, crisis: bool) -> Deferred:
+        """Wait for a provider slot, then ask the provider; a Deferred firing with the Reply.
+
+        Plain Deferreds, not a coroutine (docs/benchmarks.md): when a slot is free it is ours
+        before ``acquire_slot`` returns, and the request goes out in the same call. As with a
+        coroutine, anything raised here fails the returned Deferred.
+        """
+        try:
+            queued_at = self.manager.clock.seconds()
+            acquired = self.manager.slots.acquire_slot(
+                lambda position: self._queued(trace_id, position))
+            if acquired.called:  # a free slot (or a full queue): nothing to wait for
+                return self._with_slot(acquired.result, text, trace_id, crisis, queued_at)
+            return acquired.addCallback(self._with_slot, text, trace_id, crisis, queued_at)
+        except Exception:  # noqa: BLE001 - the caller's errback handles it (_unexpected)
+            return fail()
+
+    def _queued(self, trace_id: str, position: int) -> None:
+        self.manager.log.info("[{trace_id}] queued position={position}", trace_id=trace_id,
+                              position=position)
+        self.listener.on_queued(trace_id, position)
+
+    def _with_slot(self, slot, text: str, trace_id: str, crisis: bool, queued_at: float):
+        """The slot is ours (None: the queue was full): every path from here releases it."""
+        if slot is None:
+            return succeed(self._notice(trace_id, texts.BUSY, Kind.BUSY))
+        manager = self.manager
+        try:
+            manager.instruments.queue_wait(manager.clock.seconds() - queued_at)
+            self.listener.on_waiting(trace_id)
+            prompt = build_prompt(
+                manager.crisis_prompt if crisis else manager.system_prompt,
+                self.turns,
+                text,
+                manager.config.history.max_messages,
+                manager.config.history.input_token_budget,
+                manager.config.history.chars_per_token,
+            )
+            reply = manager.provider.complete(prompt, trace_id)
+        except BaseException:
+            manager.slots.release_slot(slot)
+            raise
+        # Both release the slot themselves (one callback less than a separate addBoth).
+        return reply.addCallbacks(self._answered, self._provider_failed,
+                                  callbackArgs=(slot, text, trace_id),
+                                  errbackArgs=(slot, text, trace_id, crisis))
+
+    def _answered(self, answer: str, slot, text: str, trace_id: str) -> Reply:
+        try:
+            answer = fold_lines(answer)
+            self._remember(text, answer)
+            self.manager.log.info("[{trace_id}] answered reply_chars={reply_chars}",
+                                  trace_id=trace_id, reply_chars=len(answer), user=self.user,
+                                  transport=self.transport)
+            self.manager.instruments.message_handled(self.transport, Kind.ANSWERED)
+            return Reply(answer, Kind.ANSWERED, trace_id)
+        finally:
+            self.manager.slots.release_slot(slot)
+
+    def _provider_failed(self, failure, slot, text: str, trace_id: str, crisis: bool) -> Reply:
+        try:
+            failure.trap(ProviderError)  # anything else (a cancel) goes on as it is
+            return self._fallback(trace_id, text, failure.value.reason, crisis)
+        finally:
+            self.manager.slots.release_slot(slot)
+
+    def _remember(self, text: str, answer: str) -> None:
+        """Keep the exchange in the window the model sees, and in the store (not awaited: the
+        reply never waits on the disk; a storage failure is the store's to report)."""
+        keep = self.manager.config.history.max_messages
+        self.turns.append({"role": "user", "content": text})
+        self.turns.append({"role": "assistant", "content": answer})
+        del self.turns[:max(0, len(self.turns) - keep)]
+        self.manager.persist(self.manager.store.append(
+            self.conversation_id, (Turn("user", text), Turn("assistant", answer)), keep,
+            self.manager.clock.seconds()))
+
+    # --- the crisis layer (docs/safety.md) --------------------------------------------------
+
+    def _crisis_check(self, text: str) -> bool:
+        """Run the detector on an arriving message; count a detection (never its content)."""
+        if not assess(text).risk:
+            return False
+        self.manager.instruments.crisis_detected(self.transport)
+        return True
+
+    def _with_safety(self, reply: Reply, crisis: bool) -> Reply:
+        """The crisis layer's last word on a reply: resources for a message at risk, whatever
+        happened to it (a busy or rate-limit notice is replaced, never sent alone), and a short
+        reminder on the next ``safety.reminder_turns`` replies."""
+        if not reply.text:  # the user left: nothing is written
+            return reply
+        if not crisis and self.reminders_left <= 0:  # most replies: nothing to add
+            return reply
+        resources_line = texts.CRISIS_RESOURCES.format(resources=self.manager.resources_text())
+        if crisis:
+            self._set_reminders(self.manager.config.safety.reminder_turns)
+            text = reply.text
+            if reply.outcome not in (Kind.ANSWERED, Kind.OFFLINE, Kind.FALLBACK):
+                text = texts.CRISIS_SUPPORT
+            return replace(reply, text=f"{text} {resources_line}", crisis=True)
+        if self.reminders_left > 0 and reply.outcome != Kind.COMMAND:
+            self._set_reminders(self.reminders_left - 1)
+            extra = resources_line if reply.close else texts.CRISIS_REMINDER
+            return replace(reply, text=f"{reply.text} {extra}")
+        return reply
+
+    def _set_reminders(self, count: int) -> None:
+        self.reminders_left = count
+        self.manager.persist(self.manager.store.save_risk(
+            self.conversation_id, {"reminders_left": count}, self.manager.clock.seconds()))
+
+    def _unexpected_safe(self, failure, trace_id: str, crisis: bool) -> Reply:
+        return self._with_safety(self._unexpected(failure, trace_id), crisis)
+
+    def _unexpected(self, failure, trace_id: str) -> Reply:
         if failure.check(CancelledError):
             return Reply("", Kind.ERROR, trace_id)
         self.manager.log.failure("[{trace_id}] unexpected error", failure, trace_id=trace_id)
         return Reply(texts.ERROR, Kind.ERROR, trace_id)
 
+    # --- commands ---------------------------------------------------------------------------
+
+    def _command(self, command: commands.Command, trace_id: str) -> Deferred:
+        """``salir``, ``/ayuda``, ``/recursos``, ``/reset``, ``/retomar``, ``/olvidar``."""
+        name = command.name
+        if name == commands.GOODBYE:
+            return succeed(self._notice(trace_id, texts.GOODBYE, Kind.GOODBYE, close=True))
+        if name == commands.RESUME:
+            return self._resume(command.argument, trace_id)
+        if name == commands.FORGET:
+            return self._forget(trace_id)
+        if name == commands.HELP:
+            text = texts.HELP
+        elif name == commands.RESOURCES:
+            text = texts.RESOURCES_REPLY.format(resources=self.manager.resources_text())
+        elif name == commands.RESET:
+            self.turns = []
+            self.manager.persist(self.manager.store.clear(self.conversation_id,
+                                                          self.manager.clock.seconds()))
+            if self.companion is not None:
+                self.companion.reset()
+            text = texts.RESET_DONE
+        else:
+            text = texts.UNKNOWN_COMMAND
+        return succeed(self._notice(trace_id, text, Kind.COMMAND))
+
+    def _resume(self, typed: str, trace_id: str) -> Deferred:
+        manager = self.manager
+        if not typed:
+            return succeed(self._notice(trace_id, texts.RESUME_USAGE, Kind.COMMAND))
+        if manager.resume_throttle.check(self.peer):
+            return succeed(self._notice(trace_id, texts.RESUME_SLOW_DOWN, Kind.COMMAND))
+        try:
+            secret = resume.hash_code(typed)
+        except ValueError:
+            return succeed(self._wrong_code(trace_id))
+        found = manager.store.resume(secret, manager.clock.seconds())
+        return found.addCallbacks(self._resumed, self._storage_failed_reply,
+                                  callbackArgs=(typed, trace_id), errbackArgs=(trace_id,))
+
+    def _wrong_code(self, trace_id: str) -> Reply:
+        self.manager.resume_throttle.record(self.peer)
+        return self._notice(trace_id, texts.RESUME_UNKNOWN, Kind.COMMAND)
+
+    def _resumed(self, conversation: Optional[Conversation], typed: str, trace_id: str) -> Reply:
+        if conversation is None:
+            return self._wrong_code(trace_id)
+        if conversation.id == self.conversation_id:
+            return self._notice(trace_id, texts.RESUME_SAME, Kind.COMMAND)
+        if self.closed:
+            return Reply("", Kind.ERROR, trace_id)
+        previous_id, was_empty = self.conversation_id, not self.turns
+        self.manager.take_over(conversation.id, previous_id, self)
+        if was_empty:  # the fresh conversation made at connect holds nothing worth keeping
+            self.manager.persist(self.manager.store.forget(previous_id))
+        self._adopt(conversation, resume.normalize(typed) or typed)
+        self.companion = None
+        self.listener.on_conversation(self.user, self.code, conversation.turns)
+        return self._notice(trace_id, texts.RESUMED.format(number=self.number), Kind.COMMAND)
+
+    def _forget(self, trace_id: str) -> Deferred:
+        """Delete the conversation now; this connection goes on as a new one."""
+        manager = self.manager
+        forgotten = manager.store.forget(self.conversation_id)
+        code = resume.new_code()
+        forgotten.addCallback(lambda _: manager.store.create(resume.hash_code(code),
+                                                             manager.clock.seconds()))
+        return forgotten.addCallbacks(self._forgotten, self._storage_failed_reply,
+                                      callbackArgs=(code, trace_id), errbackArgs=(trace_id,))
+
+    def _forgotten(self, conversation: Conversation, code: str, trace_id: str) -> Reply:
+        if self.closed:
+            return Reply("", Kind.ERROR, trace_id)
+        self.manager.take_over(conversation.id, self.conversation_id, self)
+        self._adopt(conversation, code)
+        self.companion = None
+        self.listener.on_conversation(self.user, self.code, [])
+        return self._notice(trace_id, texts.FORGOTTEN.format(number=self.number, code=code),
+                            Kind.COMMAND)
+
+    def _storage_failed_reply(self, failure, trace_id: str) -> Reply:
+        self.manager.storage_failed(failure)
+        return self._notice(trace_id, texts.ERROR, Kind.ERROR)
+
+    # --- the end ----------------------------------------------------------------------------
+
+    def taken_over(self) -> None:
+        """Another connection resumed this conversation: tell this one, which then closes."""
+        self.listener.on_taken_over()
+        self.close()
+
     def close(self) -> None:
-        """The user left: cancel queued and in-flight work, forget per-user state."""
+        """The user left: cancel queued and in-flight work, forget per-connection state."""
         if self.closed:
             return
         self.closed = True
         for pending in reversed(list(self._pending)):
             pending.cancel()
-        self.manager._forget(self)
+        self.manager.left(self.conversation_id, self)
 
 
 class SessionManager:
-    """Shared by every transport of one service. Owns all per-user and global chat state."""
+    """What every session of one service shares: the store that numbers conversations, the
+    provider and its slots, the rate limiter, the drain at shutdown."""
 
     log = LevelLogger()  # per-message events: not built when the level drops them
 
@@ -227,250 +475,81 @@ class SessionManager:
         config: Config,
         provider: IProvider,
         clock: IReactorTime,
-        history: Optional[HistoryStore] = None,
+        store: IConversationStore,
+        slots: ISharedState,
         limiter: Optional[RateLimiter] = None,
+        resume_throttle: Optional["WrongCodes"] = None,
         instruments: Optional[Instruments] = None,
         system_prompt: Optional[str] = None,
     ) -> None:
         self.config = config
         self.provider = provider
         self.clock = clock
-        self.history = history or InMemoryHistory(config.history.max_messages)
+        self.store = store
+        self.slots = slots
         self.limiter = limiter or SlidingWindowLimiter(
-            clock, config.limits.rate_max_messages, config.limits.rate_window_seconds
-        )
+            clock, config.limits.rate_max_messages, config.limits.rate_window_seconds)
+        # Wrong /retomar codes per address: a few a minute, then "wait a minute".
+        self.resume_throttle = resume_throttle or WrongCodes(clock)
         self.instruments = instruments or Instruments()
         self.system_prompt = system_prompt or load_system_prompt(config.llm.system_prompt_path)
         self.crisis_prompt = f"{self.system_prompt}\n\n{load_crisis_note()}"
-        self.semaphore = DeferredSemaphore(config.llm.max_in_flight)
-        self.sessions: dict[str, Session] = {}
+        self.sessions: dict[str, Session] = {}  # by conversation id: one connection each
         self.closing = False
-        self._numbers = itertools.count(1)
         self._in_progress = 0
         self._drained: list[Deferred] = []
 
-    # --- sessions -------------------------------------------------------------------------
+    # --- sessions ---------------------------------------------------------------------------
 
-    def open(self, transport: str, peer: str) -> Session:
-        session = Session(self, next(self._numbers), transport, peer)
-        self.sessions[session.user] = session
+    def open(self, transport: str, peer: str,
+             listener: Optional[ISessionListener] = None) -> Deferred:
+        """A new conversation for a new connection; a Deferred firing with its Session."""
+        code = resume.new_code()
+        created = self.store.create(resume.hash_code(code), self.clock.seconds())
+        return created.addCallback(self._opened, code, transport, peer, listener or _SILENT)
+
+    def _opened(self, conversation: Conversation, code: str, transport: str, peer: str,
+                listener: ISessionListener) -> Session:
+        session = Session(self, conversation, code, transport, peer, listener)
+        self.sessions[conversation.id] = session
         return session
 
-    def _forget(self, session: Session) -> None:
-        self.sessions.pop(session.user, None)
+    def take_over(self, conversation_id: str, previous_id: str, session: Session) -> None:
+        """``session`` now carries ``conversation_id``; a connection that had it is closed."""
+        holder = self.sessions.get(conversation_id)
+        if holder is not None and holder is not session:
+            holder.taken_over()
+        if self.sessions.get(previous_id) is session:
+            del self.sessions[previous_id]
+        self.sessions[conversation_id] = session
+
+    def left(self, conversation_id: str, session: Session) -> None:
+        if self.sessions.get(conversation_id) is session:
+            del self.sessions[conversation_id]
         self.limiter.forget(session.user)
-        self.history.clear(session.user)
-
-    # --- message handling -----------------------------------------------------------------
-
-    def notice(self, session: Session, trace_id: str, text: str, outcome: str,
-               close: bool = False) -> Reply:
-        self.log.info("[{trace_id}] {outcome}", trace_id=trace_id, outcome=outcome,
-                      user=session.user, transport=session.transport)
-        self.instruments.message_handled(session.transport, outcome)
-        return Reply(text, outcome, trace_id, close)
-
-    def at_arrival(self, session: Session, trace_id: str,
-                   crisis: bool = False) -> Optional[Reply]:
-        """Checks made when a message arrives (before waiting its turn); a Reply stops it.
-
-        A message at risk is counted by the rate limiter but never refused by it: it goes on to
-        the model like any other (docs/safety.md).
-        """
-        if self.closing:
-            return self.notice(session, trace_id, texts.SHUTTING_DOWN, Kind.SHUTTING_DOWN)
-        wait = self.limiter.check(session.user)
-        if wait and not crisis:
-            return self.notice(
-                session, trace_id,
-                texts.RATE_LIMITED.format(seconds=max(1, round(wait))),
-                Kind.RATE_LIMITED,
-            )
-        return None
-
-    def handle(self, session: Session, text: str, trace_id: str,
-               crisis: bool = False) -> Deferred:
-        """Answer one message; its turn has come (earlier ones of this user are answered)."""
-        if is_goodbye(text):
-            return succeed(self.notice(session, trace_id, texts.GOODBYE, Kind.GOODBYE,
-                                       close=True))
-        command = command_of(text)
-        if command is not None:
-            return succeed(self.command(session, trace_id, command))
-        self.log.info("[{trace_id}] message chars={chars}", trace_id=trace_id,
-                      chars=len(text), user=session.user, transport=session.transport)
-        if not self.provider.online:
-            return succeed(self.fallback(session, trace_id, text, "offline", crisis))
-        reply = self._ask_provider(session, text, trace_id, crisis)
-        if crisis:
-            # Resources within crisis_reply_seconds, however long the queue or the retries.
-            reply.addTimeout(
-                self.config.safety.crisis_reply_seconds, self.clock,
-                onTimeoutCancel=lambda _result, _timeout: self.fallback(
-                    session, trace_id, text, "crisis_deadline", crisis),
-            )
-        return reply
-
-    def fallback(self, session: Session, trace_id: str, text: str, reason: str,
-                 crisis: bool = False) -> Reply:
-        """The reply when the model cannot answer: offline, or the provider failed.
-
-        The offline companion answers (psicoia/companion.py); a message at risk gets the crisis
-        support line instead (with_safety adds the resources).
-        """
-        outcome = Kind.OFFLINE if reason == "offline" else Kind.FALLBACK
-        if crisis:
-            return self.notice(session, trace_id, texts.CRISIS_SUPPORT, outcome)
-        if session.companion is None:
-            session.companion = Companion(seed=session.number)
-        return self.notice(session, trace_id, session.companion.reply(text), outcome)
-
-    # --- crisis layer and commands (docs/safety.md) ---------------------------------------
-
-    def crisis_check(self, session: Session, text: str) -> bool:
-        """Run the detector on an arriving message; count a detection (never its content)."""
-        if not assess(text).risk:
-            return False
-        self.instruments.crisis_detected(session.transport)
-        return True
 
     def resources_text(self) -> str:
         return "; ".join(self.config.safety.resources)
 
-    def with_safety(self, reply: Reply, session: Session, crisis: bool) -> Reply:
-        """The crisis layer's last word on a reply: resources for a message at risk, whatever
-        happened to it (a busy or rate-limit notice is replaced, never sent alone), and a short
-        reminder on the next ``safety.reminder_turns`` replies."""
-        if not reply.text:  # the user left: nothing is written
-            return reply
-        if not crisis and session.reminders_left <= 0:  # most replies: nothing to add
-            return reply
-        resources_line = texts.CRISIS_RESOURCES.format(resources=self.resources_text())
-        if crisis:
-            session.reminders_left = self.config.safety.reminder_turns
-            text = reply.text
-            if reply.outcome not in (Kind.ANSWERED, Kind.OFFLINE, Kind.FALLBACK):
-                text = texts.CRISIS_SUPPORT
-            return replace(reply, text=f"{text} {resources_line}", crisis=True)
-        if session.reminders_left > 0 and reply.outcome != Kind.COMMAND:
-            session.reminders_left -= 1
-            extra = resources_line if reply.close else texts.CRISIS_REMINDER
-            return replace(reply, text=f"{reply.text} {extra}")
-        return reply
+    # --- storage: never on the reply's path -------------------------------------------------
 
-    def command(self, session: Session, trace_id: str, command: str) -> Reply:
-        """``/ayuda``, ``/recursos``, ``/reset`` (``salir`` is handled before)."""
-        if command == "/ayuda":
-            text = texts.HELP
-        elif command == "/recursos":
-            text = texts.RESOURCES_REPLY.format(resources=self.resources_text())
-        elif command == "/reset":
-            self.history.clear(session.user)
-            if session.companion is not None:
-                session.companion.reset()
-            text = texts.RESET_DONE
-        else:
-            text = texts.UNKNOWN_COMMAND
-        return self.notice(session, trace_id, text, Kind.COMMAND)
+    def persist(self, written: Deferred) -> None:
+        """A write the reply does not wait for; its failure is reported, never raised."""
+        written.addErrback(self.storage_failed)
 
-    def _ask_provider(self, session: Session, text: str, trace_id: str,
-                      crisis: bool = False) -> Deferred:
-        """Wait for a provider slot, then ask the provider; a Deferred firing with the Reply.
+    def storage_failed(self, failure) -> None:
+        """A StorageUnavailable is the store's to report (one line per state change,
+        psicoia/storage); anything else is a bug, logged here."""
+        if not failure.check(StorageUnavailable):
+            self.log.failure("storage error", failure)
 
-        Plain Deferreds, not a coroutine (docs/benchmarks.md): when a slot is free,
-        ``DeferredSemaphore.acquire`` has fired before it returns, and the request goes out in
-        the same call, with no ``ensureDeferred`` and no await machinery around it. As with a
-        coroutine, anything raised here fails the returned Deferred.
-        """
-        try:
-            semaphore = self.semaphore
-            if semaphore.tokens == 0 and len(semaphore.waiting) >= self.config.llm.max_waiting:
-                return succeed(self.notice(session, trace_id, texts.BUSY, Kind.BUSY))
-            queued_at = self.clock.seconds()
-            if semaphore.tokens == 0:
-                # Before acquire(): a hook that raises must not leave an acquire nobody releases.
-                position = len(semaphore.waiting) + 1
-                self.log.info("[{trace_id}] queued position={position}", trace_id=trace_id,
-                              position=position)
-                if session.listener is not None:
-                    session.listener.on_queued(trace_id, position)
-            acquired = semaphore.acquire()
-            self._semaphore_changed()
-            if acquired.called:  # a free slot, already ours: nothing waited, nothing to chain
-                return self._with_slot(session, text, trace_id, crisis, queued_at)
-            acquired.addBoth(self._waited)
-            acquired.addCallback(
-                lambda _: self._with_slot(session, text, trace_id, crisis, queued_at))
-            return acquired
-        except Exception:  # noqa: BLE001 - the caller's errback handles it (Session._unexpected)
-            return fail()
+    # --- drain at shutdown ------------------------------------------------------------------
 
-    def _waited(self, result):
-        """The wait for a slot ended (acquired or cancelled): the gauges change."""
-        self._semaphore_changed()
-        return result
-
-    def _with_slot(self, session: Session, text: str, trace_id: str, crisis: bool,
-                   queued_at: float) -> Deferred:
-        """The slot is ours: every path from here releases it, once (``_release``)."""
-        try:
-            self.instruments.queue_wait(self.clock.seconds() - queued_at)
-            session.notify("on_waiting", trace_id)
-            prompt = build_prompt(
-                self.crisis_prompt if crisis else self.system_prompt,
-                self.history.get(session.user),
-                text,
-                self.config.history.max_messages,
-                self.config.history.input_token_budget,
-                self.config.history.chars_per_token,
-            )
-            reply = self.provider.complete(prompt, trace_id)
-        except BaseException:
-            self._release()
-            raise
-        # Both release the slot themselves (one callback less than a separate addBoth).
-        return reply.addCallbacks(self._answered, self._provider_failed,
-                                  callbackArgs=(session, text, trace_id),
-                                  errbackArgs=(session, text, trace_id, crisis))
-
-    def _answered(self, answer: str, session: Session, text: str, trace_id: str) -> Reply:
-        try:
-            answer = fold_lines(answer)
-            self.history.append(session.user, "user", text)
-            self.history.append(session.user, "assistant", answer)
-            self.log.info("[{trace_id}] answered reply_chars={reply_chars}", trace_id=trace_id,
-                          reply_chars=len(answer), user=session.user,
-                          transport=session.transport)
-            self.instruments.message_handled(session.transport, Kind.ANSWERED)
-            return Reply(answer, Kind.ANSWERED, trace_id)
-        finally:
-            self._release()
-
-    def _provider_failed(self, failure, session: Session, text: str, trace_id: str,
-                         crisis: bool) -> Reply:
-        try:
-            failure.trap(ProviderError)  # anything else (a cancel) goes on as it is
-            return self.fallback(session, trace_id, text, failure.value.reason, crisis)
-        finally:
-            self._release()
-
-    def _release(self) -> None:
-        self.semaphore.release()
-        self._semaphore_changed()
-
-    def _semaphore_changed(self) -> None:
-        semaphore = self.semaphore
-        self.instruments.semaphore_changed(
-            semaphore.limit - semaphore.tokens, len(semaphore.waiting)
-        )
-
-    # --- shutdown -------------------------------------------------------------------------
-
-    def _started(self) -> None:
-        """A message was accepted; :meth:`_finished` is called once when it has its reply."""
+    def accepted(self) -> None:
+        """A message was accepted; :meth:`finished` is called once when it has its reply."""
         self._in_progress += 1
 
-    def _finished(self) -> None:
+    def finished(self) -> None:
         self._in_progress -= 1
         if self._in_progress == 0:
             waiters, self._drained = self._drained, []
@@ -485,3 +564,35 @@ class SessionManager:
         waiter: Deferred = Deferred()
         self._drained.append(waiter)
         return waiter
+
+
+class WrongCodes:
+    """Wrong ``/retomar`` codes per address: :data:`ALLOWED` per :data:`WINDOW_SECONDS`, then
+    every code is refused unchecked until the oldest wrong one leaves the window."""
+
+    ALLOWED = 5
+    WINDOW_SECONDS = 60.0
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self._clock = clock
+        self._wrong: dict[str, list[float]] = {}
+
+    def check(self, address: str) -> float:
+        """Seconds to wait before another code is checked (0: go ahead)."""
+        times = self._recent(address)
+        if len(times) < self.ALLOWED:
+            return 0.0
+        return times[0] + self.WINDOW_SECONDS - self._clock.seconds()
+
+    def record(self, address: str) -> None:
+        self._wrong.setdefault(address, []).append(self._clock.seconds())
+        del self._wrong[address][:-self.ALLOWED]
+
+    def _recent(self, address: str) -> list[float]:
+        horizon = self._clock.seconds() - self.WINDOW_SECONDS
+        times = [t for t in self._wrong.get(address, ()) if t > horizon]
+        if times:
+            self._wrong[address] = times
+        else:
+            self._wrong.pop(address, None)
+        return times

@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 
 from psicoia import texts
 from psicoia.ops.connections import REFUSALS, ConnectionRegistry
+from psicoia.chat.ports import SessionListener
 from psicoia.chat.vocabulary import Reply
 from psicoia.chat.session import SessionManager
 from psicoia.transports.backlog import ReplyBacklog
@@ -30,7 +31,7 @@ def peer_address(transport) -> str:
     return getattr(peer, "host", None) or type(peer).__name__
 
 
-class ChatLineProtocol(LineReceiver, TimeoutMixin):
+class ChatLineProtocol(LineReceiver, TimeoutMixin, SessionListener):
     delimiter = b"\n"
     transport_name = "tcp"
     log = Logger()
@@ -61,19 +62,34 @@ class ChatLineProtocol(LineReceiver, TimeoutMixin):
             self._closing = True
             self.transport.loseConnection()
             return
-        self.session = self.factory.manager.open(self.transport_name, address)
+        opened = self.factory.manager.open(self.transport_name, address, self)
+        if not opened.called:  # the store is numbering it: read nothing until it is ready
+            self.transport.pauseProducing()
+        opened.addCallbacks(self._opened, self._open_failed, callbackArgs=(address,))
+
+    def _opened(self, session, address: str) -> None:
+        if self._closing:  # the client left while the conversation was being made
+            session.close()
+            return
+        self.session = session
+        self.transport.resumeProducing()
         self.log.info("[{user}] connection open transport=tcp peer={peer}",
-                      user=self.session.user, peer=address)
-        for line in self.session.greeting():
+                      user=session.user, peer=address)
+        for line in session.greeting():
             self._send(line)
         self.setTimeout(self.factory.manager.config.limits.idle_timeout_seconds)
+
+    def _open_failed(self, failure) -> None:
+        self.log.failure("could not open a conversation", failure)
+        self._send(texts.ERROR)
+        self.disconnect()
 
     def connectionLost(self, reason=None) -> None:
         self.setTimeout(None)
         self._closing = True
+        self.factory.registry.release(self)  # idempotent; a refused connection was never in it
         if self.session is None:
             return
-        self.factory.registry.release(self)
         self.log.info("[{user}] connection closed transport=tcp", user=self.session.user)
         self.session.close()
 
@@ -84,6 +100,12 @@ class ChatLineProtocol(LineReceiver, TimeoutMixin):
 
     def notify_shutdown(self) -> None:
         self._send(texts.SHUTTING_DOWN)
+
+    # --- what the session tells us besides replies (psicoia.chat.ports.ISessionListener) ---
+
+    def on_taken_over(self) -> None:
+        self._send(texts.TAKEN_OVER)
+        self.disconnect()
 
     def disconnect(self) -> None:
         self._closing = True
@@ -113,12 +135,12 @@ class ChatLineProtocol(LineReceiver, TimeoutMixin):
         if line.endswith(b"\r"):
             line = line[:-1]
         if len(line) > self.max_line_bytes:
-            self._answer(self.session.submit_too_long())
+            self._answer(self.session.submit_too_long().reply)
             return
         text = line.decode("utf-8", "replace")
         if not text.strip():
             return
-        self._answer(self.session.submit(text))
+        self._answer(self.session.submit(text).reply)
 
     def lineLengthExceeded(self, line: bytes) -> None:
         """Too long: one notice, skip to the end of that line, keep the connection."""
@@ -129,7 +151,7 @@ class ChatLineProtocol(LineReceiver, TimeoutMixin):
         else:
             self._buffer = line[end + 1:]
             self._reparse = bool(self._buffer)
-        self._answer(self.session.submit_too_long())
+        self._answer(self.session.submit_too_long().reply)
 
     # --- output ---------------------------------------------------------------------------
 

@@ -28,7 +28,8 @@ from twisted.logger import Logger
 
 from psicoia import texts
 from psicoia.ops.connections import REFUSALS, ConnectionRegistry
-from psicoia.chat.vocabulary import Kind, Reply, fold_lines
+from psicoia.chat.ports import SessionListener
+from psicoia.chat.vocabulary import CONVERSATIONAL, Kind, Reply, fold_lines
 from psicoia.chat.session import SessionManager
 from psicoia.transports.backlog import ReplyBacklog
 from psicoia.transports.tcp import peer_address
@@ -302,13 +303,17 @@ class ChatSocket(WebSocketServerProtocol):
         else:
             self.send_notice(reply.text, reply.outcome, reply.trace_id, ref, reply.crisis)
 
-    def send_greeting(self, user: str, lines: list[str]) -> None:
+    def send_greeting(self, user: str, lines: list[str], resume_token: Optional[str] = None) -> None:
         if not self.json_mode:
             for line in lines:
                 self.send_line(line)
             return
+        fields: dict[str, Any] = {}
+        if resume_token is not None:
+            fields["resume_token"] = resume_token
         self.send_event("greeting", user, user=user, lines=lines, protocol=JSON_PROTOCOL,
-                        max_message_bytes=self.factory.max_message_bytes)
+                        max_message_bytes=self.factory.max_message_bytes,
+                        kinds=sorted(Kind), conversational=sorted(CONVERSATIONAL), **fields)
 
     # --- what sits behind the socket --------------------------------------------------------
 
@@ -325,61 +330,103 @@ class ChatSocket(WebSocketServerProtocol):
         raise NotImplementedError
 
 
-class ChatWebSocketProtocol(ChatSocket):
-    """A browser (or wscat) talking to this process's session manager."""
+class ChatWebSocketProtocol(ChatSocket, SessionListener):
+    """A browser (or wscat) talking to this process's session manager.
+
+    In JSON mode it shows what the session tells it (accepted, queued, waiting) as events
+    carrying the message's ``ref``. Events raised while :meth:`Session.submit` runs are held
+    until it returns with the trace id, then sent with the ref (:meth:`_submit`).
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.session = None
         self._refs: dict[str, Any] = {}
-        self._next_ref = None
+        self._held: Optional[list] = None  # events raised inside submit(), sent after it
         # Stops reading from the socket when far ahead of the replies (as on TCP).
         self.backlog = ReplyBacklog(lambda: self.transport.pauseProducing(),
                                     lambda: self.transport.resumeProducing())
 
     def start(self, address: str) -> None:
-        self.session = self.factory.manager.open(self.transport_name, address)
-        self.label = self.session.user
-        if self.json_mode:
-            self.session.listener = self
+        opened = self.factory.manager.open(self.transport_name, address, self)
+        opened.addCallbacks(self._opened, self._open_failed, callbackArgs=(address,))
+
+    def _opened(self, session, address: str) -> None:
+        if self.closing:
+            session.close()
+            return
+        self.session = session
+        self.label = session.user
         self.log.info("[{user}] connection open transport=websocket mode={mode} peer={peer}",
-                      user=self.session.user, mode="json" if self.json_mode else "line",
+                      user=session.user, mode="json" if self.json_mode else "line",
                       peer=address)
-        self.send_greeting(self.session.user, self.session.greeting())
+        self.send_greeting(session.user, session.greeting(), session.code)
+
+    def _open_failed(self, failure) -> None:
+        self.log.failure("could not open a conversation", failure)
+        self.send_notice(texts.ERROR, Kind.ERROR, None)
+        self.close(CLOSE_TRY_AGAIN)
 
     def stop(self) -> None:
+        if self.session is None:
+            return
         self.log.info("[{user}] connection closed transport=websocket", user=self.label)
-        self.session.listener = None
         self.session.close()
 
     def message(self, text: str, ref) -> None:
-        self._next_ref = ref
-        self._answer(self.session.submit(text))
+        if self.session is not None:
+            self._submit(lambda: self.session.submit(text), ref)
 
     def message_too_long(self, ref) -> None:
-        self._next_ref = ref
-        self._answer(self.session.submit_too_long())
+        if self.session is not None:
+            self._submit(self.session.submit_too_long, ref)
 
-    def _answer(self, result) -> None:
+    def _submit(self, submit: Callable, ref) -> None:
+        self._held = []
+        try:
+            submission = submit()
+        finally:
+            held, self._held = self._held, None
+        if submission.trace_id is not None:
+            self._refs[submission.trace_id] = ref
+        for event_type, trace_id, fields in held:
+            self.send_event(event_type, trace_id, ref=ref, **fields)
         self.backlog.added()
-        result.addCallback(self._write_reply)
-        result.addBoth(self._answered)
+        submission.reply.addCallback(self._write_reply)
+        submission.reply.addBoth(self._answered)
 
     def _answered(self, result):
         self.backlog.answered(self.closing)
         return result
 
-    # Session listener hooks (JSON mode only; called synchronously from submit and later).
+    # --- what the session tells us (psicoia.chat.ports.ISessionListener) -------------------
+
+    def _event(self, event_type: str, trace_id: str, **fields: Any) -> None:
+        if not self.json_mode:
+            return
+        if self._held is not None:
+            self._held.append((event_type, trace_id, fields))
+        else:
+            self.send_event(event_type, trace_id, ref=self._refs.get(trace_id), **fields)
 
     def on_accepted(self, trace_id: str) -> None:
-        self._refs[trace_id] = self._next_ref
-        self.send_event("accepted", trace_id, ref=self._next_ref)
+        self._event("accepted", trace_id)
 
     def on_queued(self, trace_id: str, position: int) -> None:
-        self.send_event("queued", trace_id, ref=self._refs.get(trace_id), position=position)
+        self._event("queued", trace_id, position=position)
 
     def on_waiting(self, trace_id: str) -> None:
-        self.send_event("waiting", trace_id, ref=self._refs.get(trace_id))
+        self._event("waiting", trace_id)
+
+    def on_taken_over(self) -> None:
+        self.send_notice(texts.TAKEN_OVER, Kind.TAKEN_OVER, None)
+        self.close(CLOSE_NORMAL)
+
+    def on_conversation(self, user: str, code: str, turns: list) -> None:
+        self.label = user
+        if self.json_mode:
+            self.send_event("conversation", user, user=user, resume_token=code,
+                            transcript=[{"role": t.role, "text": t.content} for t in turns])
 
     def _write_reply(self, reply: Reply) -> None:
         ref = self._refs.pop(reply.trace_id, None)

@@ -1,0 +1,73 @@
+"""
+``build_core``: the one place the chat core is wired, for the service, the bench and the tests.
+
+It composes top-down: the provider (client, pacing, breaker), the conversation store, the
+provider slots, and the :class:`~psicoia.chat.session.SessionManager` that uses them. Each piece
+can be handed in instead (tests pass fakes of the ports, or the real pieces on a Clock).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from psicoia.chat.ports import IConversationStore, IProvider, ISharedState
+from psicoia.chat.session import SessionManager
+from psicoia.config import Config
+from psicoia.ops.instruments import Instruments
+from psicoia.provider.breaker import CircuitBreaker
+from psicoia.provider.client import ChatProvider, make_http_client
+from psicoia.provider.pacing import Pacer
+from psicoia.storage.memory import LocalSlots, MemoryStore
+
+
+@dataclass
+class Core:
+    """What ``build_core`` made: the manager, and what the service must start and stop."""
+
+    manager: SessionManager
+    breaker: Optional[CircuitBreaker]
+    pool: Any  # the HTTP connection pool to close at shutdown, if we made one
+
+
+def build_provider(config: Config, reactor: Any, clock: Any, instruments: Instruments,
+                   http: Any = None) -> tuple[CircuitBreaker, Any]:
+    """The provider as the core sees it: the client behind pacing and a circuit breaker."""
+    pool = None
+    if http is None and config.api_key:
+        http, pool = make_http_client(reactor, config.llm.max_in_flight)
+    pacer = None
+    if config.llm.pacing:
+        pacer = Pacer(clock, config.llm.retry_after_max_seconds, instruments)
+    client = ChatProvider(config.llm, config.api_key, clock, http, instruments, pacer=pacer)
+    breaker = CircuitBreaker(client, clock, config.llm.breaker_failure_threshold,
+                             config.llm.breaker_cooldown_seconds,
+                             config.llm.breaker_cooldown_max_seconds, instruments)
+    return breaker, pool
+
+
+def build_core(config: Config, reactor: Any, clock: Any = None,
+               instruments: Optional[Instruments] = None, http: Any = None,
+               provider: Optional[IProvider] = None,
+               store: Optional[IConversationStore] = None,
+               slots: Optional[ISharedState] = None,
+               system_prompt: Optional[str] = None) -> Core:
+    """Wire the core from ``config``.
+
+    ``http`` replaces the treq client under the real provider; ``provider`` replaces the
+    provider altogether (then no breaker is made); ``clock`` defaults to ``reactor``.
+    """
+    clock = clock or reactor
+    instruments = instruments or Instruments()
+    breaker, pool = None, None
+    if provider is None:
+        breaker, pool = build_provider(config, reactor, clock, instruments, http)
+        provider = breaker
+    if store is None:
+        store = MemoryStore()
+    if slots is None:
+        slots = LocalSlots(config.llm.max_in_flight, config.llm.max_waiting,
+                           instruments.semaphore_changed)
+    manager = SessionManager(config, provider, clock, store, slots, instruments=instruments,
+                             system_prompt=system_prompt)
+    return Core(manager, breaker, pool)
