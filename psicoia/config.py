@@ -15,8 +15,11 @@ import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, Optional
+from urllib.parse import urlsplit
 
 import yaml
+from twisted.internet.endpoints import clientFromString, serverFromString
+from twisted.internet.testing import MemoryReactor
 
 from psicoia import texts
 
@@ -28,13 +31,12 @@ class ConfigError(Exception):
     """A configuration problem, as one line a person can act on."""
 
 
-def _check_endpoint(value: str) -> Optional[str]:
-    """Parse an endpoint string the way the listener will, without listening."""
-    from twisted.internet.endpoints import serverFromString
-    from twisted.internet.testing import MemoryReactor
-
+def endpoint_problem(value: str, client: bool = False) -> Optional[str]:
+    """What is wrong with an endpoint string (None: nothing), parsed the way the listener
+    (or, with ``client``, the connector) will parse it, without listening or connecting."""
+    parse = clientFromString if client else serverFromString
     try:
-        endpoint = serverFromString(MemoryReactor(), value)
+        endpoint = parse(MemoryReactor(), value)
     except Exception as exc:  # endpoint parsers raise many types; all mean "bad string"
         return f"not a valid Twisted endpoint string ({exc.__class__.__name__}: {exc})"
     port = getattr(endpoint, "_port", None)  # TCP/SSL endpoints; only checked when listening
@@ -66,8 +68,6 @@ def _url(value: str) -> Optional[str]:
 
 def _origins(value: tuple) -> Optional[str]:
     """Each entry is ``*``, ``null`` or an origin ``scheme://host[:port]`` (no path)."""
-    from urllib.parse import urlsplit
-
     for entry in value:
         if entry in ("*", "null"):
             continue
@@ -87,9 +87,9 @@ def _setting(default: Any, *checks) -> Any:
 
 @dataclass(frozen=True)
 class ServerConfig:
-    tcp: Optional[str] = _setting("tcp:5001", _check_endpoint)
-    websocket: Optional[str] = _setting("tcp:8765", _check_endpoint)
-    http: Optional[str] = _setting("tcp:8000", _check_endpoint)
+    tcp: Optional[str] = _setting("tcp:5001", endpoint_problem)
+    websocket: Optional[str] = _setting("tcp:8765", endpoint_problem)
+    http: Optional[str] = _setting("tcp:8000", endpoint_problem)
     max_connections: int = _setting(10000, _positive)
     max_connections_per_ip: int = _setting(50, _positive)
     shutdown_grace_seconds: float = _setting(10.0, _non_negative)

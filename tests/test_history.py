@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from psicoia.chat.history import InMemoryHistory, build_prompt, estimate_tokens
+from psicoia.chat.history import build_prompt, estimate_tokens
+from psicoia.chat.ports import Turn
+from psicoia.storage.memory import MemoryStore
+from tests.helpers import fired
 
 SYSTEM = "Sos breve."
 
@@ -55,21 +58,24 @@ def test_token_estimate_rounds_up():
     assert estimate_tokens("abc", 3) == 1
 
 
-def test_in_memory_history_is_bounded_per_user_and_separate():
-    store = InMemoryHistory(3)
+def test_the_store_keeps_at_most_the_window_per_conversation():
+    store = MemoryStore()
+    one = fired(store.create(b"1", 0.0))
+    two = fired(store.create(b"2", 0.0))
     for index in range(5):
-        store.append("Usuario-1", "user", f"m{index}")
-    store.append("Usuario-2", "user", "otro")
-    assert [m["content"] for m in store.get("Usuario-1")] == ["m2", "m3", "m4"]
-    assert [m["content"] for m in store.get("Usuario-2")] == ["otro"]
-    store.clear("Usuario-1")
-    assert store.get("Usuario-1") == ()
-    assert store.get("nobody") == ()
+        store.append(one.id, [Turn("user", f"m{index}")], 3, 1.0)
+    store.append(two.id, [Turn("user", "otro")], 3, 1.0)
+    assert [t.content for t in fired(store.resume(b"1", 2.0)).turns] == ["m2", "m3", "m4"]
+    assert [t.content for t in fired(store.resume(b"2", 2.0)).turns] == ["otro"]
+    store.clear(one.id, 3.0)
+    assert fired(store.resume(b"1", 3.0)).turns == []
+    assert fired(store.resume(b"nobody", 3.0)) is None
 
 
-def test_get_returns_a_snapshot_not_the_live_deque():
-    store = InMemoryHistory(3)
-    store.append("u", "user", "a")
-    got = store.get("u")
-    store.append("u", "assistant", "b")
-    assert [m["content"] for m in got] == ["a"]
+def test_resume_returns_a_snapshot_not_the_live_list():
+    store = MemoryStore()
+    conversation = fired(store.create(b"s", 0.0))
+    store.append(conversation.id, [Turn("user", "a")], 10, 1.0)
+    got = fired(store.resume(b"s", 1.0))
+    store.append(conversation.id, [Turn("assistant", "b")], 10, 2.0)
+    assert [t.content for t in got.turns] == ["a"]

@@ -377,7 +377,7 @@ async def keepalive_server(answer_pings: bool, timers: Clock):
     from twisted.internet.endpoints import TCP4ClientEndpoint
 
     from psicoia.provider.client import ChatProvider
-    from psicoia.chat.session import SessionManager
+    from psicoia.chat.manager import SessionManager
 
     config = make_config(api_key=None)
     manager = make_manager(config, ChatProvider(config.llm, None, reactor, None), reactor)

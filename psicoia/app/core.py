@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from psicoia.chat.ports import IConversationStore, IProvider, ISharedState
-from psicoia.chat.session import SessionManager
+from psicoia.chat.manager import SessionManager
 from psicoia.config import Config
 from psicoia.ops.instruments import Instruments
 from psicoia.provider.breaker import CircuitBreaker

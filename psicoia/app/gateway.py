@@ -26,6 +26,8 @@ from psicoia.config import Config
 from psicoia.ops.connections import ConnectionRegistry
 from psicoia.ops.instruments import Instruments
 from psicoia.app.lifecycle import ChatService
+from psicoia.app.listeners import add_browser_listeners
+from psicoia.ops.metrics import Metrics
 from psicoia.transports.websocket import (
     CLOSE_GOING_AWAY,
     CLOSE_NORMAL,
@@ -343,8 +345,7 @@ class GatewayService(ChatService):
     upstream get ``server.shutdown_grace_seconds`` (on ``clock``) to arrive.
     """
 
-    manager = None   # no session manager here: /healthz and /readyz say so
-    breaker = None
+    mode = "gateway"
 
     def __init__(self, config: Config, reactor: Any, registry: ConnectionRegistry,
                  upstream: str, instruments: Optional[Instruments] = None,
@@ -364,13 +365,11 @@ class GatewayService(ChatService):
 def build_gateway(config: Config, upstream: str, reactor: Any, clock: Any = None,
                   instruments: Optional[Instruments] = None) -> GatewayService:
     """Wire a gateway from ``config`` (server.http, server.websocket, limits) to ``upstream``."""
-    from psicoia.ops.metrics import Metrics
-    from psicoia.app.service import add_browser_listeners
-
     instruments = instruments or Metrics()
     registry = ConnectionRegistry(
         config.server.max_connections, config.server.max_connections_per_ip, instruments)
     service = GatewayService(config, reactor, registry, upstream, instruments, clock)
     add_browser_listeners(service, config, reactor, lambda origins: GatewayFactory(
-        config, upstream, registry, reactor, origins, clock=clock))
+        config, upstream, registry, reactor, origins, clock=clock), service.report,
+        getattr(instruments, "registry", None))
     return service

@@ -11,20 +11,16 @@ from __future__ import annotations
 
 from twisted.python import usage
 
-from psicoia.app.tap import load_or_exit, raise_file_limit
+from psicoia.app.gateway import build_gateway
+from psicoia.app.tap import make_service
+from psicoia.config import endpoint_problem
 
 
 def check_upstream(description: str) -> None:
     """Parse a client endpoint string the way the gateway will, without connecting."""
-    from twisted.internet.endpoints import clientFromString
-    from twisted.internet.testing import MemoryReactor
-
-    try:
-        clientFromString(MemoryReactor(), description)
-    except Exception as exc:  # endpoint parsers raise many types; all mean "bad string"
-        raise usage.UsageError(
-            f"--upstream: not a valid client endpoint string ({exc.__class__.__name__}: {exc})"
-        ) from None
+    problem = endpoint_problem(description, client=True)
+    if problem:
+        raise usage.UsageError(f"--upstream: {problem}")
 
 
 class Options(usage.Options):
@@ -45,16 +41,5 @@ class Options(usage.Options):
 
 
 def makeService(options, reactor=None):
-    from psicoia.app.gateway import build_gateway
-    from psicoia.ops.logsetup import make_observer, open_log_file
-
-    if reactor is None:
-        from twisted.internet import reactor
-    config = load_or_exit(options["config"])
-    raise_file_limit()
-    service = build_gateway(config, options["upstream"], reactor)
-    parent = getattr(options, "parent", None)
-    if parent is not None:
-        output = open_log_file(parent.get("logfile"), bool(parent.get("nodaemon")))
-        service.log_observer = make_observer(config.log, output)
-    return service
+    return make_service(options, lambda config, reactor: build_gateway(
+        config, options["upstream"], reactor), reactor)

@@ -17,10 +17,12 @@ from twisted.internet.defer import Deferred, TimeoutError, succeed
 from twisted.internet.task import deferLater
 from twisted.logger import ILogObserver, Logger
 
+from psicoia.app.listeners import Listener
 from psicoia.config import Config
 from psicoia.ops.connections import ConnectionRegistry
 from psicoia.ops.instruments import Instruments
 from psicoia.ops.logsetup import LevelLogger
+from psicoia.transports.status import StatusReport
 
 # After hanging up, how long the last lines may take to leave before the reactor stops (the
 # reactor drops unsent data when it stops); bounded for clients that never read.
@@ -31,6 +33,7 @@ class ChatService(MultiService):
     """Listeners, the twistd log observer, and the graceful stop."""
 
     log = Logger()
+    mode = "core"  # what /healthz says this process is
 
     def __init__(self, config: Config, reactor: Any, registry: ConnectionRegistry,
                  instruments: Optional[Instruments] = None, grace_clock: Any = None) -> None:
@@ -53,6 +56,15 @@ class ChatService(MultiService):
 
     def listener(self, name: str):
         return self.getServiceNamed(name)
+
+    def report(self) -> StatusReport:
+        """What /healthz and /readyz show (psicoia.transports.status); subclasses add theirs."""
+        listeners = {child.name: child.port is not None and child.running
+                     for child in self if isinstance(child, Listener)}
+        return StatusReport(
+            running=bool(self.running), closing=False, listeners=listeners,
+            provider="upstream", breaker="none", connections=len(self.registry),
+            uptime_seconds=self.reactor.seconds() - (self.started_at or 0), mode=self.mode)
 
     def startService(self) -> None:
         self.started_at = self.reactor.seconds()

@@ -2,16 +2,25 @@
 The ``twistd psicoia`` entry point: options, config loading, and the service.
 
 A bad configuration prints one line to stderr and exits non-zero before anything listens.
+:func:`make_service` is the one tap body, shared with ``twistd psicoia-gateway``.
 """
 
 from __future__ import annotations
 
+import gc
 import sys
-from typing import Optional
+from typing import Any, Callable, Optional
 
 from twisted.python import usage
 
-from psicoia.config import ConfigError, load
+from psicoia.app.service import build_service
+from psicoia.config import Config, ConfigError, load
+from psicoia.ops.logsetup import make_observer, open_log_file
+
+try:
+    import resource
+except ImportError:  # pragma: no cover - not on POSIX
+    resource = None  # type: ignore[assignment]
 
 
 class Options(usage.Options):
@@ -29,9 +38,7 @@ def raise_file_limit() -> Optional[int]:
     """A chat server holds one descriptor per user: use the hard limit we are allowed.
 
     Returns the soft limit now in force (None where there are no such limits)."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not on POSIX
+    if resource is None:  # pragma: no cover - not on POSIX
         return None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY:
@@ -54,8 +61,6 @@ def tune_gc() -> None:
     (Deferreds, coroutines, HTTP parsers), and with CPython's default threshold the collector
     ran every few messages and took about a tenth of the server's CPU (docs/benchmarks.md).
     Later generations keep their default ratios; memory stays bounded."""
-    import gc
-
     gen0, gen1, gen2 = gc.get_threshold()
     if gen0 and gen0 < GC_GEN0_THRESHOLD:  # 0: someone turned collection off; leave it
         gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
@@ -69,18 +74,23 @@ def load_or_exit(path):
         raise SystemExit(2) from None
 
 
-def makeService(options, reactor=None):
-    from psicoia.ops.logsetup import make_observer, open_log_file
-    from psicoia.app.service import build_service
-
+def make_service(options, build: Callable[[Config, Any], Any], reactor=None):
+    """The one tap body: config, process limits, ``build(config, reactor)``, twistd's log."""
     if reactor is None:
+        # Imported here on purpose, not to dodge a cycle: twistd installs the reactor it was
+        # asked for (--reactor) before calling makeService; importing it at module level
+        # would install the default one first.
         from twisted.internet import reactor
     config = load_or_exit(options["config"])
     raise_file_limit()
     tune_gc()
-    service = build_service(config, reactor)
+    service = build(config, reactor)
     parent = getattr(options, "parent", None)
     if parent is not None:
         output = open_log_file(parent.get("logfile"), bool(parent.get("nodaemon")))
         service.log_observer = make_observer(config.log, output)
     return service
+
+
+def makeService(options, reactor=None):
+    return make_service(options, build_service, reactor)

@@ -1,47 +1,17 @@
 """
-Conversation history per session, and the window of it sent to the model.
+The window of a conversation's history sent to the model.
 
-``HistoryStore`` is the interface; :class:`InMemoryHistory` keeps at most ``max_messages`` per
-session, so memory per user is bounded whatever the conversation length. :func:`build_prompt`
-chooses what the model sees: the system prompt plus the newest turns that fit the token budget.
+The session keeps at most ``history.max_messages`` turns (and the store the same), so memory
+per user is bounded whatever the conversation length. :func:`build_prompt` chooses what the
+model sees: the system prompt plus the newest turns that fit the token budget.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Protocol, Sequence
+from typing import Sequence
 
 Message = dict  # {"role": "user" | "assistant" | "system", "content": str}
-
-
-class HistoryStore(Protocol):
-    def get(self, key: str) -> Sequence[Message]: ...
-
-    def append(self, key: str, role: str, content: str) -> None: ...
-
-    def clear(self, key: str) -> None: ...
-
-
-class InMemoryHistory:
-    # Lists, not deque(maxlen=...): an empty deque costs 760 bytes, and there is one per
-    # connected user (docs/benchmarks.md, scenario d).
-    def __init__(self, max_messages: int) -> None:
-        self._max = max_messages
-        self._turns: dict[str, list[Message]] = {}
-
-    def get(self, key: str) -> Sequence[Message]:
-        return tuple(self._turns.get(key, ()))
-
-    def append(self, key: str, role: str, content: str) -> None:
-        turns = self._turns.get(key)
-        if turns is None:
-            turns = self._turns[key] = []
-        turns.append({"role": role, "content": content})
-        if len(turns) > self._max:
-            del turns[: len(turns) - self._max]
-
-    def clear(self, key: str) -> None:
-        self._turns.pop(key, None)
 
 
 def estimate_tokens(text: str, chars_per_token: float) -> int:

@@ -1,5 +1,5 @@
 """
-The chat core: one :class:`Session` per connected user, one :class:`SessionManager` shared.
+The chat core's per-user half: one :class:`Session` per connected user.
 
 A transport calls :meth:`Session.submit` with decoded text and writes the :class:`Reply` the
 returned :class:`Submission`'s Deferred fires with. The session owns the per-user rules:
@@ -13,36 +13,20 @@ each provider slot is released once.
 from __future__ import annotations
 
 from dataclasses import replace
-from importlib import resources
-from pathlib import Path
-from typing import Callable, NamedTuple, Optional
+from typing import TYPE_CHECKING, Callable, NamedTuple, Optional
 
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
-from twisted.internet.interfaces import IReactorTime
 
 from psicoia import texts
 from psicoia.chat import commands, resume
 from psicoia.chat.companion import Companion
 from psicoia.chat.detector import assess
 from psicoia.chat.history import build_prompt
-from psicoia.chat.ports import (
-    Conversation,
-    IConversationStore,
-    IProvider,
-    ISessionListener,
-    ISharedState,
-    ProviderError,
-    SessionListener,
-    StorageUnavailable,
-    Turn,
-)
-from psicoia.chat.ratelimit import RateLimiter, SlidingWindowLimiter
+from psicoia.chat.ports import Conversation, ISessionListener, ProviderError, Turn
 from psicoia.chat.vocabulary import Kind, Reply, fold_lines
-from psicoia.config import Config
-from psicoia.ops.instruments import Instruments
-from psicoia.ops.logsetup import LevelLogger
 
-_SILENT = SessionListener()
+if TYPE_CHECKING:  # the manager imports this module; annotations only
+    from psicoia.chat.manager import SessionManager
 
 
 class Submission(NamedTuple):
@@ -51,17 +35,6 @@ class Submission(NamedTuple):
 
     trace_id: Optional[str]
     reply: Deferred
-
-
-def load_system_prompt(path: Optional[str]) -> str:
-    if path:
-        return Path(path).read_text(encoding="utf-8").strip()
-    return resources.files("psicoia.chat.prompts").joinpath("system.txt").read_text("utf-8").strip()
-
-
-def load_crisis_note() -> str:
-    """Added to the system prompt for a message at risk (docs/safety.md)."""
-    return resources.files("psicoia.chat.prompts").joinpath("crisis.txt").read_text("utf-8").strip()
 
 
 class Session:
@@ -462,137 +435,3 @@ class Session:
         for pending in reversed(list(self._pending)):
             pending.cancel()
         self.manager.left(self.conversation_id, self)
-
-
-class SessionManager:
-    """What every session of one service shares: the store that numbers conversations, the
-    provider and its slots, the rate limiter, the drain at shutdown."""
-
-    log = LevelLogger()  # per-message events: not built when the level drops them
-
-    def __init__(
-        self,
-        config: Config,
-        provider: IProvider,
-        clock: IReactorTime,
-        store: IConversationStore,
-        slots: ISharedState,
-        limiter: Optional[RateLimiter] = None,
-        resume_throttle: Optional["WrongCodes"] = None,
-        instruments: Optional[Instruments] = None,
-        system_prompt: Optional[str] = None,
-    ) -> None:
-        self.config = config
-        self.provider = provider
-        self.clock = clock
-        self.store = store
-        self.slots = slots
-        self.limiter = limiter or SlidingWindowLimiter(
-            clock, config.limits.rate_max_messages, config.limits.rate_window_seconds)
-        # Wrong /retomar codes per address: a few a minute, then "wait a minute".
-        self.resume_throttle = resume_throttle or WrongCodes(clock)
-        self.instruments = instruments or Instruments()
-        self.system_prompt = system_prompt or load_system_prompt(config.llm.system_prompt_path)
-        self.crisis_prompt = f"{self.system_prompt}\n\n{load_crisis_note()}"
-        self.sessions: dict[str, Session] = {}  # by conversation id: one connection each
-        self.closing = False
-        self._in_progress = 0
-        self._drained: list[Deferred] = []
-
-    # --- sessions ---------------------------------------------------------------------------
-
-    def open(self, transport: str, peer: str,
-             listener: Optional[ISessionListener] = None) -> Deferred:
-        """A new conversation for a new connection; a Deferred firing with its Session."""
-        code = resume.new_code()
-        created = self.store.create(resume.hash_code(code), self.clock.seconds())
-        return created.addCallback(self._opened, code, transport, peer, listener or _SILENT)
-
-    def _opened(self, conversation: Conversation, code: str, transport: str, peer: str,
-                listener: ISessionListener) -> Session:
-        session = Session(self, conversation, code, transport, peer, listener)
-        self.sessions[conversation.id] = session
-        return session
-
-    def take_over(self, conversation_id: str, previous_id: str, session: Session) -> None:
-        """``session`` now carries ``conversation_id``; a connection that had it is closed."""
-        holder = self.sessions.get(conversation_id)
-        if holder is not None and holder is not session:
-            holder.taken_over()
-        if self.sessions.get(previous_id) is session:
-            del self.sessions[previous_id]
-        self.sessions[conversation_id] = session
-
-    def left(self, conversation_id: str, session: Session) -> None:
-        if self.sessions.get(conversation_id) is session:
-            del self.sessions[conversation_id]
-        self.limiter.forget(session.user)
-
-    def resources_text(self) -> str:
-        return "; ".join(self.config.safety.resources)
-
-    # --- storage: never on the reply's path -------------------------------------------------
-
-    def persist(self, written: Deferred) -> None:
-        """A write the reply does not wait for; its failure is reported, never raised."""
-        written.addErrback(self.storage_failed)
-
-    def storage_failed(self, failure) -> None:
-        """A StorageUnavailable is the store's to report (one line per state change,
-        psicoia/storage); anything else is a bug, logged here."""
-        if not failure.check(StorageUnavailable):
-            self.log.failure("storage error", failure)
-
-    # --- drain at shutdown ------------------------------------------------------------------
-
-    def accepted(self) -> None:
-        """A message was accepted; :meth:`finished` is called once when it has its reply."""
-        self._in_progress += 1
-
-    def finished(self) -> None:
-        self._in_progress -= 1
-        if self._in_progress == 0:
-            waiters, self._drained = self._drained, []
-            for waiter in waiters:
-                waiter.callback(None)
-
-    def drain(self) -> Deferred:
-        """Stop taking new work; fire when every message already accepted has its reply."""
-        self.closing = True
-        if self._in_progress == 0:
-            return succeed(None)
-        waiter: Deferred = Deferred()
-        self._drained.append(waiter)
-        return waiter
-
-
-class WrongCodes:
-    """Wrong ``/retomar`` codes per address: :data:`ALLOWED` per :data:`WINDOW_SECONDS`, then
-    every code is refused unchecked until the oldest wrong one leaves the window."""
-
-    ALLOWED = 5
-    WINDOW_SECONDS = 60.0
-
-    def __init__(self, clock: IReactorTime) -> None:
-        self._clock = clock
-        self._wrong: dict[str, list[float]] = {}
-
-    def check(self, address: str) -> float:
-        """Seconds to wait before another code is checked (0: go ahead)."""
-        times = self._recent(address)
-        if len(times) < self.ALLOWED:
-            return 0.0
-        return times[0] + self.WINDOW_SECONDS - self._clock.seconds()
-
-    def record(self, address: str) -> None:
-        self._wrong.setdefault(address, []).append(self._clock.seconds())
-        del self._wrong[address][:-self.ALLOWED]
-
-    def _recent(self, address: str) -> list[float]:
-        horizon = self._clock.seconds() - self.WINDOW_SECONDS
-        times = [t for t in self._wrong.get(address, ()) if t > horizon]
-        if times:
-            self._wrong[address] = times
-        else:
-            self._wrong.pop(address, None)
-        return times

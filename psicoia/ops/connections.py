@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred, succeed
 
 from psicoia import texts
 from psicoia.ops.instruments import Instruments
+from psicoia.ops.observers import Waiters
 
 REFUSALS = {
     "server_full": texts.SERVER_FULL,
@@ -39,7 +40,7 @@ class ConnectionRegistry:
         self._instruments = instruments or Instruments()
         self._open: dict[Connection, str] = {}
         self._per_address: Counter[str] = Counter()
-        self._empty_waiters: list[Deferred] = []
+        self._empty = Waiters()
 
     def admit(self, connection: Connection, address: str) -> Optional[str]:
         """Register ``connection``; return a refusal reason (a key of REFUSALS) or None."""
@@ -66,23 +67,16 @@ class ConnectionRegistry:
             del self._per_address[address]
         self._instruments.connection_closed(connection.transport_name)
         if not self._open:
-            waiters, self._empty_waiters = self._empty_waiters, []
-            for waiter in waiters:
-                waiter.callback(None)
+            self._empty.fire()
 
     def when_empty(self) -> Deferred:
         """Fires when no connection is open (shutdown waits for the last lines to be sent)."""
         if not self._open:
             return succeed(None)
-        waiter: Deferred = Deferred()
-        self._empty_waiters.append(waiter)
-        return waiter
+        return self._empty.wait()
 
     def __len__(self) -> int:
         return len(self._open)
-
-    def count(self, transport_name: str) -> int:
-        return sum(1 for c in self._open if c.transport_name == transport_name)
 
     def connections(self) -> list[Connection]:
         return list(self._open)

@@ -11,15 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
-from twisted.web.resource import Resource
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from psicoia.ops.instruments import Instruments
 
@@ -141,25 +133,3 @@ class Metrics(Instruments):
 
     def provider_quota(self, kind: str, remaining: int) -> None:
         self.quota_remaining.labels(kind).set(remaining)
-
-
-class MetricsResource(Resource):
-    """``GET /metrics``: the Prometheus text format of one registry (no thread pool needed)."""
-
-    isLeaf = True
-
-    def __init__(self, registry: Optional[CollectorRegistry]) -> None:
-        super().__init__()
-        self.registry = registry
-
-    def render_GET(self, request) -> bytes:
-        request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
-        request.setHeader(b"Cache-Control", b"no-store")
-        if self.registry is None:
-            return b""
-        return generate_latest(self.registry)
-
-
-def metrics_resource(service: Any) -> MetricsResource:
-    """The resource for ``service``; empty when it was built with no-op instruments."""
-    return MetricsResource(getattr(getattr(service, "instruments", None), "registry", None))

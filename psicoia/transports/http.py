@@ -10,17 +10,20 @@ load only its own files and open a WebSocket only to its own host.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import sysconfig
 from pathlib import Path
 from typing import Any, Optional
 
+from autobahn.twisted.resource import WebSocketResource
+from prometheus_client import CollectorRegistry
 from twisted.web import pages
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 from twisted.web.static import File
+
+from psicoia.transports.status import HealthResource, MetricsResource, ReadyResource, Report
 
 SOURCE_WEB_ROOT = Path(__file__).resolve().parents[2] / "web"
 # Where `pip install .` puts the page (setup.cfg [options.data_files]).
@@ -87,33 +90,6 @@ class StaticFiles(File):
         return super().render_GET(request)
 
 
-class HealthResource(Resource):
-    """Liveness: answers while the reactor runs; never calls the provider."""
-
-    isLeaf = True
-
-    def __init__(self, service: Any) -> None:
-        super().__init__()
-        self.service = service
-
-    def render_GET(self, request) -> bytes:
-        service = self.service
-        body = {
-            "status": "ok",
-            "uptime_seconds": round(service.reactor.seconds() - (service.started_at or 0), 1),
-            "connections": len(service.registry),
-        }
-        manager = getattr(service, "manager", None)  # a gateway has none
-        if manager is not None:
-            body["provider"] = "online" if manager.provider.online else "offline"
-        else:
-            body["provider"] = "upstream"
-            body["mode"] = "gateway"
-        request.setHeader(b"Content-Type", b"application/json")
-        request.setHeader(b"Cache-Control", b"no-store")
-        return json.dumps(body).encode("utf-8")
-
-
 def web_root() -> Path:
     """The page's files: ``web/`` in the source tree (also the Docker image), else installed."""
     candidates = [
@@ -127,16 +103,16 @@ def web_root() -> Path:
     return SOURCE_WEB_ROOT
 
 
-def build_site(service: Any, websocket_factory: Any = None) -> Site:
-    from autobahn.twisted.resource import WebSocketResource
+def build_site(report: Report, registry: Optional[CollectorRegistry] = None,
+               websocket_factory: Any = None) -> Site:
+    """The site: the page, ``/ws`` (when a factory is given), health, readiness, metrics.
 
-    from psicoia.transports.status import ReadyResource
-    from psicoia.ops.metrics import metrics_resource
-
+    ``report`` gives the status snapshot the health resources show; ``registry`` is what
+    ``/metrics`` exports (None: an empty page)."""
     root = StaticFiles(str(web_root()), defaultType="application/octet-stream")
-    root.putChild(b"healthz", HealthResource(service))
-    root.putChild(b"readyz", ReadyResource(service))
-    root.putChild(b"metrics", metrics_resource(service))
+    root.putChild(b"healthz", HealthResource(report))
+    root.putChild(b"readyz", ReadyResource(report))
+    root.putChild(b"metrics", MetricsResource(registry))
     if websocket_factory is not None:
         root.putChild(b"ws", WebSocketResource(websocket_factory))
     return PrivacySite(root)

@@ -1,62 +1,119 @@
 """
-``GET /readyz``: should a load balancer send people here now?
+``/healthz``, ``/readyz`` and ``/metrics``: what an operator and a load balancer can ask.
 
-Liveness (``/healthz``, in web.py) only says the process runs. Readiness says it can serve:
-every configured listener is listening, the service is not shutting down, and the provider's
-circuit breaker is not open (while it is, every reply would be a fallback; another replica may do
-better). 200 when ready, 503 when not; the JSON body says why either way. It never calls the
+The resources take a narrow ``report`` callable returning a :class:`StatusReport` snapshot (the
+app layer builds it from the service), never the service itself. Liveness (``/healthz``) only
+says the process runs. Readiness (``/readyz``) says it can serve: every configured listener is
+listening, the service is not shutting down, the provider's circuit breaker is not open (while it
+is, every reply would be a fallback; another replica may do better), and no component reports a
+problem. 200 when ready, 503 when not; the JSON body says why either way. Nothing here calls the
 provider.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Optional
 
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from twisted.web.resource import Resource
 
 
-def readiness(service: Any) -> tuple[bool, dict]:
-    from psicoia.app.service import Listener
+@dataclass(frozen=True)
+class StatusReport:
+    """One look at the service. ``listeners`` maps a listener's name to whether it listens;
+    ``provider`` is "online", "offline" or "upstream" (gateway); ``breaker`` the circuit
+    breaker's state or "none"; ``problems`` short reasons that make it not ready (storage
+    degraded, provider rejecting the key...)."""
 
-    reasons = []
-    listeners = {}
-    for child in service:
-        if isinstance(child, Listener):
-            up = child.port is not None and child.running
-            listeners[child.name] = "up" if up else "down"
-            if not up:
-                reasons.append(f"listener {child.name} is not listening")
-    if not service.running:
+    running: bool
+    closing: bool
+    listeners: Mapping[str, bool]
+    provider: str
+    breaker: str
+    connections: int
+    uptime_seconds: float
+    mode: str = "core"
+    problems: tuple[str, ...] = field(default=())
+
+
+Report = Callable[[], StatusReport]
+
+
+def readiness(report: StatusReport) -> tuple[bool, dict]:
+    reasons = [f"listener {name} is not listening"
+               for name, up in report.listeners.items() if not up]
+    if not report.running:
         reasons.append("service is not running")
-    manager = getattr(service, "manager", None)  # a gateway has listeners but no manager
-    if manager is not None and manager.closing:
+    if report.closing:
         reasons.append("shutting down")
-    breaker = getattr(service, "breaker", None)
-    state = breaker.state if breaker is not None else "none"
-    if state == "open":
+    if report.breaker == "open":
         reasons.append("provider circuit breaker is open")
+    reasons.extend(report.problems)
     body = {
         "status": "not_ready" if reasons else "ready",
         "reasons": reasons,
-        "listeners": listeners,
-        "breaker": state,
+        "listeners": {name: "up" if up else "down" for name, up in report.listeners.items()},
+        "breaker": report.breaker,
+        "provider": report.provider,
     }
-    if manager is not None:
-        body["provider"] = "online" if manager.provider.online else "offline"
     return not reasons, body
+
+
+def _json(request, body: dict) -> bytes:
+    request.setHeader(b"Content-Type", b"application/json")
+    request.setHeader(b"Cache-Control", b"no-store")
+    return json.dumps(body).encode("utf-8")
 
 
 class ReadyResource(Resource):
     isLeaf = True
 
-    def __init__(self, service: Any) -> None:
+    def __init__(self, report: Report) -> None:
         super().__init__()
-        self.service = service
+        self.report = report
 
     def render_GET(self, request) -> bytes:
-        ready, body = readiness(self.service)
+        ready, body = readiness(self.report())
         request.setResponseCode(200 if ready else 503)
-        request.setHeader(b"Content-Type", b"application/json")
+        return _json(request, body)
+
+
+class HealthResource(Resource):
+    """Liveness: answers while the reactor runs."""
+
+    isLeaf = True
+
+    def __init__(self, report: Report) -> None:
+        super().__init__()
+        self.report = report
+
+    def render_GET(self, request) -> bytes:
+        report = self.report()
+        body = {
+            "status": "ok",
+            "uptime_seconds": round(report.uptime_seconds, 1),
+            "connections": report.connections,
+            "provider": report.provider,
+        }
+        if report.mode != "core":
+            body["mode"] = report.mode
+        return _json(request, body)
+
+
+class MetricsResource(Resource):
+    """``GET /metrics``: the Prometheus text format of one registry (no thread pool needed)."""
+
+    isLeaf = True
+
+    def __init__(self, registry: Optional[CollectorRegistry]) -> None:
+        super().__init__()
+        self.registry = registry
+
+    def render_GET(self, request) -> bytes:
+        request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
         request.setHeader(b"Cache-Control", b"no-store")
-        return json.dumps(body).encode("utf-8")
+        if self.registry is None:
+            return b""
+        return generate_latest(self.registry)

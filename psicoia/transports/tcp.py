@@ -19,7 +19,7 @@ from psicoia import texts
 from psicoia.ops.connections import REFUSALS, ConnectionRegistry
 from psicoia.chat.ports import SessionListener
 from psicoia.chat.vocabulary import Reply
-from psicoia.chat.session import SessionManager
+from psicoia.chat.manager import SessionManager
 from psicoia.transports.backlog import ReplyBacklog
 from psicoia.transports.telnet import TelnetFilter
 

@@ -30,7 +30,7 @@ from psicoia import texts
 from psicoia.ops.connections import REFUSALS, ConnectionRegistry
 from psicoia.chat.ports import SessionListener
 from psicoia.chat.vocabulary import CONVERSATIONAL, Kind, Reply, fold_lines
-from psicoia.chat.session import SessionManager
+from psicoia.chat.manager import SessionManager
 from psicoia.transports.backlog import ReplyBacklog
 from psicoia.transports.tcp import peer_address
 
