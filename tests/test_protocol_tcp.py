@@ -292,8 +292,9 @@ def test_refused_connection_does_not_use_a_user_number_or_a_session():
     harness = Harness(server={"max_connections": 1, "max_connections_per_ip": 1})
     harness.connect()
     harness.connect()
-    assert [s.user for s in harness.manager.sessions.values()] == ["Usuario-1"]
+    assert len(harness.manager.holders) == 1
     assert len(harness.registry) == 1
+    assert fired(harness.manager.store.create(b"next", 0.0)).number == 2, "no number was spent"
 
 
 # --- idle timeout -----------------------------------------------------------------------------
@@ -310,7 +311,7 @@ def test_idle_timeout_closes_with_a_notice_on_the_clock():
     harness.clock.advance(1)
     assert client.replies == ["re: hola", texts.IDLE_TIMEOUT]
     assert not client.connected
-    assert harness.manager.sessions == {}
+    assert harness.manager.holders == {}
 
 
 # --- replies: exactly one per line, in order --------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -77,7 +77,8 @@ class SessionManager:
         self.instruments = instruments or Instruments()
         self.system_prompt = system_prompt or load_system_prompt(config.llm.system_prompt_path)
         self.crisis_prompt = f"{self.system_prompt}\n\n{load_crisis_note()}"
-        self.sessions: dict[str, Session] = {}  # by conversation id: one connection each
+        # Conversation id -> how to evict the one connection that carries it (take-over).
+        self.holders: dict[str, Callable[[], None]] = {}
         self.closing = False
         self._in_progress = 0
         self._drained = Waiters()
@@ -94,22 +95,24 @@ class SessionManager:
     def _opened(self, conversation: Conversation, code: str, transport: str, peer: str,
                 listener: ISessionListener) -> Session:
         session = Session(self, conversation, code, transport, peer, listener)
-        self.sessions[conversation.id] = session
+        self.holders[conversation.id] = session.taken_over
         return session
 
-    def take_over(self, conversation_id: str, previous_id: str, session: Session) -> None:
-        """``session`` now carries ``conversation_id``; a connection that had it is closed."""
-        holder = self.sessions.get(conversation_id)
-        if holder is not None and holder is not session:
-            holder.taken_over()
-        if self.sessions.get(previous_id) is session:
-            del self.sessions[previous_id]
-        self.sessions[conversation_id] = session
+    def claim(self, conversation_id: str, previous_id: str, evict: Callable[[], None]) -> None:
+        """The connection whose ``evict`` this is now carries ``conversation_id`` instead of
+        ``previous_id``; a connection that carried it is evicted (told, then closed)."""
+        holder = self.holders.get(conversation_id)
+        if holder is not None and holder != evict:
+            holder()
+        if self.holders.get(previous_id) == evict:
+            del self.holders[previous_id]
+        self.holders[conversation_id] = evict
 
-    def left(self, conversation_id: str, session: Session) -> None:
-        if self.sessions.get(conversation_id) is session:
-            del self.sessions[conversation_id]
-        self.limiter.forget(session.user)
+    def left(self, conversation_id: str, evict: Callable[[], None], user: str) -> None:
+        """A connection closed: it no longer holds its conversation; its rate window goes."""
+        if self.holders.get(conversation_id) == evict:
+            del self.holders[conversation_id]
+        self.limiter.forget(user)
 
     def resources_text(self) -> str:
         return "; ".join(self.config.safety.resources)

@@ -388,7 +388,7 @@ class Session:
         if self.closed:
             return Reply("", Kind.ERROR, trace_id)
         previous_id, was_empty = self.conversation_id, not self.turns
-        self.manager.take_over(conversation.id, previous_id, self)
+        self.manager.claim(conversation.id, previous_id, self.taken_over)
         if was_empty:  # the fresh conversation made at connect holds nothing worth keeping
             self.manager.persist(self.manager.store.forget(previous_id))
         self._adopt(conversation, resume.normalize(typed) or typed)
@@ -409,7 +409,7 @@ class Session:
     def _forgotten(self, conversation: Conversation, code: str, trace_id: str) -> Reply:
         if self.closed:
             return Reply("", Kind.ERROR, trace_id)
-        self.manager.take_over(conversation.id, self.conversation_id, self)
+        self.manager.claim(conversation.id, self.conversation_id, self.taken_over)
         self._adopt(conversation, code)
         self.companion = None
         self.listener.on_conversation(self.user, self.code, [])
@@ -434,4 +434,4 @@ class Session:
         self.closed = True
         for pending in reversed(list(self._pending)):
             pending.cancel()
-        self.manager.left(self.conversation_id, self)
+        self.manager.left(self.conversation_id, self.taken_over, self.user)
