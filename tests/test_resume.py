@@ -98,7 +98,7 @@ def test_resume_on_another_connection_continues_the_conversation():
     reply = say(second, f"/retomar {code.lower()}")
     assert reply.outcome == Kind.COMMAND and reply.text == texts.RESUMED.format(number=1)
     assert second.user == "Usuario-1"
-    assert listener.conversations == [("Usuario-1", normalize(code), ["me llamo Ana",
+    assert listener.conversations == [("Usuario-1", code, ["me llamo Ana",
                                                                      "re: me llamo Ana"])]
     say(second, "¿te acordás cómo me llamo?", provider)
     sent = [m["content"] for m in provider.calls[-1].messages]

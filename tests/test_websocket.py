@@ -724,3 +724,37 @@ async def test_a_flood_of_frames_is_read_as_replies_go_out_not_queued_without_bo
         await client.hang_up()
     finally:
         await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_json_resume_and_forget_events_carry_the_conversation():
+    server = await start()
+    try:
+        first, greeting = await json_client(server, "http", "/ws")
+        token = greeting["resume_token"]
+        assert "taken_over" in greeting["kinds"] and "answered" in greeting["conversational"]
+        first.send_event(type="message", text="me llamo Ana", ref="m1")
+        await first.wait_events(4)  # greeting, accepted, waiting, reply
+        second, _ = await json_client(server, "http", "/ws")
+        second.send_event(type="resume", token=token, ref="r1")
+        events = await second.wait_events(4)  # greeting, accepted, conversation, notice
+        assert [e["type"] for e in events] == ["greeting", "accepted", "conversation", "notice"]
+        conversation, notice = events[2], events[3]
+        assert conversation["resume_token"] == token and conversation["ref"] == "r1"
+        assert conversation["type"] == "conversation" and conversation["user"] == "Usuario-1"
+        assert [turn["role"] for turn in conversation["transcript"]] == ["user", "assistant"]
+        assert conversation["transcript"][0]["text"] == "me llamo Ana"
+        assert notice["kind"] == "command" and notice["ref"] == "r1"
+        taken = await first.wait_events(5)
+        assert taken[4]["kind"] == "taken_over"
+        assert await first.closed == 1000
+        second.send_event(type="forget", ref="f1")
+        events = await second.wait_events(7)
+        assert events[5]["type"] == "conversation" and events[5]["transcript"] == []
+        assert events[5]["resume_token"] != token and events[6]["ref"] == "f1"
+        second.send_event(type="resume", token=token)
+        events = await second.wait_events(9)
+        assert events[8]["text"] == texts.RESUME_UNKNOWN, "a forgotten token stops working"
+        await second.hang_up()
+    finally:
+        await server.stop()

@@ -32,6 +32,12 @@ def normalize(typed: str) -> Optional[str]:
     return cleaned
 
 
+def display(code: str) -> str:
+    """A code as people see it (``XXXXX-XXXXX``), from any typed form of it."""
+    canonical = normalize(code) or code
+    return f"{canonical[:5]}-{canonical[5:]}" if len(canonical) == LENGTH else canonical
+
+
 def hash_code(code: str) -> bytes:
     """The stored form of a code (typed or fresh); raises ValueError for a malformed one."""
     canonical = normalize(code)

@@ -391,7 +391,7 @@ class Session:
         self.manager.claim(conversation.id, previous_id, self.taken_over)
         if was_empty:  # the fresh conversation made at connect holds nothing worth keeping
             self.manager.persist(self.manager.store.forget(previous_id))
-        self._adopt(conversation, resume.normalize(typed) or typed)
+        self._adopt(conversation, resume.display(typed))
         self.companion = None
         self.listener.on_conversation(self.user, self.code, conversation.turns)
         return self._notice(trace_id, texts.RESUMED.format(number=self.number), Kind.COMMAND)

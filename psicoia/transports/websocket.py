@@ -57,6 +57,19 @@ _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 REPLY_OUTCOMES = {Kind.ANSWERED}
 
 
+def _command_of(event: dict) -> Optional[str]:
+    """The text a JSON event stands for: a ``message``'s text, ``resume`` as ``/retomar
+    TOKEN``, ``forget`` as ``/olvidar`` (docs/protocol.md); None for anything else."""
+    kind = event.get("type")
+    if kind == "message" and isinstance(event.get("text"), str):
+        return event["text"]
+    if kind == "resume" and isinstance(event.get("token"), str):
+        return f"/retomar {fold_lines(event['token'])}"
+    if kind == "forget":
+        return "/olvidar"
+    return None
+
+
 class OriginPolicy:
     """
     Which browser pages may open a WebSocket (checked at the handshake; refusal is HTTP 403).
@@ -243,8 +256,8 @@ class ChatSocket(WebSocketServerProtocol):
             event = json.loads(text)
         except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested past the limit
             event = None
-        if (not isinstance(event, dict) or event.get("type") != "message"
-                or not isinstance(event.get("text"), str)):
+        text = _command_of(event) if isinstance(event, dict) else None
+        if text is None:
             self.send_event("error", None, code="bad_request", text=texts.BAD_REQUEST)
             return
         ref = event.get("ref")
@@ -254,7 +267,7 @@ class ChatSocket(WebSocketServerProtocol):
             ref = _LONE_SURROGATE.sub("\ufffd", ref)
         # JSON can escape a lone surrogate (\ud800), which no UTF-8 write can carry: replaced
         # like invalid UTF-8 in line mode, instead of failing this connection.
-        self._text_message(_LONE_SURROGATE.sub("\ufffd", event["text"]), ref)
+        self._text_message(_LONE_SURROGATE.sub("\ufffd", text), ref)
 
     def _text_message(self, text: str, ref) -> None:
         # Line mode measured the raw frame already (frame_limit); JSON mode measures the text.
@@ -389,8 +402,9 @@ class ChatWebSocketProtocol(ChatSocket, SessionListener):
             held, self._held = self._held, None
         if submission.trace_id is not None:
             self._refs[submission.trace_id] = ref
-        for event_type, trace_id, fields in held:
-            self.send_event(event_type, trace_id, ref=ref, **fields)
+        if self.json_mode:
+            for event_type, trace_id, fields in held:
+                self.send_event(event_type, trace_id, ref=ref, **fields)
         self.backlog.added()
         submission.reply.addCallback(self._write_reply)
         submission.reply.addBoth(self._answered)
@@ -402,11 +416,9 @@ class ChatWebSocketProtocol(ChatSocket, SessionListener):
     # --- what the session tells us (psicoia.chat.ports.ISessionListener) -------------------
 
     def _event(self, event_type: str, trace_id: str, **fields: Any) -> None:
-        if not self.json_mode:
-            return
         if self._held is not None:
             self._held.append((event_type, trace_id, fields))
-        else:
+        elif self.json_mode:
             self.send_event(event_type, trace_id, ref=self._refs.get(trace_id), **fields)
 
     def on_accepted(self, trace_id: str) -> None:
@@ -424,9 +436,13 @@ class ChatWebSocketProtocol(ChatSocket, SessionListener):
 
     def on_conversation(self, user: str, code: str, turns: list) -> None:
         self.label = user
-        if self.json_mode:
-            self.send_event("conversation", user, user=user, resume_token=code,
-                            transcript=[{"role": t.role, "text": t.content} for t in turns])
+        transcript = [{"role": turn.role, "text": turn.content} for turn in turns]
+        if self._held is not None:  # answering a resume/forget event: sent with its ref
+            self._held.append(("conversation", user, {"user": user, "resume_token": code,
+                                                      "transcript": transcript}))
+        elif self.json_mode:
+            self.send_event("conversation", user, ref=None, user=user, resume_token=code,
+                            transcript=transcript)
 
     def _write_reply(self, reply: Reply) -> None:
         ref = self._refs.pop(reply.trace_id, None)
