@@ -330,7 +330,8 @@ class GatewayFactory(ChatSocketFactory):
                  connect_timeout: float = CONNECT_TIMEOUT_SECONDS, **options: Any) -> None:
         limits = config.limits
         super().__init__(registry, clock or reactor, limits.max_line_bytes,
-                         limits.idle_timeout_seconds, origins, reactor=reactor, **options)
+                         limits.idle_timeout_seconds, origins, reactor=reactor,
+                         helplines=config.safety.resources, **options)
         self.upstream = upstream
         self.connect_timeout = connect_timeout
 

@@ -315,7 +315,8 @@ class Session:
             text = reply.text
             if reply.outcome not in (Kind.ANSWERED, Kind.OFFLINE, Kind.FALLBACK):
                 text = texts.CRISIS_SUPPORT
-            return replace(reply, text=f"{text} {resources_line}", crisis=True)
+            return replace(reply, text=f"{text} {resources_line}", crisis=True, tier="risk",
+                           resources=tuple(self.manager.config.safety.resources))
         if self.reminders_left > 0 and reply.outcome != Kind.COMMAND:
             self._set_reminders(self.reminders_left - 1)
             extra = resources_line if reply.close else texts.CRISIS_REMINDER

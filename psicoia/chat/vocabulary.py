@@ -59,6 +59,7 @@ class Reply:
     close: bool = False
     crisis: bool = False
     tier: Optional[str] = None
+    resources: tuple[str, ...] = ()  # the helplines the text carries (crisis replies)
 
 
 def fold_lines(text: str) -> str:

@@ -32,6 +32,7 @@ from psicoia.chat.ports import SessionListener
 from psicoia.chat.vocabulary import CONVERSATIONAL, Kind, Reply, fold_lines
 from psicoia.chat.manager import SessionManager
 from psicoia.transports.backlog import ReplyBacklog
+from psicoia.transports.helplines import helplines
 from psicoia.transports.tcp import peer_address
 
 JSON_PROTOCOL = "psicoia.v1"
@@ -307,14 +308,19 @@ class ChatSocket(WebSocketServerProtocol):
         """
         if not self.json_mode:
             self.send_line(reply.text)
-        elif reply.outcome in REPLY_OUTCOMES:
+            return
+        extra: dict[str, Any] = {}
+        if reply.crisis:
+            extra = {"tier": reply.tier, "helplines": helplines(reply.resources)}
+        if reply.outcome in REPLY_OUTCOMES:
             self.send_event("reply", reply.trace_id, ref=ref, text=reply.text, final=True,
-                            crisis=reply.crisis)
+                            crisis=reply.crisis, **extra)
         elif reply.outcome == Kind.ERROR:
             self.send_event("error", reply.trace_id, ref=ref, code="error", text=reply.text,
-                            crisis=reply.crisis)
+                            crisis=reply.crisis, **extra)
         else:
-            self.send_notice(reply.text, reply.outcome, reply.trace_id, ref, reply.crisis)
+            self.send_event("notice", reply.trace_id, ref=ref, kind=reply.outcome,
+                            text=reply.text, crisis=reply.crisis, **extra)
 
     def send_greeting(self, user: str, lines: list[str], resume_token: Optional[str] = None) -> None:
         if not self.json_mode:
@@ -326,7 +332,8 @@ class ChatSocket(WebSocketServerProtocol):
             fields["resume_token"] = resume_token
         self.send_event("greeting", user, user=user, lines=lines, protocol=JSON_PROTOCOL,
                         max_message_bytes=self.factory.max_message_bytes,
-                        kinds=sorted(Kind), conversational=sorted(CONVERSATIONAL), **fields)
+                        kinds=sorted(Kind), conversational=sorted(CONVERSATIONAL),
+                        helplines=helplines(self.factory.helplines), **fields)
 
     # --- what sits behind the socket --------------------------------------------------------
 
@@ -489,8 +496,10 @@ class ChatSocketFactory(WebSocketServerFactory):
                  idle_timeout: float, origins: OriginPolicy, reactor: Any = None,
                  ping_interval: float = PING_INTERVAL_SECONDS,
                  ping_timeout: float = PING_TIMEOUT_SECONDS,
-                 timers_clock: Optional[IReactorTime] = None) -> None:
+                 timers_clock: Optional[IReactorTime] = None,
+                 helplines: tuple[str, ...] = ()) -> None:
         super().__init__(server="PsicoIA", reactor=reactor)
+        self.helplines = helplines  # shown by the page from the greeting on (header, offline)
         self._batched_timer = _Timers(timers_clock or self.reactor)
         self.registry = registry
         self.clock = clock
@@ -527,5 +536,6 @@ class ChatWebSocketFactory(ChatSocketFactory):
         if origins is None:
             origins = OriginPolicy(manager.config.server.allowed_origins)
         super().__init__(registry, clock, limits.max_line_bytes, limits.idle_timeout_seconds,
-                         origins, reactor=reactor, **options)
+                         origins, reactor=reactor, helplines=manager.config.safety.resources,
+                         **options)
         self.manager = manager
