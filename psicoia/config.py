@@ -111,6 +111,9 @@ class LLMConfig:
     retry_after_max_seconds: float = _setting(10.0, _non_negative)
     max_in_flight: int = _setting(20, _positive)
     max_waiting: int = _setting(500, _non_negative)
+    # Nobody waits longer than this for a line (queue, retries, a hanging provider): then the
+    # fallback answers (docs/operations.md "Limits and abuse").
+    reply_deadline_seconds: float = _setting(45.0, _positive)
     system_prompt_path: Optional[str] = _setting(None)
     # Operations (docs/operations.md): circuit breaker and pacing from rate-limit headers.
     breaker_failure_threshold: int = _setting(5, _positive)

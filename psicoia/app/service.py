@@ -46,6 +46,9 @@ class PsicoiaService(ChatService):
     def pending_replies(self) -> Deferred:
         return self.manager.drain()
 
+    def abandon_pending(self) -> None:
+        self.manager.abandon()
+
     def report(self) -> StatusReport:
         base = super().report()
         breaker = self.breaker.state if self.breaker is not None else "none"

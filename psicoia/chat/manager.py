@@ -80,8 +80,11 @@ class SessionManager:
         # Conversation id -> how to evict the one connection that carries it (take-over).
         self.holders: dict[str, Callable[[], None]] = {}
         self.closing = False
-        self._in_progress = 0
+        # Every accepted message without its reply yet, oldest first (drain, abandon).
+        self._in_progress: dict[Deferred, None] = {}
         self._drained = Waiters()
+        # Messages waiting behind an earlier message of their own user (count to max_waiting).
+        self.queued_behind = 0
 
     # --- sessions ---------------------------------------------------------------------------
 
@@ -131,21 +134,35 @@ class SessionManager:
 
     # --- drain at shutdown ------------------------------------------------------------------
 
-    def accepted(self) -> None:
+    def accepted(self, reply: Deferred) -> None:
         """A message was accepted; :meth:`finished` is called once when it has its reply."""
-        self._in_progress += 1
+        self._in_progress[reply] = None
 
-    def finished(self) -> None:
-        self._in_progress -= 1
-        if self._in_progress == 0:
+    def finished(self, reply: Deferred) -> None:
+        self._in_progress.pop(reply, None)
+        if not self._in_progress:
             self._drained.fire()
 
+    def waiting(self) -> int:
+        """Messages waiting now: for a provider slot, or behind their own user's earlier one
+        (``llm.max_waiting`` bounds the sum: past it, new arrivals get the busy notice)."""
+        return self.slots.waiting() + self.queued_behind
+
     def drain(self) -> Deferred:
-        """Stop taking new work; fire when every message already accepted has its reply."""
+        """Stop taking new work; fire when every message already accepted has its reply.
+
+        From now on a message whose turn comes, or that gets a provider slot, is answered with
+        the shutting-down notice instead of going to the provider."""
         self.closing = True
-        if self._in_progress == 0:
+        if not self._in_progress:
             return succeed(None)
         return self._drained.wait()
+
+    def abandon(self) -> None:
+        """The shutdown grace is over: every message still without a reply gets the
+        shutting-down notice now (oldest first, so each user's order holds)."""
+        for reply in list(self._in_progress):
+            reply.cancel()  # a reply already written is not touched (Deferred.cancel)
 
 
 class WrongCodes:

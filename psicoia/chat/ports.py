@@ -133,10 +133,12 @@ class ISharedState(Interface):
     the wait queue is full: the busy notice), and each acquired slot is released exactly once.
     """
 
-    def acquire_slot(on_queued):
+    def acquire_slot(on_queued, room=None):
         """Deferred[Slot or None]. ``on_queued(position)`` is called (synchronously, at most
-        once) when the caller has to wait; None means the queue is full (``llm.max_waiting``).
-        Cancelling the Deferred leaves the queue."""
+        once) when the caller has to wait; None means the queue is full: ``room`` callers
+        already wait (default ``llm.max_waiting``; the core passes what is left of it after
+        the messages queued behind their own user's). Cancelling the Deferred leaves the
+        queue."""
 
     def release_slot(slot):
         """Give the slot back; idempotent."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple, Optional
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 
 from psicoia import texts
-from psicoia.chat import commands, resume
+from psicoia.chat import commands
 from psicoia.chat.companion import Companion
 from psicoia.chat.detector import assess
 from psicoia.chat.history import build_prompt
@@ -47,7 +47,7 @@ class Session:
         self.peer = peer
         self.listener = listener
         self.closed = False
-        self._adopt(conversation, code)
+        self.adopt(conversation, code)
         self._messages = 0
         # Per-user ordering: a message's turn comes when the previous message's Deferred has run
         # all its callbacks, the transport's write included (see _enqueue).
@@ -55,9 +55,8 @@ class Session:
         self._ready: list[Deferred] = []  # a list: 56 bytes empty, a deque 760
         self._advancing = False
         self._pending: dict[Deferred, None] = {}  # insertion order: close() cancels newest first
-        self.companion: Optional[Companion] = None  # the offline companion, made on first use
 
-    def _adopt(self, conversation: Conversation, code: str) -> None:
+    def adopt(self, conversation: Conversation, code: str) -> None:
         """This connection now carries ``conversation`` (at open, on /retomar, on /olvidar)."""
         self.conversation_id = conversation.id
         self.number = conversation.number
@@ -67,6 +66,7 @@ class Session:
                                   for t in conversation.turns]
         # Crisis layer (docs/safety.md): replies left that carry the gentle reminder.
         self.reminders_left = int(conversation.risk.get("reminders_left", 0))
+        self.companion: Optional[Companion] = None  # the offline companion, made on first use
 
     def greeting(self) -> list[str]:
         return [
@@ -87,41 +87,56 @@ class Session:
         command = commands.parse(text)
         # The crisis check runs here, at arrival, before any limit can answer for the message.
         crisis = command is None and not self.closed and self._crisis_check(text)
-        return self._enqueue(lambda trace_id: self._handle(text, command, trace_id, crisis),
-                             checked=command is None, crisis=crisis)
+        return self._enqueue(
+            lambda trace_id, arrived: self._handle(text, command, trace_id, crisis, arrived),
+            checked=command is None, crisis=crisis)
 
     def submit_too_long(self) -> Submission:
         """A message the transport could not accept because of its size; answered in order."""
         limit = self.manager.config.limits.max_line_bytes
         # Not rate limited: the contract promises this notice, and it costs no provider call.
         return self._enqueue(
-            lambda trace_id: succeed(
-                self._notice(trace_id, texts.TOO_LONG.format(limit=limit), Kind.TOO_LONG)),
+            lambda trace_id, arrived: succeed(
+                self.notice(trace_id, texts.TOO_LONG.format(limit=limit), Kind.TOO_LONG)),
             checked=False,
         )
 
-    def _enqueue(self, work: Callable[[str], Deferred], checked: bool = True,
+    def _enqueue(self, work: Callable[[str, float], Deferred], checked: bool = True,
                  crisis: bool = False) -> Submission:
         if self.closed:  # the transport is gone: nothing to answer, no state to create
             return Submission(None, succeed(Reply("", Kind.ERROR)))
         self._messages += 1
         trace_id = f"{self.user}:m{self._messages}"
         self.listener.on_accepted(trace_id)
+        manager = self.manager
         # Rate limiting and other checks happen at arrival, not when the turn comes.
         arrival = self._at_arrival(trace_id, crisis) if checked else None
+        behind = bool(self._pending) and arrival is None  # waits for this user's earlier one
+        if behind:
+            manager.queued_behind += 1
+        arrived = manager.clock.seconds()
+
+        def no_longer_behind(_=None) -> None:
+            nonlocal behind
+            if behind:
+                behind = False
+                manager.queued_behind -= 1
 
         def start(_):
+            no_longer_behind()
             if arrival is not None:
                 return arrival
             if self.closed:
                 return Reply("", Kind.ERROR, trace_id)
-            return work(trace_id)
+            if manager.closing and checked:
+                return self.notice(trace_id, texts.SHUTTING_DOWN, Kind.SHUTTING_DOWN)
+            return work(trace_id, arrived)
 
-        turn: Deferred = Deferred()
+        turn: Deferred = Deferred(no_longer_behind)  # cancelled before its turn: not behind
         result = turn.addCallback(start)
         previous, self._last = self._last, result
         self._pending[result] = None
-        self.manager.accepted()
+        manager.accepted(result)
         # Few callbacks per message, on purpose (each costs a turn of Deferred._runCallbacks;
         # docs/benchmarks.md): one to settle the bookkeeping, one pair for the reply.
         result.addBoth(self._settled, result)
@@ -157,7 +172,7 @@ class Session:
 
     def _settled(self, outcome, result: Deferred):
         """The message has its reply (or failure): it is no longer pending or in progress."""
-        self.manager.finished()  # first: drain() waiters see it at once
+        self.manager.finished(result)  # first: drain() waiters see it at once
         self._pending.pop(result, None)
         return outcome
 
@@ -167,36 +182,44 @@ class Session:
         A message at risk is counted by the rate limiter but never refused by it: it goes on to
         the model like any other (docs/safety.md).
         """
-        if self.manager.closing:
-            return self._notice(trace_id, texts.SHUTTING_DOWN, Kind.SHUTTING_DOWN)
-        wait = self.manager.limiter.check(self.user)
+        manager = self.manager
+        if manager.closing:
+            return self.notice(trace_id, texts.SHUTTING_DOWN, Kind.SHUTTING_DOWN)
+        if self._pending and manager.waiting() >= manager.config.llm.max_waiting:
+            # It would wait behind this user's earlier message while the service is full.
+            return self.notice(trace_id, texts.BUSY, Kind.BUSY)
+        wait = manager.limiter.check(self.user)
         if wait and not crisis:
-            return self._notice(trace_id, texts.RATE_LIMITED.format(seconds=max(1, round(wait))),
+            return self.notice(trace_id, texts.RATE_LIMITED.format(seconds=max(1, round(wait))),
                                 Kind.RATE_LIMITED)
         return None
 
     # --- answering --------------------------------------------------------------------------
 
     def _handle(self, text: str, command: Optional[commands.Command], trace_id: str,
-                crisis: bool) -> Deferred:
+                crisis: bool, arrived: float) -> Deferred:
         """Answer one message; its turn has come (earlier ones of this user are answered)."""
         if command is not None:
-            return self._command(command, trace_id)
-        self.manager.log.info("[{trace_id}] message chars={chars}", trace_id=trace_id,
-                              chars=len(text), user=self.user, transport=self.transport)
-        if not self.manager.provider.online:
+            return commands.run(self, command, trace_id)
+        manager = self.manager
+        manager.log.info("[{trace_id}] message chars={chars}", trace_id=trace_id,
+                         chars=len(text), user=self.user, transport=self.transport)
+        if not manager.provider.online:
             return succeed(self._fallback(trace_id, text, "offline", crisis))
-        reply = self._ask_provider(text, trace_id, crisis)
+        # Nobody waits longer than reply_deadline_seconds from arrival (their own queue
+        # included); a message at risk has its resources within crisis_reply_seconds.
+        left = manager.config.llm.reply_deadline_seconds - (manager.clock.seconds() - arrived)
         if crisis:
-            # Resources within crisis_reply_seconds, however long the queue or the retries.
-            reply.addTimeout(
-                self.manager.config.safety.crisis_reply_seconds, self.manager.clock,
-                onTimeoutCancel=lambda _result, _timeout: self._fallback(
-                    trace_id, text, "crisis_deadline", crisis),
-            )
-        return reply
+            left = min(left, manager.config.safety.crisis_reply_seconds)
+        if left <= 0:
+            return succeed(self._fallback(trace_id, text, "deadline", crisis))
+        reply = self._ask_provider(text, trace_id, crisis)
+        return reply.addTimeout(
+            left, manager.clock,
+            onTimeoutCancel=lambda _result, _timeout: self._fallback(
+                trace_id, text, "deadline", crisis))
 
-    def _notice(self, trace_id: str, text: str, outcome: str, close: bool = False) -> Reply:
+    def notice(self, trace_id: str, text: str, outcome: str, close: bool = False) -> Reply:
         self.manager.log.info("[{trace_id}] {outcome}", trace_id=trace_id, outcome=outcome,
                               user=self.user, transport=self.transport)
         self.manager.instruments.message_handled(self.transport, outcome)
@@ -210,10 +233,10 @@ class Session:
         """
         outcome = Kind.OFFLINE if reason == "offline" else Kind.FALLBACK
         if crisis:
-            return self._notice(trace_id, texts.CRISIS_SUPPORT, outcome)
+            return self.notice(trace_id, texts.CRISIS_SUPPORT, outcome)
         if self.companion is None:
             self.companion = Companion(seed=self.number)
-        return self._notice(trace_id, self.companion.reply(text), outcome)
+        return self.notice(trace_id, self.companion.reply(text), outcome)
 
     def _ask_provider(self, text: str, trace_id: str, crisis: bool) -> Deferred:
         """Wait for a provider slot, then ask the provider; a Deferred firing with the Reply.
@@ -223,9 +246,11 @@ class Session:
         coroutine, anything raised here fails the returned Deferred.
         """
         try:
-            queued_at = self.manager.clock.seconds()
-            acquired = self.manager.slots.acquire_slot(
-                lambda position: self._queued(trace_id, position))
+            manager = self.manager
+            queued_at = manager.clock.seconds()
+            acquired = manager.slots.acquire_slot(
+                lambda position: self._queued(trace_id, position),
+                manager.config.llm.max_waiting - manager.queued_behind)
             if acquired.called:  # a free slot (or a full queue): nothing to wait for
                 return self._with_slot(acquired.result, text, trace_id, crisis, queued_at)
             return acquired.addCallback(self._with_slot, text, trace_id, crisis, queued_at)
@@ -240,8 +265,11 @@ class Session:
     def _with_slot(self, slot, text: str, trace_id: str, crisis: bool, queued_at: float):
         """The slot is ours (None: the queue was full): every path from here releases it."""
         if slot is None:
-            return succeed(self._notice(trace_id, texts.BUSY, Kind.BUSY))
+            return succeed(self.notice(trace_id, texts.BUSY, Kind.BUSY))
         manager = self.manager
+        if manager.closing:  # it waited through the start of a shutdown: no new call now
+            manager.slots.release_slot(slot)
+            return succeed(self.notice(trace_id, texts.SHUTTING_DOWN, Kind.SHUTTING_DOWN))
         try:
             manager.instruments.queue_wait(manager.clock.seconds() - queued_at)
             self.listener.on_waiting(trace_id)
@@ -333,93 +361,11 @@ class Session:
 
     def _unexpected(self, failure, trace_id: str) -> Reply:
         if failure.check(CancelledError):
+            if self.manager.closing and not self.closed:  # abandoned at the end of the grace
+                return self.notice(trace_id, texts.SHUTTING_DOWN, Kind.SHUTTING_DOWN)
             return Reply("", Kind.ERROR, trace_id)
         self.manager.log.failure("[{trace_id}] unexpected error", failure, trace_id=trace_id)
         return Reply(texts.ERROR, Kind.ERROR, trace_id)
-
-    # --- commands ---------------------------------------------------------------------------
-
-    def _command(self, command: commands.Command, trace_id: str) -> Deferred:
-        """``salir``, ``/ayuda``, ``/recursos``, ``/reset``, ``/retomar``, ``/olvidar``."""
-        name = command.name
-        if name == commands.GOODBYE:
-            return succeed(self._notice(trace_id, texts.GOODBYE, Kind.GOODBYE, close=True))
-        if name == commands.RESUME:
-            return self._resume(command.argument, trace_id)
-        if name == commands.FORGET:
-            return self._forget(trace_id)
-        if name == commands.HELP:
-            text = texts.HELP
-        elif name == commands.RESOURCES:
-            text = texts.RESOURCES_REPLY.format(resources=self.manager.resources_text())
-        elif name == commands.RESET:
-            self.turns = []
-            self.manager.persist(self.manager.store.clear(self.conversation_id,
-                                                          self.manager.clock.seconds()))
-            if self.companion is not None:
-                self.companion.reset()
-            text = texts.RESET_DONE
-        else:
-            text = texts.UNKNOWN_COMMAND
-        return succeed(self._notice(trace_id, text, Kind.COMMAND))
-
-    def _resume(self, typed: str, trace_id: str) -> Deferred:
-        manager = self.manager
-        if not typed:
-            return succeed(self._notice(trace_id, texts.RESUME_USAGE, Kind.COMMAND))
-        if manager.resume_throttle.check(self.peer):
-            return succeed(self._notice(trace_id, texts.RESUME_SLOW_DOWN, Kind.COMMAND))
-        try:
-            secret = resume.hash_code(typed)
-        except ValueError:
-            return succeed(self._wrong_code(trace_id))
-        found = manager.store.resume(secret, manager.clock.seconds())
-        return found.addCallbacks(self._resumed, self._storage_failed_reply,
-                                  callbackArgs=(typed, trace_id), errbackArgs=(trace_id,))
-
-    def _wrong_code(self, trace_id: str) -> Reply:
-        self.manager.resume_throttle.record(self.peer)
-        return self._notice(trace_id, texts.RESUME_UNKNOWN, Kind.COMMAND)
-
-    def _resumed(self, conversation: Optional[Conversation], typed: str, trace_id: str) -> Reply:
-        if conversation is None:
-            return self._wrong_code(trace_id)
-        if conversation.id == self.conversation_id:
-            return self._notice(trace_id, texts.RESUME_SAME, Kind.COMMAND)
-        if self.closed:
-            return Reply("", Kind.ERROR, trace_id)
-        previous_id, was_empty = self.conversation_id, not self.turns
-        self.manager.claim(conversation.id, previous_id, self.taken_over)
-        if was_empty:  # the fresh conversation made at connect holds nothing worth keeping
-            self.manager.persist(self.manager.store.forget(previous_id))
-        self._adopt(conversation, resume.display(typed))
-        self.companion = None
-        self.listener.on_conversation(self.user, self.code, conversation.turns)
-        return self._notice(trace_id, texts.RESUMED.format(number=self.number), Kind.COMMAND)
-
-    def _forget(self, trace_id: str) -> Deferred:
-        """Delete the conversation now; this connection goes on as a new one."""
-        manager = self.manager
-        forgotten = manager.store.forget(self.conversation_id)
-        code = resume.new_code()
-        forgotten.addCallback(lambda _: manager.store.create(resume.hash_code(code),
-                                                             manager.clock.seconds()))
-        return forgotten.addCallbacks(self._forgotten, self._storage_failed_reply,
-                                      callbackArgs=(code, trace_id), errbackArgs=(trace_id,))
-
-    def _forgotten(self, conversation: Conversation, code: str, trace_id: str) -> Reply:
-        if self.closed:
-            return Reply("", Kind.ERROR, trace_id)
-        self.manager.claim(conversation.id, self.conversation_id, self.taken_over)
-        self._adopt(conversation, code)
-        self.companion = None
-        self.listener.on_conversation(self.user, self.code, [])
-        return self._notice(trace_id, texts.FORGOTTEN.format(number=self.number, code=code),
-                            Kind.COMMAND)
-
-    def _storage_failed_reply(self, failure, trace_id: str) -> Reply:
-        self.manager.storage_failed(failure)
-        return self._notice(trace_id, texts.ERROR, Kind.ERROR)
 
     # --- the end ----------------------------------------------------------------------------
 

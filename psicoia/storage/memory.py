@@ -109,10 +109,11 @@ class LocalSlots:
         self.max_waiting = max_waiting
         self._on_change = on_change or (lambda in_flight, waiting: None)
 
-    def acquire_slot(self, on_queued: Callable[[int], None]) -> Deferred:
+    def acquire_slot(self, on_queued: Callable[[int], None],
+                     room: Optional[int] = None) -> Deferred:
         semaphore = self.semaphore
         if semaphore.tokens == 0:
-            if len(semaphore.waiting) >= self.max_waiting:
+            if len(semaphore.waiting) >= (self.max_waiting if room is None else room):
                 return succeed(None)
             # Before acquire(): a hook that raises must not leave an acquire nobody releases.
             on_queued(len(semaphore.waiting) + 1)

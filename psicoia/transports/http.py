@@ -19,7 +19,6 @@ from typing import Any, Optional
 from autobahn.twisted.resource import WebSocketResource
 from prometheus_client import CollectorRegistry
 from twisted.web import pages
-from twisted.web.resource import Resource
 from twisted.web.server import Site
 from twisted.web.static import File
 
