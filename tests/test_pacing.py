@@ -82,7 +82,7 @@ def test_token_budget_below_the_call_estimate_holds_until_the_token_reset():
 
 def test_hold_longer_than_the_maximum_fails_at_once():
     clock = Clock()
-    pacer = Pacer(clock, max_wait_seconds=10)
+    pacer = Pacer(clock, max_wait_seconds=10, max_reset_seconds=3600)
     pacer.observe({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "6m0s"})
     errors: list = []
     ensureDeferred(pacer.ready(1, "Usuario-1:m1")).addErrback(errors.append)
