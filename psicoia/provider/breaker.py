@@ -19,8 +19,9 @@ cancelled call (the user left) counts as nothing.
 Mistakes only the operator can fix (psicoia.provider.diagnosis: a rejected key, a model not
 served, no chat API at ``llm.base_url``) count as failures whatever their status (LiteLLM says
 400 for both a wrong key and an unknown model). An ``auth`` rejection opens the breaker at once:
-every call would fail the same way. The same kind twice in a row sets :attr:`problem`, a short
-reason that ``/readyz`` shows and a metric counts, until a call succeeds again.
+every call would fail the same way, and sets :attr:`problem` (a short reason that ``/readyz``
+shows and a metric counts) at once; a model or endpoint mistake sets it the second time in a
+row. It stays until a call succeeds again.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from twisted.logger import Logger
 
 from psicoia.ops.instruments import Instruments
 from psicoia.chat.ports import ProviderError
-from psicoia.provider.diagnosis import AUTH, CONCURRENCY, HINTS, PERSISTENT, ProviderRejected
+from psicoia.provider.diagnosis import (
+    AUTH, CONCURRENCY, ENDPOINT, HINTS, MODEL, PERSISTENT, ProviderRejected,
+)
 
 CLOSED = "closed"
 OPEN = "open"
@@ -42,8 +45,9 @@ HALF_OPEN = "half_open"
 # HTTP statuses that mean the provider (or our account with it) is unwell, not this request.
 UNHEALTHY_4XX = frozenset({401, 403, 408, 409, 429})
 
-# The same operator mistake this many calls in a row is a readiness problem.
-PROBLEM_AFTER = 2
+# The same operator mistake this many calls in a row is a readiness problem. A rejected key
+# opens the breaker at the first call, so it is one at once too.
+PROBLEM_AFTER = {AUTH: 1, MODEL: 2, ENDPOINT: 2}
 
 
 def _kind(error: ProviderError) -> str | None:
@@ -173,7 +177,7 @@ class CircuitBreaker:
         last, count = self._streak
         count = count + 1 if kind is not None and kind == last else (1 if kind else 0)
         self._streak = (kind, count)
-        problem = HINTS[kind] if kind is not None and count >= PROBLEM_AFTER else None
+        problem = HINTS[kind] if kind is not None and count >= PROBLEM_AFTER[kind] else None
         if kind is not None and problem is None and self.problem is not None:
             return  # a different mistake once: keep the known one until it is confirmed
         if problem == self.problem:
