@@ -174,18 +174,30 @@ LITELLM_PARALLEL_REFUSAL = Scripted(status=429, headers={
     "800c9f1243fe6b4b. Limit type: max_parallel_requests. Current limit: 1, Remaining: 0. "
     "Limit resets at: 2026-11-30 04:31:55 UTC",
     type="None", code="429", param="None"))
-# Groq behind LiteLLM: the upstream's Retry-After and rate-limit headers, relayed with a prefix.
+# A Groq-like upstream behind LiteLLM 1.108.7, as the proxy relayed its 429 on 127.0.0.1: the
+# reset and Retry-After only with the prefix, some plain rate-limit headers, the upstream's id.
 GROQ_VIA_LITELLM_429 = Scripted(status=429, headers={
     "llm_provider-retry-after": "2",
     "llm_provider-x-ratelimit-limit-requests": "30",
     "llm_provider-x-ratelimit-remaining-requests": "0",
     "llm_provider-x-ratelimit-reset-requests": "2s",
-    "x-litellm-call-id": "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
+    "llm_provider-x-request-id": "req_groqlike_429",
+    "x-ratelimit-limit-requests": "30",
+    "x-ratelimit-remaining-requests": "0",
+    "request-id": "req_groqlike_429",
+    "x-litellm-call-id": "a4a4fa64-93cc-41e6-9fc8-b8ef162a773e",
 }, body=error_body(
-    "litellm.RateLimitError: RateLimitError: GroqException - Rate limit reached for model "
-    "`llama-3.1-8b-instant` in organization `org_x` on requests per minute (RPM): Limit 30, "
-    "Used 30, Requested 1. Please try again in 2s.",
-    type="throttling_error", code="429", param="None"))
+    "litellm.RateLimitError: RateLimitError: OpenAIException - Rate limit reached for model "
+    "`llama-3.1-8b-instant` on requests per minute (RPM): Limit 30, Used 30, Requested 1. "
+    "Please try again in 2s.\n\nLiteLLM: model group 'groq-like' failed with the error above. "
+    "No fallback was attempted.", type="throttling_error", code="429"))
+# LiteLLM 1.108.7's own per-deployment rpm limit (router), as it answered on 127.0.0.1.
+LITELLM_RPM_REFUSAL = Scripted(status=429, headers={"llm_provider-retry-after": "60"}, body=(
+    b'{"error":{"message":"litellm.RateLimitError: No deployments available for selected model. '
+    b"Passed model=mock-llama. Deployments={'1c1a2a15': {'current_tpm': 30, 'tpm_limit': inf, "
+    b"'current_rpm': 1, 'rpm_limit': 2}}\n\nLiteLLM: model group 'mock-llama' failed with the "
+    b'error above. No fallback was attempted.","type":"throttling_error","param":null,'
+    b'"code":"429"}}'))
 # OpenAI and Groq themselves.
 OPENAI_WRONG_KEY = Scripted(status=401, headers={"x-request-id": "req_7c1e0a9b3d"}, body=error_body(
     "Incorrect API key provided: gsk_abc***xyz. You can find your API key at https://...",

@@ -23,10 +23,12 @@ from psicoia.provider.breaker import CLOSED, OPEN, CircuitBreaker
 from psicoia.provider.client import ProviderError
 from psicoia.provider.concurrency import AdaptiveLimit
 from psicoia.provider.diagnosis import HINTS, ProviderRejected, diagnose
+from psicoia.provider.pacing import Pacer
 from tests.fake_provider import (
     GROQ_VIA_LITELLM_429,
     LITELLM_AUTH_ERROR,
     LITELLM_PARALLEL_REFUSAL,
+    LITELLM_RPM_REFUSAL,
     LITELLM_UNKNOWN_MODEL,
     LITELLM_WRONG_KEY,
     OPENAI_UNKNOWN_MODEL,
@@ -354,6 +356,22 @@ def test_groq_behind_litellm_asking_for_2s_costs_one_retry_not_three():
     assert len(env.fake.requests) == 3
 
 
+def test_the_pacer_reads_a_plain_remaining_with_a_prefixed_reset_as_litellm_relays_them():
+    env = InMemory(pacing=True)
+    pacer = Pacer(env.clock, 10)
+    pacer.observe({k.lower(): v for k, v in GROQ_VIA_LITELLM_429.headers.items()})
+    assert pacer.delay(1) == (2.0, "requests")
+
+
+def test_a_gateway_rpm_refusal_asking_60s_gives_the_fallback_at_once_not_three_retries():
+    env = InMemory(retry_after_max_seconds=10)
+    env.fake.push(LITELLM_RPM_REFUSAL, OK)
+    error = outcome(env.call())
+    assert (error.reason, error.status) == ("retry_after_too_long", 429)
+    assert error.retry_after == 60
+    assert len(env.fake.requests) == 1
+
+
 # --- 3. concurrency refusals -------------------------------------------------------------------
 
 def test_adaptive_limit_halves_once_per_burst_and_never_below_one():
@@ -509,3 +527,41 @@ def test_the_fail_line_carries_the_gateways_call_id():
         outcome(env.call())
     fail = [e for e in events(output) if "provider fail" in e["event"]][0]
     assert fail["request_id"] == "81551b5e-9a7f-4609-ba8e-10a62e11a78d"
+
+
+@pytest_twisted.ensureDeferred
+async def test_users_over_a_gateway_parallel_limit_all_get_model_replies_end_to_end():
+    """The whole service on 127.0.0.1 against a gateway that takes one request at a time and
+    refuses the rest with LiteLLM's 429 (Retry-After: 60): four users writing at once all get
+    the model's reply, in about four latencies, and the breaker stays closed."""
+    provider = FakeProvider(default_reply="te leo")
+    provider.max_parallel = 1
+    provider.push(*[Scripted(body=completion("te leo"), delay=0.1)] * 10)
+    provider_port, url = await serve(provider)
+    config = make_config(server={"http": LOCAL}, llm={
+        "base_url": url, "max_in_flight": 4, "backoff_initial_seconds": 0.05,
+        "backoff_max_seconds": 0.2, "breaker_failure_threshold": 1})
+    service = await start_service(config)
+    clients = []
+    try:
+        for _ in range(4):
+            client = await connect_line_client(await port_of(service, "tcp"))
+            await client.wait_lines(GREETING_LINES)
+            clients.append(client)
+        started = reactor.seconds()
+        for client in clients:
+            client.say("hola")
+        for client in clients:
+            lines = await client.wait_lines(GREETING_LINES + 1, timeout=10)
+            assert lines[-1] == "te leo"
+        assert reactor.seconds() - started < 5
+        assert provider.refused >= 1
+        assert service.breaker.state == CLOSED
+        status, report = await readyz(service)
+        assert status == 200
+    finally:
+        for client in clients:
+            client.transport.loseConnection()
+            await client.closed
+        await service.stopService()
+        await provider_port.stopListening()
