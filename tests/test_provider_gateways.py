@@ -564,3 +564,26 @@ async def test_users_over_a_gateway_parallel_limit_all_get_model_replies_end_to_
             await client.closed
         await service.stopService()
         await provider_port.stopListening()
+
+
+# --- 5. stacked retries ----------------------------------------------------------------------
+
+def test_a_gateway_that_retried_too_is_named_once_in_the_log():
+    env = InMemory(max_retries=3)
+    retried = Scripted(body=completion("Te escucho."), headers={"x-litellm-attempted-retries": "2"})
+    env.fake.push(retried, retried)
+    with captured_logs() as output:
+        outcome(env.call())
+        outcome(env.call())
+    warnings = [e for e in events(output) if "retry at one layer only" in e["event"]]
+    assert len(warnings) == 1 and warnings[0]["level"] == "warn"
+
+
+@pytest.mark.parametrize("max_retries, header", [(0, "2"), (3, "0"), (3, None)])
+def test_no_stacked_retries_warning_when_only_one_layer_retries(max_retries, header):
+    env = InMemory(max_retries=max_retries)
+    headers = {"x-litellm-attempted-retries": header} if header else {}
+    env.fake.push(Scripted(body=completion("Te escucho."), headers=headers))
+    with captured_logs() as output:
+        outcome(env.call())
+    assert "retry at one layer only" not in output.getvalue()

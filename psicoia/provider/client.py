@@ -46,7 +46,7 @@ from psicoia.provider._http import (  # noqa: F401 - also importable from here, 
 )
 from psicoia.provider.concurrency import AdaptiveLimit
 from psicoia.provider.diagnosis import CONCURRENCY, ProviderRejected, diagnose
-from psicoia.provider.headers import request_id
+from psicoia.provider.headers import gateway_retries, request_id
 from psicoia.provider.models import ModelCheck
 from psicoia.provider.pacing import Pacer, PacingTooLong
 from psicoia.provider.retry import backoff_delay, is_retryable_status, retry_after_seconds
@@ -127,6 +127,7 @@ class ChatProvider:
         # Requests at once as the provider accepts them, below the session manager's semaphore.
         self.limit = limit or AdaptiveLimit(clock, config.max_in_flight, instruments=instruments)
         self._crowded_429s = 0  # plain 429s in a row that came while our other calls were out
+        self._stacked_warned = False
         self._model_check: Optional[ModelCheck] = None
 
     def check_model(self) -> Deferred:
@@ -261,7 +262,10 @@ class ChatProvider:
     def _crowded(self, error: ProviderError, ticket: int) -> None:
         """A plain 429 (no concurrency marker) while our other calls were out: two in a row
         are read as a concurrency refusal too, and lower the limit."""
-        if error.status != 429 or self.limit.in_flight < 1:
+        if error.status != 429:
+            return
+        if self.limit.in_flight < 1:  # alone: a quota, not our own crowd
+            self._crowded_429s = 0
             return
         self._crowded_429s += 1
         if self._crowded_429s >= 2:
@@ -343,6 +347,10 @@ class ChatProvider:
             raise CancelledError()
         if self._pacer is not None:
             self._pacer.observe(headers)
+        if not self._stacked_warned and self.config.max_retries and gateway_retries(headers):
+            self._stacked_warned = True  # once: docs/operations.md, "Running behind a gateway"
+            self.log.warn("the gateway retried upstream and so do we (llm.max_retries={count}): "
+                          "retry at one layer only", count=self.config.max_retries)
         if status == 200:
             try:
                 text, body_id = parse_completion(payload)

@@ -183,3 +183,13 @@ def request_id(headers: Mapping[str, str], body_id: object = None) -> Optional[s
         if found is not None:
             return found
     return safe_id(body_id)
+
+
+def gateway_retries(headers: Mapping[str, str]) -> int:
+    """How many times a gateway says it retried upstream for this answer
+    (``x-litellm-attempted-retries``); 0 when it does not say."""
+    raw = headers.get("x-litellm-attempted-retries")
+    try:
+        return max(0, int(raw.strip())) if raw is not None else 0
+    except ValueError:
+        return 0
