@@ -587,3 +587,11 @@ def test_no_stacked_retries_warning_when_only_one_layer_retries(max_retries, hea
     with captured_logs() as output:
         outcome(env.call())
     assert "retry at one layer only" not in output.getvalue()
+
+
+def test_a_400_whose_message_echoes_a_user_saying_api_key_is_not_read_as_auth():
+    """Only enumerated words decide ``auth`` on a 400: message text may quote the user, and an
+    ``auth`` reading would open the breaker for everyone."""
+    body = error_body("Invalid content: 'creo que perdí mi api key y estoy unauthorized'",
+                      type="invalid_request_error", code="content_policy")
+    assert diagnose(400, {}, body).kind is None

@@ -9,7 +9,8 @@ The kinds (docs/operations.md, "Running behind a gateway"):
 
 - ``auth``: the key is wrong, missing or not allowed. 401 and 403; also a 400 whose error type
   or code talks about auth or keys (the LiteLLM proxy without a database answers a wrong key
-  with ``400 {"error": {"type": "no_db_connection"}}``).
+  with ``400 {"error": {"type": "no_db_connection"}}``); for a 400, only the type and code
+  count, never the message.
 - ``model``: the model is not served. ``404 model_not_found`` (OpenAI, Groq), LiteLLM's
   ``400 ... "Invalid model name passed in model=..."``, ``invalid_model`` codes.
 - ``endpoint``: a 404 that is not about a model: ``llm.base_url`` points at no chat API.
@@ -48,14 +49,17 @@ HINTS = {
 }
 
 _WORD = re.compile(r"[a-z0-9_.-]{1,64}")
+# A 400 is read as ``auth`` from its enumerated type/code only, never from message text: a
+# message may echo what a user wrote, and an ``auth`` reading opens the breaker for everyone.
 _AUTH_WORDS = ("auth", "key", "no_db_connection", "permission", "forbidden")
-_AUTH_TEXT = ("api key", "api_key", "authentication", "unauthorized", "proxy server token")
-_MODEL_TEXT = ("invalid model name", "model_not_found", "model not found", "no such model",
-               "unknown model", "invalid model")
+# Message markers for a model not served, as specific as the providers' own sentences.
+_MODEL_TEXT = ("invalid model name passed in model=", "model_not_found", "model not found",
+               "no such model", "unknown model")
+_MODEL_SENTENCE = re.compile(r"\bthe model `[^`]{1,200}` does not exist")
 _CONCURRENCY_TYPES = frozenset({"max_parallel_requests", "parallel_requests",
                                 "concurrent_requests", "concurrency"})
-_CONCURRENCY_TEXT = ("max parallel request", "max_parallel_requests", "parallel request limit",
-                     "concurrent request", "concurrency limit", "too many concurrent")
+_CONCURRENCY_TEXT = ("max parallel request", "limit type: max_parallel_requests",
+                     "parallel request limit", "too many concurrent requests")
 
 
 @dataclass(frozen=True)
@@ -129,14 +133,12 @@ def _kind(status: int, words: tuple[str, ...], message: str,
         return None
     if status not in (400, 404, 422):
         return None
-    if any("model" in w for w in words) or any(marker in message for marker in _MODEL_TEXT):
-        return MODEL
-    if "model" in message and "does not exist" in message:
+    if (any("model" in w for w in words) or any(marker in message for marker in _MODEL_TEXT)
+            or _MODEL_SENTENCE.search(message)):
         return MODEL
     if status == 404:
         return ENDPOINT
-    if any(marker in w for w in words for marker in _AUTH_WORDS) or any(
-            marker in message for marker in _AUTH_TEXT):
+    if any(marker in w for w in words for marker in _AUTH_WORDS):
         return AUTH
     return None
 
