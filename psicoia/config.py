@@ -120,6 +120,8 @@ class LLMConfig:
     breaker_cooldown_seconds: float = _setting(30.0, _positive)
     breaker_cooldown_max_seconds: float = _setting(300.0, _positive)
     pacing: bool = _setting(True)
+    # At start, when online: GET {base_url}/models once and warn if llm.model is not listed.
+    check_model: bool = _setting(True)
 
     @property
     def completions_url(self) -> str:

@@ -26,6 +26,8 @@ def make_config(api_key: Optional[str] = "test-key", **sections: dict) -> config
     base = config_module.load(environ={}, cwd=_empty_dir())
     server = {"tcp": LOCAL, "websocket": None, "http": None}
     server.update(sections.pop("server", {}))
+    # No start-up GET /models to the default (real) base_url: tests talk to 127.0.0.1 only.
+    sections["llm"] = {"check_model": False, **sections.get("llm", {})}
     changed = config_module.replace(base, server=server, **sections)
     return dataclasses.replace(changed, api_key=api_key)
 

@@ -32,7 +32,7 @@ OK = Scripted(status=200, body=completion("Te escucho."))
 class InMemory:
     """A ChatProvider wired to a FakeProvider through StubTreq, all on one Clock."""
 
-    def __init__(self, api_key="k", random=lambda: 0.5, **llm) -> None:
+    def __init__(self, api_key="k", random=lambda: 0.5, instruments=None, **llm) -> None:
         self.clock = Clock()
         self.clock.advance(1_700_000_000)  # a realistic POSIX time, for HTTP dates
         self.fake = FakeProvider(clock=self.clock)
@@ -42,7 +42,7 @@ class InMemory:
         settings.update(llm)
         self.config = make_config(llm=settings).llm
         self.client = ChatProvider(self.config, api_key, self.clock, http=self.stub,
-                                   random=random)
+                                   random=random, instruments=instruments)
 
     def call(self):
         result = self.client.complete(PROMPT, "Usuario-1:m1")

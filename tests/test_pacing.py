@@ -10,6 +10,7 @@ from treq.testing import StubTreq
 
 from psicoia.provider.client import ChatProvider, ProviderError
 from psicoia.ops.metrics import Metrics
+from psicoia.provider.headers import seconds_until
 from psicoia.provider.pacing import Pacer, PacingTooLong, parse_duration
 from tests.fake_provider import FakeProvider, Scripted, completion
 from psicoia import texts
@@ -82,7 +83,7 @@ def test_token_budget_below_the_call_estimate_holds_until_the_token_reset():
 
 def test_hold_longer_than_the_maximum_fails_at_once():
     clock = Clock()
-    pacer = Pacer(clock, max_wait_seconds=10)
+    pacer = Pacer(clock, max_wait_seconds=10, max_reset_seconds=3600)
     pacer.observe({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "6m0s"})
     errors: list = []
     ensureDeferred(pacer.ready(1, "Usuario-1:m1")).addErrback(errors.append)
@@ -176,3 +177,83 @@ async def test_service_paces_from_real_response_headers_only_when_enabled(pacing
     finally:
         await service.stopService()
         await provider_port.stopListening()
+
+
+# --- every form of reset, behind a gateway (issue 15) -------------------------------------------
+
+NOW = 1_700_000_000.0
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("1m2.5s", 62.5), ("250ms", 0.25), ("7.66s", 7.66), ("2", 2.0), ("0.5", 0.5),
+    (str(int(NOW) + 5), 5.0),                 # Unix time in seconds
+    (str(int(NOW * 1000) + 2500), 2.5),       # Unix time in milliseconds
+    (str(NOW + 1.5), 1.5),                    # Unix time with a fraction
+    ("Tue, 14 Nov 2023 22:13:27 GMT", 7.0),   # HTTP date (NOW is 22:13:20)
+    ("2023-11-14T22:13:30Z", 10.0),           # ISO 8601
+    (str(int(NOW) - 30), 0.0),                # already past
+])
+def test_reset_in_every_form_is_read_as_seconds_from_now(text, seconds):
+    assert seconds_until(text, NOW) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", [None, "", "soon", "-5", "inf", "nan", "5x"])
+def test_unreadable_resets_are_none(text):
+    assert seconds_until(text, NOW) is None
+
+
+def test_a_unix_timestamp_reset_holds_for_its_seconds_not_56_years():
+    clock = Clock()
+    clock.advance(NOW)
+    pacer = Pacer(clock, max_wait_seconds=10)
+    pacer.observe({"x-ratelimit-remaining-requests": "0",
+                   "x-ratelimit-reset-requests": str(int(NOW) + 3)})
+    waiting = ensureDeferred(pacer.ready(1, "Usuario-1:m1"))
+    clock.advance(2.9)
+    assert not fired(waiting)
+    clock.advance(0.1)
+    assert fired(waiting)
+
+
+def test_litellm_prefixed_ratelimit_headers_pace_like_plain_ones():
+    clock = Clock()
+    pacer = Pacer(clock, max_wait_seconds=10)
+    pacer.observe({"llm_provider-x-ratelimit-remaining-requests": "0",
+                   "llm_provider-x-ratelimit-reset-requests": "2s"})
+    assert pacer.delay(1) == (2.0, "requests")
+
+
+def test_an_absurd_reset_is_capped_and_the_budget_refills_then_without_new_headers():
+    clock = Clock()
+    pacer = Pacer(clock, max_wait_seconds=10, max_reset_seconds=300)
+    pacer.observe({"x-ratelimit-remaining-requests": "0",
+                   "x-ratelimit-reset-requests": "1770000000000000000s"})
+    errors: list = []
+    ensureDeferred(pacer.ready(1, "Usuario-1:m1")).addErrback(errors.append)
+    assert errors and errors[0].value.seconds == pytest.approx(300)
+    clock.advance(300)
+    assert fired(ensureDeferred(pacer.ready(1, "Usuario-1:m2")))
+
+
+def test_a_spent_budget_refills_at_its_reset_time_with_no_new_headers():
+    """The field report: a Unix-time reset, then no more rate-limit headers at all. The held
+    call goes at the reset; the one after it goes at once."""
+    clock = Clock()
+    clock.advance(NOW)
+    fake = FakeProvider(clock=clock)
+    provider, stub = make_provider(clock, fake)
+    fake.push(Scripted(body=completion("uno"), headers={
+        "llm_provider-x-ratelimit-remaining-requests": "0",
+        "llm_provider-x-ratelimit-reset-requests": str(int(NOW) + 2)}))
+    first = provider.complete(PROMPT, "Usuario-1:m1")
+    stub.flush()
+    assert fired(first)
+    second = provider.complete(PROMPT, "Usuario-1:m2")
+    stub.flush()
+    assert len(fake.requests) == 1
+    clock.advance(2)
+    stub.flush()
+    assert len(fake.requests) == 2 and fired(second)
+    third = provider.complete(PROMPT, "Usuario-1:m3")
+    stub.flush()
+    assert len(fake.requests) == 3 and fired(third)

@@ -61,3 +61,25 @@ def test_absent_or_unreadable_retry_after_is_none(headers):
 
 def test_unreadable_retry_after_ms_falls_back_to_retry_after():
     assert retry_after_seconds({"retry-after-ms": "x", "retry-after": "2"}, NOW) == 2.0
+
+
+# --- behind a gateway (issue 15): LiteLLM relays the upstream's headers with a prefix ---------
+
+def test_a_gateway_prefixed_retry_after_is_read_when_the_plain_one_is_absent():
+    assert retry_after_seconds({"llm_provider-retry-after": "2"}, NOW) == 2.0
+    assert retry_after_seconds({"llm_provider-retry-after-ms": "1250"}, NOW) == 1.25
+    when = formatdate(NOW + 4, usegmt=True)
+    assert retry_after_seconds({"llm_provider-retry-after": when}, NOW) == 4.0
+
+
+def test_the_plain_retry_after_wins_over_the_prefixed_one():
+    headers = {"retry-after": "60", "llm_provider-retry-after": "2"}
+    assert retry_after_seconds(headers, NOW) == 60.0
+    headers = {"llm_provider-retry-after-ms": "500", "retry-after": "3"}
+    assert retry_after_seconds(headers, NOW) == 0.5, "retry-after-ms, in either form, is finer"
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf", "1e999"])
+def test_non_finite_retry_after_is_not_obeyed(value):
+    assert retry_after_seconds({"retry-after": value}, NOW) is None
+    assert retry_after_seconds({"retry-after-ms": value}, NOW) is None

@@ -38,7 +38,8 @@ def build_provider(config: Config, reactor: Any, clock: Any, instruments: Instru
         http, pool = make_http_client(reactor, config.llm.max_in_flight)
     pacer = None
     if config.llm.pacing:
-        pacer = Pacer(clock, config.llm.retry_after_max_seconds, instruments)
+        pacer = Pacer(clock, config.llm.retry_after_max_seconds, instruments,
+                      max_reset_seconds=config.llm.breaker_cooldown_max_seconds)
     client = ChatProvider(config.llm, config.api_key, clock, http, instruments, pacer=pacer)
     breaker = CircuitBreaker(client, clock, config.llm.breaker_failure_threshold,
                              config.llm.breaker_cooldown_seconds,

@@ -42,6 +42,8 @@ class PsicoiaService(ChatService):
                 "no API key in {env}: running in offline mode (fallback replies only)",
                 env=self.config.llm.api_key_env,
             )
+        elif self.breaker is not None and self.config.llm.check_model:
+            self.breaker.check_model()  # in the background; it logs what it finds
 
     def pending_replies(self) -> Deferred:
         return self.manager.drain()
@@ -52,8 +54,10 @@ class PsicoiaService(ChatService):
     def report(self) -> StatusReport:
         base = super().report()
         breaker = self.breaker.state if self.breaker is not None else "none"
+        problem = self.breaker.problem if self.breaker is not None else None
         return replace(base, closing=self.manager.closing, breaker=breaker,
-                       provider="online" if self.manager.provider.online else "offline")
+                       provider="online" if self.manager.provider.online else "offline",
+                       problems=base.problems + ((problem,) if problem else ()))
 
     def release_resources(self) -> Any:
         if self.breaker is not None:

@@ -46,3 +46,14 @@ class Instruments:
 
     def provider_quota(self, kind: str, remaining: int) -> None:
         """The provider reported ``remaining`` ``requests`` or ``tokens`` in its headers."""
+
+    def provider_rejected(self, kind: str) -> None:
+        """The provider refused a call for a known reason: ``auth``, ``model``, ``endpoint``
+        or ``concurrency`` (psicoia.provider.diagnosis)."""
+
+    def provider_problem(self, kind: "str | None") -> None:
+        """The operator problem the provider keeps reporting (``auth``, ``model``,
+        ``endpoint``), or None once a call succeeds again."""
+
+    def provider_concurrency(self, limit: int) -> None:
+        """Requests the client now sends the provider at once (psicoia.provider.concurrency)."""

@@ -45,6 +45,8 @@ JSON_FIELDS = (
     "trace_id", "user", "transport", "latency_ms", "status", "attempt", "outcome", "error",
     "reason", "chars", "reply_chars", "delay_ms", "wait_ms", "position", "state", "kind",
     "name", "address", "count", "failures",
+    # provider diagnostics (psicoia.provider.diagnosis): enumerated words and ids, never text
+    "request_id", "error_type", "error_code", "hint", "limit",
 )
 
 

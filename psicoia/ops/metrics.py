@@ -18,6 +18,8 @@ from psicoia.ops.instruments import Instruments
 PROVIDER_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0)
 WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 BREAKER_STATES = ("closed", "half_open", "open")
+PROBLEM_KINDS = ("auth", "model", "endpoint")
+REJECTION_KINDS = PROBLEM_KINDS + ("concurrency",)
 
 
 class Metrics(Instruments):
@@ -82,8 +84,24 @@ class Metrics(Instruments):
             "psicoia_provider_ratelimit_remaining",
             "Last x-ratelimit-remaining-{requests,tokens} reported by the provider.",
             ["kind"], registry=r)
+        self.rejections = Counter(
+            "psicoia_provider_rejections",
+            "Provider answers refusing a call for a known reason (auth, model, endpoint, "
+            "concurrency).", ["kind"], registry=r)
+        self.problem = Gauge(
+            "psicoia_provider_problem",
+            "1 while the provider keeps rejecting calls for this operator mistake, else 0.",
+            ["kind"], registry=r)
+        self.concurrency_limit = Gauge(
+            "psicoia_provider_concurrency_limit",
+            "Requests sent to the provider at once at most (adapted to its refusals).",
+            registry=r)
         for state in BREAKER_STATES:
             self.breaker_state.labels(state).set(1 if state == "closed" else 0)
+        for kind in REJECTION_KINDS:
+            self.rejections.labels(kind)
+        for kind in PROBLEM_KINDS:
+            self.problem.labels(kind).set(0)
 
     def connection_opened(self, transport: str) -> None:
         self.connections_accepted.labels(transport).inc()
@@ -133,3 +151,14 @@ class Metrics(Instruments):
 
     def provider_quota(self, kind: str, remaining: int) -> None:
         self.quota_remaining.labels(kind).set(remaining)
+
+    def provider_rejected(self, kind: str) -> None:
+        self.rejections.labels(kind).inc()
+
+    def provider_problem(self, kind: "str | None") -> None:
+        for known in PROBLEM_KINDS:
+            self.problem.labels(known).set(1 if known == kind else 0)
+
+    def provider_concurrency(self, limit: int) -> None:
+        self.concurrency_limit.set(limit)
+

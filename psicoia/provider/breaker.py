@@ -12,8 +12,16 @@ capped at ``breaker_cooldown_max_seconds``) it is half open: exactly one probe c
 its success closes the breaker, its failure opens it again for another cooldown.
 
 Failures that say nothing about the provider's health (a 4xx caused by this one request, like
-400 or 413) count as "the provider answered", as do successes. A cancelled call (the user left)
-counts as nothing.
+400 or 413) count as "the provider answered", as do successes, and so does a concurrency refusal
+that outlasted its short queue (psicoia.provider.concurrency: the gateway is up, only busy). A
+cancelled call (the user left) counts as nothing.
+
+Mistakes only the operator can fix (psicoia.provider.diagnosis: a rejected key, a model not
+served, no chat API at ``llm.base_url``) count as failures whatever their status (LiteLLM says
+400 for both a wrong key and an unknown model). An ``auth`` rejection opens the breaker at once:
+every call would fail the same way, and sets :attr:`problem` (a short reason that ``/readyz``
+shows and a metric counts) at once; a model or endpoint mistake sets it the second time in a
+row. It stays until a call succeeds again.
 """
 
 from __future__ import annotations
@@ -26,6 +34,9 @@ from twisted.logger import Logger
 
 from psicoia.ops.instruments import Instruments
 from psicoia.chat.ports import ProviderError
+from psicoia.provider.diagnosis import (
+    AUTH, CONCURRENCY, ENDPOINT, HINTS, MODEL, PERSISTENT, ProviderRejected,
+)
 
 CLOSED = "closed"
 OPEN = "open"
@@ -34,8 +45,21 @@ HALF_OPEN = "half_open"
 # HTTP statuses that mean the provider (or our account with it) is unwell, not this request.
 UNHEALTHY_4XX = frozenset({401, 403, 408, 409, 429})
 
+# The same operator mistake this many calls in a row is a readiness problem. A rejected key
+# opens the breaker at the first call, so it is one at once too.
+PROBLEM_AFTER = {AUTH: 1, MODEL: 2, ENDPOINT: 2}
+
+
+def _kind(error: ProviderError) -> str | None:
+    return error.diagnosis.kind if isinstance(error, ProviderRejected) else None
+
 
 def counts_as_failure(error: ProviderError) -> bool:
+    kind = _kind(error)
+    if kind == CONCURRENCY:
+        return False
+    if kind in PERSISTENT:
+        return True
     if error.status is None:
         return error.reason != "offline"
     return error.status >= 500 or error.status in UNHEALTHY_4XX
@@ -68,10 +92,16 @@ class CircuitBreaker:
         self.open_until: Optional[float] = None
         self._probing = False
         self._timer: Any = None
+        self.problem: Optional[str] = None  # e.g. "provider rejects the API key (...)"
+        self._streak: tuple[Optional[str], int] = (None, 0)  # (persistent kind, calls in a row)
 
     @property
     def online(self) -> bool:
         return self.provider.online
+
+    def check_model(self) -> Deferred:
+        """The provider's start-up model check (ChatProvider.check_model), passed through."""
+        return self.provider.check_model()
 
     def complete(self, messages: Sequence[dict], trace_id: str) -> Deferred:
         if self.state == OPEN or (self.state == HALF_OPEN and self._probing):
@@ -88,7 +118,14 @@ class CircuitBreaker:
         return result
 
     def stop(self) -> None:
-        """Cancel the pending half-open timer (service shutdown, tests on a real reactor)."""
+        """Cancel the pending half-open timer and the provider's own pending work (service
+        shutdown, tests on a real reactor)."""
+        self._stop_timer()
+        stop_provider = getattr(self.provider, "stop", None)  # stand-ins in tests have none
+        if stop_provider is not None:
+            stop_provider()
+
+    def _stop_timer(self) -> None:
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
@@ -97,6 +134,7 @@ class CircuitBreaker:
 
     def _succeeded(self, reply: str, probe: bool) -> str:
         self._healthy(probe)
+        self._note(None)
         return reply
 
     def _failed(self, failure, probe: bool):
@@ -107,6 +145,13 @@ class CircuitBreaker:
         error = failure.check(ProviderError) and failure.value
         if error and not counts_as_failure(error):
             self._healthy(probe)
+            return failure
+        kind = _kind(error) if error else None
+        if kind in PERSISTENT:
+            self._note(kind)
+        if kind == AUTH and self.state == CLOSED:
+            self.failures += 1
+            self._open(None)
             return failure
         if probe:
             self._probing = False
@@ -127,6 +172,23 @@ class CircuitBreaker:
         if self.state == CLOSED:
             self.failures = 0
 
+    def _note(self, kind: Optional[str]) -> None:
+        """Count persistent rejections in a row; set or clear :attr:`problem`."""
+        last, count = self._streak
+        count = count + 1 if kind is not None and kind == last else (1 if kind else 0)
+        self._streak = (kind, count)
+        problem = HINTS[kind] if kind is not None and count >= PROBLEM_AFTER[kind] else None
+        if kind is not None and problem is None and self.problem is not None:
+            return  # a different mistake once: keep the known one until it is confirmed
+        if problem == self.problem:
+            return
+        self.problem = problem
+        if problem is None:
+            self.log.info("provider problem cleared")
+        else:
+            self.log.error("provider problem kind={kind}: {reason}", kind=kind, reason=problem)
+        self._instruments.provider_problem(kind if problem else None)
+
     # --- states ---------------------------------------------------------------------------
 
     def _open(self, retry_after: Optional[float]) -> None:
@@ -134,7 +196,7 @@ class CircuitBreaker:
         if retry_after is not None and retry_after > cooldown:
             cooldown = min(retry_after, self.cooldown_max_seconds)
         self.open_until = self._clock.seconds() + cooldown
-        self.stop()
+        self._stop_timer()
         self._timer = self._clock.callLater(cooldown, self._half_open)
         self.log.warn("breaker open failures={failures} cooldown_s={cooldown}",
                       failures=self.failures, cooldown=round(cooldown, 3))

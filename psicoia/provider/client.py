@@ -16,8 +16,6 @@ import random as _random
 import re
 from typing import Any, Callable, Optional, Sequence
 
-import treq
-from hyperlink import EncodedURL
 from treq.client import HTTPClient
 from twisted.internet import error as net_error
 from twisted.internet.defer import (
@@ -31,20 +29,25 @@ from twisted.internet.defer import (
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
-from twisted.web.client import (
-    Agent,
-    HTTPConnectionPool,
-    RequestNotSent,
-    RequestTransmissionFailed,
-    ResponseFailed,
-)
-from twisted.web.iweb import IBodyProducer
-from zope.interface import implementer
+from twisted.web.client import RequestNotSent, RequestTransmissionFailed, ResponseFailed
 
 from psicoia.chat.ports import ProviderError
 from psicoia.config import LLMConfig
 from psicoia.ops.instruments import Instruments
 from psicoia.ops.logsetup import LevelLogger
+from psicoia.provider._http import (  # noqa: F401 - also importable from here, as before
+    MAX_RESPONSE_BYTES,
+    BytesBody,
+    PreparedURL,
+    _body_producer,
+    make_http_client,
+    read_response,
+    response_headers,
+)
+from psicoia.provider.concurrency import AdaptiveLimit
+from psicoia.provider.diagnosis import CONCURRENCY, ProviderRejected, diagnose
+from psicoia.provider.headers import gateway_retries, request_id
+from psicoia.provider.models import ModelCheck
 from psicoia.provider.pacing import Pacer, PacingTooLong
 from psicoia.provider.retry import backoff_delay, is_retryable_status, retry_after_seconds
 
@@ -64,125 +67,11 @@ def _timed_out(result: Any, timeout: float) -> None:
 
 
 class _Retryable(Exception):
-    def __init__(self, error: ProviderError, retry_after: Optional[float] = None) -> None:
+    def __init__(self, error: ProviderError, retry_after: Optional[float] = None,
+                 refused: bool = False) -> None:
         self.error = error
         self.retry_after = retry_after
-
-
-@implementer(IBodyProducer)
-class BytesBody:
-    """A request body already in memory, written as soon as the request is.
-
-    treq's default producer for ``bytes`` streams through the reactor's cooperator: a task per
-    request and the body sent one reactor turn after the headers, which under load is a
-    measurable share of each call (docs/benchmarks.md). Same bytes, same Content-Length.
-    """
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self.length = len(data)
-
-    def startProducing(self, consumer: Any) -> Deferred:
-        consumer.write(self._data)
-        return succeed(None)
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-    def stopProducing(self) -> None:
-        pass
-
-
-def _body_producer(data: Any) -> IBodyProducer:
-    return BytesBody(data) if isinstance(data, bytes) else IBodyProducer(data)
-
-
-class PreparedURL(EncodedURL):
-    """A URL already in the form treq sends, with that form computed once.
-
-    treq turns the URL it is given into bytes on every request:
-    ``parsed.to_uri().to_text().encode("ascii")``. For a string that is a parse (about 7 us),
-    then ``to_uri()`` (the host through IDNA, the path re-encoded: about 25 us) and ``to_text()``
-    (about 5 us), for a URL that never changes (docs/benchmarks.md). Built by :meth:`prepare`
-    from the already-encoded URI, so ``to_uri()`` of it is itself and ``to_text()`` its text:
-    the same bytes on the wire. A copy made by ``replace()`` (treq does that only for
-    ``params=``, which this client never passes) has no cached text and computes as usual.
-    """
-
-    @classmethod
-    def prepare(cls, text: str) -> Any:
-        """The prepared URL for ``text``, or ``text`` itself if it does not round-trip."""
-        try:
-            uri_text = EncodedURL.from_text(text).to_uri().to_text()
-            prepared = cls.from_text(uri_text)
-        except Exception:  # noqa: BLE001 - treq reports it, per request
-            return text
-        if super(PreparedURL, prepared).to_text() != uri_text:
-            return text
-        prepared.__dict__["_uri_text"] = uri_text
-        return prepared
-
-    def to_uri(self) -> Any:
-        return self if "_uri_text" in self.__dict__ else super().to_uri()
-
-    def to_text(self, with_password: bool = False) -> str:
-        text = self.__dict__.get("_uri_text")
-        if text is None or with_password:
-            return super().to_text(with_password)
-        return text
-
-
-def make_http_client(reactor: Any, max_connections: int) -> tuple[HTTPClient, HTTPConnectionPool]:
-    """The production HTTP client: one persistent pool, sized to the semaphore."""
-    pool = HTTPConnectionPool(reactor, persistent=True)
-    pool.maxPersistentPerHost = max_connections
-    pool.retryAutomatically = False  # we retry ourselves, with backoff and logging
-    client = HTTPClient(Agent(reactor, pool=pool), data_to_body_producer=_body_producer)
-    return client, pool
-
-
-# A chat completion of max_tokens is a few KiB; anything this large is not one, and reading it
-# all would let a broken or hostile endpoint fill our memory.
-MAX_RESPONSE_BYTES = 1 << 20
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-def read_response(response: Any, limit: int) -> Deferred:
-    """Deferred firing with (status, headers, body), or failing with ProviderError("malformed")
-    once the body passes ``limit`` bytes. Plain callbacks, not a coroutine: one
-    ``ensureDeferred`` less per request (docs/benchmarks.md)."""
-    chunks: list[bytes] = []
-    size = 0
-
-    def collect(data: bytes) -> None:
-        nonlocal size
-        size += len(data)
-        if size > limit:
-            raise _BodyTooLarge()
-        chunks.append(data)
-
-    def joined(_: Any) -> tuple[int, dict[str, str], bytes]:
-        return response.code, response_headers(response), b"".join(chunks)
-
-    def too_large(failure: Failure) -> None:
-        failure.trap(_BodyTooLarge)
-        raise ProviderError("malformed", response.code) from None
-
-    return treq.collect(response, collect).addCallbacks(joined, too_large)
-
-
-def response_headers(response: Any) -> dict[str, str]:
-    """The last value of each response header, by lower-case name (for Retry-After, pacing)."""
-    return {
-        name.decode("latin-1").lower(): values[-1].decode("latin-1")
-        for name, values in response.headers.getAllRawHeaders()
-    }
+        self.refused = refused  # a concurrency refusal (psicoia.provider.concurrency)
 
 
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
@@ -190,6 +79,12 @@ _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 def parse_reply(body: bytes) -> str:
     """The assistant's text from a chat-completions body, or ProviderError("malformed")."""
+    return parse_completion(body)[0]
+
+
+def parse_completion(body: bytes) -> tuple[str, Any]:
+    """(the assistant's text, the body's ``id`` unchecked) from a chat-completions body, or
+    ProviderError("malformed")."""
     try:
         data = json.loads(body)
         content = data["choices"][0]["message"]["content"]
@@ -199,7 +94,7 @@ def parse_reply(body: bytes) -> str:
         raise ProviderError("malformed")
     # JSON may escape a lone surrogate (\ud800): not encodable, it would fail the write of
     # the reply. Replaced like invalid UTF-8 from a user.
-    return _LONE_SURROGATE.sub("\ufffd", content.strip())
+    return _LONE_SURROGATE.sub("\ufffd", content.strip()), data.get("id")
 
 
 class ChatProvider:
@@ -216,6 +111,7 @@ class ChatProvider:
         instruments: Optional[Instruments] = None,
         random: Callable[[], float] = _random.random,
         pacer: Optional[Pacer] = None,
+        limit: Optional[AdaptiveLimit] = None,
     ) -> None:
         self.config = config
         self._api_key = api_key
@@ -228,6 +124,32 @@ class ChatProvider:
         # time, and (on first use, see _bearer) the header that holds the key.
         self._url = PreparedURL.prepare(config.completions_url)
         self._authorization: Optional[bytes] = None
+        # Requests at once as the provider accepts them, below the session manager's semaphore.
+        self.limit = limit or AdaptiveLimit(clock, config.max_in_flight, instruments=instruments)
+        self._crowded_429s = 0  # plain 429s in a row that came while our other calls were out
+        self._stacked_warned = False
+        self._model_check: Optional[ModelCheck] = None
+
+    def check_model(self) -> Deferred:
+        """Ask ``GET {base_url}/models`` once and warn when ``llm.model`` is not listed.
+
+        Deferred firing with True (listed), False (not listed) or None (offline, or the list
+        could not be had: error status, timeout, unreadable body); never fails. Bounded by
+        ``min(llm.timeout_seconds, 10)`` seconds; start-up does not wait for it. See
+        :class:`psicoia.provider.models.ModelCheck`.
+        """
+        if not self.online:
+            return succeed(None)
+        headers = {b"Authorization": [self._bearer()], b"Accept": [b"application/json"],
+                   b"User-Agent": [USER_AGENT]}
+        self._model_check = ModelCheck(self.config, self._clock, self._http, headers,
+                                       read_response)
+        return self._model_check.run()
+
+    def stop(self) -> None:
+        """Abandon a model check still running (service shutdown)."""
+        if self._model_check is not None:
+            self._model_check.stop()
 
     @property
     def online(self) -> bool:
@@ -249,42 +171,60 @@ class ChatProvider:
                 "max_tokens": cfg.max_tokens,
             }
         ).encode("utf-8")
-        attempt = 0
+        attempt = refusals = 0
+        first_started = self._clock.seconds()
         while True:
             attempt += 1
+            ticket = await self.limit.acquire()
             if self._pacer is not None:
                 tokens = len(body) / 4 + cfg.max_tokens
                 if not self._pacer.spend_now(tokens):
-                    await self._paced(tokens, trace_id, attempt)
+                    try:
+                        await self._paced(tokens, trace_id, attempt)
+                    except BaseException:
+                        self.limit.release()
+                        raise
             started = self._clock.seconds()
             self.log.debug(
                 "[{trace_id}] provider start attempt={attempt} bytes={size}",
                 trace_id=trace_id, attempt=attempt, size=len(body),
             )
             try:
-                text, status = await self._attempt(body, trace_id)
+                text, status, rid = await self._attempt(body, trace_id)
             except _Retryable as retryable:
+                self.limit.release()
                 error = retryable.error
                 error.attempts = attempt
-                error.retry_after = retryable.retry_after
+                error.retry_after = None if retryable.refused else retryable.retry_after
                 latency_ms = int((self._clock.seconds() - started) * 1000)
                 self._instruments.provider_attempt(
                     str(error.status) if error.status else error.reason, latency_ms / 1000
                 )
-                if attempt > cfg.max_retries:
-                    self._log_fail(trace_id, attempt, latency_ms, error)
-                    raise error
-                if retryable.retry_after is not None:
-                    if retryable.retry_after > cfg.retry_after_max_seconds:
-                        error.reason = "retry_after_too_long"
-                        error.retry_after = retryable.retry_after
+                if retryable.refused:
+                    # The gateway's Retry-After is its window, not when a slot frees: queue
+                    # again for a slot of the (now lower) limit, after a short backoff.
+                    refusals += 1
+                    self.limit.refused(ticket)
+                    delay = backoff_delay(refusals, cfg.backoff_initial_seconds,
+                                          cfg.backoff_max_seconds, self._random)
+                    waited = self._clock.seconds() - first_started
+                    if waited + delay > cfg.retry_after_max_seconds:
                         self._log_fail(trace_id, attempt, latency_ms, error)
                         raise error
-                    delay = retryable.retry_after
                 else:
-                    delay = backoff_delay(
-                        attempt, cfg.backoff_initial_seconds, cfg.backoff_max_seconds, self._random
-                    )
+                    self._crowded(error, ticket)
+                    if attempt - refusals > cfg.max_retries:
+                        self._log_fail(trace_id, attempt, latency_ms, error)
+                        raise error
+                    if retryable.retry_after is not None:
+                        if retryable.retry_after > cfg.retry_after_max_seconds:
+                            error.reason = "retry_after_too_long"
+                            self._log_fail(trace_id, attempt, latency_ms, error)
+                            raise error
+                        delay = retryable.retry_after
+                    else:
+                        delay = backoff_delay(attempt - refusals, cfg.backoff_initial_seconds,
+                                              cfg.backoff_max_seconds, self._random)
                 self.log.warn(
                     "[{trace_id}] provider retry attempt={attempt} status={status} "
                     "error={error} latency_ms={latency_ms} delay_ms={delay_ms}",
@@ -295,6 +235,7 @@ class ChatProvider:
                 await deferLater(self._clock, delay, lambda: None)
                 continue
             except ProviderError as error:
+                self.limit.release()
                 error.attempts = attempt
                 latency_ms = int((self._clock.seconds() - started) * 1000)
                 self._instruments.provider_attempt(
@@ -302,15 +243,34 @@ class ChatProvider:
                 )
                 self._log_fail(trace_id, attempt, latency_ms, error)
                 raise
+            except BaseException:
+                self.limit.release()
+                raise
+            self.limit.release()
+            self.limit.succeeded()
+            self._crowded_429s = 0
             latency_ms = int((self._clock.seconds() - started) * 1000)
             self._instruments.provider_attempt(str(status), latency_ms / 1000)
             self.log.info(
                 "[{trace_id}] provider ok attempt={attempt} status={status} "
-                "latency_ms={latency_ms} reply_chars={reply_chars}",
+                "latency_ms={latency_ms} reply_chars={reply_chars} request_id={request_id}",
                 trace_id=trace_id, attempt=attempt, status=status,
-                latency_ms=latency_ms, reply_chars=len(text),
+                latency_ms=latency_ms, reply_chars=len(text), request_id=rid or "-",
             )
             return text
+
+    def _crowded(self, error: ProviderError, ticket: int) -> None:
+        """A plain 429 (no concurrency marker) while our other calls were out: two in a row
+        are read as a concurrency refusal too, and lower the limit."""
+        if error.status != 429:
+            return
+        if self.limit.in_flight < 1:  # alone: a quota, not our own crowd
+            self._crowded_429s = 0
+            return
+        self._crowded_429s += 1
+        if self._crowded_429s >= 2:
+            self._crowded_429s = 0
+            self.limit.refused(ticket)
 
     async def _paced(self, tokens: float, trace_id: str, attempt: int) -> None:
         """Wait for the pacer (docs/operations.md); a hold too long fails the call at once."""
@@ -322,6 +282,19 @@ class ChatProvider:
             raise error from None
 
     def _log_fail(self, trace_id: str, attempt: int, latency_ms: int, error: ProviderError) -> None:
+        if isinstance(error, ProviderRejected):
+            # Only the body's enumerated words and our own hint: never its message text.
+            found = error.diagnosis
+            self.log.error(
+                "[{trace_id}] provider fail attempt={attempt} status={status} error={error} "
+                "latency_ms={latency_ms} type={error_type} code={error_code} "
+                "request_id={request_id} hint={hint}",
+                trace_id=trace_id, attempt=attempt, status=error.status, error=error.reason,
+                latency_ms=latency_ms, error_type=found.error_type or "-",
+                error_code=found.error_code or "-", request_id=error.request_id or "-",
+                hint=found.hint or "-",
+            )
+            return
         self.log.error(
             "[{trace_id}] provider fail attempt={attempt} status={status} error={error} "
             "latency_ms={latency_ms}",
@@ -329,8 +302,9 @@ class ChatProvider:
             error=error.reason, latency_ms=latency_ms,
         )
 
-    async def _attempt(self, body: bytes, trace_id: str) -> tuple[str, int]:
-        """One request with its own timeout; raises _Retryable or ProviderError.
+    async def _attempt(self, body: bytes, trace_id: str) -> tuple[str, int, Optional[str]]:
+        """One request with its own timeout: (text, status, the provider's request id or None);
+        raises _Retryable or ProviderError (ProviderRejected for an error status).
 
         Cancelling an HTTP request in flight makes treq fail with ResponseNeverReceived, not
         CancelledError; so a timeout is recognised by ``_timed_out`` and a cancel from the caller
@@ -373,13 +347,23 @@ class ChatProvider:
             raise CancelledError()
         if self._pacer is not None:
             self._pacer.observe(headers)
+        if not self._stacked_warned and self.config.max_retries and gateway_retries(headers):
+            self._stacked_warned = True  # once: docs/operations.md, "Running behind a gateway"
+            self.log.warn("the gateway retried upstream and so do we (llm.max_retries={count}): "
+                          "retry at one layer only", count=self.config.max_retries)
         if status == 200:
             try:
-                return parse_reply(payload), status
+                text, body_id = parse_completion(payload)
             except ProviderError as error:
                 error.status = status
                 raise
-        error = ProviderError("status", status)
+            return text, status, request_id(headers, body_id)
+        diagnosis = diagnose(status, headers, payload)
+        error = ProviderRejected(status, diagnosis, request_id(headers, diagnosis.body_id))
+        if diagnosis.kind is not None:
+            self._instruments.provider_rejected(diagnosis.kind)
+        if diagnosis.kind == CONCURRENCY:
+            raise _Retryable(error, refused=True)
         if is_retryable_status(status):
             raise _Retryable(error, retry_after_seconds(headers, self._clock.seconds()))
         raise error

@@ -4,15 +4,20 @@ Pacing from the provider's rate-limit headers: stop sending before the provider 
 OpenAI-compatible providers (Groq, OpenAI) report the quota left on every response:
 ``x-ratelimit-remaining-requests`` / ``-tokens`` and the time until it is refilled,
 ``x-ratelimit-reset-requests`` / ``-tokens`` (Go-style durations: ``1s``, ``6m0s``, ``250ms``,
-``2m59.56s``). The rule, exactly (also in docs/operations.md):
+``2m59.56s``; other servers send plain seconds, Unix timestamps or HTTP dates, and the LiteLLM
+proxy relays them all with an ``llm_provider-`` prefix: psicoia.provider.headers reads every
+form). The rule, exactly (also in docs/operations.md):
 
 1. Each response that carries a remaining/reset pair sets that budget (requests or tokens):
-   ``remaining`` units until ``now + reset``. The newest response wins.
+   ``remaining`` units until ``now + reset``. The newest response wins. A reset further ahead
+   than ``max_reset_seconds`` (``llm.breaker_cooldown_max_seconds``) is read as that: a
+   misread or absurd header never holds calls for longer.
 2. Every attempt we start (first try or retry) spends one request, and an estimate of tokens:
    request body bytes / 4 + ``llm.max_tokens``, from each known budget.
 3. Before an attempt starts, if a budget is spent (``remaining`` would go below zero for this
    attempt) and its reset time is still ahead, the attempt waits until that reset time; then the
-   budget is forgotten (unknown means "go") until the next response reports it again.
+   budget is forgotten (unknown means "go", a refill) until the next response reports it again,
+   whether or not any response came meanwhile.
 4. If that wait would be longer than ``llm.retry_after_max_seconds`` the call fails at once with
    ``ProviderError("paced_too_long")`` (the user gets the fallback; the error's ``retry_after``
    tells the circuit breaker how long the quota is gone), instead of holding a user for minutes.
@@ -22,7 +27,6 @@ Waiting happens inside the semaphore slot, so a held provider also slows the que
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
@@ -31,40 +35,12 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from psicoia.ops.instruments import Instruments
+from psicoia.provider.headers import parse_duration, ratelimit
 
-_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|us|µs|ns|h|m|s)")
+__all__ = ["Budget", "KINDS", "Pacer", "PacingTooLong", "parse_duration"]
+
 KINDS = ("requests", "tokens")
-
-
-def parse_duration(text: Optional[str]) -> Optional[float]:
-    """Seconds in a Go-style duration (``6m0s``, ``250ms``, ``2m59.56s``; a bare number is
-    seconds), or None when it cannot be read."""
-    if text is None:
-        return None
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    total, position = 0.0, 0
-    for match in _PART.finditer(text):
-        if match.start() != position:
-            return None
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        position = match.end()
-    return total if position == len(text) else None
-
-
-def _int(text: Optional[str]) -> Optional[int]:
-    if text is None:
-        return None
-    try:
-        return int(float(text.strip()))
-    except ValueError:
-        return None
+DEFAULT_MAX_RESET_SECONDS = 300.0
 
 
 @dataclass
@@ -88,9 +64,12 @@ class Pacer:
     log = Logger()
 
     def __init__(self, clock: IReactorTime, max_wait_seconds: float,
-                 instruments: Optional[Instruments] = None) -> None:
+                 instruments: Optional[Instruments] = None,
+                 max_reset_seconds: float = DEFAULT_MAX_RESET_SECONDS) -> None:
         self._clock = clock
         self.max_wait_seconds = max_wait_seconds
+        self.max_reset_seconds = max_reset_seconds
+        self._capped: set[str] = set()
         self._instruments = instruments or Instruments()
         self.budgets: dict[str, Budget] = {}
 
@@ -98,13 +77,18 @@ class Pacer:
         """Record the budgets a response reports (lower-case header names)."""
         now = self._clock.seconds()
         for kind in KINDS:
-            remaining = _int(headers.get(f"x-ratelimit-remaining-{kind}"))
-            reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}"))
+            remaining, reset = ratelimit(headers, kind, now)
             if remaining is None:
                 continue
             self._instruments.provider_quota(kind, remaining)
             if reset is None:
                 continue
+            if reset > self.max_reset_seconds:
+                if kind not in self._capped:  # once: the same header comes on every answer
+                    self._capped.add(kind)
+                    self.log.warn("rate-limit reset capped kind={kind} wait_ms={wait_ms}",
+                                  kind=kind, wait_ms=int(self.max_reset_seconds * 1000))
+                reset = self.max_reset_seconds
             self.budgets[kind] = Budget(float(remaining), now + reset)
 
     def delay(self, tokens: float) -> tuple[float, Optional[str]]:

@@ -3,13 +3,19 @@ When to retry a provider call and how long to wait: pure functions, easy to test
 
 Backoff doubles from ``initial`` up to ``maximum`` with "equal jitter" (half fixed, half random),
 so a crowd of retries spreads out instead of hitting the provider in lockstep. A provider's own
-``retry-after-ms`` / ``Retry-After`` wins over the schedule.
+``retry-after-ms`` / ``Retry-After`` (plain or with a gateway's ``llm_provider-`` prefix) wins
+over the schedule, except on a concurrency refusal (psicoia.provider.concurrency).
 """
 
 from __future__ import annotations
 
-from email.utils import parsedate_to_datetime
-from typing import Callable, Mapping, Optional
+from typing import Callable
+
+# Parsed with every other header form in psicoia.provider.headers; re-exported here, where the
+# retry policy reads it.
+from psicoia.provider.headers import retry_after_seconds
+
+__all__ = ["RETRYABLE_STATUSES", "backoff_delay", "is_retryable_status", "retry_after_seconds"]
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 
@@ -24,33 +30,3 @@ def backoff_delay(
     """Delay before retry ``retry_number`` (1 for the first retry)."""
     base = min(maximum, initial * (2 ** (retry_number - 1)))
     return base / 2 + random() * base / 2
-
-
-def retry_after_seconds(headers: Mapping[str, str], now: float) -> Optional[float]:
-    """
-    Seconds the provider asked us to wait, from ``retry-after-ms`` or ``Retry-After``
-    (delta-seconds or an HTTP date), or None when absent or unreadable.
-
-    ``headers`` keys are lower-case; ``now`` is the clock's POSIX time.
-    """
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms is not None:
-        try:
-            return max(0.0, float(raw_ms) / 1000.0)
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if raw is None:
-        return None
-    raw = raw.strip()
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(raw)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - now)
