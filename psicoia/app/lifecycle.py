@@ -21,6 +21,7 @@ from psicoia.app.listeners import Listener
 from psicoia.config import Config
 from psicoia.ops.connections import ConnectionRegistry
 from psicoia.ops.instruments import Instruments
+from psicoia.ops.internals import forget_exit_signal
 from psicoia.ops.logsetup import LevelLogger
 from psicoia.transports.status import StatusReport
 
@@ -90,8 +91,7 @@ class ChatService(MultiService):
     def _exit_cleanly(self, result):
         """twistd re-raises the SIGTERM/SIGINT that stopped the reactor when it exits (status
         143/130). Our stop is graceful, and the contract says exit 0: forget that signal."""
-        if getattr(self.reactor, "_exitSignal", None) is not None:
-            self.reactor._exitSignal = None
+        forget_exit_signal(self.reactor)
         return result
 
     def _drain(self) -> Deferred:

@@ -15,6 +15,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
 from psicoia.config import Config
+from psicoia.ops.internals import listen_synchronously, port_waiter
 from psicoia.ops.observers import Waiters
 from psicoia.transports.http import build_site
 from psicoia.transports.status import Report
@@ -31,12 +32,12 @@ class Listener(StreamServerEndpointService):
         self.setName(name)
         self.description = description
         self.port = None
-        self._raiseSynchronously = True
+        listen_synchronously(self)
         self._port_waiters = Waiters()
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
-        self._waitingForPort.addCallback(self._listening)
+        port_waiter(self).addCallback(self._listening)
 
     def _listening(self, port):
         self.port = port

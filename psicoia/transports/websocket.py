@@ -28,6 +28,7 @@ from twisted.logger import Logger
 
 from psicoia import texts
 from psicoia.ops.connections import REFUSALS, ConnectionRegistry
+from psicoia.ops.internals import drop_buffered_message, use_timers
 from psicoia.chat.ports import SessionListener
 from psicoia.chat.vocabulary import CONVERSATIONAL, Kind, Reply, fold_lines
 from psicoia.chat.manager import SessionManager
@@ -234,8 +235,7 @@ class ChatSocket(WebSocketServerProtocol):
         self._message_bytes += len(payload)
         if self._message_bytes > self.factory.frame_limit(self.json_mode):
             self._message_too_long = True
-            self.frame_data = []
-            self.message_data = []
+            drop_buffered_message(self)
             return
         super().onMessageFrameData(payload)
 
@@ -500,7 +500,7 @@ class ChatSocketFactory(WebSocketServerFactory):
                  helplines: tuple[str, ...] = ()) -> None:
         super().__init__(server="PsicoIA", reactor=reactor)
         self.helplines = helplines  # shown by the page from the greeting on (header, offline)
-        self._batched_timer = _Timers(timers_clock or self.reactor)
+        use_timers(self, _Timers(timers_clock or self.reactor))
         self.registry = registry
         self.clock = clock
         self.max_message_bytes = max_message_bytes
