@@ -119,6 +119,8 @@ class LLMConfig:
     breaker_failure_threshold: int = _setting(5, _positive)
     breaker_cooldown_seconds: float = _setting(30.0, _positive)
     breaker_cooldown_max_seconds: float = _setting(300.0, _positive)
+    # A call still running after this counts as a failure (0: off), so hangs open it fast.
+    breaker_slow_call_seconds: float = _setting(10.0, _non_negative)
     pacing: bool = _setting(True)
     # At start, when online: GET {base_url}/models once and warn if llm.model is not listed.
     check_model: bool = _setting(True)

@@ -222,3 +222,45 @@ def test_breaker_is_online_exactly_when_the_wrapped_provider_is():
     assert breaker.online is False
     provider.online = True
     assert breaker.online is True
+
+
+# --- slow calls (a hanging provider is noticed in seconds) -----------------------------------
+
+def test_calls_still_running_past_the_slow_threshold_open_the_breaker():
+    clock = Clock()
+    provider = ScriptedProvider()
+    breaker = CircuitBreaker(provider, clock, 3, 30.0, 300.0, slow_call_seconds=5.0)
+    hanging = [breaker.complete(PROMPT, f"Usuario-{n}:m1") for n in range(3)]
+    clock.advance(4.9)
+    assert breaker.state == CLOSED
+    clock.advance(0.2)
+    assert breaker.state == OPEN, "three calls hanging past 5 s count as three failures"
+    assert outcome(breaker.complete(PROMPT, "Usuario-9:m1")).reason == "breaker_open"
+    assert len(provider.calls) == 3
+    # When the hung calls finally fail they are not counted a second time.
+    for call in provider.calls:
+        call.errback(ProviderError("timeout"))
+    for result in hanging:
+        outcome(result)
+    assert breaker.failures == 3
+
+
+def test_a_slow_call_that_then_succeeds_resets_the_count():
+    clock = Clock()
+    provider = ScriptedProvider()
+    breaker = CircuitBreaker(provider, clock, 3, 30.0, 300.0, slow_call_seconds=5.0)
+    result = breaker.complete(PROMPT, "Usuario-1:m1")
+    clock.advance(6)
+    assert breaker.failures == 1
+    provider.calls[0].callback("al fin")
+    assert outcome(result) == "al fin" and breaker.failures == 0
+
+
+def test_fast_calls_leave_no_timer_behind():
+    clock = Clock()
+    provider = ScriptedProvider()
+    breaker = CircuitBreaker(provider, clock, 3, 30.0, 300.0, slow_call_seconds=5.0)
+    result = breaker.complete(PROMPT, "Usuario-1:m1")
+    provider.calls[0].callback("rápido")
+    outcome(result)
+    assert clock.getDelayedCalls() == []

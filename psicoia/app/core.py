@@ -43,7 +43,8 @@ def build_provider(config: Config, reactor: Any, clock: Any, instruments: Instru
     client = ChatProvider(config.llm, config.api_key, clock, http, instruments, pacer=pacer)
     breaker = CircuitBreaker(client, clock, config.llm.breaker_failure_threshold,
                              config.llm.breaker_cooldown_seconds,
-                             config.llm.breaker_cooldown_max_seconds, instruments)
+                             config.llm.breaker_cooldown_max_seconds, instruments,
+                             slow_call_seconds=config.llm.breaker_slow_call_seconds)
     return breaker, pool
 
 

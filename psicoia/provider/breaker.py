@@ -78,18 +78,18 @@ class CircuitBreaker:
         cooldown_seconds: float,
         cooldown_max_seconds: Optional[float] = None,
         instruments: Optional[Instruments] = None,
+        slow_call_seconds: float = 0.0,
     ) -> None:
         self.provider = provider
-        self.config = getattr(provider, "config", None)
         self._clock = clock
         self.failure_threshold = failure_threshold
         self.cooldown_seconds = cooldown_seconds
         self.cooldown_max_seconds = max(cooldown_max_seconds or cooldown_seconds,
                                         cooldown_seconds)
         self._instruments = instruments or Instruments()
+        self.slow_call_seconds = slow_call_seconds  # 0: slowness alone never counts
         self.state = CLOSED
         self.failures = 0
-        self.open_until: Optional[float] = None
         self._probing = False
         self._timer: Any = None
         self.problem: Optional[str] = None  # e.g. "provider rejects the API key (...)"
@@ -113,9 +113,26 @@ class CircuitBreaker:
             self._probing = True
             self.log.info("[{trace_id}] breaker half_open: probe call", trace_id=trace_id)
         result = self.provider.complete(messages, trace_id)
-        result.addCallbacks(self._succeeded, self._failed, callbackArgs=(probe,),
-                            errbackArgs=(probe,))
+        slow = self._watch(result, trace_id)
+        result.addCallbacks(self._succeeded, self._failed, callbackArgs=(probe, slow),
+                            errbackArgs=(probe, slow))
         return result
+
+    def _watch(self, result: Deferred, trace_id: str) -> Any:
+        """A call still running after ``slow_call_seconds`` counts as a failure now, so a
+        provider that hangs opens the breaker in seconds, not after every slot has timed out
+        (the call itself goes on; its outcome is not counted again)."""
+        if not self.slow_call_seconds or result.called:
+            return None
+        return self._clock.callLater(self.slow_call_seconds, self._slow, trace_id)
+
+    def _slow(self, trace_id: str) -> None:
+        self.log.info("[{trace_id}] provider call slower than {seconds}s: counted as a failure",
+                      trace_id=trace_id, seconds=self.slow_call_seconds)
+        if self.state == CLOSED:
+            self.failures += 1
+            if self.failures >= self.failure_threshold:
+                self._open(None)
 
     def stop(self) -> None:
         """Cancel the pending half-open timer and the provider's own pending work (service
@@ -132,12 +149,25 @@ class CircuitBreaker:
 
     # --- outcomes -------------------------------------------------------------------------
 
-    def _succeeded(self, reply: str, probe: bool) -> str:
+    @staticmethod
+    def _settled(slow: Any) -> bool:
+        """Stop the slow-call timer; True when it had already counted this call."""
+        if slow is None:
+            return False
+        if slow.active():
+            slow.cancel()
+            return False
+        return True
+
+    def _succeeded(self, reply: str, probe: bool, slow: Any) -> str:
+        self._settled(slow)
         self._healthy(probe)
         self._note(None)
         return reply
 
-    def _failed(self, failure, probe: bool):
+    def _failed(self, failure, probe: bool, slow: Any):
+        if self._settled(slow) and not probe:
+            return failure  # counted already, when it became slow
         if failure.check(CancelledError):
             if probe:
                 self._probing = False
@@ -195,7 +225,6 @@ class CircuitBreaker:
         cooldown = self.cooldown_seconds
         if retry_after is not None and retry_after > cooldown:
             cooldown = min(retry_after, self.cooldown_max_seconds)
-        self.open_until = self._clock.seconds() + cooldown
         self._stop_timer()
         self._timer = self._clock.callLater(cooldown, self._half_open)
         self.log.warn("breaker open failures={failures} cooldown_s={cooldown}",
@@ -204,7 +233,6 @@ class CircuitBreaker:
 
     def _half_open(self) -> None:
         self._timer = None
-        self.open_until = None
         self._probing = False
         self._move(HALF_OPEN)
 
