@@ -273,3 +273,35 @@ COMPANION_QUESTIONS = {
         "¿Qué fue lo más difícil de tu día?",
     ),
 }
+
+# =============================================================================================
+# --- The notices by kind (the values of psicoia.chat.vocabulary.Kind), one table: the gateway
+# reads the core's lines back into kinds with it (psicoia/app/gateway.py). A kind may have
+# several texts; the first that matches wins.
+NOTICES = (
+    ("goodbye", GOODBYE),
+    ("rate_limited", RATE_LIMITED),
+    ("busy", BUSY),
+    ("too_long", TOO_LONG),
+    ("offline", OFFLINE),
+    ("fallback", FALLBACK),
+    ("shutting_down", SHUTTING_DOWN),
+    ("error", ERROR),
+    ("idle_timeout", IDLE_TIMEOUT),
+    ("server_full", SERVER_FULL),
+    ("per_address", TOO_MANY_FROM_ADDRESS),
+    ("taken_over", TAKEN_OVER),
+    # The model did not answer a message at risk (offline, failed, busy...): the support line;
+    # the resources follow it.
+    ("fallback", CRISIS_SUPPORT),
+    ("command", HELP),
+    ("command", RESOURCES_REPLY),
+    ("command", RESET_DONE),
+    ("command", UNKNOWN_COMMAND),
+    ("command", RESUMED),
+    ("command", RESUME_SAME),
+    ("command", RESUME_UNKNOWN),
+    ("command", RESUME_USAGE),
+    ("command", RESUME_SLOW_DOWN),
+    ("command", FORGOTTEN),
+)

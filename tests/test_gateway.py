@@ -408,5 +408,19 @@ def test_what_the_crisis_layer_appends_does_not_hide_the_kind():
     rate = texts.RATE_LIMITED.format(seconds=3)
     assert read_line(f"{rate} {texts.CRISIS_REMINDER}") == ("rate_limited", False)
     assert read_line(f"Te escucho. {texts.CRISIS_REMINDER}") == ("answered", False)
+    # Commands are "command" notices, as the core's own JSON mode says.
     assert read_line(texts.RESOURCES_REPLY.format(resources="Línea 135")) == (
-        "answered", False)
+        "command", False)
+
+
+def test_the_gateway_knows_every_notice_kind_from_the_one_table():
+    from psicoia.chat.vocabulary import Kind
+
+    table = {kind for kind, _ in texts.NOTICES}
+    assert table <= {kind.value for kind in Kind}
+    core_notices = set(Kind) - {Kind.ANSWERED, Kind.BINARY, Kind.UPSTREAM_DOWN,
+                                Kind.UPSTREAM_LOST}
+    assert core_notices <= table, "every notice the core sends over TCP has its text"
+    for kind, text in texts.NOTICES:
+        line = text.format(seconds=5, limit=4096, resources="135", number=7, code="AAAAA-BBBBB")
+        assert read_line(line)[0] == kind, kind

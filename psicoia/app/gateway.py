@@ -36,6 +36,7 @@ from psicoia.transports.websocket import (
     ChatSocketFactory,
     OriginPolicy,
 )
+from psicoia.chat import vocabulary
 from psicoia.chat.vocabulary import Kind, Reply
 
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -58,30 +59,14 @@ def _template_pattern(template: str) -> re.Pattern:
     return re.compile("^" + _template_regex(template) + "$", re.DOTALL)
 
 
-def _known_lines() -> list[tuple[str, re.Pattern]]:
-    """(kind, pattern) for every notice the core may send; kinds match the JSON mode's."""
-    known = [
-        (Kind.GOODBYE, texts.GOODBYE),
-        (Kind.RATE_LIMITED, texts.RATE_LIMITED),
-        (Kind.BUSY, texts.BUSY),
-        (Kind.TOO_LONG, texts.TOO_LONG),
-        (Kind.OFFLINE, texts.OFFLINE),
-        (Kind.FALLBACK, texts.FALLBACK),
-        (Kind.SHUTTING_DOWN, texts.SHUTTING_DOWN),
-        (Kind.ERROR, texts.ERROR),
-        ("idle_timeout", texts.IDLE_TIMEOUT),
-        ("server_full", texts.SERVER_FULL),
-        ("per_address", texts.TOO_MANY_FROM_ADDRESS),
-        # The model did not answer a message at risk (offline, failed, busy...): the core's
-        # support line; the resources follow it (see read_line).
-        (Kind.FALLBACK, texts.CRISIS_SUPPORT),
-    ]
-    return [(kind, _template_pattern(text)) for kind, text in known]
+def _known_lines() -> list[tuple[Kind, re.Pattern]]:
+    """(kind, pattern) for every notice the core may send, from the one table in texts.py."""
+    return [(Kind(kind), _template_pattern(text)) for kind, text in texts.NOTICES]
 
 
 KNOWN_LINES = _known_lines()
 # Lines the core sends on its own, never as the answer to a message.
-UNSOLICITED = {"idle_timeout", "server_full", "per_address"}
+UNSOLICITED = vocabulary.UNSOLICITED
 # What the core's crisis layer appends to a reply (SessionManager.with_safety): the resources
 # line (any resources list), or the short reminder that /recursos lists them.
 _RESOURCES_TAIL = re.compile(r"(?:^|\s)" + _template_regex(texts.CRISIS_RESOURCES) + "$",
