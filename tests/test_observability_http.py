@@ -63,8 +63,19 @@ async def test_metrics_endpoint_serves_psicoia_metrics_of_a_conversation():
         assert status == 200 and content_type.startswith("text/plain")
         text = body.decode()
         names = {f.name for f in text_string_to_metric_families(text)}
-        assert names and all(name.startswith("psicoia_") for name in names)
+        # PsicoIA's own families, and prometheus_client's process and platform collectors.
+        assert names and all(name.startswith(("psicoia_", "process_", "python_"))
+                             for name in names)
+        assert {"psicoia_build_info", "psicoia_reply_seconds", "psicoia_provider_online",
+                "psicoia_idle_timeouts", "psicoia_websocket_closes",
+                "process_resident_memory_bytes", "process_cpu_seconds",
+                "python_info"} <= names
+        assert "_created" not in text, "no per-series creation timestamps"
         found = samples(text)
+        assert found[("psicoia_reply_seconds_count", (("transport", "tcp"),))] == 1
+        assert found[("psicoia_provider_online", ())] == 1
+        build = [labels for (name, labels) in found if name == "psicoia_build_info"]
+        assert build and dict(build[0])["version"]
         assert found[("psicoia_messages_total",
                       (("outcome", "answered"), ("transport", "tcp")))] == 1
         assert found[("psicoia_connections_accepted_total", (("transport", "tcp"),))] == 1
@@ -95,7 +106,9 @@ def test_every_metric_is_documented_in_operations_md():
     documented = OPERATIONS_MD.read_text(encoding="utf-8")
     metrics = Metrics()
     for family in metrics.registry.collect():
-        name = family.name + ("_total" if family.type == "counter" else "")
+        if not family.name.startswith("psicoia_"):
+            continue  # prometheus_client's process_* and python_* collectors
+        name = family.name + {"counter": "_total", "info": "_info"}.get(family.type, "")
         assert re.search(rf"`{name}`", documented), f"{name} is not in docs/operations.md"
 
 

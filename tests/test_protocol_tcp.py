@@ -13,6 +13,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 
 from psicoia import texts
+from psicoia.ops.metrics import Metrics
 from psicoia.ops.connections import ConnectionRegistry
 from psicoia.transports.tcp import ChatLineFactory
 
@@ -66,10 +67,13 @@ class Harness:
         self.clock = Clock()
         self.provider = ControlledProvider(online=online)
         self.config = make_config(**sections)
+        self.metrics = Metrics()
         self.manager = make_manager(self.config, self.provider, self.clock,
-                                      system_prompt="Sos un acompañante breve.")
+                                    system_prompt="Sos un acompañante breve.",
+                                    instruments=self.metrics)
         self.registry = ConnectionRegistry(self.config.server.max_connections,
-                                           self.config.server.max_connections_per_ip)
+                                           self.config.server.max_connections_per_ip,
+                                           self.metrics)
         self.factory = ChatLineFactory(self.manager, self.registry, self.clock)
         self._ports = iter(range(40000, 50000))
 
@@ -312,6 +316,9 @@ def test_idle_timeout_closes_with_a_notice_on_the_clock():
     assert client.replies == ["re: hola", texts.IDLE_TIMEOUT]
     assert not client.connected
     assert harness.manager.holders == {}
+    sample = harness.metrics.registry.get_sample_value
+    assert sample("psicoia_idle_timeouts_total", {"transport": "tcp"}) == 1
+    assert sample("psicoia_reply_seconds_count", {"transport": "tcp"}) == 1
 
 
 # --- replies: exactly one per line, in order --------------------------------------------------

@@ -37,6 +37,8 @@ class PsicoiaService(ChatService):
 
     def startService(self) -> None:
         super().startService()
+        if self.instruments is not None:
+            self.instruments.provider_configured(self.manager.provider.online)
         if not self.manager.provider.online:
             self.log.warn(
                 "no API key in {env}: running in offline mode (fallback replies only)",

@@ -139,7 +139,7 @@ class Session:
         manager.accepted(result)
         # Few callbacks per message, on purpose (each costs a turn of Deferred._runCallbacks;
         # docs/benchmarks.md): one to settle the bookkeeping, one pair for the reply.
-        result.addBoth(self._settled, result)
+        result.addBoth(self._settled, result, arrived)
         # Whatever path the reply took (busy, failed, shutting down...), the crisis layer has
         # the last word on it, before the transport writes it.
         result.addCallbacks(self._with_safety, self._unexpected_safe,
@@ -170,10 +170,12 @@ class Session:
         finally:
             self._advancing = False
 
-    def _settled(self, outcome, result: Deferred):
+    def _settled(self, outcome, result: Deferred, arrived: float):
         """The message has its reply (or failure): it is no longer pending or in progress."""
-        self.manager.finished(result)  # first: drain() waiters see it at once
+        manager = self.manager
+        manager.finished(result)  # first: drain() waiters see it at once
         self._pending.pop(result, None)
+        manager.instruments.reply_ready(self.transport, manager.clock.seconds() - arrived)
         return outcome
 
     def _at_arrival(self, trace_id: str, crisis: bool) -> Optional[Reply]:

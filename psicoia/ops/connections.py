@@ -37,7 +37,7 @@ class ConnectionRegistry:
                  instruments: Optional[Instruments] = None) -> None:
         self.max_total = max_total
         self.max_per_address = max_per_address
-        self._instruments = instruments or Instruments()
+        self.instruments = instruments or Instruments()
         self._open: dict[Connection, str] = {}
         self._per_address: Counter[str] = Counter()
         self._empty = Waiters()
@@ -51,11 +51,11 @@ class ConnectionRegistry:
         elif self._per_address[address] >= self.max_per_address:
             reason = "per_address"
         if reason:
-            self._instruments.connection_refused(name, reason)
+            self.instruments.connection_refused(name, reason)
             return reason
         self._open[connection] = address
         self._per_address[address] += 1
-        self._instruments.connection_opened(name)
+        self.instruments.connection_opened(name)
         return None
 
     def release(self, connection: Connection) -> None:
@@ -65,7 +65,7 @@ class ConnectionRegistry:
         self._per_address[address] -= 1
         if not self._per_address[address]:
             del self._per_address[address]
-        self._instruments.connection_closed(connection.transport_name)
+        self.instruments.connection_closed(connection.transport_name)
         if not self._open:
             self._empty.fire()
 

@@ -29,6 +29,18 @@ class Instruments:
     def semaphore_changed(self, in_flight: int, waiting: int) -> None:
         pass
 
+    def reply_ready(self, transport: str, seconds: float) -> None:
+        """A message got its reply ``seconds`` after it arrived (what the user waited)."""
+
+    def provider_configured(self, online: bool) -> None:
+        """At start: whether a key is configured (model replies) or the service is offline."""
+
+    def idle_timeout(self, transport: str) -> None:
+        """A connection was closed for being idle (limits.idle_timeout_seconds)."""
+
+    def websocket_closed(self, code: "int | None") -> None:
+        """A WebSocket connection closed with this close code (None: no code)."""
+
     def provider_attempt(self, result: str, seconds: float) -> None:
         """``result`` is an HTTP status as text ("200", "503") or an error name ("timeout")."""
 

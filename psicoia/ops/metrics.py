@@ -11,12 +11,33 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import platform
 
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
+
+import psicoia
 from psicoia.ops.instruments import Instruments
+
+# Each counter's ``_created`` series doubles the series count and, per event, says when it
+# first happened (a crisis detection, say): off for every registry in the process.
+disable_created_metrics()
 
 PROVIDER_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0)
 WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+REPLY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0)
+# WebSocket close codes, as bounded label values (RFC 6455).
+CLOSE_REASONS = {1000: "normal", 1001: "going_away", 1002: "protocol_error",
+                 1006: "abnormal", 1008: "policy", 1009: "too_big", 1011: "server_error",
+                 1013: "try_again"}
 BREAKER_STATES = ("closed", "half_open", "open")
 PROBLEM_KINDS = ("auth", "model", "endpoint")
 REJECTION_KINDS = PROBLEM_KINDS + ("concurrency",)
@@ -96,6 +117,23 @@ class Metrics(Instruments):
             "psicoia_provider_concurrency_limit",
             "Requests sent to the provider at once at most (adapted to its refusals).",
             registry=r)
+        self.reply_time = Histogram(
+            "psicoia_reply_seconds",
+            "Time from a message's arrival to its reply (model, fallback or notice), as the "
+            "user sees it, by transport.", ["transport"], buckets=REPLY_BUCKETS, registry=r)
+        self.provider_online = Gauge(
+            "psicoia_provider_online",
+            "1 when an API key is configured (model replies), 0 in offline mode.", registry=r)
+        self.idle_timeouts = Counter(
+            "psicoia_idle_timeouts", "Connections closed after limits.idle_timeout_seconds, "
+            "by transport.", ["transport"], registry=r)
+        self.websocket_closes = Counter(
+            "psicoia_websocket_closes", "WebSocket connections closed, by close code name.",
+            ["reason"], registry=r)
+        Info("psicoia_build", "PsicoIA and Python versions.", registry=r).info(
+            {"version": psicoia.__version__, "python": platform.python_version()})
+        ProcessCollector(registry=r)   # memory, CPU seconds, open file descriptors
+        PlatformCollector(registry=r)  # the Python implementation
         for state in BREAKER_STATES:
             self.breaker_state.labels(state).set(1 if state == "closed" else 0)
         for kind in REJECTION_KINDS:
@@ -125,6 +163,18 @@ class Metrics(Instruments):
 
     def queue_wait(self, seconds: float) -> None:
         self.semaphore_wait.observe(max(0.0, seconds))
+
+    def reply_ready(self, transport: str, seconds: float) -> None:
+        self._child(self.reply_time, transport).observe(max(0.0, seconds))
+
+    def provider_configured(self, online: bool) -> None:
+        self.provider_online.set(1 if online else 0)
+
+    def idle_timeout(self, transport: str) -> None:
+        self.idle_timeouts.labels(transport).inc()
+
+    def websocket_closed(self, code: "int | None") -> None:
+        self.websocket_closes.labels(CLOSE_REASONS.get(code or 1006, "other")).inc()
 
     def semaphore_changed(self, in_flight: int, waiting: int) -> None:
         self._semaphore_now = (in_flight, waiting)

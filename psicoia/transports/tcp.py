@@ -95,6 +95,7 @@ class ChatLineProtocol(LineReceiver, TimeoutMixin, SessionListener):
 
     def timeoutConnection(self) -> None:
         self.log.info("[{user}] idle timeout", user=self.session.user)
+        self.factory.registry.instruments.idle_timeout(self.transport_name)
         self._send(texts.IDLE_TIMEOUT)
         self.disconnect()
 

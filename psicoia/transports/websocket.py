@@ -179,6 +179,8 @@ class ChatSocket(WebSocketServerProtocol):
         self.start(address)
 
     def onClose(self, wasClean: bool, code, reason) -> None:
+        if self.admitted:
+            self.factory.registry.instruments.websocket_closed(code)
         self.closing = True
         if self._idle is not None and self._idle.active():
             self._idle.cancel()
@@ -218,7 +220,8 @@ class ChatSocket(WebSocketServerProtocol):
         if self.closing:
             return
         self.log.info("[{user}] idle timeout", user=self.label)
-        self.send_notice(texts.IDLE_TIMEOUT, "idle_timeout", None)
+        self.factory.registry.instruments.idle_timeout(self.transport_name)
+        self.send_notice(texts.IDLE_TIMEOUT, Kind.IDLE_TIMEOUT, None)
         self.close(CLOSE_NORMAL)
 
     # --- input: bounded buffering, one message per frame ------------------------------------
