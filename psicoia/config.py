@@ -149,6 +149,8 @@ class HistoryConfig:
 class LogConfig:
     format: str = _setting("text", _one_of("text", "json"))
     level: str = _setting("info", _one_of("debug", "info", "warn", "error", "critical"))
+    # false: client addresses never reach the logs (shown as "-"); per-IP caps still work.
+    client_addresses: bool = _setting(True)
 
 
 def _resources(value: tuple) -> Optional[str]:

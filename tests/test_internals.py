@@ -37,3 +37,11 @@ def test_autobahn_still_has_what_we_use():
     # Autobahn fills these per frame; a rename would leave a too-long message in memory.
     source = Path(autobahn_protocol.__file__).read_text(encoding="utf-8")
     assert "self.frame_data" in source and "self.message_data" in source
+
+
+def test_the_provider_pool_starts_its_factories_quietly():
+    from twisted.web.client import HTTPConnectionPool
+
+    pool = internals.quiet_pool(HTTPConnectionPool(MemoryReactor()))
+    assert pool._factory.noisy is False
+    assert issubclass(pool._factory, HTTPConnectionPool._factory), "still Twisted's factory"

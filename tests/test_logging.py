@@ -149,3 +149,23 @@ def test_twistd_logfile_option_receives_json_lines(tmp_path):
     log.info("[{trace_id}] answered", trace_id="Usuario-1:m1", outcome="answered")
     record = json.loads(logfile.read_text(encoding="utf-8").splitlines()[-1])
     assert record["trace_id"] == "Usuario-1:m1" and record["outcome"] == "answered"
+
+
+def test_client_addresses_can_be_kept_out_of_the_logs():
+    import io
+
+    from twisted.logger import Logger, globalLogPublisher
+
+    for client_addresses, expected in ((True, "203.0.113.7"), (False, "peer=-")):
+        output = io.StringIO()
+        observer = make_observer(LogConfig(format="text", level="info",
+                                           client_addresses=client_addresses), output)
+        globalLogPublisher.addObserver(observer)
+        try:
+            Logger().info("[{user}] connection open transport=tcp peer={peer}",
+                          user="Usuario-1", peer="203.0.113.7")
+        finally:
+            globalLogPublisher.removeObserver(observer)
+        assert expected in output.getvalue()
+        if not client_addresses:
+            assert "203.0.113.7" not in output.getvalue()

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
 
 CHECKED = {"twisted": "26.10.0", "autobahn": "26.10.2"}
 
@@ -53,3 +54,15 @@ def use_timers(factory: Any, timers: Any) -> None:
     into whole seconds on the global reactor, which makes keepalive untestable with a Clock.
     Autobahn: ``WebSocketServerFactory._batched_timer`` (an object with ``call_later``)."""
     factory._batched_timer = timers
+
+
+class _QuietHTTP11ClientFactory(_HTTP11ClientFactory):
+    noisy = False
+
+
+def quiet_pool(pool: HTTPConnectionPool) -> HTTPConnectionPool:
+    """Stop ``Starting factory _HTTP11ClientFactory(...)`` log lines, one per provider
+    connection: the pool makes its factories from a class attribute with no public knob.
+    Twisted: ``HTTPConnectionPool._factory`` (``_HTTP11ClientFactory``)."""
+    pool._factory = _QuietHTTP11ClientFactory
+    return pool

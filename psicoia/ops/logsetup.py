@@ -105,8 +105,29 @@ def make_observer(config: LogConfig, output: IO[str]) -> ILogObserver:
         observer = json_lines_observer(output)
     else:
         observer = FileLogObserver(output, format_text_line)
+    if not config.client_addresses:
+        observer = without_addresses(observer)
     level = LogLevel.levelWithName(config.level)
     return LevelObserver(observer, level)
+
+
+# Event fields that hold a client's address (transports log them as ``peer``).
+ADDRESS_FIELDS = ("peer",)
+
+
+def without_addresses(observer: ILogObserver) -> ILogObserver:
+    """``log.client_addresses: false``: the same events, with every client address as "-"."""
+
+    @implementer(ILogObserver)
+    def hide(event: dict) -> None:
+        if any(field in event for field in ADDRESS_FIELDS):
+            event = dict(event)
+            for field in ADDRESS_FIELDS:
+                if field in event:
+                    event[field] = "-"
+        observer(event)
+
+    return hide
 
 
 class LevelLogger(Logger):

@@ -18,6 +18,7 @@ from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
 from psicoia.chat.ports import ProviderError
+from psicoia.ops.internals import quiet_pool
 
 
 @implementer(IBodyProducer)
@@ -88,7 +89,7 @@ class PreparedURL(EncodedURL):
 
 def make_http_client(reactor: Any, max_connections: int) -> tuple[HTTPClient, HTTPConnectionPool]:
     """The production HTTP client: one persistent pool, sized to the semaphore."""
-    pool = HTTPConnectionPool(reactor, persistent=True)
+    pool = quiet_pool(HTTPConnectionPool(reactor, persistent=True))
     pool.maxPersistentPerHost = max_connections
     pool.retryAutomatically = False  # we retry ourselves, with backoff and logging
     client = HTTPClient(Agent(reactor, pool=pool), data_to_body_producer=_body_producer)
