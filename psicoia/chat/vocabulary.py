@@ -65,3 +65,41 @@ class Reply:
 def fold_lines(text: str) -> str:
     """Make any text one line: the protocol promises a reply never contains a line break."""
     return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+# What str.splitlines (and so fold_lines) treats as a line break.
+_LINE_BREAKS = frozenset("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+class LineFolder:
+    """:func:`fold_lines` for text that arrives in pieces (a streamed reply).
+
+    ``feed(piece)`` returns what can be shown now; the concatenation of every result is always
+    a prefix of ``fold_lines(whole text)``, and equals it once the stream ends. Spaces before a
+    line break and the break itself are held back until the next visible character, so nothing
+    shown has to be taken back.
+    """
+
+    __slots__ = ("shown", "_spaces", "_broken")
+
+    def __init__(self) -> None:
+        self.shown = ""       # everything returned so far, joined
+        self._spaces = ""     # spaces seen since the last visible character
+        self._broken = False  # a line break since the last visible character
+
+    def feed(self, piece: str) -> str:
+        out = []
+        for char in piece:
+            if char in _LINE_BREAKS:
+                self._broken, self._spaces = True, ""
+            elif char.isspace():
+                if not self._broken:
+                    self._spaces += char
+            else:
+                if self.shown or out:
+                    out.append(" " if self._broken else self._spaces)
+                self._broken, self._spaces = False, ""
+                out.append(char)
+        text = "".join(out)
+        self.shown += text
+        return text
