@@ -81,6 +81,18 @@ def _origins(value: tuple) -> Optional[str]:
     return None
 
 
+def _networks(value: tuple) -> Optional[str]:
+    """Each entry is an IP network in CIDR form (``10.0.0.0/8``) or a single address."""
+    import ipaddress
+
+    for entry in value:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            return f"each entry must be an address or CIDR network like 10.0.0.0/8, got {entry!r}"
+    return None
+
+
 def _setting(default: Any, *checks) -> Any:
     return field(default=default, metadata={"checks": checks})
 
@@ -95,6 +107,12 @@ class ServerConfig:
     shutdown_grace_seconds: float = _setting(10.0, _non_negative)
     # Browser origins allowed on the WebSocket besides the page's own (docs/protocol.md).
     allowed_origins: tuple[str, ...] = _setting((), _origins)
+    # Who may read /metrics and the details of /readyz and /healthz (docs/operations.md).
+    metrics_allowed: tuple[str, ...] = _setting(("127.0.0.0/8", "::1/128"), _networks)
+    # HTTP listener: the request line, headers and body must all arrive within this time.
+    http_header_timeout_seconds: float = _setting(10.0, _positive)
+    # HTTP listener: larger request bodies get 413 before a byte of them is read.
+    http_max_body_bytes: int = _setting(1024, _non_negative)
 
 
 @dataclass(frozen=True)

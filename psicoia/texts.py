@@ -121,6 +121,15 @@ FORGOTTEN = (
     "Usuario-{number} y para retomarla escribí /retomar {code}"
 )
 
+# --- The web site's own answers (psicoia/transports/http.py, static.py): short pages, no chat. ---
+PAGE_NOT_FOUND_TITLE = "No encontramos esta página"
+PAGE_NOT_FOUND = "Esta dirección no existe, pero el chat sigue acá."
+PAGE_NOT_FOUND_LINK = "Volver al chat"
+HTTP_BAD_REQUEST = "No entendimos ese pedido. Revisá la dirección y probá de nuevo."
+HTTP_FORBIDDEN = "Esta página no está disponible desde tu red."
+HTTP_BODY_TOO_LARGE = "Lo que mandaste es demasiado grande para este sitio (el máximo es {limit} bytes)."
+HTTP_TIMEOUT = "El pedido tardó demasiado en llegar. Probá de nuevo, por favor."
+
 # =============================================================================================
 # --- COMPANION: the offline, rule-based companion (psicoia/companion.py). ---
 # Used when the model cannot answer (no key, breaker open, retries exhausted). Rogerian style:

@@ -109,20 +109,29 @@ async def test_unknown_paths_are_404(path):
 
 
 @pytest_twisted.ensureDeferred
-async def test_no_directory_listing(tmp_path, monkeypatch):
+async def test_only_the_allowlisted_page_files_are_reachable(tmp_path, monkeypatch):
+    """Dotfiles, backups, subdirectories and symlinks that land in web/ are never served."""
     (tmp_path / "index.html").write_text("<!doctype html><title>x</title>", encoding="utf-8")
     (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "secret.txt").write_text("x", encoding="utf-8")
+    (tmp_path / "sub" / "secret.txt").write_text("secret", encoding="utf-8")
+    (tmp_path / ".env").write_text("GROQ_API_KEY=secret", encoding="utf-8")
+    (tmp_path / "app.js~").write_text("secret", encoding="utf-8")
+    (tmp_path / "index.html.bak").write_text("secret", encoding="utf-8")
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.css"
+    outside.write_text("secret", encoding="utf-8")
+    (tmp_path / "style.css").symlink_to(outside)  # an allowlisted name, but a symlink
     from psicoia.transports import http as web
 
     monkeypatch.setattr(web, "web_root", lambda: tmp_path)
     site = await start_site()
     try:
-        response, body = await site.get("/sub/")
-        assert response.code == 404
-        assert b"secret.txt" not in body
-        response, _ = await site.get("/sub/secret.txt")
-        assert response.code == 200
+        response, body = await site.get("/")
+        assert response.code == 200 and body.startswith(b"<!doctype html>")
+        for path in ("/sub/", "/sub/secret.txt", "/.env", "/app.js~", "/index.html.bak",
+                     "/style.css", "/index.html/", "/index.html/x"):
+            response, body = await site.get(path)
+            assert response.code == 404, path
+            assert b"secret" not in body and b"secret.txt" not in body
     finally:
         await site.service.stopService()
 

@@ -28,7 +28,13 @@ from psicoia.transports.websocket import (
 from tests.fake_provider import FakeProvider, Scripted, completion, serve
 from tests.helpers import fired, make_manager  # noqa: F401
 from tests.helpers import LOCAL, connect_line_client, make_config, port_of, start_service
-from tests.wsclient import GREETING_LINES, FrameClient, connect_ws, handshake_status
+from tests.wsclient import (
+    GREETING_LINES,
+    FrameClient,
+    HandshakeFailed,
+    connect_ws,
+    handshake_status,
+)
 
 LISTENERS = [("websocket", "/"), ("http", "/ws")]
 both_listeners = pytest.mark.parametrize("listener, path", LISTENERS, ids=["standalone", "http-ws"])
@@ -282,9 +288,14 @@ async def test_connection_caps_are_shared_with_tcp(listener, path):
     try:
         tcp = await connect_line_client(await port_of(server.service, "tcp"))
         await tcp.wait_lines(GREETING_LINES)
-        refused = await server.connect(listener, path)
-        assert await refused.wait_frames(1) == [texts.TOO_MANY_FROM_ADDRESS]
-        assert await refused.closed == 1013
+        if listener == "http":
+            # The HTTP listener counts the connection before any upgrade: refused with 503.
+            with pytest.raises(HandshakeFailed, match="503"):
+                await server.connect(listener, path)
+        else:
+            refused = await server.connect(listener, path)
+            assert await refused.wait_frames(1) == [texts.TOO_MANY_FROM_ADDRESS]
+            assert await refused.closed == 1013
         assert len(server.service.registry) == 1
         tcp.transport.loseConnection()
         await tcp.closed
@@ -661,13 +672,19 @@ async def test_origin_rules_by_default(listener, path):
         assert await handshake_status(port, path, origin=f"http://127.0.0.1:{http_port}") == 101
         assert await handshake_status(port, path, origin="http://evil.example") == 403
         assert await handshake_status(port, path, origin="http://127.0.0.1:1") == 403
-        assert await handshake_status(port, path, origin=f"http://localhost:{port}") == 403
+        assert await handshake_status(port, path, origin=f"http://localhost:{port}") == 101
+        assert await handshake_status(port, path, origin=f"http://localhost:{port + 1}") == 403
         assert await handshake_status(port, path, origin="null") == 403
-        # The page's origin follows the Host the browser used.
-        assert await handshake_status(port, path, origin="http://chat.example:8080",
-                                      host="chat.example:8080") == 101
-        assert await handshake_status(port, path, origin="https://chat.example",
-                                      host="chat.example") == 101
+        # A name is never "own" because Host agrees with it (the DNS-rebinding shape): names
+        # must be listed in server.allowed_origins.
+        for origin, host in [("http://chat.example:8080", "chat.example:8080"),
+                             ("https://chat.example", "chat.example"),
+                             (f"http://evil.example:{port}", f"evil.example:{port}")]:
+            assert await handshake_status(port, path, origin=origin, host=host) == 403
+        # An IP literal cannot be re-pointed: the one the browser used (its Host) is own.
+        assert await handshake_status(port, path, origin=f"http://10.9.8.7:{port}",
+                                      host=f"10.9.8.7:{port}") == 101
+        assert await handshake_status(port, path, origin=f"http://10.9.8.7:{port}") == 403
     finally:
         await server.stop()
 
@@ -691,9 +708,9 @@ async def test_allowed_origins_adds_listed_origins(listener, path):
 
 
 def test_origin_policy_star_and_null():
-    assert OriginPolicy(("*",)).allows("http://anything.example", "x:1")
-    assert not OriginPolicy().allows("null", "x:1")
-    assert OriginPolicy(("null",)).allows("null", "x:1")
+    assert OriginPolicy(("*",)).allows("http://anything.example", "10.0.0.1", 1)
+    assert not OriginPolicy().allows("null", "10.0.0.1", 1)
+    assert OriginPolicy(("null",)).allows("null", "10.0.0.1", 1)
     assert not OriginPolicy().allows("http://x:1", None)
 
 

@@ -75,5 +75,6 @@ def add_browser_listeners(service: MultiService, config: Config, reactor: Any,
         Listener("websocket", config.server.websocket, reactor,
                  make_socket_factory(origins)).setServiceParent(service)
     if config.server.http:
-        site = build_site(report, registry, make_socket_factory(OriginPolicy(allowed)))
+        site = build_site(report, registry, make_socket_factory(OriginPolicy(allowed)),
+                          connections=service.registry, clock=reactor, server=config.server)
         Listener("http", config.server.http, reactor, site).setServiceParent(service)

@@ -9,11 +9,18 @@ JSON lines are flat and built from a whitelist of fields (:data:`JSON_FIELDS`), 
 whole event: an event can only leak what its own format string would show, and our format
 strings carry ids, lengths, timings and outcomes, never message text, replies or keys. In both
 formats a failure is shown as its type and frames, never its message (which could quote data).
+
+Some events do carry strings a client chose (a path, a header value in Autobahn's or Twisted's
+own lines). Every text line is therefore escaped: control characters (ESC, CR, LF, DEL, the C1
+range) and the Unicode line and bidi controls are written as ``\\xNN``/``\\uNNNN``, so a client
+can neither fake a log line nor send an operator's ``tail -f`` a terminal escape sequence. JSON
+escapes C0 by itself; DEL, C1 and the Unicode controls get ``\\uNNNN`` there too.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from datetime import datetime, timezone
 from typing import IO, Any, Optional
@@ -77,8 +84,27 @@ def event_as_dict(event: dict) -> dict[str, Any]:
     return record
 
 
+# Characters a terminal or a log reader may act on. Tab stays (harmless, and Twisted's own
+# multi-line text indents with it).
+_TEXT_UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# What json.dumps(ensure_ascii=False) leaves raw of those: it escapes C0 itself.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _escaped(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_text(text: str) -> str:
+    """``text`` with every control character spelled out (``"\\x1b[2J"`` for ESC [2J)."""
+    return _TEXT_UNSAFE.sub(_escaped, text)
+
+
 def format_json_line(event: dict) -> str:
-    return json.dumps(event_as_dict(event), ensure_ascii=False) + "\n"
+    line = json.dumps(event_as_dict(event), ensure_ascii=False)
+    # Outside strings JSON has none of these characters, so \uNNNN is always valid here.
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", line) + "\n"
 
 
 def json_lines_observer(output: IO[str]) -> ILogObserver:
@@ -97,7 +123,11 @@ def format_text_line(event: dict) -> str:
         shown = event.get("log_format")
         shown = shown if isinstance(shown, str) else ""
         event["log_format"] = shown + " ({failure_type} at {failure_frames})"
-    return formatEventAsClassicLogText(event, formatTime=formatTime)
+    line = formatEventAsClassicLogText(event, formatTime=formatTime)
+    if line is None:
+        return None
+    # One event, one line: a newline inside it (a client's header, say) is escaped too.
+    return escape_text(line[:-1] if line.endswith("\n") else line) + "\n"
 
 
 def make_observer(config: LogConfig, output: IO[str]) -> ILogObserver:

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable, Iterable, Optional
-from urllib.parse import urlsplit
+from typing import Any, Callable, Optional
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
@@ -33,6 +32,7 @@ from psicoia.chat.ports import SessionListener
 from psicoia.chat.vocabulary import CONVERSATIONAL, Kind, Reply, fold_lines
 from psicoia.chat.manager import SessionManager
 from psicoia.transports.backlog import ReplyBacklog
+from psicoia.transports.origins import OriginPolicy, normalize_origin  # noqa: F401 (re-exported)
 from psicoia.transports.helplines import helplines
 from psicoia.transports.tcp import peer_address
 
@@ -72,68 +72,6 @@ def _command_of(event: dict) -> Optional[str]:
     return None
 
 
-class OriginPolicy:
-    """
-    Which browser pages may open a WebSocket (checked at the handshake; refusal is HTTP 403).
-
-    Allowed: clients sending no Origin (wscat, scripts: Origin protects browsers, not servers);
-    the page's own origin, meaning the same host and port as the request's Host header, or the
-    same host on a port where the chat page is served (``page_ports``); and every origin listed
-    in ``server.allowed_origins`` (``*`` allows any, ``null`` allows opaque origins).
-    """
-
-    def __init__(self, allowed: Iterable[str] = (),
-                 page_ports: Callable[[], Iterable[int]] = lambda: ()) -> None:
-        self.allow_any = "*" in allowed
-        self.allowed = {normalize_origin(o) for o in allowed if o != "*"}
-        self.page_ports = page_ports
-
-    def allows(self, origin: Optional[str], host_header: Optional[str]) -> bool:
-        if not origin:
-            return True
-        if self.allow_any:
-            return True
-        normal = normalize_origin(origin)
-        if normal in self.allowed:
-            return True
-        if normal == "null" or not host_header:
-            return False
-        scheme, host, port = _origin_parts(origin)
-        own_host, own_port = _host_parts(host_header)
-        if host is None or host != own_host:
-            return False
-        if own_port is None:
-            own_port = 443 if scheme == "https" else 80
-        return port == own_port or port in set(self.page_ports())
-
-
-def _origin_parts(origin: str) -> tuple[str, Optional[str], Optional[int]]:
-    parts = urlsplit(origin.strip())
-    try:
-        port = parts.port
-    except ValueError:
-        return parts.scheme, None, None
-    if port is None:
-        port = 443 if parts.scheme in ("https", "wss") else 80
-    return parts.scheme, (parts.hostname or None), port
-
-
-def _host_parts(host_header: str) -> tuple[Optional[str], Optional[int]]:
-    parts = urlsplit("//" + host_header.strip())
-    try:
-        return (parts.hostname or None), parts.port
-    except ValueError:
-        return None, None
-
-
-def normalize_origin(origin: str) -> str:
-    origin = origin.strip().lower()
-    if origin == "null":
-        return origin
-    scheme, host, port = _origin_parts(origin)
-    return f"{scheme}://{host}:{port}"
-
-
 class ChatSocket(WebSocketServerProtocol):
     """
     Transport mechanics shared by the chat and the gateway sockets. Subclasses implement
@@ -156,8 +94,10 @@ class ChatSocket(WebSocketServerProtocol):
     # --- handshake and lifecycle ------------------------------------------------------------
 
     def onConnect(self, request):
-        host = request.headers.get("host")
-        if not self.factory.origins.allows(request.origin, host):
+        local = self.transport.getHost()
+        if not self.factory.origins.allows(request.origin, getattr(local, "host", None),
+                                           getattr(local, "port", None),
+                                           request.headers.get("host")):
             self.log.info("websocket refused reason=origin")
             raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "Origin not allowed")
         if JSON_PROTOCOL in request.protocols:
