@@ -209,6 +209,8 @@ def test_only_allowlisted_regular_files_are_loaded(tmp_path):
     files = load_page(tmp_path)
     assert set(files) == {b"index.html"}
     assert set(load_page(WEB)) == {name.encode() for name in PAGE_FILES}
+    # A file added to web/ must be added to the allowlist (and setup.cfg) to be served.
+    assert {path.name for path in WEB.iterdir() if path.is_file()} == set(PAGE_FILES)
 
 
 @pytest_twisted.ensureDeferred
