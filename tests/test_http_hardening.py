@@ -399,6 +399,8 @@ async def test_a_small_body_is_still_answered_normally():
         response = await exchange(port, b"POST /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                                         b"Content-Length: 5\r\n\r\nhello")
         assert status_of(response) == 405  # the site takes no POST, but read it and said so
+        assert texts.HTTP_METHOD_NOT_ALLOWED.encode() in response
+        assert head_and_body(response)[0][b"allow"] == b"GET, HEAD"
     finally:
         await service.stopService()
 
