@@ -49,6 +49,8 @@ FULL = {
     "saturation": {"latency_ms": 200, "users": 500, "messages": 4, "rate": 200,
                    "max_in_flight": 20, "max_waiting": 200},
     "warmup": {"clients": 20, "messages": 3},
+    "hostile": {"latency_ms": 50, "clients": 20, "messages": 80, "think_ms": 100,
+                "slow_headers": 200, "trickle_ms": 500, "range_workers": 4},
 }
 SMOKE = {
     "overhead": {"latency_ms": 20, "clients": 4, "messages": 3, "think_ms": 10, "rounds": 1},
@@ -57,6 +59,8 @@ SMOKE = {
     "saturation": {"latency_ms": 50, "users": 20, "messages": 2, "rate": 100,
                    "max_in_flight": 2, "max_waiting": 4},
     "warmup": {"clients": 2, "messages": 1},
+    "hostile": {"latency_ms": 10, "clients": 3, "messages": 3, "think_ms": 10,
+                "slow_headers": 10, "trickle_ms": 100, "range_workers": 1},
 }
 # Limits raised so they never interfere with what a scenario measures.
 OPEN_LIMITS = {"max_in_flight": 200, "max_waiting": 10000}
@@ -377,6 +381,32 @@ class Bench:
                                       "busy_counted_by_server": busy_count(before, after)}
         self.procs.stop_all()
 
+    def scenario_hostile(self) -> None:
+        """(h): polite chat p99 without and then with the HTTP attackers of issue 16 running
+        (slow headers, a range flood) against the same server. Opt-in: ``--only h``."""
+        p = self.params["hostile"]
+        _, url = self.provider(p["latency_ms"])
+        server = self.server("server-h", url, dict(OPEN_LIMITS), websocket=False)
+        tcp, http = server["ports"]["tcp"], server["ports"]["http"]
+        self.warm(tcp, server["pid"])
+        log(f"(h) {p['clients']} polite clients, no attackers")
+        calm = self.chat(tcp, server["pid"], p, tag="h-calm")
+        command = [self.python, "-m", "bench.attackers", "--port", str(http),
+                   "--slow-headers", str(p["slow_headers"]), "--trickle-ms",
+                   str(p["trickle_ms"]), "--range-workers", str(p["range_workers"])]
+        attackers, _ = self.procs.start("attackers", command, env=self._bench_env())
+        time.sleep(1.0)  # the slow connections are open and trickling
+        log(f"(h) the same, with {p['slow_headers']} slow-header connections and "
+            f"{p['range_workers']} range-flood loops")
+        attacked = self.chat(tcp, server["pid"], p, tag="h-attacked")
+        self.procs.stop(attackers)
+        out = self.workdir / "attackers.out"
+        lines = out.read_text().strip().splitlines() if out.exists() else []
+        attack = json.loads(lines[-1]) if lines else {}
+        self.results["hostile"] = {"params": p, "calm": calm, "attacked": attacked,
+                                   "attack": attack}
+        self.procs.stop_all()
+
     # --- the whole run ------------------------------------------------------------------------
 
     @property
@@ -392,7 +422,8 @@ class Bench:
         load_before = Path("/proc/loadavg").read_text().split()[:3]
         chosen = self.args.only.split(",") if self.args.only else ["a", "b", "d", "e"]
         steps = {"a": self.scenario_overhead, "b": self.scenario_throughput,
-                 "d": self.scenario_idle, "e": self.scenario_saturation}
+                 "d": self.scenario_idle, "e": self.scenario_saturation,
+                 "h": self.scenario_hostile}
         try:
             for key in chosen:
                 try:
@@ -516,8 +547,8 @@ def parse(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench/run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true",
                         help="tiny version of every scenario; writes to a temp folder")
-    parser.add_argument("--only", help="comma-separated subset of a,b,d,e "
-                        "(c and f always run with a and b)")
+    parser.add_argument("--only", help="comma-separated subset of a,b,d,e, or h (the hostile "
+                        "scenario, opt-in) (c and f always run with a and b)")
     parser.add_argument("--out-dir", help="where to write benchmarks.md and the plot "
                         "(default docs/, or a temp folder with --smoke)")
     parser.add_argument("--profile", action="store_true",

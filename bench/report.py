@@ -10,6 +10,7 @@ TARGETS = {
     "added_p50": 1.1,     # PsicoIA added p50 <= 1.1 x the floor's, scenario (a)
     "websocket_p50": 1.2,  # WebSocket p50 <= 1.2 x TCP p50, scenario (c) vs (a)
     "idle_bytes": 4096,   # RSS per idle connection with session state, scenario (d)
+    "hostile_p99": 2.0,   # polite p99 under the HTTP attackers <= 2 x without, scenario (h)
 }
 
 
@@ -85,6 +86,12 @@ def targets(results: dict, websocket_available: Optional[bool]) -> list[dict]:
                            TARGETS["idle_bytes"],
                            f"{result.get('open')} connections in "
                            f"{_f(result.get('accept_s'), 2)} s", digits=0))
+    hostile = results.get("hostile")
+    if hostile:
+        calm, attacked = hostile["calm"]["latency"], hostile["attacked"]["latency"]
+        lines.append(_line("(h) polite p99 under attack / without", _ratio(
+            attacked.get("p99_ms"), calm.get("p99_ms")), "<=", TARGETS["hostile_p99"],
+            f"{_f(attacked.get('p99_ms'), 2)} vs {_f(calm.get('p99_ms'), 2)} ms"))
     return lines
 
 
@@ -154,6 +161,7 @@ def render(results: dict, summary: list[dict], machine: dict, commands: list[str
     _chat_tables(results, add)
     _idle_table(results, add)
     _saturation_table(results, add)
+    _hostile_table(results, add)
     if plot:
         add("## Latency distribution")
         add("")
@@ -311,3 +319,36 @@ def _saturation_table(results: dict, add) -> None:
     add("| --- " * (len(q["buckets"]) + 1) + "|")
     add("| messages | " + " | ".join(str(c) for _, c in q["buckets"]) + " |")
     add("")
+
+
+def _hostile_table(results: dict, add) -> None:
+    hostile = results.get("hostile")
+    if not hostile:
+        return
+    p, attack = hostile["params"], hostile.get("attack", {})
+    add("## (h) hostile: polite clients while the HTTP attackers run")
+    add("")
+    add(f"Provider latency {p['latency_ms']} ms; {p['clients']} polite TCP clients x "
+        f"{p['messages']} messages, closed loop, think time {p['think_ms']} ms; first alone, "
+        f"then while {p['slow_headers']} connections trickle one header byte every "
+        f"{p['trickle_ms']} ms (dropped at `server.http_header_timeout_seconds` and reopened) "
+        f"and {p['range_workers']} loops send six-range `GET /app.js` requests back to back. "
+        "Caps are raised so that the attackers (also on 127.0.0.1) are not simply refused: this "
+        "measures what the attack costs the reactor. The chat flooder of issue 16 item 2 is not "
+        "part of this run (see its own scenario).")
+    add("")
+    add("| polite clients | p50 ms | p99 ms | max ms | messages/s | errors |")
+    add("| --- | --- | --- | --- | --- | --- |")
+    for label, key in (("without attackers", "calm"), ("with attackers", "attacked")):
+        run = hostile[key]
+        latency = run["latency"]
+        add(f"| {label} | {_f(latency.get('p50_ms'), 2)} | {_f(latency.get('p99_ms'), 2)} | "
+            f"{_f(latency.get('max_ms'), 2)} | {_f(run.get('messages_per_s'))} | "
+            f"{run.get('errors')} |")
+    add("")
+    if attack:
+        add(f"Attackers: {attack.get('slow_opened')} slow-header connections opened, "
+            f"{attack.get('slow_dropped')} dropped by the server, "
+            f"{attack.get('range_requests')} range requests answered "
+            f"({_f((attack.get('range_bytes') or 0) / 1048576, 1)} MiB read).")
+        add("")

@@ -109,3 +109,19 @@ def test_fake_provider_injects_faults_and_streams():
     finally:
         provider.terminate()
         provider.wait(10)
+
+
+def test_hostile_scenario_runs_its_attackers_and_reports(tmp_path):
+    """``bench/run --only h``: polite clients answered with and without the HTTP attackers."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "run"), "--smoke", "--only", "h",
+         "--out-dir", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    hostile = json.loads((tmp_path / "benchmarks.json").read_text())["results"]["hostile"]
+    for key in ("calm", "attacked"):
+        assert hostile[key]["errors"] == 0 and hostile[key]["ok"] == 9, hostile[key]
+    assert hostile["attack"]["slow_opened"] >= hostile["params"]["slow_headers"]
+    assert hostile["attack"]["range_requests"] > 0
+    assert "(h) hostile" in (tmp_path / "benchmarks.md").read_text()
