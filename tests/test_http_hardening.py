@@ -445,7 +445,7 @@ async def test_the_server_header_names_no_version(path):
         await service.stopService()
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/", "/app.js", "/nada"])
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/", "/app.js", "/nada"])
 @pytest_twisted.ensureDeferred
 async def test_head_answers_headers_only_without_twisted_warning(path):
     service, port = await start_site()
