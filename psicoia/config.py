@@ -10,6 +10,7 @@ listening.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import typing
 from dataclasses import dataclass, field, fields
@@ -83,8 +84,6 @@ def _origins(value: tuple) -> Optional[str]:
 
 def _networks(value: tuple) -> Optional[str]:
     """Each entry is an IP network in CIDR form (``10.0.0.0/8``) or a single address."""
-    import ipaddress
-
     for entry in value:
         try:
             ipaddress.ip_network(entry, strict=False)

@@ -21,20 +21,17 @@ Limits (issue 16; docs/operations.md, "Limits and abuse"):
 * a path with a NUL or another control character (raw or percent-encoded) is a ``400``, a
   method other than ``GET``/``HEAD`` a ``405``;
 * ``/metrics``, and the details of ``/readyz`` and ``/healthz``, answer only addresses in
-  ``server.metrics_allowed`` (loopback by default).
+  ``server.metrics_allowed`` (loopback by default; :mod:`psicoia.transports.access`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import ipaddress
-import json
 import re
 import sys
 import sysconfig
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 from urllib.parse import unquote_to_bytes
 
 from autobahn.twisted.resource import WebSocketResource
@@ -48,14 +45,16 @@ from twisted.web.server import Request, Site
 from psicoia import texts
 from psicoia.config import ServerConfig
 from psicoia.ops.connections import REFUSALS, ConnectionRegistry
-from psicoia.transports.static import PageRoot, load_page
-from psicoia.transports.status import (
-    HealthResource,
-    MetricsResource,
-    ReadyResource,
-    Report,
-    readiness,
+from psicoia.transports.access import (
+    AddressPolicy,
+    ByAddress,
+    Forbidden,
+    PublicHealth,
+    PublicReady,
+    people_only,
 )
+from psicoia.transports.static import PageRoot, load_page
+from psicoia.transports.status import HealthResource, MetricsResource, ReadyResource, Report
 from psicoia.transports.tcp import peer_address
 
 SOURCE_WEB_ROOT = Path(__file__).resolve().parents[2] / "web"
@@ -112,97 +111,6 @@ def raw_response(code: int, reason: str, text: str) -> bytes:
 def bad_path(path: bytes) -> bool:
     """True when the request path holds a control byte, as sent or once percent-decoded."""
     return bool(_BAD_PATH_BYTES.search(path) or _BAD_PATH_BYTES.search(unquote_to_bytes(path)))
-
-
-class AddressPolicy:
-    """Which client addresses may see operators' details: ``server.metrics_allowed`` CIDRs.
-
-    The address is the TCP peer, never a forwarded header (anyone can write those). A peer that
-    is not an IP address (a UNIX socket) is local and allowed.
-    """
-
-    def __init__(self, networks: Iterable[str]) -> None:
-        self.networks = tuple(ipaddress.ip_network(n, strict=False) for n in networks)
-
-    def allows(self, host: Optional[str]) -> bool:
-        if host is None:
-            return True
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return True
-        address = getattr(address, "ipv4_mapped", None) or address
-        return any(address in network for network in self.networks)
-
-    def allows_request(self, request) -> bool:
-        return self.allows(getattr(request.getClientAddress(), "host", None))
-
-
-class Forbidden(Resource):
-    """403 with a short Spanish line."""
-
-    isLeaf = True
-
-    def render(self, request) -> bytes:
-        body = (texts.HTTP_FORBIDDEN + "\n").encode("utf-8")
-        request.setResponseCode(403)
-        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
-        request.setHeader(b"Cache-Control", b"no-store")
-        request.setHeader(b"Content-Length", b"%d" % len(body))
-        return b"" if request.method == b"HEAD" else body
-
-
-class PublicHealth(Resource):
-    """``/healthz`` for everyone else: alive, and nothing about who is connected."""
-
-    isLeaf = True
-
-    def render_GET(self, request) -> bytes:
-        request.setHeader(b"Content-Type", b"application/json")
-        request.setHeader(b"Cache-Control", b"no-store")
-        return b'{"status": "ok"}'
-
-
-class PublicReady(Resource):
-    """``/readyz`` for everyone else: the status code a load balancer needs, not the reasons."""
-
-    isLeaf = True
-
-    def __init__(self, report: Report) -> None:
-        super().__init__()
-        self.report = report
-
-    def render_GET(self, request) -> bytes:
-        ready, body = readiness(self.report())
-        request.setResponseCode(200 if ready else 503)
-        request.setHeader(b"Content-Type", b"application/json")
-        request.setHeader(b"Cache-Control", b"no-store")
-        return json.dumps({"status": body["status"]}).encode("utf-8")
-
-
-class ByAddress(Resource):
-    """``allowed`` for addresses the policy allows, ``others`` for everyone else; ``HEAD`` is
-    the ``GET``'s headers and length (without Twisted's "I think I'll eat it" warning)."""
-
-    isLeaf = True
-
-    def __init__(self, allowed: Resource, others: Resource, policy: AddressPolicy) -> None:
-        super().__init__()
-        self.allowed = allowed
-        self.others = others
-        self.policy = policy
-
-    def render(self, request) -> bytes:
-        chosen = self.allowed if self.policy.allows_request(request) else self.others
-        if request.method != b"HEAD":
-            return chosen.render(request)
-        request.method = b"GET"
-        try:
-            body = chosen.render(request)
-        finally:
-            request.method = b"HEAD"
-        request.setHeader(b"Content-Length", b"%d" % len(body))
-        return b""
 
 
 class PsicoiaRequest(Request):
@@ -417,18 +325,6 @@ def web_root() -> Path:
     return SOURCE_WEB_ROOT
 
 
-def people_only(report: Report, connections: ConnectionRegistry) -> Report:
-    """``report`` with the site's own HTTP connections (page loads, health checks) left out of
-    ``connections``: /healthz reports people connected."""
-
-    def counted():
-        status = report()
-        own = connections.count(PsicoiaChannel.transport_name)
-        return dataclasses.replace(status, connections=max(0, status.connections - own))
-
-    return counted
-
-
 def build_site(report: Report, registry: Optional[CollectorRegistry] = None,
                websocket_factory: Any = None, *, connections: ConnectionRegistry,
                clock: IReactorTime, server: ServerConfig = ServerConfig()) -> Site:
@@ -440,7 +336,7 @@ def build_site(report: Report, registry: Optional[CollectorRegistry] = None,
     runs the deadlines; ``server`` gives the HTTP limits and ``server.metrics_allowed``.
     """
     policy = AddressPolicy(server.metrics_allowed)
-    report = people_only(report, connections)
+    report = people_only(report, connections, PsicoiaChannel.transport_name)
     root = PageRoot(load_page(web_root()))
     root.putChild(b"healthz", ByAddress(HealthResource(report), PublicHealth(), policy))
     root.putChild(b"readyz", ByAddress(ReadyResource(report), PublicReady(report), policy))
