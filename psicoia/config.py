@@ -10,6 +10,7 @@ listening.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import typing
 from dataclasses import dataclass, field, fields
@@ -81,6 +82,22 @@ def _origins(value: tuple) -> Optional[str]:
     return None
 
 
+def _cidrs(value: tuple) -> Optional[str]:
+    """Each entry is an IP address or a CIDR (``10.0.0.0/8``, ``fd00::/8``)."""
+    for entry in value:
+        try:
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            return f"each entry must be an IP address or CIDR like 10.0.0.0/8, got {entry!r}"
+    return None
+
+
+def _proxied_endpoint(value: str) -> Optional[str]:
+    if not value.startswith("haproxy:"):
+        return f"must be a haproxy: endpoint string (PROXY protocol), like haproxy:tcp:5002; got {value!r}"
+    return endpoint_problem(value)
+
+
 def _setting(default: Any, *checks) -> Any:
     return field(default=default, metadata={"checks": checks})
 
@@ -95,6 +112,11 @@ class ServerConfig:
     shutdown_grace_seconds: float = _setting(10.0, _non_negative)
     # Browser origins allowed on the WebSocket besides the page's own (docs/protocol.md).
     allowed_origins: tuple[str, ...] = _setting((), _origins)
+    # A second line-protocol listener for proxies and the gateway: every connection starts
+    # with a PROXY protocol header naming the real client (docs/operations.md).
+    tcp_proxied: Optional[str] = _setting(None, _proxied_endpoint)
+    # Peers whose X-Forwarded-For / Forwarded headers name the client (HTTP and WebSocket).
+    trusted_proxies: tuple[str, ...] = _setting((), _cidrs)
 
 
 @dataclass(frozen=True)
