@@ -86,7 +86,7 @@ def test_forwarded_wins_over_x_forwarded_for():
 # --- PROXY protocol, in memory ------------------------------------------------------------------
 
 def proxied_connection(harness: Harness, proxy_host: str = "10.0.0.1"):
-    factory = ProxiedFactory(harness.factory)
+    factory = ProxiedFactory(harness.factory, harness.clock)
     address = IPv4Address("TCP", proxy_host, 40000)
     wrapper = factory.buildProtocol(address)
     transport = StringTransportWithDisconnection(peerAddress=address)
@@ -124,6 +124,16 @@ def test_a_connection_without_a_proxy_header_is_closed_unanswered():
     wrapper.dataReceived(b"hola\r\n")
     assert not transport.connected
     assert transport.value() == b"" and harness.provider.calls == []
+
+
+def test_a_connection_that_never_sends_its_header_is_dropped_after_the_timeout():
+    harness = Harness()
+    wrapper, transport = proxied_connection(harness)
+    wrapper.dataReceived(b"PRO")
+    harness.clock.advance(9)
+    assert transport.connected
+    harness.clock.advance(1)
+    assert not transport.connected and not harness.manager.sessions
 
 
 def test_proxy_v2_header_is_read_too():

@@ -23,7 +23,7 @@ import re
 from typing import Any, Iterable, Mapping, Optional, Union
 
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IAddress, IHalfCloseableProtocol
+from twisted.internet.interfaces import IAddress, IHalfCloseableProtocol, IReactorTime
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from zope.interface import directlyProvides, implementer, providedBy
 
@@ -35,6 +35,7 @@ from twisted.protocols.haproxy._v2parser import V2Parser
 
 PROXIED_PREFIX = "haproxy:"
 V1_SIGNATURE = b"PROXY "
+HEADER_TIMEOUT_SECONDS = 10.0
 
 Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
@@ -58,6 +59,7 @@ class ProxiedConnection(ProtocolWrapper):
         self._head = b""
         self._info = None
         self._started = False
+        self._deadline = None
 
     def makeConnection(self, transport) -> None:
         # ProtocolWrapper.makeConnection, except that the wrapped protocol waits for the header.
@@ -65,6 +67,13 @@ class ProxiedConnection(ProtocolWrapper):
         self.connected = 1
         self.transport = transport
         self.factory.registerProtocol(self)
+        # A connection that never sends its header holds a descriptor and counts nowhere.
+        self._deadline = self.factory.clock.callLater(self.factory.header_timeout,
+                                                      self._no_header)
+
+    def _no_header(self) -> None:
+        self._deadline = None
+        self.transport.abortConnection()
 
     def dataReceived(self, data: bytes) -> None:
         if self._started:
@@ -89,6 +98,7 @@ class ProxiedConnection(ProtocolWrapper):
             return
         self._info = info
         self._started = True
+        self._cancel_deadline()
         self.wrappedProtocol.makeConnection(self)
         if remaining and self.connected:
             self.wrappedProtocol.dataReceived(remaining)
@@ -111,7 +121,13 @@ class ProxiedConnection(ProtocolWrapper):
             return self._info.destination
         return self.transport.getHost()
 
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+
     def connectionLost(self, reason) -> None:
+        self._cancel_deadline()
         self.factory.unregisterProtocol(self)
         if self._started:
             self.wrappedProtocol.connectionLost(reason)
@@ -131,15 +147,22 @@ class ProxiedConnection(ProtocolWrapper):
 
 
 def _could_become_header(data: bytes) -> bool:
-    return (V1_SIGNATURE.startswith(data) or V2Parser.PREFIX.startswith(data)
-            or (len(data) == 12 and data == V2Parser.PREFIX))
+    """Still a prefix of a signature (at most 12 bytes are ever kept before choosing)."""
+    return V1_SIGNATURE.startswith(data) or V2Parser.PREFIX.startswith(data)
 
 
 class ProxiedFactory(WrappingFactory):
-    """Wraps a listener's factory: each connection starts with a PROXY header."""
+    """Wraps a listener's factory: each connection starts with a PROXY header, within
+    ``header_timeout`` seconds on ``clock`` (proxies send it at once), or is dropped."""
 
     protocol = ProxiedConnection
     noisy = False
+
+    def __init__(self, wrappedFactory: Any, clock: IReactorTime,
+                 header_timeout: float = HEADER_TIMEOUT_SECONDS) -> None:
+        super().__init__(wrappedFactory)
+        self.clock = clock
+        self.header_timeout = header_timeout
 
 
 def proxy_header(client: str, peer: Any) -> bytes:
@@ -165,7 +188,7 @@ def listening_endpoint(reactor: Any, description: str, factory: Any) -> tuple[An
     """
     if description.startswith(PROXIED_PREFIX):
         inner = serverFromString(reactor, description[len(PROXIED_PREFIX):])
-        return inner, ProxiedFactory(factory)
+        return inner, ProxiedFactory(factory, reactor)
     return serverFromString(reactor, description), factory
 
 
