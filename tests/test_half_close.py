@@ -13,7 +13,7 @@ from psicoia import texts
 from tests.fake_provider import FakeProvider, serve
 from tests.helpers import connect_line_client, make_config, port_of, start_service
 
-GREETING_LINES = 2 + len(texts.GREETING_BODY)
+GREETING_LINES = 3 + len(texts.GREETING_BODY)  # first, body, resume code, last
 SLOW_SECONDS = 0.1
 
 

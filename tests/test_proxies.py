@@ -39,7 +39,7 @@ from tests.helpers import LOCAL, LineClient, captured_logs, make_config, port_of
 from tests.test_protocol_tcp import Harness
 from tests.wsclient import FrameClient
 
-GREETING_LINES = 2 + len(texts.GREETING_BODY)
+GREETING_LINES = 3 + len(texts.GREETING_BODY)  # first, body, resume code, last
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 PROXIED = "haproxy:tcp:0:interface=127.0.0.1"
 

@@ -24,7 +24,7 @@ from psicoia import texts
 from tests.helpers import LineClient, make_config, port_of, start_service
 from tests.wsclient import FrameClient
 
-GREETING_LINES = 2 + len(texts.GREETING_BODY)
+GREETING_LINES = 3 + len(texts.GREETING_BODY)  # first, body, resume code, last
 REPO = Path(__file__).resolve().parent.parent
 
 
