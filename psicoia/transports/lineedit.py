@@ -68,6 +68,10 @@ class LineEditor:
         for these keystrokes (the typed text, ``\\b \\b`` per erased column, CR LF per line end);
         the caller writes it only to clients that asked the server to echo.
         """
+        if not self.buffer and self._state == _TEXT and not self._discarding:
+            whole = self._one_whole_line(data)
+            if whole is not None:
+                return [whole], data[:len(whole)] + NEWLINE
         items: list[Item] = []
         echo = bytearray()
         position, end = 0, len(data)
@@ -96,6 +100,20 @@ class LineEditor:
         return items
 
     # --- pieces ---------------------------------------------------------------------------
+
+    def _one_whole_line(self, data: bytes):
+        """The common read, one plain line and its LF or CR LF (nc, telnet's line mode):
+        that line, without the general loop; None for anything else."""
+        if data.endswith(b"\r\n"):
+            text = data[:-2]
+        elif data.endswith(b"\n") and not self._after_cr:
+            text = data[:-1]
+        else:
+            return None
+        if len(text) > self.max_line_bytes or _SPECIAL.search(text):
+            return None
+        self._after_cr = False
+        return text
 
     def _text(self, chunk: bytes, items: list[Item], echo: bytearray) -> None:
         if self._discarding:

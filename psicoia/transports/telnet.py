@@ -26,6 +26,8 @@ from typing import Callable
 from twisted.conch.telnet import ECHO, IAC, SGA, Telnet
 from twisted.logger import Logger
 
+__all__ = ["IAC", "TelnetCodec"]
+
 _ACCEPT_LOCAL = {ECHO, SGA}    # we WILL these when asked (DO)
 _ACCEPT_REMOTE = {SGA}         # the client may (WILL) these
 
