@@ -36,6 +36,10 @@ def endpoint_problem(value: str, client: bool = False) -> Optional[str]:
     """What is wrong with an endpoint string (None: nothing), parsed the way the listener
     (or, with ``client``, the connector) will parse it, without listening or connecting."""
     parse = clientFromString if client else serverFromString
+    if not client and value.startswith("haproxy:ssl:"):
+        # The PROXY header comes before TLS on the wire, and would be looked for inside it.
+        return ("haproxy:ssl: is not supported (the proxy's header precedes TLS); terminate "
+                "TLS at the proxy and use haproxy:tcp:..., or use ssl: without the proxy")
     try:
         endpoint = parse(MemoryReactor(), value)
     except Exception as exc:  # endpoint parsers raise many types; all mean "bad string"

@@ -29,6 +29,7 @@ from twisted.internet.testing import StringTransportWithDisconnection
 
 from psicoia import texts
 from psicoia.app.gateway import build_gateway
+from psicoia.config import ConfigError, load
 from psicoia.transports.proxy import (
     ProxiedFactory,
     TrustedProxies,
@@ -136,6 +137,11 @@ def test_a_connection_that_never_sends_its_header_is_dropped_after_the_timeout()
     assert not transport.connected and not harness.manager.sessions
 
 
+def test_haproxy_ssl_is_refused_with_a_clear_config_error():
+    with pytest.raises(ConfigError, match="server.tcp: haproxy:ssl: is not supported"):
+        load(environ={"PSICOIA_SERVER_TCP": "haproxy:ssl:5001:privateKey=k.pem"})
+
+
 def test_proxy_v2_header_is_read_too():
     harness = Harness()
     wrapper, transport = proxied_connection(harness)
@@ -153,8 +159,8 @@ async def line_client(port: int, source: str) -> LineClient:
     return await connectProtocol(endpoint, LineClient())
 
 
-async def ws_client(port: int, source: str, headers=None) -> FrameClient:
-    factory = WebSocketClientFactory(f"ws://127.0.0.1:{port}/", headers=headers or {})
+async def ws_client(port: int, source: str, headers=None, path: str = "/") -> FrameClient:
+    factory = WebSocketClientFactory(f"ws://127.0.0.1:{port}{path}", headers=headers or {})
     factory.protocol = FrameClient
     endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=5, bindAddress=(source, 0))
     client = await endpoint.connect(factory)
@@ -166,15 +172,16 @@ def peers(service) -> list[str]:
     return sorted(session.peer for session in service.manager.sessions.values())
 
 
+@pytest.mark.parametrize("listener, path", [("websocket", "/"), ("http", "/ws")])
 @pytest_twisted.ensureDeferred
-async def test_websocket_x_forwarded_for_counts_only_from_a_trusted_proxy():
-    server = {"tcp": None, "websocket": LOCAL, "trusted_proxies": ["127.0.0.2/32"]}
+async def test_websocket_x_forwarded_for_counts_only_from_a_trusted_proxy(listener, path):
+    server = {"tcp": None, "websocket": LOCAL, "http": LOCAL, "trusted_proxies": ["127.0.0.2/32"]}
     service = await start_service(make_config(api_key=None, server=server))
     try:
-        port = await port_of(service, "websocket")
+        port = await port_of(service, listener)
         forwarded = {"X-Forwarded-For": "198.51.100.23"}
-        trusted = await ws_client(port, "127.0.0.2", forwarded)
-        stranger = await ws_client(port, "127.0.0.3", forwarded)
+        trusted = await ws_client(port, "127.0.0.2", forwarded, path)
+        stranger = await ws_client(port, "127.0.0.3", forwarded, path)
         await trusted.wait_frames(GREETING_LINES)
         await stranger.wait_frames(GREETING_LINES)
         assert peers(service) == ["127.0.0.3", "198.51.100.23"]
