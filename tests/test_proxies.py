@@ -86,6 +86,11 @@ def test_forwarded_wins_over_x_forwarded_for():
 
 # --- PROXY protocol, in memory ------------------------------------------------------------------
 
+def peers(server) -> list[str]:
+    """The address each open conversation was opened with (a service or a Harness)."""
+    return sorted(connection.session.peer for connection in server.registry.connections())
+
+
 def proxied_connection(harness: Harness, proxy_host: str = "10.0.0.1"):
     factory = ProxiedFactory(harness.factory, harness.clock)
     address = IPv4Address("TCP", proxy_host, 40000)
@@ -99,12 +104,12 @@ def proxied_connection(harness: Harness, proxy_host: str = "10.0.0.1"):
 def test_the_chat_protocol_starts_only_after_the_header_and_sees_the_real_client():
     harness = Harness()
     wrapper, transport = proxied_connection(harness)
-    assert transport.value() == b"" and not harness.manager.sessions
+    assert transport.value() == b"" and not peers(harness)
     header = proxy_header("203.0.113.7", None)
     wrapper.dataReceived(header[:9])
     assert transport.value() == b""
     wrapper.dataReceived(header[9:] + b"hola\r\n")
-    assert [s.peer for s in harness.manager.sessions.values()] == ["203.0.113.7"]
+    assert peers(harness) == ["203.0.113.7"]
     assert transport.value().startswith(b"Usuario-1 conectado.")
     assert harness.texts == ["hola"]
 
@@ -134,7 +139,7 @@ def test_a_connection_that_never_sends_its_header_is_dropped_after_the_timeout()
     harness.clock.advance(9)
     assert transport.connected
     harness.clock.advance(1)
-    assert not transport.connected and not harness.manager.sessions
+    assert not transport.connected and not peers(harness)
 
 
 def test_haproxy_ssl_is_refused_with_a_clear_config_error():
@@ -149,7 +154,7 @@ def test_proxy_v2_header_is_read_too():
     body = bytes([198, 51, 100, 4, 127, 0, 0, 1]) + (5555).to_bytes(2, "big") \
         + (5001).to_bytes(2, "big")
     wrapper.dataReceived(signature + b"\x21\x11" + len(body).to_bytes(2, "big") + body)
-    assert [s.peer for s in harness.manager.sessions.values()] == ["198.51.100.4"]
+    assert peers(harness) == ["198.51.100.4"]
 
 
 # --- real sockets --------------------------------------------------------------------------------
@@ -168,8 +173,6 @@ async def ws_client(port: int, source: str, headers=None, path: str = "/") -> Fr
     return client
 
 
-def peers(service) -> list[str]:
-    return sorted(session.peer for session in service.manager.sessions.values())
 
 
 @pytest.mark.parametrize("listener, path", [("websocket", "/"), ("http", "/ws")])
