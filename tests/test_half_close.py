@@ -12,6 +12,7 @@ from twisted.internet import reactor
 from psicoia import texts
 from tests.fake_provider import FakeProvider, serve
 from tests.helpers import connect_line_client, make_config, port_of, start_service
+from tests.test_protocol_tcp import Harness
 
 GREETING_LINES = 3 + len(texts.GREETING_BODY)  # first, body, resume code, last
 SLOW_SECONDS = 0.1
@@ -72,3 +73,18 @@ async def test_salir_before_fin_says_goodbye_and_answers_nothing_after_it():
         assert client.lines[GREETING_LINES:] == [texts.GOODBYE]
     finally:
         await service.stopService()
+
+
+def test_a_pasted_flood_then_fin_is_answered_whole_as_replies_go_out():
+    # In memory: the FIN arrives while reading is paused by the backlog (200 lines pending).
+    harness = Harness(limits={"rate_max_messages": 1000})
+    client = harness.connect()
+    client.send(b"".join(b"linea %d\n" % n for n in range(200)) + b"ultima")
+    client.protocol.readConnectionLost()
+    while harness.provider.pending:
+        assert client.connected
+        call = harness.provider.pending[0]
+        call.answer(f"re: {call.text}")
+    assert harness.texts == [f"linea {n}" for n in range(200)] + ["ultima"]
+    assert client.replies[-1] == "re: ultima" and len(client.replies) == 201
+    assert not client.connected

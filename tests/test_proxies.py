@@ -304,3 +304,19 @@ async def test_behind_a_real_haproxy_caps_and_logs_see_the_real_client(tmp_path)
     finally:
         haproxy.stop()
         await service.stopService()
+
+
+def test_a_header_trickling_in_a_few_bytes_at_a_time_is_still_read():
+    harness = Harness()
+    wrapper, transport = proxied_connection(harness)
+    header = proxy_header("192.0.2.44", None)
+    for index in range(0, len(header), 3):
+        wrapper.dataReceived(header[index:index + 3])
+    assert peers(harness) == ["192.0.2.44"]
+
+
+def test_anything_but_a_header_signature_is_closed_at_once():
+    harness = Harness()
+    wrapper, transport = proxied_connection(harness)
+    wrapper.dataReceived(b"GET")
+    assert not transport.connected
