@@ -27,14 +27,14 @@ from twisted.internet.interfaces import IAddress, IHalfCloseableProtocol, IReact
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from zope.interface import directlyProvides, implementer, providedBy
 
-# Twisted's PROXY header parsers (private modules, checked against Twisted 26.10; its public
-# ``proxyEndpoint`` wrapper connects the chat protocol before the header is read, see below).
-from twisted.protocols.haproxy._exceptions import InvalidProxyHeader
-from twisted.protocols.haproxy._v1parser import V1Parser
-from twisted.protocols.haproxy._v2parser import V2Parser
+from psicoia.ops.internals import (
+    PROXY_V1_SIGNATURE,
+    PROXY_V2_SIGNATURE,
+    ProxyHeaderError,
+    proxy_header_parser,
+)
 
 PROXIED_PREFIX = "haproxy:"
-V1_SIGNATURE = b"PROXY "
 HEADER_TIMEOUT_SECONDS = 10.0
 
 Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
@@ -55,7 +55,7 @@ class ProxiedConnection(ProtocolWrapper):
 
     def __init__(self, factory: WrappingFactory, wrappedProtocol: Any) -> None:
         super().__init__(factory, wrappedProtocol)
-        self._parser: Union[V1Parser, V2Parser, None] = None
+        self._parser: Any = None
         self._head = b""
         self._info = None
         self._started = False
@@ -82,7 +82,7 @@ class ProxiedConnection(ProtocolWrapper):
         if self._parser is None:
             self._head += data
             data, self._head = self._head, b""
-            self._parser = self._choose(data)
+            self._parser = proxy_header_parser(data)
             if self._parser is None:
                 if _could_become_header(data):
                     self._head = data  # too short to tell yet (proxies send it whole)
@@ -91,7 +91,7 @@ class ProxiedConnection(ProtocolWrapper):
                 return
         try:
             info, remaining = self._parser.feed(data)
-        except InvalidProxyHeader:
+        except ProxyHeaderError:
             self.transport.loseConnection()
             return
         if info is None:
@@ -102,14 +102,6 @@ class ProxiedConnection(ProtocolWrapper):
         self.wrappedProtocol.makeConnection(self)
         if remaining and self.connected:
             self.wrappedProtocol.dataReceived(remaining)
-
-    @staticmethod
-    def _choose(data: bytes) -> Union[V1Parser, V2Parser, None]:
-        if data.startswith(V1_SIGNATURE):
-            return V1Parser()
-        if len(data) > 12 and data.startswith(V2Parser.PREFIX) and data[12] & 0xF0 == 0x20:
-            return V2Parser()
-        return None
 
     def getPeer(self) -> IAddress:
         if self._info is not None and self._info.source is not None:
@@ -148,7 +140,7 @@ class ProxiedConnection(ProtocolWrapper):
 
 def _could_become_header(data: bytes) -> bool:
     """Still a prefix of a signature (at most 12 bytes are ever kept before choosing)."""
-    return V1_SIGNATURE.startswith(data) or V2Parser.PREFIX.startswith(data)
+    return PROXY_V1_SIGNATURE.startswith(data) or PROXY_V2_SIGNATURE.startswith(data)
 
 
 class ProxiedFactory(WrappingFactory):

@@ -26,6 +26,8 @@ from typing import Callable
 from twisted.conch.telnet import ECHO, IAC, SGA, Telnet
 from twisted.logger import Logger
 
+from psicoia.ops.internals import telnet_parser_idle, telnet_reset_parser, telnet_take_held_cr
+
 __all__ = ["IAC", "TelnetCodec"]
 
 _ACCEPT_LOCAL = {ECHO, SGA}    # we WILL these when asked (DO)
@@ -38,8 +40,8 @@ class TelnetCodec(Telnet):
     ``on_data(bytes)`` gets the user's bytes, in order. ``echoing`` is true while the server
     has agreed to echo (``WILL ECHO`` in force).
 
-    Checked against Twisted 26.10: the parser's ``state`` attribute ("data", "newline", ...) is
-    read and reset here because Conch offers no hook for the two cases handled below.
+    Conch offers no hook for the two cases handled in :meth:`dataReceived` (a held CR, a
+    refused byte): psicoia.ops.internals reads and resets its parser state.
     """
 
     log = Logger()
@@ -50,7 +52,7 @@ class TelnetCodec(Telnet):
         self.echoing = False
 
     def dataReceived(self, data: bytes) -> None:
-        if self.state == "data" and IAC not in data:
+        if telnet_parser_idle(self) and IAC not in data:
             self.on_data(data)  # the common case, and all of nc's traffic: no parsing
             return
         # Byte by byte, so that a byte Conch refuses (IAC followed by an unknown command
@@ -60,9 +62,8 @@ class TelnetCodec(Telnet):
             try:
                 super().dataReceived(byte)
             except ValueError:
-                self.state = "data"  # "IAC x" with an unknown x: both bytes dropped
-            if self.state == "newline":
-                self.state = "data"
+                telnet_reset_parser(self)  # "IAC x" with an unknown x: both bytes dropped
+            if telnet_take_held_cr(self):
                 self.on_data(b"\r")
 
     def applicationDataReceived(self, data: bytes) -> None:
