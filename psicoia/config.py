@@ -36,6 +36,10 @@ def endpoint_problem(value: str, client: bool = False) -> Optional[str]:
     """What is wrong with an endpoint string (None: nothing), parsed the way the listener
     (or, with ``client``, the connector) will parse it, without listening or connecting."""
     parse = clientFromString if client else serverFromString
+    if not client and value.startswith("haproxy:ssl:"):
+        # The PROXY header comes before TLS on the wire, and would be looked for inside it.
+        return ("haproxy:ssl: is not supported (the proxy's header precedes TLS); terminate "
+                "TLS at the proxy and use haproxy:tcp:..., or use ssl: without the proxy")
     try:
         endpoint = parse(MemoryReactor(), value)
     except Exception as exc:  # endpoint parsers raise many types; all mean "bad string"
@@ -92,6 +96,12 @@ def _networks(value: tuple) -> Optional[str]:
     return None
 
 
+def _proxied_endpoint(value: str) -> Optional[str]:
+    if not value.startswith("haproxy:"):
+        return f"must be a haproxy: endpoint string (PROXY protocol), like haproxy:tcp:5002; got {value!r}"
+    return endpoint_problem(value)
+
+
 def _setting(default: Any, *checks) -> Any:
     return field(default=default, metadata={"checks": checks})
 
@@ -112,6 +122,11 @@ class ServerConfig:
     http_header_timeout_seconds: float = _setting(10.0, _positive)
     # HTTP listener: larger request bodies get 413 before a byte of them is read.
     http_max_body_bytes: int = _setting(1024, _non_negative)
+    # A second line-protocol listener for proxies and the gateway: every connection starts
+    # with a PROXY protocol header naming the real client (docs/operations.md).
+    tcp_proxied: Optional[str] = _setting(None, _proxied_endpoint)
+    # Peers whose X-Forwarded-For / Forwarded headers name the client (HTTP and WebSocket).
+    trusted_proxies: tuple[str, ...] = _setting((), _networks)
 
 
 @dataclass(frozen=True)

@@ -159,8 +159,15 @@ def test_compose_gateway_points_at_the_psicoia_tcp_port():
     upstream = command[command.index("--upstream") + 1]
     kind, host, port = upstream.split(":")
     assert (kind, host) == ("tcp", "psicoia")
-    assert int(port) == endpoint_port(shipped_config().server.tcp)
-    assert int(port) in container_ports(services["psicoia"])
+    # The core's PROXY protocol listener (server.tcp_proxied), reachable but not published,
+    # and the gateway announces each browser on it (docs/operations.md, "Behind a proxy").
+    core = services["psicoia"]
+    proxied = config_module.load(str(ROOT / "config.yaml"),
+                                 environ=core["environment"]).server.tcp_proxied
+    assert int(port) == endpoint_port(proxied.removeprefix("haproxy:"))
+    assert str(port) in [str(p) for p in core["expose"]]
+    assert int(port) not in container_ports(core)
+    assert "--send-proxy" in command
     assert services["gateway"]["depends_on"]["psicoia"]["condition"] == "service_healthy"
     config = shipped_config()
     assert container_ports(services["gateway"]) == {
@@ -175,7 +182,8 @@ def test_compose_gateway_command_parses_with_the_gateway_plugin_options():
     options = gateway_tap.Options()
     options.parseOptions(command[3:])
     assert options["config"] == CONFIG_IN_CONTAINER
-    assert options["upstream"] == "tcp:psicoia:5001"
+    assert options["upstream"] == "tcp:psicoia:5002"
+    assert options["send-proxy"]
 
 
 def test_compose_commands_are_plain_argument_lists():

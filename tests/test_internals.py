@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import autobahn.websocket.protocol as autobahn_protocol
+import pytest
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from twisted.application.internet import StreamServerEndpointService
+from twisted.conch.telnet import Telnet
 from twisted.internet import reactor as real_reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
@@ -45,3 +47,30 @@ def test_the_provider_pool_starts_its_factories_quietly():
     pool = internals.quiet_pool(HTTPConnectionPool(MemoryReactor()))
     assert pool._factory.noisy is False
     assert issubclass(pool._factory, HTTPConnectionPool._factory), "still Twisted's factory"
+
+
+def test_conch_telnet_parser_still_has_what_we_use():
+    telnet = Telnet()
+    assert internals.telnet_parser_idle(telnet)
+    telnet.makeConnection(None)
+    telnet.dataReceived(b"\r")  # Conch holds the CR to see what follows it
+    assert not internals.telnet_parser_idle(telnet)
+    assert internals.telnet_take_held_cr(telnet) and internals.telnet_parser_idle(telnet)
+    with pytest.raises(ValueError):
+        telnet.dataReceived(b"\xff\x41")  # IAC and an unknown command
+    internals.telnet_reset_parser(telnet)
+    assert internals.telnet_parser_idle(telnet)
+
+
+def test_twisted_proxy_header_parsers_still_read_both_versions():
+    info, rest = internals.proxy_header_parser(b"PROXY ").feed(
+        b"PROXY TCP4 192.0.2.1 192.0.2.2 1234 5001\r\nhola")
+    assert (info.source.host, info.source.port, rest) == ("192.0.2.1", 1234, b"hola")
+    body = bytes([198, 51, 100, 4, 127, 0, 0, 1]) + (5555).to_bytes(2, "big") \
+        + (5001).to_bytes(2, "big")
+    header = internals.PROXY_V2_SIGNATURE + b"\x21\x11" + len(body).to_bytes(2, "big") + body
+    info, rest = internals.proxy_header_parser(header).feed(header)
+    assert info.source.host == "198.51.100.4" and rest == b""
+    assert internals.proxy_header_parser(b"GET / HTTP/1.1") is None
+    with pytest.raises(internals.ProxyHeaderError):
+        internals.proxy_header_parser(b"PROXY ").feed(b"PROXY nonsense\r\n")

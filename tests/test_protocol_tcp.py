@@ -121,14 +121,18 @@ def test_crlf_and_lf_both_end_a_line_and_neither_reaches_the_message(harness):
     assert client.replies == ["re: uno", "re: dos"]
 
 
-def test_telnet_negotiation_is_stripped_and_never_echoed(harness):
+def test_telnet_negotiation_is_answered_and_never_reaches_a_message(harness):
     client = harness.connect()
+    before = client.transport.value()
     client.send(bytes([IAC, DO, 1, IAC, WILL, 3, IAC, DONT, 34]) + b"hola" + bytes([IAC, 0xF1])
                 + b" che\r\n")
     assert harness.texts == ["hola che"]
+    answer = client.transport.value()[len(before):]
+    # WILL ECHO, DO SUPPRESS-GO-AHEAD; then, echoing, what the user typed.
+    assert answer == bytes([IAC, 0xFB, 1, IAC, DO, 3]) + b"hola che\r\n"
+    client.transport.clear()
     harness.provider.answer_all()
-    assert client.replies == ["re: hola che"]
-    assert b"\xff" not in client.transport.value()
+    assert client.transport.value() == "re: hola che\r\n".encode()
 
 
 def test_telnet_sequence_split_across_reads_is_stripped(harness):

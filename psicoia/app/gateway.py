@@ -28,6 +28,7 @@ from psicoia.ops.instruments import Instruments
 from psicoia.app.lifecycle import ChatService
 from psicoia.app.listeners import add_browser_listeners
 from psicoia.ops.metrics import Metrics
+from psicoia.transports.proxy import proxy_header
 from psicoia.transports.websocket import (
     CLOSE_GOING_AWAY,
     CLOSE_NORMAL,
@@ -103,8 +104,13 @@ class UpstreamLine(LineReceiver):
     delimiter = b"\n"
     MAX_LENGTH = UPSTREAM_MAX_LINE_BYTES
 
-    def __init__(self, socket: "GatewaySocket") -> None:
+    def __init__(self, socket: "GatewaySocket", header: bytes = b"") -> None:
         self.socket = socket
+        self.header = header
+
+    def connectionMade(self) -> None:
+        if self.header:  # the PROXY protocol line: who the browser is (--send-proxy)
+            self.transport.write(self.header)
 
     def lineReceived(self, line: bytes) -> None:
         self.socket.upstream_line(line.rstrip(b"\r").decode("utf-8", "replace"))
@@ -154,7 +160,8 @@ class GatewaySocket(ChatSocket):
         factory = self.factory
         self.log.info("gateway connection open mode={mode} peer={peer}",
                       mode="json" if self.json_mode else "line", peer=address)
-        connecting = connectProtocol(factory.endpoint(), UpstreamLine(self))
+        header = proxy_header(address, self.transport.getPeer()) if factory.send_proxy else b""
+        connecting = connectProtocol(factory.endpoint(), UpstreamLine(self, header))
         connecting.addTimeout(factory.connect_timeout, factory.reactor)
         connecting.addCallbacks(self._connected, self._connect_failed)
         self._connecting = connecting
@@ -162,7 +169,7 @@ class GatewaySocket(ChatSocket):
     def _connected(self, upstream: UpstreamLine) -> None:
         self._connecting = None
         if self.closing:
-            upstream.transport.loseConnection()
+            upstream.transport.abortConnection()
             return
         self.upstream = upstream
         for line in self._outgoing:
@@ -183,7 +190,9 @@ class GatewaySocket(ChatSocket):
         if self._connecting is not None:
             self._connecting.cancel()
         if self.upstream is not None:
-            self.upstream.transport.loseConnection()
+            # A reset, not a FIN: the core answers every line of a client that only shut its
+            # sending side (half-close); this browser is gone and wants nothing more.
+            self.upstream.transport.abortConnection()
         self._check_answered()
 
     # --- graceful shutdown (ChatService._drain, psicoia/lifecycle.py) -----------------------
@@ -312,13 +321,15 @@ class GatewayFactory(ChatSocketFactory):
 
     def __init__(self, config: Config, upstream: str, registry: ConnectionRegistry,
                  reactor: Any, origins: OriginPolicy, clock: Any = None,
-                 connect_timeout: float = CONNECT_TIMEOUT_SECONDS, **options: Any) -> None:
+                 connect_timeout: float = CONNECT_TIMEOUT_SECONDS, send_proxy: bool = False,
+                 **options: Any) -> None:
         limits = config.limits
         super().__init__(registry, clock or reactor, limits.max_line_bytes,
                          limits.idle_timeout_seconds, origins, reactor=reactor,
                          helplines=config.safety.resources, **options)
         self.upstream = upstream
         self.connect_timeout = connect_timeout
+        self.send_proxy = send_proxy
 
     def endpoint(self):
         return clientFromString(self.reactor, self.upstream)
@@ -349,13 +360,18 @@ class GatewayService(ChatService):
 
 
 def build_gateway(config: Config, upstream: str, reactor: Any, clock: Any = None,
-                  instruments: Optional[Instruments] = None) -> GatewayService:
-    """Wire a gateway from ``config`` (server.http, server.websocket, limits) to ``upstream``."""
+                  instruments: Optional[Instruments] = None,
+                  send_proxy: bool = False) -> GatewayService:
+    """Wire a gateway from ``config`` (server.http, server.websocket, limits) to ``upstream``.
+
+    ``send_proxy``: start each upstream connection with a PROXY protocol v1 line naming the
+    browser, for a core listener such as ``server.tcp_proxied: "haproxy:tcp:5002"``.
+    """
     instruments = instruments or Metrics()
     registry = ConnectionRegistry(
         config.server.max_connections, config.server.max_connections_per_ip, instruments)
     service = GatewayService(config, reactor, registry, upstream, instruments, clock)
     add_browser_listeners(service, config, reactor, lambda origins: GatewayFactory(
-        config, upstream, registry, reactor, origins, clock=clock), service.report,
-        getattr(instruments, "registry", None))
+        config, upstream, registry, reactor, origins, clock=clock, send_proxy=send_proxy),
+        service.report, getattr(instruments, "registry", None))
     return service

@@ -29,6 +29,11 @@ class Options(usage.Options):
         "Serve the PsicoIA chat page and WebSocket, bridging each browser to its own TCP "
         "connection to a PsicoIA server (gateway mode)."
     )
+    optFlags = [
+        ["send-proxy", None, "Start each upstream connection with a PROXY protocol v1 header "
+                             "naming the browser (the core listens with haproxy:..., e.g. "
+                             "server.tcp_proxied)."],
+    ]
     optParameters = [
         ["config", "c", None, "Path to the YAML configuration file."],
         ["upstream", "u", None, "Client endpoint of the PsicoIA TCP listener, e.g. tcp:psicoia:5001."],
@@ -42,4 +47,4 @@ class Options(usage.Options):
 
 def makeService(options, reactor=None):
     return make_service(options, lambda config, reactor: build_gateway(
-        config, options["upstream"], reactor), reactor)
+        config, options["upstream"], reactor, send_proxy=bool(options["send-proxy"])), reactor)

@@ -86,9 +86,12 @@ def build_service(
     )
     service = PsicoiaService(config, reactor, manager, registry, core.pool)
     service.instruments, service.breaker = instruments, core.breaker
+    lines = ChatLineFactory(manager, registry, clock)
     if config.server.tcp:
-        Listener("tcp", config.server.tcp, reactor,
-                 ChatLineFactory(manager, registry, clock)).setServiceParent(service)
+        Listener("tcp", config.server.tcp, reactor, lines).setServiceParent(service)
+    if config.server.tcp_proxied:
+        Listener("tcp_proxied", config.server.tcp_proxied, reactor,
+                 lines).setServiceParent(service)
     add_browser_listeners(service, config, reactor, lambda origins: ChatWebSocketFactory(
         manager, registry, clock, origins, reactor=reactor), service.report,
         getattr(instruments, "registry", None))

@@ -11,9 +11,12 @@ Checked against Twisted 26.10.0 and Autobahn 26.10.2.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from twisted.internet.defer import Deferred
+from twisted.protocols.haproxy._exceptions import InvalidProxyHeader as ProxyHeaderError
+from twisted.protocols.haproxy._v1parser import V1Parser
+from twisted.protocols.haproxy._v2parser import V2Parser
 from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
 
 CHECKED = {"twisted": "26.10.0", "autobahn": "26.10.2"}
@@ -66,3 +69,50 @@ def quiet_pool(pool: HTTPConnectionPool) -> HTTPConnectionPool:
     Twisted: ``HTTPConnectionPool._factory`` (``_HTTP11ClientFactory``)."""
     pool._factory = _QuietHTTP11ClientFactory
     return pool
+
+
+# --- Conch's telnet parser (psicoia.transports.telnet) ---------------------------------------
+# ``twisted.conch.telnet.Telnet.state`` is the parser's state ("data", "escaped", "command",
+# "newline", "subnegotiation", ...), documented as "changes should not be made to it".
+
+def telnet_parser_idle(telnet: Any) -> bool:
+    """No telnet command or CR is half-read: plain bytes may bypass the parser."""
+    return telnet.state == "data"
+
+
+def telnet_take_held_cr(telnet: Any) -> bool:
+    """Conch holds a CR until the byte after it arrives (to tell CR LF from CR NUL), which
+    would hold back the line of a client that ends lines with a bare CR. True if a CR is
+    held; the parser is then back in its data state and the caller delivers the CR."""
+    if telnet.state == "newline":
+        telnet.state = "data"
+        return True
+    return False
+
+
+def telnet_reset_parser(telnet: Any) -> None:
+    """After Conch refused a byte (``IAC`` and an unknown command raise ValueError): go on
+    as if the command had been read."""
+    telnet.state = "data"
+
+
+# --- Twisted's PROXY protocol parsers (psicoia.transports.proxy) -------------------------------
+# The public ``twisted.protocols.haproxy.proxyEndpoint`` connects the wrapped protocol before
+# the header is read, so its ``connectionMade`` sees the proxy's address; the parsers it uses
+# live in private modules.
+
+PROXY_V1_SIGNATURE = b"PROXY "
+PROXY_V2_SIGNATURE = V2Parser.PREFIX
+
+
+def proxy_header_parser(head: bytes) -> Optional[Any]:
+    """A parser for a connection whose first bytes are ``head``: v1 (``PROXY ...\\r\\n``) or v2
+    (binary), with ``feed(data) -> (info, rest)`` (``(None, None)`` until the header is whole;
+    ``info.source`` / ``info.destination`` are addresses or None) raising
+    :class:`ProxyHeaderError`. None when ``head`` does not start with either signature.
+    Twisted: ``twisted.protocols.haproxy._v1parser.V1Parser``, ``_v2parser.V2Parser``."""
+    if head.startswith(PROXY_V1_SIGNATURE):
+        return V1Parser()
+    if len(head) > 12 and head.startswith(PROXY_V2_SIGNATURE) and head[12] & 0xF0 == 0x20:
+        return V2Parser()
+    return None

@@ -34,6 +34,7 @@ from psicoia.chat.manager import SessionManager
 from psicoia.transports.backlog import ReplyBacklog
 from psicoia.transports.origins import OriginPolicy, normalize_origin  # noqa: F401 (re-exported)
 from psicoia.transports.helplines import helplines
+from psicoia.transports.proxy import NO_PROXIES
 from psicoia.transports.tcp import peer_address
 
 JSON_PROTOCOL = "psicoia.v1"
@@ -106,7 +107,9 @@ class ChatSocket(WebSocketServerProtocol):
         return None
 
     def onOpen(self) -> None:
-        address = peer_address(self.transport)
+        # The client's address: X-Forwarded-For / Forwarded count only from trusted proxies.
+        address = self.factory.trusted_proxies.client(peer_address(self.transport),
+                                                      self.http_headers)
         refusal = self.factory.registry.admit(self, address)
         if refusal:
             self.log.info("connection refused transport=websocket reason={reason}",
@@ -434,6 +437,7 @@ class ChatSocketFactory(WebSocketServerFactory):
     """
 
     noisy = False
+    trusted_proxies = NO_PROXIES  # server.trusted_proxies (psicoia.transports.proxy)
 
     def __init__(self, registry: ConnectionRegistry, clock: IReactorTime, max_message_bytes: int,
                  idle_timeout: float, origins: OriginPolicy, reactor: Any = None,
