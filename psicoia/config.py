@@ -9,6 +9,7 @@ listening.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import os
 import typing
@@ -43,6 +44,10 @@ def endpoint_problem(value: str, client: bool = False) -> Optional[str]:
     if isinstance(port, int) and not 0 <= port <= 65535:
         return f"port must be 0-65535, got {port} in {value!r}"
     return None
+
+
+def _non_empty(value: str) -> Optional[str]:
+    return None if value.strip() else "must not be empty"
 
 
 def _positive(value: Any) -> Optional[str]:
@@ -174,6 +179,22 @@ class SafetyConfig:
     crisis_reply_seconds: float = _setting(20.0, _positive)
 
 
+@dataclass(frozen=True)
+class StorageConfig:
+    """Where conversations live (docs/operations.md, "Data and privacy")."""
+
+    backend: str = _setting("sqlite", _one_of("sqlite", "memory", "redis"))
+    # Relative paths are relative to the working directory.
+    sqlite_path: str = _setting("psicoia.db", _non_empty)
+    redis_url: str = _setting("redis://127.0.0.1:6379/0", _non_empty)
+    # A conversation expires this long after its last message, and is then purged.
+    retention_hours: float = _setting(168.0, _positive)
+    # How often expired conversations are purged.
+    purge_interval_seconds: float = _setting(600.0, _positive)
+    # Name of the env var holding the encryption key(s); never the key itself.
+    encryption_key_env: str = _setting("STORAGE_ENCRYPTION_KEY", _non_empty)
+
+
 SECTIONS: dict[str, type] = {
     "server": ServerConfig,
     "llm": LLMConfig,
@@ -181,6 +202,7 @@ SECTIONS: dict[str, type] = {
     "history": HistoryConfig,
     "log": LogConfig,
     "safety": SafetyConfig,
+    "storage": StorageConfig,
 }
 
 
@@ -192,9 +214,13 @@ class Config:
     history: HistoryConfig = field(default_factory=HistoryConfig)
     log: LogConfig = field(default_factory=LogConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     # Read from the environment variable named by llm.api_key_env; never from the file.
     api_key: Optional[str] = field(default=None, repr=False)
     source: Optional[str] = None
+    # Decoded from the env var named by storage.encryption_key_env (32 bytes each; the first
+    # encrypts, all decrypt); empty: text is stored unencrypted. Never from the file.
+    storage_keys: tuple[bytes, ...] = field(default=(), repr=False)
 
     @property
     def offline(self) -> bool:
@@ -374,7 +400,35 @@ def load(
     _cross_checks(sections)
 
     api_key = environ.get(sections["llm"].api_key_env) or None
-    return Config(**sections, api_key=api_key, source=source)
+    key_env = sections["storage"].encryption_key_env
+    storage_keys = parse_storage_keys(key_env, environ.get(key_env) or "")
+    return Config(**sections, api_key=api_key, source=source, storage_keys=storage_keys)
+
+
+def parse_storage_keys(env_name: str, raw: str) -> tuple[bytes, ...]:
+    """Decode the storage encryption keys: comma-separated, each 32 bytes in URL-safe base64.
+
+    The first key encrypts; all of them decrypt (key rotation, docs/operations.md). An empty
+    value means no encryption. Raises ConfigError naming the variable, never showing the key.
+    """
+    keys = []
+    for position, part in enumerate(raw.split(","), start=1):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            key = base64.urlsafe_b64decode(part.encode("ascii") + b"=" * (-len(part) % 4))
+            if base64.urlsafe_b64encode(key).rstrip(b"=") != part.encode("ascii").rstrip(b"="):
+                raise ValueError("not canonical")
+        except (ValueError, UnicodeEncodeError):
+            key = b""
+        if len(key) != 32:
+            raise ConfigError(
+                f"{env_name} (storage.encryption_key_env): key {position} must be 32 random "
+                "bytes in URL-safe base64 (44 characters), as printed by: python3 -c \"import "
+                "base64,secrets; print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())\"")
+        keys.append(key)
+    return tuple(keys)
 
 
 def _validate(name: str, section: Any) -> None:

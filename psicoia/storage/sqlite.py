@@ -1,0 +1,465 @@
+"""
+The ``sqlite`` backend (the default): one file, through ``twisted.enterprise.adbapi``.
+
+Every read and write runs on the pool's single thread (``cp_min = cp_max = 1``: SQLite takes
+one writer at a time anyway, and one thread keeps the operations in the order they were asked),
+so the reactor never waits on the disk. The file is created with mode 0600 (SQLite gives its
+``-wal`` and ``-shm`` files the same mode), runs in WAL mode with ``synchronous=NORMAL`` (a
+process crash loses nothing that was committed; a power cut can lose the last commits) and
+``secure_delete=ON`` (deleted text is overwritten, not just unlinked).
+
+What is written when (docs/operations.md, "Data and privacy"):
+
+- ``create``: one row (number, secret hash, times). Numbers come from blocks of
+  :data:`NUMBER_BLOCK` reserved in the ``meta`` table, so most connects cost one insert and no
+  counter update; a crash skips the rest of the block (numbers are never reused), a clean
+  :meth:`SqliteStore.close` gives them back.
+- ``append`` / ``save_risk`` / ``clear``: one transaction each, when the core calls them.
+- ``forget`` and ``purge``: delete, then ``PRAGMA wal_checkpoint(TRUNCATE)`` so the text is gone
+  from the database and WAL files.
+
+Faults (locked, full, unwritable, corrupt) fail the Deferred with StorageUnavailable and set
+``health`` to "degraded"; one line is logged per change of state, and a probe every
+``probe_seconds`` (plus every later write) brings it back to "ok" when the disk recovers. A file
+that cannot be opened at start leaves the store degraded instead of stopping the server; only
+:class:`~psicoia.storage.crypto.WrongKey` (or a schema newer than this code) stops it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+from typing import Any, Callable, Optional, Sequence
+
+from twisted.enterprise import adbapi
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from psicoia.chat.ports import Conversation, IConversationStore, StorageUnavailable, Turn
+from psicoia.config import ConfigError
+from psicoia.ops.instruments import Instruments
+from psicoia.storage.crypto import TextCipher, UnreadableText, WrongKey
+from psicoia.storage.memory import check_risk
+
+NUMBER_BLOCK = 32
+PROBE_BYTES = 8192  # more than a page, so a full database cannot absorb it in free space
+
+# Forward migrations: MIGRATIONS[n] takes the schema from version n to n + 1. Never edit a
+# released entry; append a new one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value)",
+        "INSERT INTO meta (key, value) VALUES ('next_number', 1)",
+        """CREATE TABLE conversations (
+            id TEXT PRIMARY KEY,
+            number INTEGER NOT NULL UNIQUE,
+            secret_hash BLOB NOT NULL UNIQUE,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            risk TEXT NOT NULL DEFAULT '{}')""",
+        "CREATE INDEX conversations_by_update ON conversations (updated_at)",
+        """CREATE TABLE turns (
+            conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            role TEXT NOT NULL,
+            key_id BLOB,
+            content NOT NULL,
+            PRIMARY KEY (conversation_id, seq))""",
+        "CREATE INDEX turns_by_key ON turns (key_id) WHERE key_id IS NOT NULL",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreRefused(ConfigError):
+    """The database file is one this code must not touch (a newer schema)."""
+
+
+class _PrivateConnection(sqlite3.Connection):
+    """An sqlite3 connection whose file is created (or tightened) to mode 0600 first."""
+
+    def __init__(self, database: str, *args: Any, **kwargs: Any) -> None:
+        fd = os.open(database, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+        super().__init__(database, *args, **kwargs)
+
+
+def classify(error: BaseException) -> Optional[str]:
+    """The fault behind ``error`` as a short reason for logs and metrics (``locked``,
+    ``full``, ``unwritable``, ``corrupt``, ``io``, ``wrong_key``), or None when it is not a
+    storage fault (a bug, or bad input: it propagates as it is)."""
+    if isinstance(error, WrongKey):
+        return "wrong_key"
+    if isinstance(error, (sqlite3.IntegrityError, sqlite3.ProgrammingError,
+                          sqlite3.InterfaceError)):
+        return None
+    if isinstance(error, sqlite3.Error):
+        name = getattr(error, "sqlite_errorname", "") or ""
+        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            return "locked"
+        if name == "SQLITE_FULL":
+            return "full"
+        if name.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_PERM",
+                            "SQLITE_AUTH")):
+            return "unwritable"
+        if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+            return "corrupt"
+        return "io"
+    if isinstance(error, OSError):
+        return "full" if error.errno == 28 else "unwritable"  # ENOSPC
+    if isinstance(error, UnreadableText):
+        return "corrupt"
+    return None
+
+
+@implementer(IConversationStore)
+class SqliteStore:
+    """Conversations in one SQLite file; build it with :meth:`open`.
+
+    ``cipher`` (None: text stored as written) seals message text; ``retention_seconds``
+    makes :meth:`resume` ignore expired conversations even before the purge runs.
+    """
+
+    log = Logger()
+
+    def __init__(self, path: str, clock: IReactorTime, reactor: Any,
+                 cipher: Optional[TextCipher] = None,
+                 retention_seconds: Optional[float] = None,
+                 key_env: str = "STORAGE_ENCRYPTION_KEY",
+                 busy_timeout: float = 1.0, probe_seconds: float = 5.0,
+                 instruments: Optional[Instruments] = None) -> None:
+        self.path = os.path.abspath(path)
+        self.health = "ok"
+        self.reason: Optional[str] = None  # the last fault, for /readyz details
+        self._clock = clock
+        self._cipher = cipher
+        self._retention = retention_seconds
+        self._key_env = key_env
+        self._instruments = instruments or Instruments()
+        # Pool-thread state: the reserved block of numbers [next, limit).
+        self._next_number = 0
+        self._number_limit = 0
+        self._reconnect = False
+        self._closed = False
+        self._probe = LoopingCall(self.probe)
+        self._probe.clock = clock
+        self._probe_seconds = probe_seconds
+        self._pool = adbapi.ConnectionPool(
+            "sqlite3", self.path, timeout=busy_timeout, check_same_thread=False,
+            isolation_level=None, factory=_PrivateConnection,
+            cp_min=1, cp_max=1, cp_openfun=self._prepare, cp_reactor=reactor)
+
+    @classmethod
+    def open(cls, path: str, clock: IReactorTime, reactor: Any, **options: Any) -> "SqliteStore":
+        """Build the store and check its file now, before the service starts.
+
+        Runs once in the calling thread (start-up, before the reactor serves anyone): creates
+        the file (0600), applies the migrations and checks the encryption keys. Raises WrongKey
+        or StoreRefused (ConfigError subclasses: the server must not start); any other fault
+        returns a store that starts "degraded" and keeps probing.
+        """
+        store = cls(path, clock, reactor, **options)
+        try:
+            connection = _PrivateConnection(store.path, timeout=options.get("busy_timeout", 1.0),
+                                            isolation_level=None)
+            try:
+                store._prepare(connection)
+            finally:
+                connection.close()
+        except ConfigError:
+            store._pool.close()
+            raise
+        except Exception as error:
+            reason = classify(error)
+            if reason is None:
+                store._pool.close()
+                raise
+            store._set_health("degraded", reason)
+        return store
+
+    # -- connection set-up (pool thread, or the caller of open()) ---------------------------
+
+    def _prepare(self, connection: sqlite3.Connection) -> None:
+        """Per connection: pragmas, forward migrations, key check."""
+        connection.execute("PRAGMA journal_mode=WAL").fetchall()
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA secure_delete=ON")
+        connection.execute("PRAGMA foreign_keys=ON")
+        self._migrate(connection)
+        self._check_keys(connection)
+        for suffix in ("-wal", "-shm"):
+            try:
+                os.chmod(self.path + suffix, 0o600)
+            except FileNotFoundError:
+                pass
+
+    def _migrate(self, connection: sqlite3.Connection) -> None:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = connection.execute("SELECT version FROM schema_version").fetchone()
+            if row is None:
+                connection.execute("INSERT INTO schema_version (version) VALUES (0)")
+                version = 0
+            else:
+                version = row[0]
+            if version > SCHEMA_VERSION:
+                raise StoreRefused(
+                    f"storage.sqlite_path: {self.path} has schema version {version}, newer than "
+                    f"this PsicoIA understands ({SCHEMA_VERSION}); upgrade PsicoIA")
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step]:
+                    connection.execute(statement)
+                connection.execute("UPDATE schema_version SET version = ?", (step + 1,))
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.rollback()
+            raise
+
+    def _check_keys(self, connection: sqlite3.Connection) -> None:
+        used = {bytes(row[0]) for row in connection.execute(
+            "SELECT DISTINCT key_id FROM turns WHERE key_id IS NOT NULL")}
+        if not used:
+            return
+        if self._cipher is None:
+            raise WrongKey(
+                f"{self._key_env} (storage.encryption_key_env): {self.path} holds encrypted "
+                "text but no key is set; set the key it was written with")
+        missing = used - self._cipher.key_ids
+        if missing:
+            raise WrongKey(
+                f"{self._key_env} (storage.encryption_key_env): {self.path} holds text "
+                f"encrypted with {len(missing)} key(s) not in the configured list (wrong "
+                "key?); nothing was changed")
+
+    # -- running operations -----------------------------------------------------------------
+
+    def _run(self, work: Callable[..., Any], *args: Any, write: bool = True) -> Deferred:
+        """Run ``work(connection, *args)`` on the pool thread; map faults to
+        StorageUnavailable and keep ``health`` up to date (writes may restore it)."""
+        if self._closed:
+            return fail(StorageUnavailable("closed"))
+        d = self._pool.runWithConnection(self._in_thread, work, *args)
+
+        def done(result: Any) -> Any:
+            if write and self.health != "ok":
+                self._set_health("ok", None)
+            return result
+
+        d.addCallbacks(done, self._failed)
+        return d
+
+    def _in_thread(self, connection: Any, work: Callable[..., Any], *args: Any) -> Any:
+        if self._reconnect:
+            self._reconnect = False
+            connection.reconnect()
+        return work(connection, *args)
+
+    def _failed(self, failure: Failure) -> Failure:
+        reason = classify(failure.value)
+        if reason is None:
+            return failure
+        if reason in ("corrupt", "wrong_key", "io"):
+            self._reconnect = True  # the file may be replaced: open it afresh next time
+        self._set_health("degraded", reason)
+        return Failure(StorageUnavailable(reason))
+
+    def _set_health(self, state: str, reason: Optional[str]) -> None:
+        if state == self.health and (state == "ok" or reason == self.reason):
+            return
+        self.health, self.reason = state, reason
+        if state == "ok":
+            self.log.info("storage ok again: {path}", path=self.path)
+            if self._probe.running:
+                self._probe.stop()
+        else:
+            self.log.warn("storage degraded ({reason}): {path}; conversations continue in "
+                          "memory until it recovers", reason=reason, path=self.path)
+            if not self._probe.running and not self._closed:
+                self._probe.start(self._probe_seconds, now=False)
+        self._instruments.storage_changed(state, reason or "")
+
+    def probe(self) -> Deferred:
+        """Try a small write now; Deferred[str], the health afterwards. Runs by itself every
+        ``probe_seconds`` while degraded."""
+        def still_down(failure: Failure) -> None:
+            failure.trap(StorageUnavailable)  # already logged by the change of state
+
+        d = self._run(_probe).addErrback(still_down)
+        return d.addCallback(lambda _: self.health)
+
+    # -- IConversationStore -----------------------------------------------------------------
+
+    def create(self, secret_hash: bytes, now: float) -> Deferred:
+        """A new conversation with a never-reused number; Deferred[Conversation]. Fails with
+        StorageUnavailable, or IntegrityError if ``secret_hash`` is already in use."""
+        return self._run(self._create, bytes(secret_hash), secrets.token_hex(16), float(now))
+
+    def _create(self, connection: Any, secret_hash: bytes, cid: str, now: float) -> Conversation:
+        number, limit = self._next_number, self._number_limit
+        connection.execute("BEGIN IMMEDIATE")
+        if number >= limit:
+            (number,) = connection.execute(
+                "SELECT value FROM meta WHERE key = 'next_number'").fetchone()
+            limit = number + NUMBER_BLOCK
+            connection.execute("UPDATE meta SET value = ? WHERE key = 'next_number'", (limit,))
+        connection.execute(
+            "INSERT INTO conversations (id, number, secret_hash, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?)", (cid, number, secret_hash, now, now))
+        connection.execute("COMMIT")
+        self._next_number, self._number_limit = number + 1, limit
+        return Conversation(id=cid, number=number, created_at=now, updated_at=now)
+
+    def resume(self, secret_hash: bytes, now: float) -> Deferred:
+        """Deferred[Conversation or None]; expired ones (older than the retention) are None."""
+        oldest = float("-inf") if self._retention is None else float(now) - self._retention
+        return self._run(self._resume, bytes(secret_hash), oldest, write=False)
+
+    def _resume(self, connection: Any, secret_hash: bytes, oldest: float
+                ) -> Optional[Conversation]:
+        row = connection.execute(
+            "SELECT id, number, created_at, updated_at, risk FROM conversations "
+            "WHERE secret_hash = ? AND updated_at >= ?", (secret_hash, oldest)).fetchone()
+        if row is None:
+            return None
+        cid, number, created_at, updated_at, risk = row
+        turns = [Turn(role, self._open(content, key, cid)) for role, key, content in
+                 connection.execute("SELECT role, key_id, content FROM turns "
+                                    "WHERE conversation_id = ? ORDER BY seq", (cid,))]
+        return Conversation(id=cid, number=number, created_at=created_at,
+                            updated_at=updated_at, turns=turns, risk=json.loads(risk))
+
+    def _open(self, content: Any, key: Optional[bytes], cid: str) -> str:
+        if key is None:
+            return content
+        if self._cipher is None:
+            raise UnreadableText("encrypted text and no key")
+        return self._cipher.open(content, cid)
+
+    def append(self, conversation_id: str, turns: Sequence[Turn], keep: int,
+               now: float) -> Deferred:
+        """Add ``turns``, keep the newest ``keep``; Deferred[None]. An unknown (forgotten)
+        conversation is ignored."""
+        rows = [(t.role, t.content) for t in turns]
+        return self._run(self._append, conversation_id, rows, int(keep), float(now))
+
+    def _append(self, connection: Any, cid: str, rows: list, keep: int, now: float) -> None:
+        cipher = self._cipher
+        connection.execute("BEGIN IMMEDIATE")
+        touched = connection.execute(
+            "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, cid)).rowcount
+        if not touched:
+            connection.execute("ROLLBACK")
+            return
+        (last,) = connection.execute(
+            "SELECT COALESCE(MAX(seq), 0) FROM turns WHERE conversation_id = ?",
+            (cid,)).fetchone()
+        connection.executemany(
+            "INSERT INTO turns (conversation_id, seq, role, key_id, content) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(cid, last + i, role,
+              cipher.current_id if cipher else None,
+              cipher.seal(content, cid) if cipher else content)
+             for i, (role, content) in enumerate(rows, start=1)])
+        connection.execute("DELETE FROM turns WHERE conversation_id = ? AND seq <= ?",
+                           (cid, last + len(rows) - keep))
+        connection.execute("COMMIT")
+
+    def save_risk(self, conversation_id: str, risk: dict, now: float) -> Deferred:
+        """Replace the crisis state (numbers only: ValueError otherwise); Deferred[None]."""
+        try:
+            check_risk(risk)
+        except ValueError as error:
+            return fail(error)
+        encoded = json.dumps(risk, separators=(",", ":"), sort_keys=True)
+        return self._run(_execute, "UPDATE conversations SET risk = ?, updated_at = ? "
+                         "WHERE id = ?", (encoded, float(now), conversation_id))
+
+    def clear(self, conversation_id: str, now: float) -> Deferred:
+        """Delete the history, keep the conversation (number, code, risk); Deferred[None]."""
+        return self._run(self._clear, conversation_id, float(now))
+
+    def _clear(self, connection: Any, cid: str, now: float) -> None:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("DELETE FROM turns WHERE conversation_id = ?", (cid,))
+        connection.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, cid))
+        connection.execute("COMMIT")
+
+    def forget(self, conversation_id: str) -> Deferred:
+        """Delete the conversation and checkpoint, so its text is gone from the files;
+        Deferred[None]."""
+        return self._run(self._forget, conversation_id)
+
+    def _forget(self, connection: Any, cid: str) -> None:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("DELETE FROM turns WHERE conversation_id = ?", (cid,))
+        connection.execute("DELETE FROM conversations WHERE id = ?", (cid,))
+        connection.execute("COMMIT")
+        _checkpoint(connection)
+
+    def purge(self, older_than: float) -> Deferred:
+        """Delete conversations last touched before ``older_than`` (epoch seconds) and
+        checkpoint; Deferred[int], how many."""
+        return self._run(self._purge, float(older_than))
+
+    def _purge(self, connection: Any, older_than: float) -> int:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute(
+            "DELETE FROM turns WHERE conversation_id IN "
+            "(SELECT id FROM conversations WHERE updated_at < ?)", (older_than,))
+        count = connection.execute(
+            "DELETE FROM conversations WHERE updated_at < ?", (older_than,)).rowcount
+        connection.execute("COMMIT")
+        if count:
+            _checkpoint(connection)
+        return count
+
+    def close(self) -> Deferred:
+        """Give back the unused reserved numbers, then release the file; Deferred[None].
+        Idempotent."""
+        if self._closed:
+            return succeed(None)
+        self._closed = True
+        if self._probe.running:
+            self._probe.stop()
+        if (not self._pool.running or self.health != "ok"
+                or self._next_number >= self._number_limit):
+            self._pool.close()
+            return succeed(None)
+        d = self._pool.runWithConnection(self._give_back)
+        d.addErrback(lambda failure: None)  # a failed give-back only leaves a gap
+        d.addBoth(lambda _: self._pool.close())
+        return d
+
+    def _give_back(self, connection: Any) -> None:
+        connection.execute(
+            "UPDATE meta SET value = ? WHERE key = 'next_number' AND value = ?",
+            (self._next_number, self._number_limit))
+
+
+def _execute(connection: Any, sql: str, params: tuple) -> None:
+    connection.execute(sql, params)
+
+
+def _checkpoint(connection: Any) -> None:
+    """Copy the WAL into the database and truncate it: deleted text leaves both files."""
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+
+def _probe(connection: Any) -> None:
+    """A write that needs a new page: fails while the disk is locked, full or read-only."""
+    connection.execute("BEGIN IMMEDIATE")
+    connection.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', zeroblob(?))",
+                       (PROBE_BYTES,))
+    connection.execute("COMMIT")
+    connection.execute("DELETE FROM meta WHERE key = 'probe'")
