@@ -219,3 +219,44 @@ async def test_forward_migration_from_an_empty_version_table(tmp_path):
         assert (await store.create(b"m" * 32, 1.0)).number == 1
     finally:
         await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failed_create_does_not_spend_or_reuse_numbers(tmp_path):
+    path = tmp_path / "p.db"
+    store = open_sqlite(path)
+    try:
+        first = await store.create(b"a" * 32, 1.0)
+        with pytest.raises(sqlite3.IntegrityError):
+            await store.create(b"a" * 32, 1.0)  # the same secret hash twice
+        second = await store.create(b"b" * 32, 1.0)
+        assert (first.number, second.number) == (1, 2)
+    finally:
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_concurrent_operations_share_commits_and_keep_their_order(tmp_path):
+    """Group commit: many callers at once, each answered exactly once, in order, and bad
+    input to one of them fails only that one."""
+    from twisted.internet.defer import gatherResults
+    path = tmp_path / "p.db"
+    store = open_sqlite(path)
+    try:
+        convs = await gatherResults([store.create(bytes([i]) * 32, 1.0) for i in range(20)])
+        assert sorted(c.number for c in convs) == list(range(1, 21))
+        calls = []
+        for i in range(50):
+            calls.append(store.append(convs[i % 20].id, [Turn("user", f"m{i}")], 100, 2.0 + i))
+        calls.append(store.save_risk(convs[0].id, {"bad": "texto"}, 3.0))
+        calls.append(store.save_risk(convs[1].id, {"level": 2}, 3.0))
+        results = await gatherResults(calls[:50] + calls[51:])
+        assert results == [None] * 51
+        with pytest.raises(ValueError):
+            await calls[50]
+        for k in range(20):
+            resumed = await store.resume(bytes([k]) * 32, 60.0)
+            assert [t.content for t in resumed.turns] == [f"m{i}" for i in range(k, 50, 20)]
+        assert (await store.resume(bytes([1]) * 32, 60.0)).risk == {"level": 2}
+    finally:
+        await store.close()

@@ -145,10 +145,15 @@ class SqliteStore:
         self._retention = retention_seconds
         self._key_env = key_env
         self._instruments = instruments or Instruments()
-        # Pool-thread state: the reserved block of numbers [next, limit).
-        self._next_number = 0
-        self._number_limit = 0
+        # Database-thread state: the reserved block of numbers [next, limit) as committed,
+        # and as used by the transaction in progress.
+        self._next_number = self._number_limit = 0
+        self._pending_next = self._pending_limit = 0
         self._reconnect = False
+        self._checkpoint_due = False
+        # Reactor-thread state: the group-commit queue.
+        self._queue: list[_Item] = []
+        self._busy = False
         self._closed = False
         self._probe = LoopingCall(self.probe)
         self._probe.clock = clock
@@ -243,36 +248,93 @@ class SqliteStore:
                 "key?); nothing was changed")
 
     # -- running operations -----------------------------------------------------------------
+    #
+    # Group commit: operations queue in the reactor thread; while the database thread works
+    # on one batch, the next ones wait, and then all of them go in one transaction (one thread
+    # hop and one commit for many messages under load; no added wait when idle). Each
+    # operation runs inside its own SAVEPOINT, so bad input to one (a duplicate secret hash,
+    # text in the risk state) fails only that one. A storage fault fails the whole batch.
 
-    def _run(self, work: Callable[..., Any], *args: Any, write: bool = True) -> Deferred:
-        """Run ``work(connection, *args)`` on the pool thread; map faults to
-        StorageUnavailable and keep ``health`` up to date (writes may restore it)."""
+    def _submit(self, work: Callable[..., Any], *args: Any, write: bool = True,
+                checkpoint: bool = False) -> Deferred:
+        """Queue ``work(connection, *args)``; Deferred[its result]. Faults become
+        StorageUnavailable and update ``health`` (a committed write restores it)."""
         if self._closed:
             return fail(StorageUnavailable("closed"))
-        d = self._pool.runWithConnection(self._in_thread, work, *args)
-
-        def done(result: Any) -> Any:
-            if write and self.health != "ok":
-                self._set_health("ok", None)
-            return result
-
-        d.addCallbacks(done, self._failed)
+        d = Deferred()
+        self._queue.append(_Item(work, args, d, write, checkpoint))
+        if not self._busy:
+            self._flush()
         return d
 
-    def _in_thread(self, connection: Any, work: Callable[..., Any], *args: Any) -> Any:
+    def _flush(self) -> None:
+        batch, self._queue = self._queue, []
+        self._busy = True
+        d = self._pool.runWithConnection(self._run_batch, batch)
+        d.addBoth(self._batch_done, batch)
+
+    def _run_batch(self, connection: Any, batch: list["_Item"]) -> list:
+        """Database thread: one transaction for the whole batch; returns one
+        ``(ok, value_or_exception)`` per item, or raises the fault that sank the batch."""
         if self._reconnect:
             self._reconnect = False
             connection.reconnect()
-        return work(connection, *args)
+        writes = any(item.write for item in batch)
+        connection.execute("BEGIN IMMEDIATE" if writes else "BEGIN")
+        outcomes: list = []
+        try:
+            for item in batch:
+                connection.execute("SAVEPOINT item")
+                numbers = self._pending_next, self._pending_limit
+                try:
+                    value = item.work(connection, *item.args)
+                except Exception as error:
+                    if classify(error) is not None or not connection.in_transaction:
+                        raise
+                    connection.execute("ROLLBACK TO item")
+                    connection.execute("RELEASE item")
+                    self._pending_next, self._pending_limit = numbers
+                    outcomes.append((False, error))
+                else:
+                    connection.execute("RELEASE item")
+                    outcomes.append((True, value))
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.rollback()
+            # Only what was committed before counts: reservations in this batch are undone.
+            self._pending_next, self._pending_limit = self._next_number, self._number_limit
+            raise
+        self._commit_numbers()
+        if self._checkpoint_due or any(item.checkpoint for item in batch):
+            # Copy the WAL into the database and truncate it: deleted text leaves both files.
+            busy = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            self._checkpoint_due = bool(busy)  # a reader (a backup) held it: next batch
+        return outcomes
 
-    def _failed(self, failure: Failure) -> Failure:
-        reason = classify(failure.value)
-        if reason is None:
-            return failure
-        if reason in ("corrupt", "wrong_key", "io"):
-            self._reconnect = True  # the file may be replaced: open it afresh next time
-        self._set_health("degraded", reason)
-        return Failure(StorageUnavailable(reason))
+    def _batch_done(self, result: Any, batch: list["_Item"]) -> None:
+        self._busy = False
+        if isinstance(result, Failure):
+            reason = classify(result.value)
+            if reason is None:  # a bug: surface it to every caller as it is
+                outcomes = [(False, result.value)] * len(batch)
+            else:
+                if reason in ("corrupt", "wrong_key", "io"):
+                    self._reconnect = True  # the file may be replaced: open it afresh
+                self._set_health("degraded", reason)
+                outcomes = [(False, StorageUnavailable(reason))] * len(batch)
+        else:
+            outcomes = result
+            if self.health != "ok" and any(item.write for item in batch):
+                self._set_health("ok", None)
+        for item, (ok, value) in zip(batch, outcomes):
+            if ok:
+                item.deferred.callback(value)
+            elif isinstance(value, UnreadableText):
+                item.deferred.errback(StorageUnavailable("unreadable"))
+            else:
+                item.deferred.errback(value)
+        if self._queue and not self._busy:
+            self._flush()
 
     def _set_health(self, state: str, reason: Optional[str]) -> None:
         if state == self.health and (state == "ok" or reason == self.reason):
@@ -295,7 +357,7 @@ class SqliteStore:
         def still_down(failure: Failure) -> None:
             failure.trap(StorageUnavailable)  # already logged by the change of state
 
-        d = self._run(_probe).addErrback(still_down)
+        d = self._submit(_probe).addErrback(still_down)
         return d.addCallback(lambda _: self.health)
 
     # -- IConversationStore -----------------------------------------------------------------
@@ -303,27 +365,30 @@ class SqliteStore:
     def create(self, secret_hash: bytes, now: float) -> Deferred:
         """A new conversation with a never-reused number; Deferred[Conversation]. Fails with
         StorageUnavailable, or IntegrityError if ``secret_hash`` is already in use."""
-        return self._run(self._create, bytes(secret_hash), secrets.token_hex(16), float(now))
+        return self._submit(self._create, bytes(secret_hash), secrets.token_hex(16), float(now))
 
     def _create(self, connection: Any, secret_hash: bytes, cid: str, now: float) -> Conversation:
-        number, limit = self._next_number, self._number_limit
-        connection.execute("BEGIN IMMEDIATE")
-        if number >= limit:
-            (number,) = connection.execute(
+        if self._pending_next >= self._pending_limit:
+            (start,) = connection.execute(
                 "SELECT value FROM meta WHERE key = 'next_number'").fetchone()
-            limit = number + NUMBER_BLOCK
-            connection.execute("UPDATE meta SET value = ? WHERE key = 'next_number'", (limit,))
+            connection.execute("UPDATE meta SET value = ? WHERE key = 'next_number'",
+                               (start + NUMBER_BLOCK,))
+            self._pending_next, self._pending_limit = start, start + NUMBER_BLOCK
+        number = self._pending_next
         connection.execute(
             "INSERT INTO conversations (id, number, secret_hash, created_at, updated_at) "
             "VALUES (?, ?, ?, ?, ?)", (cid, number, secret_hash, now, now))
-        connection.execute("COMMIT")
-        self._next_number, self._number_limit = number + 1, limit
+        self._pending_next = number + 1
         return Conversation(id=cid, number=number, created_at=now, updated_at=now)
+
+    def _commit_numbers(self) -> None:
+        """After a commit: the numbers used and reserved in it are now on disk."""
+        self._next_number, self._number_limit = self._pending_next, self._pending_limit
 
     def resume(self, secret_hash: bytes, now: float) -> Deferred:
         """Deferred[Conversation or None]; expired ones (older than the retention) are None."""
         oldest = float("-inf") if self._retention is None else float(now) - self._retention
-        return self._run(self._resume, bytes(secret_hash), oldest, write=False)
+        return self._submit(self._resume, bytes(secret_hash), oldest, write=False)
 
     def _resume(self, connection: Any, secret_hash: bytes, oldest: float
                 ) -> Optional[Conversation]:
@@ -351,15 +416,13 @@ class SqliteStore:
         """Add ``turns``, keep the newest ``keep``; Deferred[None]. An unknown (forgotten)
         conversation is ignored."""
         rows = [(t.role, t.content) for t in turns]
-        return self._run(self._append, conversation_id, rows, int(keep), float(now))
+        return self._submit(self._append, conversation_id, rows, int(keep), float(now))
 
     def _append(self, connection: Any, cid: str, rows: list, keep: int, now: float) -> None:
         cipher = self._cipher
-        connection.execute("BEGIN IMMEDIATE")
         touched = connection.execute(
             "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, cid)).rowcount
         if not touched:
-            connection.execute("ROLLBACK")
             return
         (last,) = connection.execute(
             "SELECT COALESCE(MAX(seq), 0) FROM turns WHERE conversation_id = ?",
@@ -373,7 +436,6 @@ class SqliteStore:
              for i, (role, content) in enumerate(rows, start=1)])
         connection.execute("DELETE FROM turns WHERE conversation_id = ? AND seq <= ?",
                            (cid, last + len(rows) - keep))
-        connection.execute("COMMIT")
 
     def save_risk(self, conversation_id: str, risk: dict, now: float) -> Deferred:
         """Replace the crisis state (numbers only: ValueError otherwise); Deferred[None]."""
@@ -382,84 +444,83 @@ class SqliteStore:
         except ValueError as error:
             return fail(error)
         encoded = json.dumps(risk, separators=(",", ":"), sort_keys=True)
-        return self._run(_execute, "UPDATE conversations SET risk = ?, updated_at = ? "
-                         "WHERE id = ?", (encoded, float(now), conversation_id))
+        return self._submit(_execute, "UPDATE conversations SET risk = ?, updated_at = ? "
+                            "WHERE id = ?", (encoded, float(now), conversation_id))
 
     def clear(self, conversation_id: str, now: float) -> Deferred:
         """Delete the history, keep the conversation (number, code, risk); Deferred[None]."""
-        return self._run(self._clear, conversation_id, float(now))
-
-    def _clear(self, connection: Any, cid: str, now: float) -> None:
-        connection.execute("BEGIN IMMEDIATE")
-        connection.execute("DELETE FROM turns WHERE conversation_id = ?", (cid,))
-        connection.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, cid))
-        connection.execute("COMMIT")
+        return self._submit(_clear, conversation_id, float(now))
 
     def forget(self, conversation_id: str) -> Deferred:
         """Delete the conversation and checkpoint, so its text is gone from the files;
         Deferred[None]."""
-        return self._run(self._forget, conversation_id)
-
-    def _forget(self, connection: Any, cid: str) -> None:
-        connection.execute("BEGIN IMMEDIATE")
-        connection.execute("DELETE FROM turns WHERE conversation_id = ?", (cid,))
-        connection.execute("DELETE FROM conversations WHERE id = ?", (cid,))
-        connection.execute("COMMIT")
-        _checkpoint(connection)
+        return self._submit(_forget, conversation_id, checkpoint=True)
 
     def purge(self, older_than: float) -> Deferred:
         """Delete conversations last touched before ``older_than`` (epoch seconds) and
         checkpoint; Deferred[int], how many."""
-        return self._run(self._purge, float(older_than))
-
-    def _purge(self, connection: Any, older_than: float) -> int:
-        connection.execute("BEGIN IMMEDIATE")
-        connection.execute(
-            "DELETE FROM turns WHERE conversation_id IN "
-            "(SELECT id FROM conversations WHERE updated_at < ?)", (older_than,))
-        count = connection.execute(
-            "DELETE FROM conversations WHERE updated_at < ?", (older_than,)).rowcount
-        connection.execute("COMMIT")
-        if count:
-            _checkpoint(connection)
-        return count
+        return self._submit(_purge, float(older_than), checkpoint=True)
 
     def close(self) -> Deferred:
-        """Give back the unused reserved numbers, then release the file; Deferred[None].
-        Idempotent."""
+        """Finish what is queued, give back the unused reserved numbers, release the file;
+        Deferred[None]. Idempotent."""
         if self._closed:
             return succeed(None)
-        self._closed = True
         if self._probe.running:
             self._probe.stop()
-        if (not self._pool.running or self.health != "ok"
-                or self._next_number >= self._number_limit):
+        if not self._pool.running:
+            self._closed = True
             self._pool.close()
             return succeed(None)
-        d = self._pool.runWithConnection(self._give_back)
+        d = self._submit(self._give_back)
+        self._closed = True
         d.addErrback(lambda failure: None)  # a failed give-back only leaves a gap
         d.addBoth(lambda _: self._pool.close())
         return d
 
     def _give_back(self, connection: Any) -> None:
-        connection.execute(
-            "UPDATE meta SET value = ? WHERE key = 'next_number' AND value = ?",
-            (self._next_number, self._number_limit))
+        if self._pending_next < self._pending_limit:
+            connection.execute(
+                "UPDATE meta SET value = ? WHERE key = 'next_number' AND value = ?",
+                (self._pending_next, self._pending_limit))
+            self._pending_limit = self._pending_next
+
+
+class _Item:
+    """One queued operation."""
+
+    __slots__ = ("work", "args", "deferred", "write", "checkpoint")
+
+    def __init__(self, work: Callable[..., Any], args: tuple, deferred: Deferred,
+                 write: bool, checkpoint: bool) -> None:
+        self.work, self.args, self.deferred = work, args, deferred
+        self.write, self.checkpoint = write, checkpoint
 
 
 def _execute(connection: Any, sql: str, params: tuple) -> None:
     connection.execute(sql, params)
 
 
-def _checkpoint(connection: Any) -> None:
-    """Copy the WAL into the database and truncate it: deleted text leaves both files."""
-    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+def _clear(connection: Any, cid: str, now: float) -> None:
+    connection.execute("DELETE FROM turns WHERE conversation_id = ?", (cid,))
+    connection.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, cid))
+
+
+def _forget(connection: Any, cid: str) -> None:
+    connection.execute("DELETE FROM turns WHERE conversation_id = ?", (cid,))
+    connection.execute("DELETE FROM conversations WHERE id = ?", (cid,))
+
+
+def _purge(connection: Any, older_than: float) -> int:
+    connection.execute(
+        "DELETE FROM turns WHERE conversation_id IN "
+        "(SELECT id FROM conversations WHERE updated_at < ?)", (older_than,))
+    return connection.execute(
+        "DELETE FROM conversations WHERE updated_at < ?", (older_than,)).rowcount
 
 
 def _probe(connection: Any) -> None:
     """A write that needs a new page: fails while the disk is locked, full or read-only."""
-    connection.execute("BEGIN IMMEDIATE")
     connection.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', zeroblob(?))",
-                       (PROBE_BYTES,))
-    connection.execute("COMMIT")
+                        (PROBE_BYTES,))
     connection.execute("DELETE FROM meta WHERE key = 'probe'")
