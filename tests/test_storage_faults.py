@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import subprocess
 
 import pytest
 import pytest_twisted
@@ -179,3 +180,51 @@ async def test_the_log_lines_carry_no_text(tmp_path):
         finally:
             await store.close()
     assert log.events and "MENSAJE-PRIVADO" not in log.text()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 512 KiB filesystem (tmpfs), so "disk full" is a genuine ENOSPC. Needs root and
+    mount(2); skipped (with a reason) where the sandbox forbids it."""
+    mountpoint = tmp_path / "tiny"
+    mountpoint.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root to mount a tmpfs")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs",
+                              str(mountpoint)], capture_output=True, timeout=10)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, timeout=10)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_really_full_disk_degrades_and_recovers_when_space_is_freed(tiny_disk):
+    path = tiny_disk / "p.db"
+    clock = Clock()
+    store = open_sqlite(path, clock)
+    try:
+        c = await store.create(b"d" * 32, 1.0)
+        filler = tiny_disk / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:  # take every free byte
+            while os.write(fd, b"\0" * 4096):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        with pytest.raises(StorageUnavailable):
+            for i in range(20):  # the WAL grows until the filesystem refuses
+                await store.append(c.id, [Turn("user", "x" * 8000)], 100, 2.0 + i)
+        assert store.health == "degraded" and store.reason in ("full", "io")
+
+        filler.unlink()
+        clock.advance(5.0)
+        await eventually(lambda: store.health == "ok")
+        await store.append(c.id, [Turn("user", "hay lugar")], 100, 30.0)
+        assert (await store.resume(b"d" * 32, 31.0)).turns[-1] == Turn("user", "hay lugar")
+    finally:
+        await store.close()
