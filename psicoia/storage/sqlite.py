@@ -14,7 +14,8 @@ What is written when (docs/operations.md, "Data and privacy"):
   :data:`NUMBER_BLOCK` reserved in the ``meta`` table, so most connects cost one insert and no
   counter update; a crash skips the rest of the block (numbers are never reused), a clean
   :meth:`SqliteStore.close` gives them back.
-- ``append`` / ``save_risk`` / ``clear``: one transaction each, when the core calls them.
+- ``append`` / ``save_risk`` / ``clear``: when the core calls them; whatever is queued while
+  the thread is busy goes in one transaction (group commit, see ``_submit``).
 - ``forget`` and ``purge``: delete, then ``PRAGMA wal_checkpoint(TRUNCATE)`` so the text is gone
   from the database and WAL files.
 
