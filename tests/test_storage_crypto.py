@@ -100,6 +100,25 @@ async def test_encrypted_data_and_no_key_stops_the_start(tmp_path):
 
 
 @pytest_twisted.ensureDeferred
+async def test_the_key_check_value_catches_a_wrong_or_missing_key_with_no_text_left(tmp_path):
+    """Even after every sealed message is gone, the file remembers it was encrypted: a lost
+    key variable does not silently switch to storing text in clear."""
+    path = tmp_path / "p.db"
+    key = new_key()
+    c = await _written_with(path, (key,))
+    store = open_sqlite(path, keys=(key,))
+    await store.forget(c.id)
+    await store.close()
+    before = file_bytes(path)
+    with pytest.raises(WrongKey, match="no key is set"):
+        open_sqlite(path)
+    with pytest.raises(WrongKey, match="none of the configured keys"):
+        open_sqlite(path, keys=(new_key(),))
+    assert file_bytes(path) == before
+    await open_sqlite(path, keys=(key,)).close()
+
+
+@pytest_twisted.ensureDeferred
 async def test_key_rotation_new_key_first_old_key_still_decrypts(tmp_path):
     path = tmp_path / "p.db"
     old, new = new_key(), new_key()
@@ -134,8 +153,9 @@ async def test_dropping_a_key_still_in_use_refuses_to_start(tmp_path):
     path = tmp_path / "p.db"
     old, new = new_key(), new_key()
     await _written_with(path, (old,))
+    await open_sqlite(path, keys=(new, old)).close()  # rotation started: NEW is recorded
     with pytest.raises(WrongKey, match="1 key"):
-        open_sqlite(path, keys=(new,))
+        open_sqlite(path, keys=(new,))  # ...but text sealed with OLD is still there
 
 
 @pytest_twisted.ensureDeferred

@@ -233,20 +233,37 @@ class SqliteStore:
             raise
 
     def _check_keys(self, connection: sqlite3.Connection) -> None:
+        """Refuse a key that does not fit the file, before writing anything.
+
+        The ``meta`` table records the id of every key that has sealed text here (its check
+        value), and each sealed message carries its key's id. Refused: encrypted data (or a
+        file that has been encrypted) and no key; configured keys none of which was ever used
+        here (a wrong key); text sealed with a key that is no longer configured.
+        """
+        env = f"{self._key_env} (storage.encryption_key_env)"
+        recorded = {bytes.fromhex(name[4:]) for (name,) in connection.execute(
+            "SELECT key FROM meta WHERE key LIKE 'key:%'")}
         used = {bytes(row[0]) for row in connection.execute(
             "SELECT DISTINCT key_id FROM turns WHERE key_id IS NOT NULL")}
-        if not used:
-            return
         if self._cipher is None:
+            if recorded or used:
+                raise WrongKey(
+                    f"{env}: {self.path} was written with encryption on but no key is set; "
+                    "set the key it was written with (nothing was changed)")
+            return
+        configured = self._cipher.key_ids
+        if recorded and not recorded & configured:
             raise WrongKey(
-                f"{self._key_env} (storage.encryption_key_env): {self.path} holds encrypted "
-                "text but no key is set; set the key it was written with")
-        missing = used - self._cipher.key_ids
+                f"{env}: none of the configured keys was ever used with {self.path} (wrong "
+                "key?); nothing was changed")
+        missing = used - configured
         if missing:
             raise WrongKey(
-                f"{self._key_env} (storage.encryption_key_env): {self.path} holds text "
-                f"encrypted with {len(missing)} key(s) not in the configured list (wrong "
-                "key?); nothing was changed")
+                f"{env}: {self.path} holds text encrypted with {len(missing)} key(s) not in "
+                "the configured list (wrong key?); nothing was changed")
+        if self._cipher.current_id not in recorded:
+            connection.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, NULL)",
+                               ("key:" + self._cipher.current_id.hex(),))
 
     # -- running operations -----------------------------------------------------------------
     #
