@@ -224,3 +224,30 @@ def test_open_store_memory_backend_and_redis_not_yet(tmp_path):
     assert isinstance(store, MemoryStore)
     with pytest.raises(ConfigError, match="redis"):
         open_store(_config(tmp_path, backend="redis"), Clock(), reactor)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_tampered_message_fails_only_its_own_resume(tmp_path):
+    import sqlite3
+    from psicoia.chat.ports import StorageUnavailable
+    path = tmp_path / "p.db"
+    store = open_sqlite(path, keys=(new_key(),))
+    try:
+        a = await store.create(b"a" * 32, 1.0)
+        b = await store.create(b"b" * 32, 1.0)
+        await store.append(a.id, [Turn("user", "uno")], 10, 2.0)
+        await store.append(b.id, [Turn("user", "dos")], 10, 2.0)
+        other = sqlite3.connect(path)
+        (sealed,) = other.execute("SELECT content FROM turns WHERE conversation_id = ?",
+                                  (a.id,)).fetchone()
+        flipped = sealed[:-1] + bytes([sealed[-1] ^ 1])  # one bit of the tag
+        other.execute("UPDATE turns SET content = ? WHERE conversation_id = ?", (flipped, a.id))
+        other.commit()
+        other.close()
+        first, second = store.resume(b"a" * 32, 3.0), store.resume(b"b" * 32, 3.0)
+        with pytest.raises(StorageUnavailable, match="unreadable"):
+            await first
+        assert (await second).turns == [Turn("user", "dos")]
+        assert store.health == "ok"
+    finally:
+        await store.close()

@@ -72,4 +72,5 @@ class Instruments:
 
     def storage_changed(self, state: str, reason: str) -> None:
         """The conversation store became ``ok`` or ``degraded``; ``reason`` is the fault
-        (``locked``, ``full``, ``unwritable``, ``corrupt``, ``io``, ``wrong_key``) or ""."""
+        (``locked``, ``full``, ``unwritable``, ``corrupt``, ``io``, ``wrong_key``,
+        ``newer_schema``) or ""."""

@@ -96,10 +96,13 @@ class _PrivateConnection(sqlite3.Connection):
 
 def classify(error: BaseException) -> Optional[str]:
     """The fault behind ``error`` as a short reason for logs and metrics (``locked``,
-    ``full``, ``unwritable``, ``corrupt``, ``io``, ``wrong_key``), or None when it is not a
-    storage fault (a bug, or bad input: it propagates as it is)."""
+    ``full``, ``unwritable``, ``corrupt``, ``io``, ``wrong_key``, ``newer_schema``), or None
+    when it is not a storage fault (a bug, or bad input to one operation: it propagates as it
+    is)."""
     if isinstance(error, WrongKey):
         return "wrong_key"
+    if isinstance(error, StoreRefused):
+        return "newer_schema"
     if isinstance(error, (sqlite3.IntegrityError, sqlite3.ProgrammingError,
                           sqlite3.InterfaceError)):
         return None
@@ -117,8 +120,6 @@ def classify(error: BaseException) -> Optional[str]:
         return "io"
     if isinstance(error, OSError):
         return "full" if error.errno == 28 else "unwritable"  # ENOSPC
-    if isinstance(error, UnreadableText):
-        return "corrupt"
     return None
 
 
@@ -336,7 +337,7 @@ class SqliteStore:
             if reason is None:  # a bug: surface it to every caller as it is
                 outcomes = [(False, result.value)] * len(batch)
             else:
-                if reason in ("corrupt", "wrong_key", "io"):
+                if reason in ("corrupt", "wrong_key", "newer_schema", "io"):
                     self._reconnect = True  # the file may be replaced: open it afresh
                 self._set_health("degraded", reason)
                 outcomes = [(False, StorageUnavailable(reason))] * len(batch)
