@@ -9,7 +9,6 @@ listening.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import os
 import typing
@@ -181,18 +180,14 @@ class SafetyConfig:
 
 @dataclass(frozen=True)
 class StorageConfig:
-    """Where conversations live (docs/operations.md, "Data and privacy")."""
+    """Where conversations live, for how long, encrypted or not (docs/operations.md)."""
 
     backend: str = _setting("sqlite", _one_of("sqlite", "memory", "redis"))
-    # Relative paths are relative to the working directory.
-    sqlite_path: str = _setting("psicoia.db", _non_empty)
+    sqlite_path: str = _setting("psicoia.db", _non_empty)  # relative to the working directory
     redis_url: str = _setting("redis://127.0.0.1:6379/0", _non_empty)
-    # A conversation expires this long after its last message, and is then purged.
-    retention_hours: float = _setting(168.0, _positive)
-    # How often expired conversations are purged.
+    retention_hours: float = _setting(168.0, _positive)  # counted from the last message
     purge_interval_seconds: float = _setting(600.0, _positive)
-    # Name of the env var holding the encryption key(s); never the key itself.
-    encryption_key_env: str = _setting("STORAGE_ENCRYPTION_KEY", _non_empty)
+    encryption_key_env: str = _setting("STORAGE_ENCRYPTION_KEY", _non_empty)  # a name, not a key
 
 
 SECTIONS: dict[str, type] = {
@@ -218,9 +213,8 @@ class Config:
     # Read from the environment variable named by llm.api_key_env; never from the file.
     api_key: Optional[str] = field(default=None, repr=False)
     source: Optional[str] = None
-    # Decoded from the env var named by storage.encryption_key_env (32 bytes each; the first
-    # encrypts, all decrypt); empty: text is stored unencrypted. Never from the file.
-    storage_keys: tuple[bytes, ...] = field(default=(), repr=False)
+    # Read from the variable named by storage.encryption_key_env (psicoia.storage.crypto).
+    storage_key: Optional[str] = field(default=None, repr=False)
 
     @property
     def offline(self) -> bool:
@@ -400,35 +394,8 @@ def load(
     _cross_checks(sections)
 
     api_key = environ.get(sections["llm"].api_key_env) or None
-    key_env = sections["storage"].encryption_key_env
-    storage_keys = parse_storage_keys(key_env, environ.get(key_env) or "")
-    return Config(**sections, api_key=api_key, source=source, storage_keys=storage_keys)
-
-
-def parse_storage_keys(env_name: str, raw: str) -> tuple[bytes, ...]:
-    """Decode the storage encryption keys: comma-separated, each 32 bytes in URL-safe base64.
-
-    The first key encrypts; all of them decrypt (key rotation, docs/operations.md). An empty
-    value means no encryption. Raises ConfigError naming the variable, never showing the key.
-    """
-    keys = []
-    for position, part in enumerate(raw.split(","), start=1):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            key = base64.urlsafe_b64decode(part.encode("ascii") + b"=" * (-len(part) % 4))
-            if base64.urlsafe_b64encode(key).rstrip(b"=") != part.encode("ascii").rstrip(b"="):
-                raise ValueError("not canonical")
-        except (ValueError, UnicodeEncodeError):
-            key = b""
-        if len(key) != 32:
-            raise ConfigError(
-                f"{env_name} (storage.encryption_key_env): key {position} must be 32 random "
-                "bytes in URL-safe base64 (44 characters), as printed by: python3 -c \"import "
-                "base64,secrets; print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())\"")
-        keys.append(key)
-    return tuple(keys)
+    storage_key = environ.get(sections["storage"].encryption_key_env) or None
+    return Config(**sections, api_key=api_key, source=source, storage_key=storage_key)
 
 
 def _validate(name: str, section: Any) -> None:

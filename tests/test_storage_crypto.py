@@ -14,7 +14,7 @@ from psicoia import config as config_module
 from psicoia.chat.ports import Turn
 from psicoia.config import ConfigError
 from psicoia.storage import open_store
-from psicoia.storage.crypto import TextCipher, UnreadableText, WrongKey, key_id
+from psicoia.storage.crypto import TextCipher, UnreadableText, WrongKey, key_id, parse_keys
 from psicoia.storage.memory import MemoryStore
 from psicoia.storage.sqlite import SqliteStore
 from tests.storage_support import (CapturedLog, file_bytes, files_containing, key_text,
@@ -179,22 +179,25 @@ async def test_adding_a_key_to_a_clear_database_keeps_old_text_readable(tmp_path
     "ñ" * 44,                                           # not ASCII
     key_text(new_key()) + ",nope",                      # second key broken
 ])
-def test_a_key_in_any_other_form_is_a_one_line_config_error(raw):
+def test_a_key_in_any_other_form_stops_the_start_with_one_line(tmp_path, raw):
+    config = _config(tmp_path, {"STORAGE_ENCRYPTION_KEY": raw})
     with pytest.raises(ConfigError) as raised:
-        config_module.load(environ={"STORAGE_ENCRYPTION_KEY": raw}, cwd=None, path=None)
+        open_store(config, Clock(), reactor)
     message = str(raised.value)
     assert "\n" not in message and "STORAGE_ENCRYPTION_KEY" in message
-    assert raw not in message
+    assert raw not in message and "nope" not in message
+    assert not (tmp_path / "p.db").exists()  # refused before touching any file
 
 
 def test_keys_come_from_the_env_var_the_config_names(tmp_path):
-    key = new_key()
-    loaded = config_module.load(environ={"MY_KEY": key_text(key),
+    key, old = new_key(), new_key()
+    loaded = config_module.load(environ={"MY_KEY": key_text(key, old),
                                          "PSICOIA_STORAGE_ENCRYPTION_KEY_ENV": "MY_KEY"},
                                 cwd=tmp_path)
-    assert loaded.storage_keys == (key,)
+    assert parse_keys("MY_KEY", loaded.storage_key) == (key, old)
     assert key_text(key) not in repr(loaded)
-    assert config_module.load(environ={}, cwd=tmp_path).storage_keys == ()
+    assert config_module.load(environ={}, cwd=tmp_path).storage_key is None
+    assert parse_keys("X", None) == parse_keys("X", " , ") == ()
 
 
 def _config(tmp_path, environ=None, **storage):

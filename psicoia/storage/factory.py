@@ -12,7 +12,7 @@ from twisted.logger import Logger
 from psicoia.chat.ports import IConversationStore
 from psicoia.config import Config, ConfigError
 from psicoia.ops.instruments import Instruments
-from psicoia.storage.crypto import TextCipher
+from psicoia.storage.crypto import TextCipher, parse_keys
 from psicoia.storage.memory import MemoryStore
 from psicoia.storage.sqlite import SqliteStore
 
@@ -24,9 +24,9 @@ def open_store(config: Config, clock: IReactorTime, reactor: Any,
     """The store ``config.storage`` asks for, opened and checked.
 
     Runs at start-up, before the reactor serves anyone (SQLite: creates or migrates the file
-    in the calling thread). Raises ConfigError (one line) when the server must not start: an
-    encryption key that does not open the stored text, a database newer than this code, or a
-    backend not built yet. A file that cannot be opened or written is not fatal: the store
+    in the calling thread). Raises ConfigError (one line) when the server must not start: a
+    malformed encryption key, a key that does not fit the stored data, a database newer than
+    this code, or a backend not built yet. A file that cannot be opened or written is not fatal: the store
     starts "degraded" and recovers by itself. Without an encryption key, logs one warning.
     """
     storage = config.storage
@@ -35,7 +35,8 @@ def open_store(config: Config, clock: IReactorTime, reactor: Any,
         return MemoryStore(retention_seconds=retention)
     if storage.backend == "redis":
         raise ConfigError("storage.backend: redis is not available yet; use sqlite or memory")
-    cipher = TextCipher(config.storage_keys) if config.storage_keys else None
+    keys = parse_keys(storage.encryption_key_env, config.storage_key)
+    cipher = TextCipher(keys) if keys else None
     if cipher is None:
         log.warn("storage: message text is stored unencrypted in {path}; set "
                  "{env} to encrypt it (README, Data and privacy)",

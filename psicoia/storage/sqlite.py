@@ -45,83 +45,15 @@ from zope.interface import implementer
 from psicoia.chat.ports import Conversation, IConversationStore, StorageUnavailable, Turn
 from psicoia.config import ConfigError
 from psicoia.ops.instruments import Instruments
-from psicoia.storage.crypto import TextCipher, UnreadableText, WrongKey
+from psicoia.storage.crypto import TextCipher, UnreadableText
 from psicoia.storage.memory import check_risk
+from psicoia.storage.sqlite_file import (SCHEMA_VERSION, PrivateConnection, StoreRefused,
+                                         classify, prepare)
 
 NUMBER_BLOCK = 32
 PROBE_BYTES = 8192  # more than a page, so a full database cannot absorb it in free space
 
-# Forward migrations: MIGRATIONS[n] takes the schema from version n to n + 1. Never edit a
-# released entry; append a new one.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        "CREATE TABLE meta (key TEXT PRIMARY KEY, value)",
-        "INSERT INTO meta (key, value) VALUES ('next_number', 1)",
-        """CREATE TABLE conversations (
-            id TEXT PRIMARY KEY,
-            number INTEGER NOT NULL UNIQUE,
-            secret_hash BLOB NOT NULL UNIQUE,
-            created_at REAL NOT NULL,
-            updated_at REAL NOT NULL,
-            risk TEXT NOT NULL DEFAULT '{}')""",
-        "CREATE INDEX conversations_by_update ON conversations (updated_at)",
-        """CREATE TABLE turns (
-            conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
-            seq INTEGER NOT NULL,
-            role TEXT NOT NULL,
-            key_id BLOB,
-            content NOT NULL,
-            PRIMARY KEY (conversation_id, seq))""",
-        "CREATE INDEX turns_by_key ON turns (key_id) WHERE key_id IS NOT NULL",
-    ),
-)
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-class StoreRefused(ConfigError):
-    """The database file is one this code must not touch (a newer schema)."""
-
-
-class _PrivateConnection(sqlite3.Connection):
-    """An sqlite3 connection whose file is created (or tightened) to mode 0600 first."""
-
-    def __init__(self, database: str, *args: Any, **kwargs: Any) -> None:
-        fd = os.open(database, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-        finally:
-            os.close(fd)
-        super().__init__(database, *args, **kwargs)
-
-
-def classify(error: BaseException) -> Optional[str]:
-    """The fault behind ``error`` as a short reason for logs and metrics (``locked``,
-    ``full``, ``unwritable``, ``corrupt``, ``io``, ``wrong_key``, ``newer_schema``), or None
-    when it is not a storage fault (a bug, or bad input to one operation: it propagates as it
-    is)."""
-    if isinstance(error, WrongKey):
-        return "wrong_key"
-    if isinstance(error, StoreRefused):
-        return "newer_schema"
-    if isinstance(error, (sqlite3.IntegrityError, sqlite3.ProgrammingError,
-                          sqlite3.InterfaceError)):
-        return None
-    if isinstance(error, sqlite3.Error):
-        name = getattr(error, "sqlite_errorname", "") or ""
-        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-            return "locked"
-        if name == "SQLITE_FULL":
-            return "full"
-        if name.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_PERM",
-                            "SQLITE_AUTH")):
-            return "unwritable"
-        if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
-            return "corrupt"
-        return "io"
-    if isinstance(error, OSError):
-        return "full" if error.errno == 28 else "unwritable"  # ENOSPC
-    return None
-
+__all__ = ["NUMBER_BLOCK", "SCHEMA_VERSION", "SqliteStore", "StoreRefused"]
 
 @implementer(IConversationStore)
 class SqliteStore:
@@ -162,7 +94,7 @@ class SqliteStore:
         self._probe_seconds = probe_seconds
         self._pool = adbapi.ConnectionPool(
             "sqlite3", self.path, timeout=busy_timeout, check_same_thread=False,
-            isolation_level=None, factory=_PrivateConnection,
+            isolation_level=None, factory=PrivateConnection,
             cp_min=1, cp_max=1, cp_openfun=self._prepare, cp_reactor=reactor)
 
     @classmethod
@@ -176,8 +108,8 @@ class SqliteStore:
         """
         store = cls(path, clock, reactor, **options)
         try:
-            connection = _PrivateConnection(store.path, timeout=options.get("busy_timeout", 1.0),
-                                            isolation_level=None)
+            connection = PrivateConnection(store.path, timeout=options.get("busy_timeout", 1.0),
+                                           isolation_level=None)
             try:
                 store._prepare(connection)
             finally:
@@ -193,78 +125,9 @@ class SqliteStore:
             store._set_health("degraded", reason)
         return store
 
-    # -- connection set-up (pool thread, or the caller of open()) ---------------------------
-
     def _prepare(self, connection: sqlite3.Connection) -> None:
-        """Per connection: pragmas, forward migrations, key check."""
-        connection.execute("PRAGMA journal_mode=WAL").fetchall()
-        connection.execute("PRAGMA synchronous=NORMAL")
-        connection.execute("PRAGMA secure_delete=ON")
-        connection.execute("PRAGMA foreign_keys=ON")
-        self._migrate(connection)
-        self._check_keys(connection)
-        for suffix in ("-wal", "-shm"):
-            try:
-                os.chmod(self.path + suffix, 0o600)
-            except FileNotFoundError:
-                pass
-
-    def _migrate(self, connection: sqlite3.Connection) -> None:
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = connection.execute("SELECT version FROM schema_version").fetchone()
-            if row is None:
-                connection.execute("INSERT INTO schema_version (version) VALUES (0)")
-                version = 0
-            else:
-                version = row[0]
-            if version > SCHEMA_VERSION:
-                raise StoreRefused(
-                    f"storage.sqlite_path: {self.path} has schema version {version}, newer than "
-                    f"this PsicoIA understands ({SCHEMA_VERSION}); upgrade PsicoIA")
-            for step in range(version, SCHEMA_VERSION):
-                for statement in MIGRATIONS[step]:
-                    connection.execute(statement)
-                connection.execute("UPDATE schema_version SET version = ?", (step + 1,))
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.rollback()
-            raise
-
-    def _check_keys(self, connection: sqlite3.Connection) -> None:
-        """Refuse a key that does not fit the file, before writing anything.
-
-        The ``meta`` table records the id of every key that has sealed text here (its check
-        value), and each sealed message carries its key's id. Refused: encrypted data (or a
-        file that has been encrypted) and no key; configured keys none of which was ever used
-        here (a wrong key); text sealed with a key that is no longer configured.
-        """
-        env = f"{self._key_env} (storage.encryption_key_env)"
-        recorded = {bytes.fromhex(name[4:]) for (name,) in connection.execute(
-            "SELECT key FROM meta WHERE key LIKE 'key:%'")}
-        used = {bytes(row[0]) for row in connection.execute(
-            "SELECT DISTINCT key_id FROM turns WHERE key_id IS NOT NULL")}
-        if self._cipher is None:
-            if recorded or used:
-                raise WrongKey(
-                    f"{env}: {self.path} was written with encryption on but no key is set; "
-                    "set the key it was written with (nothing was changed)")
-            return
-        configured = self._cipher.key_ids
-        if recorded and not recorded & configured:
-            raise WrongKey(
-                f"{env}: none of the configured keys was ever used with {self.path} (wrong "
-                "key?); nothing was changed")
-        missing = used - configured
-        if missing:
-            raise WrongKey(
-                f"{env}: {self.path} holds text encrypted with {len(missing)} key(s) not in "
-                "the configured list (wrong key?); nothing was changed")
-        if self._cipher.current_id not in recorded:
-            connection.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, NULL)",
-                               ("key:" + self._cipher.current_id.hex(),))
+        """Every new connection (the pool's, or the check in :meth:`open`)."""
+        prepare(connection, self.path, self._cipher, self._key_env)
 
     # -- running operations -----------------------------------------------------------------
     #
