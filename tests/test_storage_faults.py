@@ -228,3 +228,28 @@ async def test_a_really_full_disk_degrades_and_recovers_when_space_is_freed(tiny
         assert (await store.resume(b"d" * 32, 31.0)).turns[-1] == Turn("user", "hay lugar")
     finally:
         await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_conversation_started_while_locked_is_written_when_the_disk_recovers(tmp_path):
+    path = tmp_path / "p.db"
+    clock = Clock()
+    store = open_sqlite(path, clock)
+    try:
+        await store.create(b"0" * 32, 1.0)  # a block of numbers is reserved
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        c = await store.create(b"w" * 32, 2.0)  # answered from the reserved block
+        with pytest.raises(StorageUnavailable):
+            await store.append(c.id, [Turn("user", "durante el bloqueo")], 10, 3.0)
+        assert store.health == "degraded"
+        other.execute("ROLLBACK")
+        other.close()
+        clock.advance(5.0)
+        await eventually(lambda: store.health == "ok")
+        await store.append(c.id, [Turn("user", "después")], 10, 4.0)
+        resumed = await store.resume(b"w" * 32, 5.0)
+        assert resumed.number == c.number == 2
+        assert resumed.turns == [Turn("user", "después")]
+    finally:
+        await store.close()

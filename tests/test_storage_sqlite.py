@@ -19,7 +19,8 @@ from tests.storage_support import file_bytes, files_containing, marker, open_sql
 async def test_operations_run_off_the_reactor_thread(tmp_path):
     store = open_sqlite(tmp_path / "p.db")
     try:
-        d = store.create(b"a" * 32, 1.0)
+        c = await store.create(b"a" * 32, 1.0)
+        d = store.append(c.id, [Turn("user", "hola")], 10, 2.0)
         assert not d.called  # the pool thread does the work; the reactor only waits
         await d
     finally:
@@ -222,15 +223,38 @@ async def test_forward_migration_from_an_empty_version_table(tmp_path):
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_failed_create_does_not_spend_or_reuse_numbers(tmp_path):
+async def test_numbers_are_never_reused_even_when_a_row_is_refused(tmp_path):
+    from tests.storage_support import CapturedLog
     path = tmp_path / "p.db"
     store = open_sqlite(path)
     try:
-        first = await store.create(b"a" * 32, 1.0)
-        with pytest.raises(sqlite3.IntegrityError):
-            await store.create(b"a" * 32, 1.0)  # the same secret hash twice
-        second = await store.create(b"b" * 32, 1.0)
-        assert (first.number, second.number) == (1, 2)
+        with CapturedLog() as log:
+            first = await store.create(b"a" * 32, 1.0)
+            clash = await store.create(b"a" * 32, 1.0)  # the same secret hash: a caller's bug
+            third = await store.create(b"b" * 32, 1.0)
+            await store.resume(b"b" * 32, 2.0)  # after the rows' batch
+        assert (first.number, clash.number, third.number) == (1, 2, 3)
+        assert (await store.resume(b"a" * 32, 2.0)).id == first.id
+        assert [e["log_level"].name for e in log.events] == ["critical"]
+        assert "conversation row not written" in log.text()
+    finally:
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_connect_does_not_wait_for_the_disk_once_a_block_is_reserved(tmp_path):
+    path = tmp_path / "p.db"
+    store = open_sqlite(path)
+    try:
+        first = store.create(b"0" * 32, 1.0)
+        assert not first.called  # the first one reserves a block: it waits for the disk
+        await first
+        for i in range(1, NUMBER_BLOCK):
+            d = store.create(i.to_bytes(32, "big"), 1.0)
+            assert d.called, i  # the others fire at once; their rows are written behind
+        assert not store.create(b"z" * 32, 1.0).called  # the next block
+        assert (await store.resume((NUMBER_BLOCK - 1).to_bytes(32, "big"), 2.0)).number == (
+            NUMBER_BLOCK)
     finally:
         await store.close()
 

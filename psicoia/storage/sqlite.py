@@ -10,12 +10,13 @@ process crash loses nothing that was committed; a power cut can lose the last co
 
 What is written when (docs/operations.md, "Data and privacy"):
 
-- ``create``: one row (number, secret hash, times). Numbers come from blocks of
-  :data:`NUMBER_BLOCK` reserved in the ``meta`` table, so most connects cost one insert and no
-  counter update; a crash skips the rest of the block (numbers are never reused), a clean
-  :meth:`SqliteStore.close` gives them back.
+- ``create``: one row (number, secret hash, times), written behind: the Deferred fires at once
+  with a number from a block of :data:`NUMBER_BLOCK` reserved in the ``meta`` table, so a
+  connect waits for the disk only once per block; a crash skips the rest of the block (numbers
+  are never reused), a clean :meth:`SqliteStore.close` gives it back. A row the disk refused
+  is written when it recovers (or with the conversation's first message).
 - ``append`` / ``save_risk`` / ``clear``: when the core calls them; whatever is queued while
-  the thread is busy goes in one transaction (group commit, see ``_submit``).
+  the thread is busy goes in one transaction (group commit, :mod:`psicoia.storage.batches`).
 - ``forget`` and ``purge``: delete, then ``PRAGMA wal_checkpoint(TRUNCATE)`` so the text is gone
   from the database and WAL files.
 
@@ -45,6 +46,7 @@ from zope.interface import implementer
 from psicoia.chat.ports import Conversation, IConversationStore, StorageUnavailable, Turn
 from psicoia.config import ConfigError
 from psicoia.ops.instruments import Instruments
+from psicoia.storage.batches import GroupCommit
 from psicoia.storage.crypto import TextCipher, UnreadableText
 from psicoia.storage.memory import check_risk
 from psicoia.storage.sqlite_file import (SCHEMA_VERSION, PrivateConnection, StoreRefused,
@@ -79,15 +81,13 @@ class SqliteStore:
         self._retention = retention_seconds
         self._key_env = key_env
         self._instruments = instruments or Instruments()
-        # Database-thread state: the reserved block of numbers [next, limit) as committed,
-        # and as used by the transaction in progress.
+        # Numbers: the block [next, limit) reserved on disk, and who waits for the next one.
         self._next_number = self._number_limit = 0
-        self._pending_next = self._pending_limit = 0
-        self._reconnect = False
-        self._checkpoint_due = False
-        # Reactor-thread state: the group-commit queue.
-        self._queue: list[_Item] = []
-        self._busy = False
+        self._number_waiters: list[Deferred] = []
+        self._reserving = False
+        # Conversations handed out whose row could not be written yet (the disk was down):
+        # written when it recovers, or with their first message.
+        self._unsaved: dict[str, tuple] = {}
         self._closed = False
         self._probe = LoopingCall(self.probe)
         self._probe.clock = clock
@@ -96,6 +96,7 @@ class SqliteStore:
             "sqlite3", self.path, timeout=busy_timeout, check_same_thread=False,
             isolation_level=None, factory=PrivateConnection,
             cp_min=1, cp_max=1, cp_openfun=self._prepare, cp_reactor=reactor)
+        self._batches = GroupCommit(self._pool, classify, self._batch_outcome)
 
     @classmethod
     def open(cls, path: str, clock: IReactorTime, reactor: Any, **options: Any) -> "SqliteStore":
@@ -129,13 +130,7 @@ class SqliteStore:
         """Every new connection (the pool's, or the check in :meth:`open`)."""
         prepare(connection, self.path, self._cipher, self._key_env)
 
-    # -- running operations -----------------------------------------------------------------
-    #
-    # Group commit: operations queue in the reactor thread; while the database thread works
-    # on one batch, the next ones wait, and then all of them go in one transaction (one thread
-    # hop and one commit for many messages under load; no added wait when idle). Each
-    # operation runs inside its own SAVEPOINT, so bad input to one (a duplicate secret hash,
-    # text in the risk state) fails only that one. A storage fault fails the whole batch.
+    # -- running operations (psicoia.storage.batches: group commit) --------------------------
 
     def _submit(self, work: Callable[..., Any], *args: Any, write: bool = True,
                 checkpoint: bool = False) -> Deferred:
@@ -143,80 +138,13 @@ class SqliteStore:
         StorageUnavailable and update ``health`` (a committed write restores it)."""
         if self._closed:
             return fail(StorageUnavailable("closed"))
-        d = Deferred()
-        self._queue.append(_Item(work, args, d, write, checkpoint))
-        if not self._busy:
-            self._flush()
-        return d
+        return self._batches.submit(work, *args, write=write, checkpoint=checkpoint)
 
-    def _flush(self) -> None:
-        batch, self._queue = self._queue, []
-        self._busy = True
-        d = self._pool.runWithConnection(self._run_batch, batch)
-        d.addBoth(self._batch_done, batch)
-
-    def _run_batch(self, connection: Any, batch: list["_Item"]) -> list:
-        """Database thread: one transaction for the whole batch; returns one
-        ``(ok, value_or_exception)`` per item, or raises the fault that sank the batch."""
-        if self._reconnect:
-            self._reconnect = False
-            connection.reconnect()
-        writes = any(item.write for item in batch)
-        connection.execute("BEGIN IMMEDIATE" if writes else "BEGIN")
-        outcomes: list = []
-        try:
-            for item in batch:
-                connection.execute("SAVEPOINT item")
-                numbers = self._pending_next, self._pending_limit
-                try:
-                    value = item.work(connection, *item.args)
-                except Exception as error:
-                    if classify(error) is not None or not connection.in_transaction:
-                        raise
-                    connection.execute("ROLLBACK TO item")
-                    connection.execute("RELEASE item")
-                    self._pending_next, self._pending_limit = numbers
-                    outcomes.append((False, error))
-                else:
-                    connection.execute("RELEASE item")
-                    outcomes.append((True, value))
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.rollback()
-            # Only what was committed before counts: reservations in this batch are undone.
-            self._pending_next, self._pending_limit = self._next_number, self._number_limit
-            raise
-        self._commit_numbers()
-        if self._checkpoint_due or any(item.checkpoint for item in batch):
-            # Copy the WAL into the database and truncate it: deleted text leaves both files.
-            busy = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-            self._checkpoint_due = bool(busy)  # a reader (a backup) held it: next batch
-        return outcomes
-
-    def _batch_done(self, result: Any, batch: list["_Item"]) -> None:
-        self._busy = False
-        if isinstance(result, Failure):
-            reason = classify(result.value)
-            if reason is None:  # a bug: surface it to every caller as it is
-                outcomes = [(False, result.value)] * len(batch)
-            else:
-                if reason in ("corrupt", "wrong_key", "newer_schema", "io"):
-                    self._reconnect = True  # the file may be replaced: open it afresh
-                self._set_health("degraded", reason)
-                outcomes = [(False, StorageUnavailable(reason))] * len(batch)
-        else:
-            outcomes = result
-            if self.health != "ok" and any(item.write for item in batch):
-                self._set_health("ok", None)
-        for item, (ok, value) in zip(batch, outcomes):
-            if ok:
-                item.deferred.callback(value)
-            elif isinstance(value, UnreadableText):
-                item.deferred.errback(StorageUnavailable("unreadable"))
-            else:
-                item.deferred.errback(value)
-        if self._queue and not self._busy:
-            self._flush()
+    def _batch_outcome(self, reason: Optional[str], wrote: bool) -> None:
+        if reason is not None:
+            self._set_health("degraded", reason)
+        elif wrote and self.health != "ok":
+            self._set_health("ok", None)
 
     def _set_health(self, state: str, reason: Optional[str]) -> None:
         if state == self.health and (state == "ok" or reason == self.reason):
@@ -226,6 +154,8 @@ class SqliteStore:
             self.log.info("storage ok again: {path}", path=self.path)
             if self._probe.running:
                 self._probe.stop()
+            for cid in list(self._unsaved):
+                self._write_unsaved(cid)
         else:
             self.log.warn("storage degraded ({reason}): {path}; conversations continue in "
                           "memory until it recovers", reason=reason, path=self.path)
@@ -245,27 +175,76 @@ class SqliteStore:
     # -- IConversationStore -----------------------------------------------------------------
 
     def create(self, secret_hash: bytes, now: float) -> Deferred:
-        """A new conversation with a never-reused number; Deferred[Conversation]. Fails with
-        StorageUnavailable, or IntegrityError if ``secret_hash`` is already in use."""
-        return self._submit(self._create, bytes(secret_hash), secrets.token_hex(16), float(now))
+        """A new conversation with a never-reused number; Deferred[Conversation].
 
-    def _create(self, connection: Any, secret_hash: bytes, cid: str, now: float) -> Conversation:
-        if self._pending_next >= self._pending_limit:
-            (start,) = connection.execute(
-                "SELECT value FROM meta WHERE key = 'next_number'").fetchone()
-            connection.execute("UPDATE meta SET value = ? WHERE key = 'next_number'",
-                               (start + NUMBER_BLOCK,))
-            self._pending_next, self._pending_limit = start, start + NUMBER_BLOCK
-        number = self._pending_next
-        connection.execute(
-            "INSERT INTO conversations (id, number, secret_hash, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?)", (cid, number, secret_hash, now, now))
-        self._pending_next = number + 1
-        return Conversation(id=cid, number=number, created_at=now, updated_at=now)
+        Usually fires at once: the number comes from a block reserved on disk, and the row is
+        written behind (in the next batch). Waits for the disk only when a new block must be
+        reserved (one connect in :data:`NUMBER_BLOCK`); fails with StorageUnavailable only if
+        that reservation fails. A row that cannot be written is kept and written when the disk
+        recovers or with the conversation's first message.
+        """
+        if self._closed:
+            return fail(StorageUnavailable("closed"))
+        number = self._take_number()
+        if number is not None:
+            return succeed(self._new(number, bytes(secret_hash), float(now)))
+        waiter = Deferred()
+        self._number_waiters.append(waiter)
+        self._reserve()
+        return waiter.addCallback(self._new, bytes(secret_hash), float(now))
 
-    def _commit_numbers(self) -> None:
-        """After a commit: the numbers used and reserved in it are now on disk."""
-        self._next_number, self._number_limit = self._pending_next, self._pending_limit
+    def _take_number(self) -> Optional[int]:
+        if self._next_number < self._number_limit and not self._number_waiters:
+            self._next_number += 1
+            return self._next_number - 1
+        return None
+
+    def _reserve(self) -> None:
+        """Reserve the next block on disk, then hand numbers to the waiters in order."""
+        if self._reserving:
+            return
+        self._reserving = True
+
+        def reserved(block: tuple[int, int]) -> None:
+            self._reserving = False
+            self._next_number, self._number_limit = block
+            while self._number_waiters and self._next_number < self._number_limit:
+                self._next_number += 1
+                self._number_waiters.pop(0).callback(self._next_number - 1)
+            if self._number_waiters:
+                self._reserve()
+
+        def failed(failure: Failure) -> None:
+            self._reserving = False
+            waiters, self._number_waiters = self._number_waiters, []
+            for waiter in waiters:
+                waiter.errback(failure)
+
+        self._submit(_reserve_block).addCallbacks(reserved, failed)
+
+    def _new(self, number: int, secret_hash: bytes, now: float) -> Conversation:
+        conversation = Conversation(id=secrets.token_hex(16), number=number,
+                                    created_at=now, updated_at=now)
+        self._write_row(conversation.id, (conversation.id, number, secret_hash, now, now))
+        return conversation
+
+    def _write_row(self, cid: str, row: tuple) -> None:
+        def written(_: Any) -> None:
+            self._unsaved.pop(cid, None)
+
+        def not_written(failure: Failure) -> None:
+            if failure.check(StorageUnavailable):
+                self._unsaved[cid] = row
+            else:  # a duplicate secret hash: a bug of the caller, never expected by chance
+                self.log.failure("conversation row not written", failure)
+
+        self._submit(_insert_row, row).addCallbacks(written, not_written)
+
+    def _write_unsaved(self, cid: str) -> None:
+        """Before a write to ``cid``: its row first, if it is still owed to the disk."""
+        row = self._unsaved.pop(cid, None)
+        if row is not None:
+            self._write_row(cid, row)
 
     def resume(self, secret_hash: bytes, now: float) -> Deferred:
         """Deferred[Conversation or None]; expired ones (older than the retention) are None."""
@@ -298,6 +277,7 @@ class SqliteStore:
         """Add ``turns``, keep the newest ``keep``; Deferred[None]. An unknown (forgotten)
         conversation is ignored."""
         rows = [(t.role, t.content) for t in turns]
+        self._write_unsaved(conversation_id)
         return self._submit(self._append, conversation_id, rows, int(keep), float(now))
 
     def _append(self, connection: Any, cid: str, rows: list, keep: int, now: float) -> None:
@@ -326,21 +306,27 @@ class SqliteStore:
         except ValueError as error:
             return fail(error)
         encoded = json.dumps(risk, separators=(",", ":"), sort_keys=True)
+        self._write_unsaved(conversation_id)
         return self._submit(_execute, "UPDATE conversations SET risk = ?, updated_at = ? "
                             "WHERE id = ?", (encoded, float(now), conversation_id))
 
     def clear(self, conversation_id: str, now: float) -> Deferred:
         """Delete the history, keep the conversation (number, code, risk); Deferred[None]."""
+        self._write_unsaved(conversation_id)
         return self._submit(_clear, conversation_id, float(now))
 
     def forget(self, conversation_id: str) -> Deferred:
         """Delete the conversation and checkpoint, so its text is gone from the files;
         Deferred[None]."""
+        self._unsaved.pop(conversation_id, None)
         return self._submit(_forget, conversation_id, checkpoint=True)
 
     def purge(self, older_than: float) -> Deferred:
         """Delete conversations last touched before ``older_than`` (epoch seconds) and
         checkpoint; Deferred[int], how many."""
+        for cid, row in list(self._unsaved.items()):
+            if row[4] < older_than:
+                del self._unsaved[cid]
         return self._submit(_purge, float(older_than), checkpoint=True)
 
     def close(self) -> Deferred:
@@ -354,29 +340,31 @@ class SqliteStore:
             self._closed = True
             self._pool.close()
             return succeed(None)
-        d = self._submit(self._give_back)
+        d = self._submit(self._give_back, self._next_number, self._number_limit)
         self._closed = True
         d.addErrback(lambda failure: None)  # a failed give-back only leaves a gap
         d.addBoth(lambda _: self._pool.close())
         return d
 
-    def _give_back(self, connection: Any) -> None:
-        if self._pending_next < self._pending_limit:
+    def _give_back(self, connection: Any, next_number: int, limit: int) -> None:
+        if next_number < limit:
             connection.execute(
                 "UPDATE meta SET value = ? WHERE key = 'next_number' AND value = ?",
-                (self._pending_next, self._pending_limit))
-            self._pending_limit = self._pending_next
+                (next_number, limit))
 
 
-class _Item:
-    """One queued operation."""
+def _reserve_block(connection: Any) -> tuple[int, int]:
+    """Move the counter one block on; the block [start, start + NUMBER_BLOCK) is ours."""
+    (start,) = connection.execute("SELECT value FROM meta WHERE key = 'next_number'").fetchone()
+    connection.execute("UPDATE meta SET value = ? WHERE key = 'next_number'",
+                       (start + NUMBER_BLOCK,))
+    return start, start + NUMBER_BLOCK
 
-    __slots__ = ("work", "args", "deferred", "write", "checkpoint")
 
-    def __init__(self, work: Callable[..., Any], args: tuple, deferred: Deferred,
-                 write: bool, checkpoint: bool) -> None:
-        self.work, self.args, self.deferred = work, args, deferred
-        self.write, self.checkpoint = write, checkpoint
+def _insert_row(connection: Any, row: tuple) -> None:
+    connection.execute(
+        "INSERT INTO conversations (id, number, secret_hash, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?)", row)
 
 
 def _execute(connection: Any, sql: str, params: tuple) -> None:
