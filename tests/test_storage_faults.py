@@ -253,3 +253,28 @@ async def test_a_conversation_started_while_locked_is_written_when_the_disk_reco
         assert resumed.turns == [Turn("user", "después")]
     finally:
         await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_first_message_sent_while_its_row_failed_is_still_stored(tmp_path):
+    """The row of a new conversation is written behind. If that write fails and the disk is
+    back by the time the first message is written, the message brings the row with it."""
+    path = tmp_path / "p.db"
+    store = open_sqlite(path, busy_timeout=1.0)
+    try:
+        await store.create(b"0" * 32, 1.0)  # a block of numbers is reserved
+        await store.resume(b"0" * 32, 1.0)  # and the store is idle
+        other = sqlite3.connect(path, isolation_level=None, timeout=0)
+        other.execute("BEGIN EXCLUSIVE")
+        c = await store.create(b"w" * 32, 2.0)  # its row waits for the lock, then fails
+        first = store.append(c.id, [Turn("user", "primer mensaje")], 10, 3.0)
+        await eventually(lambda: store.health == "degraded")  # the row's write failed
+        assert not first.called  # the message's write now waits for the lock...
+        other.execute("ROLLBACK")  # ...which goes before it gives up
+        other.close()
+        await first
+        resumed = await store.resume(b"w" * 32, 4.0)
+        assert resumed.number == c.number and resumed.turns == [Turn("user", "primer mensaje")]
+        assert store.health == "ok"
+    finally:
+        await store.close()

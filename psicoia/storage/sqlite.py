@@ -85,9 +85,10 @@ class SqliteStore:
         self._next_number = self._number_limit = 0
         self._number_waiters: list[Deferred] = []
         self._reserving = False
-        # Conversations handed out whose row could not be written yet (the disk was down):
-        # written when it recovers, or with their first message.
-        self._unsaved: dict[str, tuple] = {}
+        # Rows of conversations handed out but not yet known to be on disk (written behind,
+        # or refused by a failing disk): every write to such a conversation carries its row,
+        # and they are written again when the disk recovers.
+        self._unconfirmed: dict[str, tuple] = {}
         self._closed = False
         self._probe = LoopingCall(self.probe)
         self._probe.clock = clock
@@ -154,8 +155,8 @@ class SqliteStore:
             self.log.info("storage ok again: {path}", path=self.path)
             if self._probe.running:
                 self._probe.stop()
-            for cid in list(self._unsaved):
-                self._write_unsaved(cid)
+            for cid, row in list(self._unconfirmed.items()):
+                self._write_row(cid, row)
         else:
             self.log.warn("storage degraded ({reason}): {path}; conversations continue in "
                           "memory until it recovers", reason=reason, path=self.path)
@@ -229,22 +230,28 @@ class SqliteStore:
         return conversation
 
     def _write_row(self, cid: str, row: tuple) -> None:
-        def written(_: Any) -> None:
-            self._unsaved.pop(cid, None)
+        self._unconfirmed[cid] = row
+        self._submit(_insert_row, row).addCallbacks(
+            lambda _: self._confirmed(cid), self._row_refused, errbackArgs=(cid,))
 
-        def not_written(failure: Failure) -> None:
-            if failure.check(StorageUnavailable):
-                self._unsaved[cid] = row
-            else:  # a duplicate secret hash: a bug of the caller, never expected by chance
-                self.log.failure("conversation row not written", failure)
+    def _confirmed(self, cid: str, result: Any = None) -> Any:
+        self._unconfirmed.pop(cid, None)
+        return result
 
-        self._submit(_insert_row, row).addCallbacks(written, not_written)
+    def _row_refused(self, failure: Failure, cid: str) -> None:
+        if not failure.check(StorageUnavailable):  # a duplicate secret hash: a caller's bug
+            self._unconfirmed.pop(cid, None)
+            self.log.failure("conversation row not written", failure)
 
-    def _write_unsaved(self, cid: str) -> None:
-        """Before a write to ``cid``: its row first, if it is still owed to the disk."""
-        row = self._unsaved.pop(cid, None)
+    def _write(self, work: Callable[..., Any], cid: str, *args: Any) -> Deferred:
+        """A write to conversation ``cid``: ``work(connection, cid, *args)``, after its row
+        if that may not be on disk yet (the row's own write may still be in flight, or
+        have failed)."""
+        row = self._unconfirmed.get(cid)
+        d = self._submit(_with_row, row, work, cid, *args)
         if row is not None:
-            self._write_row(cid, row)
+            d.addCallback(lambda result: self._confirmed(cid, result))
+        return d
 
     def resume(self, secret_hash: bytes, now: float) -> Deferred:
         """Deferred[Conversation or None]; expired ones (older than the retention) are None."""
@@ -277,8 +284,7 @@ class SqliteStore:
         """Add ``turns``, keep the newest ``keep``; Deferred[None]. An unknown (forgotten)
         conversation is ignored."""
         rows = [(t.role, t.content) for t in turns]
-        self._write_unsaved(conversation_id)
-        return self._submit(self._append, conversation_id, rows, int(keep), float(now))
+        return self._write(self._append, conversation_id, rows, int(keep), float(now))
 
     def _append(self, connection: Any, cid: str, rows: list, keep: int, now: float) -> None:
         cipher = self._cipher
@@ -306,27 +312,24 @@ class SqliteStore:
         except ValueError as error:
             return fail(error)
         encoded = json.dumps(risk, separators=(",", ":"), sort_keys=True)
-        self._write_unsaved(conversation_id)
-        return self._submit(_execute, "UPDATE conversations SET risk = ?, updated_at = ? "
-                            "WHERE id = ?", (encoded, float(now), conversation_id))
+        return self._write(_save_risk, conversation_id, encoded, float(now))
 
     def clear(self, conversation_id: str, now: float) -> Deferred:
         """Delete the history, keep the conversation (number, code, risk); Deferred[None]."""
-        self._write_unsaved(conversation_id)
-        return self._submit(_clear, conversation_id, float(now))
+        return self._write(_clear, conversation_id, float(now))
 
     def forget(self, conversation_id: str) -> Deferred:
         """Delete the conversation and checkpoint, so its text is gone from the files;
         Deferred[None]."""
-        self._unsaved.pop(conversation_id, None)
+        self._unconfirmed.pop(conversation_id, None)
         return self._submit(_forget, conversation_id, checkpoint=True)
 
     def purge(self, older_than: float) -> Deferred:
         """Delete conversations last touched before ``older_than`` (epoch seconds) and
         checkpoint; Deferred[int], how many."""
-        for cid, row in list(self._unsaved.items()):
+        for cid, row in list(self._unconfirmed.items()):
             if row[4] < older_than:
-                del self._unsaved[cid]
+                del self._unconfirmed[cid]
         return self._submit(_purge, float(older_than), checkpoint=True)
 
     def close(self) -> Deferred:
@@ -362,13 +365,23 @@ def _reserve_block(connection: Any) -> tuple[int, int]:
 
 
 def _insert_row(connection: Any, row: tuple) -> None:
+    """The conversation's row, once (a second write of the same id is a no-op; a clashing
+    secret hash is an IntegrityError)."""
     connection.execute(
         "INSERT INTO conversations (id, number, secret_hash, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?)", row)
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING", row)
 
 
-def _execute(connection: Any, sql: str, params: tuple) -> None:
-    connection.execute(sql, params)
+def _with_row(connection: Any, row: Optional[tuple], work: Callable[..., Any],
+              *args: Any) -> Any:
+    if row is not None:
+        _insert_row(connection, row)
+    return work(connection, *args)
+
+
+def _save_risk(connection: Any, cid: str, encoded: str, now: float) -> None:
+    connection.execute("UPDATE conversations SET risk = ?, updated_at = ? WHERE id = ?",
+                       (encoded, now, cid))
 
 
 def _clear(connection: Any, cid: str, now: float) -> None:
