@@ -76,7 +76,6 @@ class SqliteStore:
         self.path = os.path.abspath(path)
         self.health = "ok"
         self.reason: Optional[str] = None  # the last fault, for /readyz details
-        self._clock = clock
         self._cipher = cipher
         self._retention = retention_seconds
         self._key_env = key_env
