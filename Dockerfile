@@ -26,7 +26,13 @@ COPY config.yaml /etc/psicoia/config.yaml
 RUN python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))" \
     && groupadd --system --gid 10001 psicoia \
     && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/psicoia --create-home \
-       --shell /usr/sbin/nologin psicoia
+       --shell /usr/sbin/nologin psicoia \
+    && install -d -o 10001 -g 10001 -m 0700 /var/lib/psicoia/data
+
+# Conversations (storage.backend sqlite) live in a volume, apart from twistd's pid file, so
+# they survive a new container (README, "Data and privacy").
+ENV PSICOIA_STORAGE_SQLITE_PATH=/var/lib/psicoia/data/psicoia.db
+VOLUME ["/var/lib/psicoia/data"]
 
 # twistd writes its pid file in the working directory: give it one the user owns.
 WORKDIR /var/lib/psicoia

@@ -50,6 +50,10 @@ def endpoint_problem(value: str, client: bool = False) -> Optional[str]:
     return None
 
 
+def _non_empty(value: str) -> Optional[str]:
+    return None if value.strip() else "must not be empty"
+
+
 def _positive(value: Any) -> Optional[str]:
     return None if value > 0 else f"must be greater than 0, got {value!r}"
 
@@ -206,6 +210,18 @@ class SafetyConfig:
     crisis_reply_seconds: float = _setting(20.0, _positive)
 
 
+@dataclass(frozen=True)
+class StorageConfig:
+    """Where conversations live, for how long, encrypted or not (docs/operations.md)."""
+
+    backend: str = _setting("sqlite", _one_of("sqlite", "memory", "redis"))
+    sqlite_path: str = _setting("psicoia.db", _non_empty)  # relative to the working directory
+    redis_url: str = _setting("redis://127.0.0.1:6379/0", _non_empty)
+    retention_hours: float = _setting(168.0, _positive)  # counted from the last message
+    purge_interval_seconds: float = _setting(600.0, _positive)
+    encryption_key_env: str = _setting("STORAGE_ENCRYPTION_KEY", _non_empty)  # a name, not a key
+
+
 SECTIONS: dict[str, type] = {
     "server": ServerConfig,
     "llm": LLMConfig,
@@ -213,6 +229,7 @@ SECTIONS: dict[str, type] = {
     "history": HistoryConfig,
     "log": LogConfig,
     "safety": SafetyConfig,
+    "storage": StorageConfig,
 }
 
 
@@ -224,9 +241,12 @@ class Config:
     history: HistoryConfig = field(default_factory=HistoryConfig)
     log: LogConfig = field(default_factory=LogConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     # Read from the environment variable named by llm.api_key_env; never from the file.
     api_key: Optional[str] = field(default=None, repr=False)
     source: Optional[str] = None
+    # Read from the variable named by storage.encryption_key_env (psicoia.storage.crypto).
+    storage_key: Optional[str] = field(default=None, repr=False)
 
     @property
     def offline(self) -> bool:
@@ -406,7 +426,8 @@ def load(
     _cross_checks(sections)
 
     api_key = environ.get(sections["llm"].api_key_env) or None
-    return Config(**sections, api_key=api_key, source=source)
+    storage_key = environ.get(sections["storage"].encryption_key_env) or None
+    return Config(**sections, api_key=api_key, source=source, storage_key=storage_key)
 
 
 def _validate(name: str, section: Any) -> None:

@@ -69,3 +69,8 @@ class Instruments:
 
     def provider_concurrency(self, limit: int) -> None:
         """Requests the client now sends the provider at once (psicoia.provider.concurrency)."""
+
+    def storage_changed(self, state: str, reason: str) -> None:
+        """The conversation store became ``ok`` or ``degraded``; ``reason`` is the fault
+        (``locked``, ``full``, ``unwritable``, ``corrupt``, ``io``, ``wrong_key``,
+        ``newer_schema``) or ""."""

@@ -140,6 +140,13 @@ class Metrics(Instruments):
             self.rejections.labels(kind)
         for kind in PROBLEM_KINDS:
             self.problem.labels(kind).set(0)
+        self.storage_degraded = Gauge(
+            "psicoia_storage_degraded",
+            "1 while the conversation store is failing (the core answers from memory), else 0.",
+            registry=r)
+        self.storage_faults = Counter(
+            "psicoia_storage_faults", "Times the conversation store became degraded, by reason.",
+            ["reason"], registry=r)
 
     def connection_opened(self, transport: str) -> None:
         self.connections_accepted.labels(transport).inc()
@@ -212,3 +219,7 @@ class Metrics(Instruments):
     def provider_concurrency(self, limit: int) -> None:
         self.concurrency_limit.set(limit)
 
+    def storage_changed(self, state: str, reason: str) -> None:
+        self.storage_degraded.set(0 if state == "ok" else 1)
+        if state != "ok":
+            self.storage_faults.labels(reason).inc()

@@ -2,87 +2,153 @@
 The ``memory`` backend: conversations and provider slots in this process only.
 
 Nothing outlives the process. It is also the test double for the core: every method answers
-with an already-fired Deferred, so tests that use it run synchronously.
+with an already-fired Deferred, so tests that use it run synchronously, and
+:meth:`MemoryStore.set_available` makes the store fail like a broken disk (``health``
+"degraded", StorageUnavailable) so the core's fallback can be tested.
 """
 
 from __future__ import annotations
 
-import itertools
-from typing import Callable, Optional
+import json
+import secrets
+from dataclasses import replace
+from numbers import Real
+from typing import Any, Callable, Optional, Sequence
 
-from twisted.internet.defer import Deferred, DeferredSemaphore, succeed
+from twisted.internet.defer import Deferred, DeferredSemaphore, fail, succeed
 from zope.interface import implementer
 
-from psicoia.chat.ports import Conversation, IConversationStore, ISharedState, Turn
+from psicoia.chat.ports import (Conversation, IConversationStore, ISharedState,
+                                StorageUnavailable, Turn)
+
+
+def check_risk(value: Any, depth: int = 0) -> None:
+    """Raise ValueError unless ``value`` (the crisis state) holds only numbers, booleans and
+    None, in dicts with str keys and lists, at most four levels deep: never text."""
+    if value is None or isinstance(value, (bool, Real)):
+        return
+    if depth < 4 and isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        for item in value.values():
+            check_risk(item, depth + 1)
+        return
+    if depth < 4 and isinstance(value, (list, tuple)):
+        for item in value:
+            check_risk(item, depth + 1)
+        return
+    raise ValueError("risk state must hold only numbers, never text")
+
+
+def _copy(conversation: Conversation) -> Conversation:
+    return replace(conversation, turns=list(conversation.turns), risk=dict(conversation.risk))
 
 
 @implementer(IConversationStore)
 class MemoryStore:
-    """Conversations in a dict, keyed by id; secrets by their hash."""
+    """Conversations in dicts. ``retention_seconds`` (None: never) makes :meth:`resume`
+    ignore conversations last touched longer ago, like the durable backends."""
 
-    health = "ok"
+    def __init__(self, first_number: int = 1, *,
+                 retention_seconds: Optional[float] = None) -> None:
+        self.health = "ok"
+        self._retention = retention_seconds
+        self._next_number = first_number
+        self._by_id: dict[str, Conversation] = {}
+        self._by_hash: dict[bytes, str] = {}
+        self._hash_of: dict[str, bytes] = {}
 
-    def __init__(self, first_number: int = 1) -> None:
-        self._numbers = itertools.count(first_number)
-        self._ids = itertools.count(1)
-        self._conversations: dict[str, Conversation] = {}
-        self._by_secret: dict[bytes, str] = {}
+    def set_available(self, available: bool) -> None:
+        """Test switch: False makes every call fail with StorageUnavailable."""
+        self.health = "ok" if available else "degraded"
+
+    def _check(self) -> Optional[Deferred]:
+        if self.health != "ok":
+            return fail(StorageUnavailable("memory store switched off"))
+        return None
 
     def create(self, secret_hash: bytes, now: float) -> Deferred:
-        conversation = Conversation(id=f"c{next(self._ids)}", number=next(self._numbers),
+        broken = self._check()
+        if broken:
+            return broken
+        if secret_hash in self._by_hash:
+            return fail(ValueError("secret hash already in use"))
+        conversation = Conversation(id=secrets.token_hex(16), number=self._next_number,
                                     created_at=now, updated_at=now)
-        self._conversations[conversation.id] = conversation
-        self._by_secret[secret_hash] = conversation.id
+        self._next_number += 1
+        self._by_id[conversation.id] = conversation
+        self._by_hash[secret_hash] = conversation.id
+        self._hash_of[conversation.id] = secret_hash
         return succeed(_copy(conversation))
 
     def resume(self, secret_hash: bytes, now: float) -> Deferred:
-        conversation = self._conversations.get(self._by_secret.get(secret_hash, ""))
-        return succeed(_copy(conversation) if conversation is not None else None)
+        broken = self._check()
+        if broken:
+            return broken
+        conversation = self._by_id.get(self._by_hash.get(secret_hash, ""))
+        if conversation is None or (
+                self._retention is not None and conversation.updated_at < now - self._retention):
+            return succeed(None)
+        return succeed(_copy(conversation))
 
-    def append(self, conversation_id: str, turns, keep: int, now: float) -> Deferred:
-        conversation = self._conversations.get(conversation_id)
+    def append(self, conversation_id: str, turns: Sequence[Turn], keep: int,
+               now: float) -> Deferred:
+        broken = self._check()
+        if broken:
+            return broken
+        conversation = self._by_id.get(conversation_id)
         if conversation is not None:
             conversation.turns.extend(turns)
-            del conversation.turns[:max(0, len(conversation.turns) - keep)]
+            del conversation.turns[: max(0, len(conversation.turns) - keep)]
             conversation.updated_at = now
         return succeed(None)
 
     def save_risk(self, conversation_id: str, risk: dict, now: float) -> Deferred:
-        conversation = self._conversations.get(conversation_id)
+        broken = self._check()
+        if broken:
+            return broken
+        try:
+            check_risk(risk)
+        except ValueError as error:
+            return fail(error)
+        conversation = self._by_id.get(conversation_id)
         if conversation is not None:
-            conversation.risk = dict(risk)
+            conversation.risk = json.loads(json.dumps(risk))
             conversation.updated_at = now
         return succeed(None)
 
     def clear(self, conversation_id: str, now: float) -> Deferred:
-        conversation = self._conversations.get(conversation_id)
+        broken = self._check()
+        if broken:
+            return broken
+        conversation = self._by_id.get(conversation_id)
         if conversation is not None:
-            conversation.turns.clear()
+            conversation.turns = []
             conversation.updated_at = now
         return succeed(None)
 
     def forget(self, conversation_id: str) -> Deferred:
-        self._conversations.pop(conversation_id, None)
-        for secret, known in list(self._by_secret.items()):
-            if known == conversation_id:
-                del self._by_secret[secret]
+        broken = self._check()
+        if broken:
+            return broken
+        self._drop(conversation_id)
         return succeed(None)
 
     def purge(self, older_than: float) -> Deferred:
-        old = [c.id for c in self._conversations.values() if c.updated_at < older_than]
-        for conversation_id in old:
-            self.forget(conversation_id)
-        return succeed(len(old))
+        broken = self._check()
+        if broken:
+            return broken
+        expired = [cid for cid, c in self._by_id.items() if c.updated_at < older_than]
+        for cid in expired:
+            self._drop(cid)
+        return succeed(len(expired))
 
     def close(self) -> Deferred:
         return succeed(None)
 
-
-def _copy(conversation: Conversation) -> Conversation:
-    """The store's copy stays the store's: callers get their own lists."""
-    return Conversation(conversation.id, conversation.number, conversation.created_at,
-                        conversation.updated_at, list(conversation.turns),
-                        dict(conversation.risk))
+    def _drop(self, conversation_id: str) -> None:
+        self._by_id.pop(conversation_id, None)
+        secret_hash = self._hash_of.pop(conversation_id, None)
+        if secret_hash is not None:
+            self._by_hash.pop(secret_hash, None)
 
 
 class Slot:
@@ -144,4 +210,4 @@ class LocalSlots:
         self._on_change(self.in_flight(), self.waiting())
 
 
-__all__ = ["LocalSlots", "MemoryStore", "Slot", "Turn"]
+__all__ = ["LocalSlots", "MemoryStore", "Slot", "Turn", "check_risk"]
