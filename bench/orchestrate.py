@@ -187,6 +187,8 @@ class Bench:
             "llm": {"base_url": provider_url, "api_key_env": KEY_ENV, **llm},
             "limits": {"rate_max_messages": 1000000, "rate_window_seconds": 1},
             "log": {"format": "text", "level": self.args.log_level},
+            # The shipped default backend, in the run's own folder (never the repository).
+            "storage": {"sqlite_path": str(self.workdir / f"{name}.db")},
         }
         config = self.workdir / f"{name}.yaml"
         config.write_text(json.dumps(settings, indent=2))  # JSON is YAML

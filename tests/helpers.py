@@ -28,6 +28,8 @@ def make_config(api_key: Optional[str] = "test-key", **sections: dict) -> config
     server.update(sections.pop("server", {}))
     # No start-up GET /models to the default (real) base_url: tests talk to 127.0.0.1 only.
     sections["llm"] = {"check_model": False, **sections.get("llm", {})}
+    # Conversations in memory unless a test asks for a database (then a real file it names).
+    sections["storage"] = {"backend": "memory", **sections.get("storage", {})}
     changed = config_module.replace(base, server=server, **sections)
     return dataclasses.replace(changed, api_key=api_key)
 

@@ -299,6 +299,7 @@ async def test_connection_caps_are_shared_with_tcp(listener, path):
         assert len(server.service.registry) == 1
         tcp.transport.loseConnection()
         await tcp.closed
+        await server.service.registry.when_empty()  # the server side has let it go too
         admitted = await greeted(server, listener, path)
         assert len(server.service.registry) == 1
         await admitted.hang_up()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Optional
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList
 
 from psicoia.config import Config
 from psicoia.ops.connections import ConnectionRegistry
@@ -23,6 +23,8 @@ from psicoia.transports.status import StatusReport
 from psicoia.transports.tcp import ChatLineFactory
 from psicoia.transports.websocket import ChatWebSocketFactory
 from psicoia.chat.manager import SessionManager
+from psicoia.storage import open_store
+from psicoia.storage.retention import RetentionService
 
 
 class PsicoiaService(ChatService):
@@ -56,17 +58,25 @@ class PsicoiaService(ChatService):
     def report(self) -> StatusReport:
         base = super().report()
         breaker = self.breaker.state if self.breaker is not None else "none"
-        problem = self.breaker.problem if self.breaker is not None else None
+        problems = list(base.problems)
+        if self.breaker is not None and self.breaker.problem:
+            problems.append(self.breaker.problem)
+        store = self.manager.store
+        if store.health != "ok":
+            reason = getattr(store, "reason", None)
+            problems.append(f"storage {store.health}" + (f" ({reason})" if reason else ""))
         return replace(base, closing=self.manager.closing, breaker=breaker,
                        provider="online" if self.manager.provider.online else "offline",
-                       problems=base.problems + ((problem,) if problem else ()))
+                       problems=tuple(problems))
 
     def release_resources(self) -> Any:
+        """After the drain: stop the breaker, close the provider pool and the store."""
         if self.breaker is not None:
             self.breaker.stop()
+        closing = [self.manager.store.close()]
         if self.pool is not None:
-            return self.pool.closeCachedConnections()
-        return None
+            closing.append(self.pool.closeCachedConnections())
+        return DeferredList(closing, consumeErrors=True)
 
 
 def build_service(
@@ -79,13 +89,16 @@ def build_service(
     """Wire the service from ``config``. ``http`` replaces the treq client (tests)."""
     clock = clock or reactor
     instruments = instruments or Metrics()
-    core = build_core(config, reactor, clock, instruments, http=http)
+    store = open_store(config, clock, reactor, instruments)  # ConfigError: exit 2 (tap.py)
+    core = build_core(config, reactor, clock, instruments, http=http, store=store)
     manager = core.manager
     registry = ConnectionRegistry(
         config.server.max_connections, config.server.max_connections_per_ip, instruments
     )
     service = PsicoiaService(config, reactor, manager, registry, core.pool)
     service.instruments, service.breaker = instruments, core.breaker
+    RetentionService(store, clock, config.storage.retention_hours,
+                     config.storage.purge_interval_seconds).setServiceParent(service)
     lines = ChatLineFactory(manager, registry, clock)
     if config.server.tcp:
         Listener("tcp", config.server.tcp, reactor, lines).setServiceParent(service)

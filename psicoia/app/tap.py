@@ -84,7 +84,11 @@ def make_service(options, build: Callable[[Config, Any], Any], reactor=None):
     config = load_or_exit(options["config"])
     raise_file_limit()
     tune_gc()
-    service = build(config, reactor)
+    try:
+        service = build(config, reactor)  # opening storage can still find a config error
+    except ConfigError as error:
+        sys.stderr.write(f"psicoia: config error: {error}\n")
+        raise SystemExit(2) from None
     parent = getattr(options, "parent", None)
     if parent is not None:
         output = open_log_file(parent.get("logfile"), bool(parent.get("nodaemon")))
