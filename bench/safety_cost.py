@@ -7,7 +7,7 @@ It runs on every message on the reactor thread, so its cost is paid by the whole
 Prints microseconds per call (best of ``--repeat`` rounds, so the least disturbed by other load
 on a shared machine) for twenty ordinary chat messages of 20 to 200 characters, for one
 message at risk, and for a 4 KB message (``limits.max_line_bytes``) of ordinary text.
-``--module`` times another copy of ``safety.py`` (a saved "before" version, say).
+``--module`` times another copy of ``rules.py`` (a saved "before" version, say).
 Not run by the test suite; no timing is asserted anywhere.
 """
 
@@ -62,8 +62,8 @@ def long_message(limit: int = 4096) -> str:
 def load(path: str | None):
     if path is None:
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        from psicoia import safety
-        return safety
+        from psicoia.chat.detector import rules
+        return rules
     spec = importlib.util.spec_from_file_location("safety_under_test", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
@@ -82,7 +82,7 @@ def per_call_us(fn, texts, repeat: int, number: int) -> float:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--module", help="path of a safety.py to time instead of psicoia's")
+    parser.add_argument("--module", help="path of a rules.py to time instead of psicoia's")
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args(argv)
     safety = load(args.module)

@@ -54,6 +54,10 @@ LEGACY_KINDS = {
     "burden": "burden", "hopelessness": "hopeless", "typo": "chat_spelling",
     "negation_contrast": "ideation", "hyperbole_masked": "ideation",
 }
+# Legacy rows labelled "ok" that are about someone else at risk: under the new convention
+# they are risk, tier third_party (file name, line number).
+LEGACY_THIRD_PARTY = {("crisis_corpus.tsv", 154), ("crisis_corpus.tsv", 218),
+                      ("crisis_holdout.tsv", 61), ("crisis_holdout2.tsv", 47)}
 
 
 # --- legacy corpora (label lang category text) -------------------------------------------
@@ -207,7 +211,10 @@ def load_legacy_as_singles(path: Path) -> list[Single]:
     look-alikes (idioms, negations, grief, everyday distress)."""
     rows = []
     for example in load(path):
-        if example.risk:
+        if (path.name, example.id) in LEGACY_THIRD_PARTY:
+            rows.append(Single(path.name, example.id, "risk", "third_party", "third_party",
+                               example.lang, example.text))
+        elif example.risk:
             kind = LEGACY_KINDS.get(example.category, example.category)
             rows.append(Single(path.name, example.id, "risk", "risk", kind, example.lang,
                                example.text))

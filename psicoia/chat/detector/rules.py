@@ -1,32 +1,35 @@
 """
-The crisis layer: a deterministic detector of risk language, in front of the model and
+The crisis detector: a deterministic reader of risk language, in front of the model and
 independent of it.
 
 A language model alone misses a large share of crisis messages, and the model may be down,
-slow or rate-limited exactly when someone writes one. So every message is checked here first,
-with plain compiled regular expressions (no I/O, no state, microseconds per message), and the
-session manager makes sure a message at risk gets the crisis resources whatever the provider
-does. Method, measured numbers and known misses: docs/safety.md.
+slow or rate-limited exactly when someone writes one. So every message is read here first,
+with plain compiled regular expressions (no I/O, microseconds per ordinary message), and the
+crisis layer (:mod:`psicoia.chat.crisis`) makes sure a message at risk gets the resources of
+its tier whatever the provider does. Method, numbers and known misses: docs/safety.md.
 
 How a message is read (each step is a choice, documented where it is made):
 
 1. :func:`normalize` folds case, accents, punctuation, spacing, repeated letters, digit swaps
-   and a few chat spellings, so ``"Me kiero m4tar!!"`` and ``"me quiero matar"`` read the same.
+   and chat spelling (``q``/``xq``/``k``, ``d``/``dl``, dropped vowels, words run together),
+   so ``"Me kiero m4tar!!"`` and ``"me quiero matar"`` read the same.
 2. :data:`_LOOKALIKES` masks common non-risk uses that share words with risk language
-   (``"me muero de risa"``, ``"cortarme el pelo"``, ``"dying to see"``), so they cannot match.
-3. :data:`_RISK` patterns, grouped by category, look for ideation, self-harm, plans or intent,
-   perceived burdensomeness and acute hopelessness, in Spanish (rioplatense and neutral) and
-   English.
-4. A match preceded by a simple negation (``"no quiero matarme"``, ``"I would never hurt
-   myself"``) does not count, unless a contrast follows it (``"... pero lo pienso todo el
-   tiempo"``). Patterns whose meaning *is* a negation (``"no quiero vivir más"``) are written
-   with the negation inside them, so it cannot cancel them.
+   (``"me muero de risa"``, ``"cortarme el pelo"``, ``"this exam is killing me"``).
+3. :data:`_STRONG` patterns, one group per category (ideation, passive wishes, burden,
+   hopelessness with finality, goodbyes and affairs in order, plans and means, self-harm,
+   acts in progress or done, someone else at risk, asks for a human), each enough alone to
+   give the message a tier. :data:`_WEAK` patterns are signals that are not enough alone
+   (despair, a decision, a time, a goodbye phrase, a means, an ending): they carry a weight,
+   add up within the message and, through :class:`~psicoia.chat.detector.state.RiskState`,
+   across the turns of a conversation.
+4. A match preceded by a simple negation (``"no quiero matarme"``) does not count, unless a
+   contrast follows it (``"... pero lo pienso"``).
 5. Before 2-4, :func:`in_reach` looks up :data:`_ANCHOR_SPEC`: a message with no anchor of a
-   category cannot match that category's patterns, so most messages cost only step 1. The
-   tests prove, pattern by pattern, that this never changes a verdict.
+   group cannot match that group's patterns, so most messages cost only step 1. The tests
+   prove, pattern by pattern, that this never changes a verdict.
 
 Errors are meant to fall on the safe side: laughter (``"jaja"``) never cancels a match, and a
-negated statement followed by "pero"/"but" counts as risk.
+negated statement followed by "pero"/"but" counts.
 """
 
 from __future__ import annotations
@@ -39,10 +42,7 @@ from typing import Optional
 # --- 1. normalisation ------------------------------------------------------------------------
 
 # Digits and symbols people swap for letters, applied only inside words that also have letters
-# ("m4tarme", "m0rir", "k1ll"), so numbers such as "135" or "24" stay numbers. A "word" here
-# is a run of letters, digits, "@" and "$"; only runs with both a letter and one of these
-# symbols change, so only they are matched (anchored at the start of a run, so a long run costs
-# one pass, not one per position).
+# ("m4tarme", "m0rir", "k1ll"), so numbers such as "135" or "24" stay numbers.
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t",
                        "@": "a", "$": "s"})
 _LEETABLE = re.compile(r"[0-9@$]")
@@ -50,32 +50,101 @@ _LEET_RUN = re.compile(r"(?<![a-z0-9@$])(?=[0-9@$]*[a-z])[a-z0-9@$]*[0-9@$][a-z0
 # Punctuation that ends a clause becomes a "|" token: negations and look-ahead rules never
 # reach across it ("no sé, quiero morirme" is not a negated "quiero morirme").
 _CLAUSE = re.compile(r"[.!?¡¿;:,()\[\]\n\r]+")
-# Every other ASCII character that is not a lower-case letter, a digit, "|" or a space becomes
-# a space (runs of spaces are then joined into one). A byte table, not a regular expression:
-# the text is ASCII by then, and bytes.translate does this in one C pass.
 _OTHERS_TO_SPACE = bytes(b if chr(b) in "abcdefghijklmnopqrstuvwxyz0123456789| " else 32
                          for b in range(256))
-# Every run of a repeated letter becomes one letter ("moriiir", "mataaar", "diiie"). This
-# also turns "kill" into "kil" and "llorar" into "lorar"; patterns are collapsed the same way
-# when compiled (:func:`_compile`), so they are written in normal spelling.
+# Every run of a repeated letter becomes one letter ("moriiir", "mataaar"); patterns are
+# collapsed the same way when compiled (:func:`_compile`), so they are written normally.
 _REPEATS = re.compile(r"([a-z])\1+")
-# Four or more single letters in a row are one spaced-out word ("m o r i r m e"). Such a run
-# always contains " x y " (two one-letter words), which a search for a leading space finds
-# fast; most messages have none.
+# Four or more single letters in a row are one spaced-out word ("m o r i r m e").
 _SPACED = re.compile(r"(?<![a-z])(?:[a-z] ){3,}[a-z](?![a-z])")
 _SPACED_HINT = re.compile(r" [a-z] [a-z] ")
 
-# Chat spellings and English contractions, keyed by their normalised (collapsed) form.
-_WORDS = {
-    "q": "que", "ke": "que", "k": "que", "xq": "porque", "pq": "porque",
+# Chat spellings, abbreviations and English contractions, keyed by their normalised
+# (seseo-folded, collapsed) form; applied word by word (a dict lookup per word).
+_CHAT = {
+    # Spanish chat spelling.
+    "q": "que", "ke": "que", "k": "que", "xq": "porque", "pq": "porque", "porq": "porque",
+    "prq": "porque", "x": "por", "d": "de", "dl": "del", "m": "me", "t": "te", "s": "se",
     "kiero": "quiero", "qiero": "quiero", "qero": "quiero", "kiere": "quiere", "kerer": "querer",
-    "wana": "want to", "gona": "going to", "kms": "kil myself",
-    "im": "i am", "ive": "i have", "id": "i would", "dont": "do not", "doesnt": "does not",
-    "didnt": "did not", "wont": "will not", "wouldnt": "would not", "cant": "can not",
-    "canot": "can not", "isnt": "is not", "theres": "there is", "aint": "am not",
+    "kise": "quise", "qise": "quise", "tdo": "todo", "tds": "todos", "tdos": "todos",
+    "tda": "toda", "tdas": "todas", "stoy": "estoy", "toy": "estoy", "stoi": "estoy",
+    "estoi": "estoy", "sta": "esta", "stas": "estas", "oy": "hoy", "noxe": "noche",
+    "noxes": "noches", "nose": "no se", "pa": "para", "p": "para", "cn": "con", "sn": "sin",
+    "dsp": "despues", "dps": "despues", "nunk": "nunca", "nunka": "nunca", "mjr": "mejor",
+    "mejr": "mejor", "flia": "familia", "tmb": "tambien", "tb": "tambien", "xfa": "por favor",
+    "porfa": "por favor", "plis": "por favor", "bldo": "boludo", "bld": "boludo", "voi": "voy",
+    "vo": "voy", "tngo": "tengo", "tng": "tengo", "aka": "aca", "nd": "nada",
+    "ns": "no se", "cuand": "cuando", "kuando": "cuando", "vs": "vos", "msj": "mensaje",
+    "pastis": "pastillas", "pasti": "pastillas", "lpm": "", "nomas": "nomas",
+    "enserio": "en serio", "aser": "hacer", "aserlo": "hacerlo", "acerlo": "hacerlo",
+    # English chat spelling and contractions.
+    "wana": "want to", "gona": "going to", "kms": "kil myself", "u": "you", "ur": "your",
+    "im": "i am", "ive": "i have", "id": "i would", "ill": "i will", "dont": "do not",
+    "doesnt": "does not", "didnt": "did not", "wont": "will not", "wouldnt": "would not",
+    "cant": "can not", "canot": "can not", "isnt": "is not", "theres": "there is",
+    "aint": "am not", "tho": "though", "rn": "right now", "ngl": "", "tbh": "", "idk": "i do not know",
+    # Portuguese chat spelling.
+    "vc": "voce", "hj": "hoje", "mt": "muito",
 }
-_WORD = re.compile(r"(?<![a-z])(?:" + "|".join(sorted(_WORDS, key=len, reverse=True))
-                   + r")(?![a-z])")
+# Key words whose chat spellings drop a vowel ("matrme", "morirm", "vivr", "suicidarm"):
+# every form with one vowel dropped (or the last letter, when it is a vowel) reads as the
+# word. Generated, not listed, so a new key word brings its spellings with it.
+_KEY_WORDS = """
+    amigo amiga hermano hermana morir morirme muera muero muerte muerto muerta matar matarme mato suicidarme suicidio
+    suicidar vivir viviendo vida seguir existir desaparecer despertar despertarme cortarme
+    cortar corte corto tirarme tirar pastillas sangre soga colgarme ahorcarme puente balcon
+    terraza encendedor quemarme lastimarme carga estorbo extranar despedida despedirme
+    despedi carta cartas nadie todos todo ganas quiero noche manana decidi pensando dormir
+    estoy esta para siempre nunca mejor aguanto aguantar familia
+"""
+_VOWELS = "aeiou"
+
+
+def _seseo(text: str) -> str:
+    """Fold the spellings of the "s" sound most Spanish speakers do not distinguish
+    ("suisidarme", "desaparesser"): "ce"/"ci" -> "se"/"si", "z" -> "s"."""
+    return text.replace("ce", "se").replace("ci", "si").replace("z", "s")
+
+
+def _fold_word(word: str) -> str:
+    """A word as :func:`normalize` leaves it (seseo, then repeated letters collapsed)."""
+    return _REPEATS.sub(r"\1", _seseo(word))
+
+
+def _dropped_vowel_forms(word: str) -> set:
+    forms = set()
+    for i, char in enumerate(word):
+        if char in _VOWELS and 0 < i:
+            forms.add(word[:i] + word[i + 1:])
+    return {f for f in forms if len(f) >= 4 and sum(c in _VOWELS for c in f) >= 1}
+
+
+def _build_words() -> dict:
+    words = {_fold_word(k): " ".join(_fold_word(w) for w in v.split()) for k, v in _CHAT.items()}
+    keys = {_fold_word(w) for w in _KEY_WORDS.split()}
+    for key in sorted(keys):
+        for form in sorted(_dropped_vowel_forms(key)):
+            if form not in keys and form not in words:
+                words[form] = key
+        if key.startswith("c") and key[1:2] in "aou":  # "kortarme", "kuando"
+            words.setdefault("k" + key[1:], key)
+    return words
+
+
+_WORDS = _build_words()
+# Words run together ("tengoganasdemorirme"): a long word that contains one of these stems
+# is split before the stem, so the stem's word can match.
+_GLUED = re.compile(r"(?<=[a-z]{3})(?=(?:morir|matar|suisid|vivir|cortar|tirarme|despert)[a-z]*$)")
+_GLUED_MIN = 11
+
+
+def _expand(word: str) -> str:
+    found = _WORDS.get(word)
+    if found is not None:
+        return found
+    if len(word) >= _GLUED_MIN:
+        return _GLUED.sub(" ", word, count=1)
+    return word
 
 
 def normalize(text: str) -> str:
@@ -83,12 +152,11 @@ def normalize(text: str) -> str:
 
     The result starts and ends with a space so patterns can rely on word boundaries. This runs
     on every message on the reactor thread, so each step is skipped when it cannot change the
-    text, and the character-by-character ones are translation tables; the steps and their
-    order are the contract (tests/test_safety.py compares it with the plain version).
+    text; the steps and their order are the contract (tests/test_safety.py compares it with
+    the plain version).
     """
     folded = text.casefold().replace("'", "").replace("\u2019", "")  # "don't" -> "dont"
     folded = _CLAUSE.sub(" | ", folded)
-    # Accents off ("á" -> "a", "ñ" -> "n"); anything else not ASCII (emoji...) goes too.
     if not folded.isascii():
         folded = unicodedata.normalize("NFKD", folded).encode("ascii", "ignore").decode("ascii")
     if _LEETABLE.search(folded):
@@ -99,8 +167,8 @@ def normalize(text: str) -> str:
     folded = _seseo(folded)
     if _REPEATS.search(folded):
         folded = _REPEATS.sub(r"\1", folded)
-    folded = _WORD.sub(_expand, folded)
-    return f" {folded} "
+    folded = " ".join([_expand(word) for word in folded.split(" ")])
+    return f" {' '.join(folded.split())} "
 
 
 def _unleet(match: re.Match) -> str:
@@ -111,22 +179,11 @@ def _join_letters(match: re.Match) -> str:
     return match.group(0).replace(" ", "")
 
 
-def _expand(match: re.Match) -> str:
-    return _WORDS[match.group(0)]
-
-
-def _seseo(text: str) -> str:
-    """Fold the spellings of the "s" sound most Spanish speakers do not distinguish
-    ("suisidarme", "desaparesser"): "ce"/"ci" -> "se"/"si", "z" -> "s"."""
-    return text.replace("ce", "se").replace("ci", "si").replace("z", "s")
-
-
 def _compile(*patterns: str) -> re.Pattern:
     """One alternation, with letter runs collapsed like the text (never after a backslash).
 
     Every pattern starts at a word, and in normalised text every word follows a space: the
-    leading look-behind lets the engine skip all other positions (about 3 times faster on a
-    4 KB message, and this runs on every message, on the reactor thread).
+    leading look-behind lets the engine skip all other positions.
     """
     for pattern in patterns:
         if not pattern.startswith("\\b"):
@@ -138,196 +195,473 @@ def _compile(*patterns: str) -> re.Pattern:
 
 # --- 2. look-alikes: masked before matching ----------------------------------------------------
 
-_IDIOM_NOUNS = (r"risa|hambre|ganas|sueno|frio|calor|verguenza|nervios|miedo|aburrimiento|amor"
-                r"|envidia|sed|curiosidad|cansancio|pena|ansiedad|emocion|celos|embole")
+_IDIOM_NOUNS = (r"risa|rir|hambre|ganas|sueno|sono|frio|calor|verguenza|vergonha|nervios|miedo"
+                r"|aburrimiento|amor|envidia|sed|curiosidad|cansancio|cansaco|pena|ansiedad"
+                r"|emocion|celos|embole|resaca|laughter|embarrassment|boredom")
 _GROOMING = (r"pelo|cabello|flequillo|unas|una|barba|bigote|puntas|flequi|dedo|labio|mano"
-             r"|luz|agua|internet|wifi|senal|conexion|llamada|cesped|pasto|carne|pan|cebolla")
+             r"|luz|agua|internet|wifi|senal|conexion|llamada|cesped|pasto|carne|pan|cebolla"
+             r"|rostro|bangs|hair")
 _BODY_INJURY = r"rodilla|tobillo|pie|mano|espalda|brazo|dedo|muneca|hombro|cuello|pierna"
 
 _LOOKALIKES = _compile(
     # "me muero de risa / hambre / ganas...", "morirme de la vergüenza", "muerta de cansancio".
-    rf"\b(muero|mori|morir|morirme|muera|muriendo|morire|moria|muerto|muerta|muertos) "
-    rf"(de|por) (la |el |los )?({_IDIOM_NOUNS})\b",
+    rf"\b(muero|mori|morir|morirme|muera|muriendo|morire|moria|muerto|muerta|muertos|morrendo"
+    rf"|morri|morta|morto) (de|por|del) (la |el |los )?({_IDIOM_NOUNS})\b",
+    rf"\b(que|q) me muero\b",  # "tengo un hambre que me muero"
     r"\bmuero por\b",  # "me muero por ir al recital"
-    r"\b(miedo|terror|panico) (de|a) morir(me)?\b",  # fear of dying is anxiety, not intent
-    # "me mato estudiando", "me mato de risa"; "me mató el examen" (accents are gone, so a
-    # determiner after "me mato" marks a third-person subject; "esta noche" is a time).
-    r"\bmat\w* (de (la )?risa|estudiando|trabajando|laburando|entrenando|corriendo)\b",
-    r"\bme mato (el|la|los|las|ese|esa|mi|tu|su|este(?! finde)|esta(?! noche| tarde| semana))\b",
+    r"\b(miedo|terror|panico) (de|a) morir(me)?\b",
+    r"\bmat\w* (de (la )?risa|estudiando|trabajando|laburando|entrenando|corriendo|haciendo)\b",
+    r"\bme mato (el|la|los|las|ese|esa|mi|tu|su|con|este(?! finde)|esta(?! noche| tarde| semana))\b",
     r"\b(va|van|vas|vamos) a matarme\b", r"\b(quiere|quieren|queres) matarme\b",
+    r"\bme (va|van) a matar\b", r"\bme matan\b",
     r"\bmat\w* el (tiempo|rato|hambre)\b",
-    # "cortarme el pelo", "me corté el dedo", "se me cortó la luz".
+    r"\b(me esta|me estan|esta|ta|tá) (me )?mat(ando|ndo)\b",  # "este calor me está matando"
+    r"\b(calor|frio|materia|examen|exam|semester|semestre|trabajo|laburo) [^|]{0,20}(matando|killing)\b",
     rf"\bcort\w* (el |la |los |las |un |una |mis |tus )?({_GROOMING})\b",
-    r"\bse me cort\w*\b",
-    rf"\blastim\w* (el |la |los |las |un |una )?({_BODY_INJURY})\b",
+    r"\bse me cort\w*\b", r"\bme corto (el|la) \w+\b",
+    rf"\blastim\w* (el |la |los |las |un |una |un poco |un poco la )?({_BODY_INJURY})\b",
     r"\blastim\w* (jugando|entrenando|corriendo)\b",
     rf"\bdano en (el |la |los |las |mi |mis )?({_BODY_INJURY})\b",
+    r"\bme (tiro|tire|tirare|voy a tirar) (a|en) (la |el )?(pileta|piscina|sillon|cama|siesta|dormir)\b",
+    r"\b(tirarme|me tiro) (a|en) (la |el )?(pileta|piscina|sillon|cama|dormir)\b",
+    r"\bme (jogar|jogo) na (piscina|cama)\b",
+    r"\bquiero desaparecer (del|de) (grupo|instagram|las redes|whatsapp|un mes|una semana)\b",
+    r"\bdeath of\b", r"\bmuerte de (san|socrates|\w+ martin)\b",
     # English idioms.
     r"\bdying (to|of|for)\b", r"\bdie (of|from) (laughter|embarrassment|boredom)\b",
     r"\bdied laughing\b", r"\bdie (my|her|his|your|the) (hair|clothes|shirt)\b",
-    r"\bcould kill for\b", r"\bkill\w* (time|it)\b",
+    r"\bcould (kill|murder) (for|a)\b", r"\bkill\w* (time|it)\b", r"\bis killing me\b",
+    r"\bbattery is dying\b", r"\bi am dead\b(?! serious)", r"\bdead inside\b",
     r"\bcut\w* myself (shaving|cooking|a (slice|piece)|on (a|the)|by accident|accidentally)\b",
     r"\bkill\w* myself (laughing|working|studying)\b",
+    r"\bjump in the pool\b",
+    r"\b(mi novia|mi novio|mi ex|mi pareja|ella) me corto\b",
+    r"\b(el|la|los|las|ese|esa|este|esta|eso|esto) (?!noche|tarde|ves|semana|finde|dia)\w+( de \w+)? me mato\b",
+    r"\b(pedi|pedir|pido|pedirle|pedile) perdon\b",
+    r"\b(escribi|escribo|mande) una carta (a|para) [^|]{0,30}(cumple|cumpleanos|navidad|aniversario)\b",
+    r"\bcuiden a mi (gato|perro) (el finde|mientras|unos dias|esta semana)\b",
+    r"\bme despedi de [^|]{0,30}(porque|por que) me (cambio|mudo|voy de viaje)\b",
 )
 
 # --- 3. risk patterns ------------------------------------------------------------------------
 
 _END = r"(?= *(\||$))"  # end of the clause or the message
+# Verbs and nouns reused below.
+_WANT = (r"quiero|quisiera|queria|deseo|desearia|necesito|ganas de|pienso en|pensando en"
+         r"|pense en|prefiero|preferiria|me gustaria|me encantaria|me apetese|vontade de|quero"
+         r"|queria|penso em|pensando em")
+_PILLS = (r"pastillas|pastilla|remedios|medicamentos|clonasepam|rivotril|ansioliticos"
+          r"|comprimidos|remedios|pills|blister|blisters|frasco|veneno")
+_HIGH = (r"puente|balcon|edifisio|techo|terrasa|ventana|asotea|piso|cornisa|barranca"
+         r"|acantilado|ponte|predio|bridge|roof|building|balcony")
+_THIRD = (r"mi (mejor )?(amiga|amigo|hermana|hermano|hermanita|hermanito|hijo|hija|novio|novia"
+          r"|viejo|vieja|mama|papa|madre|padre|abuelo|abuela|tio|tia|primo|prima|pareja|ex"
+          r"|vesino|vesina|companero|companera|alumno|alumna|marido|mujer|esposo|esposa|jefe"
+          r"|roomie)|una (amiga|alumna|companera|conosida|chica|vesina)|un (amigo|alumno|pibe"
+          r"|chico|companero|conosido|vesino|nene)|alguien (en|de) un|my (best )?(friend"
+          r"|sister|brother|son|daughter|mom|mother|dad|father|girlfriend|boyfriend|partner"
+          r"|wife|husband|roommate|student)|a (friend|student)|minha (amiga|irma|mae|filha"
+          r"|namorada)|meu (amigo|irmao|pai|filho|namorado)|ella|alguien|someone|she|he")
+_THIRD_ACT = (
+    r"se (quiere|queria|va a|iba a|piensa|pensaba|puede) (matar|morir|suisidar|tirar|cortar"
+    r"|lastimar|hacer algo|hacer dano|ahorcar|colgar)|se mata|se tira|se corta|se esta cortando"
+    r"|se lastima|se quema|se quemo|se (tomo|trago) (un|una|todas|todo|muchas)"
+    r"|quiere (morirse|morir|matarse|suisidarse|desaparecer)|(no )?quiere (seguir )?vivir"
+    r"|(de )?(matarse|suisidarse|ahorcarse|tirarse|cortarse|morirse)"
+    r"|es una carga|estamos mejor sin|estarian mejor sin|carta de despedida|despidiendose"
+    r"|se despidio|regalo (todas )?sus|no va a (estar|legar)|no quiere bajar|dise que se tira"
+    r"|tiene (cortes|marcas)|brasos cortados|gracias por todo|se haga algo"
+    r"|(kill|hurt|cut|cutting|harm) (herself|himself|themselves|his|her)|wants to die"
+    r"|vai se matar|quer morrer|se matar|no se despierta mas|despertarse|contrasenas|que cuide (a )?su"
+    r"|con el mismo|con ella misma|(un|el) arma|esta en (la terrasa|el techo)|se (quiere|va a) tirar"
+)
 
-_RISK: dict[str, re.Pattern] = {
+_THIRD_SUBJECT = _compile(rf"\b({_THIRD})\b")
+# How far before a third-party act its subject may be (characters of normalised text).
+_THIRD_REACH = 200
+
+_STRONG: dict[str, re.Pattern] = {
+    # Acts in progress or already done: the emergency number first.
+    "acute": _compile(
+        r"\b(ya )?(me )?(tome|trague|tomo|he tomado|acabo de tomar|acabo de tomarme|tomei"
+        r"|me estoy tomando) (todas|todo|toda|todos|el frasco|la caja|el blister|el bote"
+        r"|un frasco|una caja|un blister|veneno|muchas|un monton|unas cuantas|el pote"
+        r"|lo que habia|las pastillas(?! (de|del|para|que|como|a la|todos)\b))",
+        r"\b(acabo de|ya) tomarme\b", r"\bya tome\b[^|]{0,40}(\| [^|]{0,40})?\b(listo|chau|me acuesto|sueno)\b",
+        r"\bme (tome|trague) [^|]{0,30}(hase|hace) (un rato|media hora|\w+ horas?)\b",
+        r"\b(estoy|ta|esta|sigo) sangrando\b", r"\bhay (mucha )?sangre\b",
+        r"\bno para de sangrar\b", r"\bme estoy desangrando\b", r"\bsangrando muito\b",
+        r"\bme (abri|corte) (las venas|las munecas|muy profundo|profundo)\b",
+        r"\bme corte\b[^|]{0,20}\b(me estoy mareando|no (se como|puedo) pararlo)\b",
+        r"\b(estoy|to|me he subido|me subi) [^|]{0,30}\b(borde|cornisa|beira|escolera|anden|via|vias|edge|ledge|tracks)\b",
+        r"\b(ya )?(pase|salte|saltado|he saltado) (la|el) (baranda|valla|baranda|reja)\b",
+        r"\bdel lado de afuera\b", r"\bpiernas colgando\b",
+        r"\b(estoy|me meti) en el (agua|rio|mar)\b",
+        r"\b(abri|prendi|deje abierto|tengo abierto) el gas\b", r"\bgas abierto\b",
+        r"\b(deje|tengo) (las hornallas|la hornalla|la cosina) abiertas?\b",
+        r"\bla cosina ya huele\b", r"\bya huele\b",
+        r"\bsoga (ya )?(esta )?(atada|colgada|puesta)\b", r"\bbanquito y la soga\b",
+        r"\bmotor prendido\b", r"\bsoltar el volante\b",
+        r"\b(tengo|con) (el arma|el revolver|la pistola|la escopeta|el cuchilo|la gilete"
+        r"|la hojita|las pastillas|la soga|el cuter)\b[^|]{0,30}\b(en la mano|en la boca"
+        r"|apoyad[oa]|ahora mismo|en el cuelo)",
+        r"\bya se ve (la lus del )?tren\b",
+        r"\bi (just )?(took|swallowed) (all|every|a bottle|the whole|too many|my pills)\b",
+        r"\b(i am|i m) (on|at|standing on|sitting on) (the |my |a )?(roof|ledge|edge|tracks|bridge)\b",
+        r"\bstanding on the tracks\b", r"\b(i am )?bleeding (a lot|badly|out|so much)\b",
+    ),
+    "third_party": _compile(
+        # Only counted after a third person named earlier in the message (_THIRD_SUBJECT).
+        rf"\b({_THIRD_ACT})\b",
+        r"\b(alguien|un tipo|una piba|un pibe) [^|]{0,30}dijo que se mata\b",
+        r"\b(se|le) (vi|vimos) (los brasos|cortes|las marcas)\b",
+        r"\bbuscaba? como (ahorcarse|matarse|suisidarse)\b",
+        r"\bblisters vasios\b",
+    ),
     "ideation": _compile(
-        # Spanish: wanting to die or to kill oneself.
-        r"\b(quiero|quisiera|queria|deseo|necesito|ganas de|pienso en|pensando en|pense en"
-        r"|prefiero|preferiria) morir(me)?\b",
-        r"\bme (quiero|quisiera|gustaria|queria) morir\b",
-        r"\bmorirme\b",
-        r"\bmatarme\b",
-        r"\bme (quiero|voy a|vuelvo a|dan ganas de|gustaria|quisiera|queria) matar\b",
-        r"\bsui[cs]idarme\b",
-        r"\bme (voy a|quiero|quisiera|gustaria|pienso) sui[cs]idar\b",
-        r"\b(soy|me siento|estoy|pensamientos|ideas|ideacion) sui[cs]idas?\b",
-        r"\b(intento|intentos|intente|pienso en el|pensando en el) (de )?sui[cs]idio\b",
+        rf"\b({_WANT}) (morir|morirme|morrer|mori)\b",
+        r"\bme (quiero|quisiera|gustaria|queria|re quiero) morir\b",
+        r"\bmorirme\b", r"\bmatarme\b", r"\bme matar\b",
+        r"\bme (quiero|voy a|vuelvo a|dan ganas de|gustaria|quisiera|queria|re quiero|vou) matar\b",
+        r"\bsui[cs]idarme?\b", r"\b(pienso|pensando|pense|penso|intento|intente|idea del?) (en )?(el )?sui[cs]idio\b",
+        r"\bel sui[cs]idio (es|como) (lo que me|la unica|mi)\b",
+        r"\b(porque|por que) no me muero\b", r"\b(voy|vou) me matar?\b",
+        r"\bquitar(me|a) de en medio\b", r"\bme (voy a|quiero|quisiera|gustaria|pienso) sui[cs]idar\b",
+        r"\b(soy|me siento|estoy|pensamientos|ideas|ideasion) sui[cs]idas?\b",
         r"\bojala (me )?muera\b", r"\bojala (estuviera|estar) muert[oa]\b",
         r"\b(prefiero|preferiria|quisiera|quiero|desearia|deseo) estar muert[oa]\b",
-        r"\bmejor muert[oa]\b",
-        r"\bno (quiero|tengo ganas de|se si quiero) (seguir )?(vivir|viviendo|estar viv[oa]|existir)"
-        r"\b(?! (en|con|cerca|lejos|aca|alla|de|solo|sola|sin)\b)(?! mas (en|con|cerca|lejos|aca|alla|de)\b)",
-        r"\b(sin|perdi las|no tengo) ganas de vivir\b",
-        r"\b(cansad[oa]|hart[oa]) de vivir\b",
-        r"\b(dejar de|no quiero|no quisiera) existir\b",
+        r"\b(mejor|estaria mejor) muert[oa]\b",
+        r"\b(no|ya no) (quiero|tengo ganas de|se si quiero|kiero) (seguir )?(vivir|viviendo|estar viv[oa]"
+        r"|existir|seguir viv[oa]|seguir)\b(?! (en|con|cerca|lejos|aca|alla|de|solo|sola|sin|estudiando|trabajando|asi)\b)"
+        r"(?! mas (en|con|cerca|lejos|aca|alla|de)\b)",
+        r"\b(sin|perdi las|no tengo|ni) ganas de vivir\b",
+        r"\b(cansad[oa]|hart[oa]|cansado|hasta las narises) de vivir\b",
+        r"\b(dejar de|no quiero|no quisiera|quiero dejar de) (existir|vivir|estar)\b",
         r"\bpara que (seguir viviendo|sigo viviendo|seguir vivo|seguir viva|vivir|seguir)" + _END,
+        r"\b(porque|por que) sigo viv[oa]\b",
         r"\bno (le )?(encuentro|veo) (ningun |el )?sentido (a|de) (la vida|vivir|seguir|mi vida)\b",
         r"\b(la vida|vivir) no (vale la pena|tiene sentido)\b",
-        r"\bno vale la pena (vivir|seguir)\b",
+        r"\bno (vale|tiene) (la pena|sentido) (vivir|seguir|que siga viv[oa])\b",
         r"\bpienso (mucho |todo el tiempo |siempre )?en (la muerte|morir(me)?)\b(?! de\b)",
-        r"\b(irme|me quiero ir|me voy a ir|dejar|desaparecer) de este mundo\b",
-        r"\b(quiero|quisiera|ganas de|me gustaria) desaparecer\b(?! de (?!este mundo))"
-        r"(?! (un rato|un tiempo|unos dias|una semana|del)\b)",
-        # Added after the first held-out run (docs/safety.md): wider wording of the same ideas.
+        r"\b(irme|me quiero ir|me voy a ir|dejar|desaparecer|largo|pirar|bajo) (de|del) (este )?mundo\b",
+        r"\b(quiero|quisiera|ganas de|me gustaria|me apetese) desaparecer\b(?! de (?!este mundo))"
+        r"(?! (un rato|un tiempo|unos dias|una semana|del|un mes)\b)",
+        r"\bquitarme (la vida|de en medio)\b", r"\bsacarme del medio\b", r"\bme saco del medio\b",
         r"\b(desearia|quisiera|quiero|me gustaria|ojala|prefiero|preferiria) (no existir"
-        r"|dejar de vivir|no vivir|no haber nacido)\b",
+        r"|dejar de vivir|no vivir|no haber nacido|no haber existido)\b",
         r"\bno (quiero|quisiera) (estar|seguir|quedarme) (mas )?en este mundo\b",
         r"\b(da|es) (igual|lo mismo) (vivir o morir|si vivo o (me )?muero|morir(me)?)\b",
-        r"\b(bueno|lindo|mejor|ojala|quisiera|quiero|deseo|desearia|prefiero|preferiria)"
-        r" no despertar(me|a)?\b",
-        r"\b(quiero|necesito|ojala) que (se )?(termine|acabe) todo\b",
-        r"\bno (tengo|me quedan) (fuerzas|ganas|motivos|razones) (para|de) (seguir|vivir)\b",
+        r"\b(quiero|necesito|ojala) que (se )?(termine|acabe) (todo|mi vida)\b",
+        r"\bno (tengo|me quedan) (fuersas|ganas|motivos|rasones) (para|de) (seguir|vivir)\b",
         r"\bmejor (me muero|desaparezco|me mato|no existo)\b",
-        # Added after the second held-out run (docs/safety.md).
         r"\bdejar de (respirar|estar vivo|estar viva)\b",
         r"\b(si|no) (vale|valdria) la pena (vivir|seguir)\b(?! (con|en|estudiando|trabajando)\b)",
-        r"\bojala\b[^|]{0,30}\bme (muera|atropelle|pise|mate|lleve)\b",
-        r"\b(irme|me voy|desaparecer|dormir|dormirme) para siempre\b(?! (a|de|al|con)\b)",
-        r"\bno (quiero )?despertar(me)?( nunca)? mas\b",
-        r"\b(no quiero|ojala no|quisiera no|y no) despertar(me|a)?\b",
+        r"\bme mato\b" + _END,
+        r"\bme mato (hoy|esta noche|ya|manana|de una vez|posta)\b",
+        r"\b(hoy|esta noche|manana|ya) me mato\b",
+        r"\b(lo mejor es|mejor) matarme\b", r"\bformas de matarme\b",
+        r"\b(quero|vou|to pensando em|pensando em) me matar\b", r"\bme matar\b",
+        r"\bquero morrer\b", r"\bquero sumir\b", r"\bcansad[oa] de viver\b",
         # English.
         r"\b(want|wanted|wish|wishing|ready|need) to die\b",
-        r"\bwant to dye\b(?! (my|her|his|your|the|it)\b)",  # a common homophone slip
+        r"\bwant to dye\b(?! (my|her|his|your|the|it)\b)",
         r"\bwish i (was|were) dead\b", r"\b(rather|want to) be dead\b", r"\bbetter off dead\b",
-        r"\bkill(ing)? myself\b",
-        r"\bsuicidal\b",
-        r"\b(thinking|thought|think|considering|contemplating) (about |of )?(suicide|dying|killing myself)\b",
+        r"\bkil(ing|ed)? myself\b", r"\bsuicidal\b",
+        r"\b(thinking|thought|think|considering|contemplating) (about |of )?(suicide|dying|kiling myself)\b",
         r"\b(commit|committing|attempt|attempted) suicide\b",
-        r"\bdo not want to (live|be alive|exist|wake up)\b(?! (in|with|here|there|near|alone)\b)",
+        r"\bdo not (want|wanna) to (live|be alive|exist|wake up|be here)\b(?! (in|with|near|alone)\b)",
         r"\bno reason to (live|go on|keep going|be here)\b", r"\bnothing to live for\b",
         r"\b(life|it) (is not|isnt) worth living\b", r"\bnot worth living\b",
-        r"\b(never|not) wake up\b",
         r"\bwant to disappear\b(?! from\b)", r"\bdisappear forever\b",
-        r"\bnot see (the |any )?point (of|in) (living|going on|being alive|life)\b",
-        r"\bno point (in |of )?(living|going on|being alive)\b",
-        r"\b(stop|cease) existing\b", r"\bwant to not exist\b",
-        r"\bdone with (life|living)\b",
+        r"\bno point (in |of )?(living|going on|being alive|anymore)\b",
+        r"\b(stop|cease) existing\b", r"\bwant to not exist\b", r"\btired of (existing|living|being alive)\b",
+        r"\bdone with (life|living)\b", r"\b(using|use) it on myself\b",
     ),
-    "self_harm": _compile(
-        r"\bcortarme\b",
-        r"\bme (quiero|voy a|volvi a|vuelvo a|dan ganas de|gustaria|quisiera) cortar\b",
-        r"\bcort\w* (las )?venas\b",
-        r"\bme (corto|corte|cortaria)\b( (los|las|la|el|mis))? "
-        r"(brazos|piernas|munecas|muneca|venas|piel|panza|muslos|brazo|pierna)\b",
-        r"\bme (corto|corte)\b( (cuando|a proposito|otra vez|de nuevo|para))",
-        r"\bme cortaria\b",
-        r"\bme (hago|hice) cortes\b",
-        r"\blastimarme\b", r"\bme lastimaria\b",
-        r"\bme lastimo\b(?! (la|el|los|las|jugando|entrenando)\b)",
-        r"\bme lastime (a proposito|otra vez|de nuevo)\b",
-        r"\b(hacerme|me hago|me hice|me haria|me voy a hacer|me quiero hacer) dano\b",
-        r"\bautolesion\w*\b",
-        r"\bme (rasguno|rasco|corto|muerdo|golpeo|quemo|pego) hasta (sangrar|lastimarme)\b",
-        r"\b(ganas de|quiero|voy a|necesito) hacerme (mal|dano)\b",
-        r"\bme (quemo|queme|golpeo|golpee|pego|rasguno|muerdo)\b[^|]{0,40}\ba proposito\b",
-        r"\b(hurt|hurting|harm|harming|cut|cutting|burn|burning) myself\b",
-        r"\bself ?harm\w*\b",
-        r"\bcutting (again|myself)\b", r"\bcut again\b",
-        r"\bcortes (en|por) (los |las |mis )?(brazos|piernas|munecas|muslos|panza)\b",
-        r"\b(me (pego|golpeo|doy)|golpearme|pegarme) (la cabeza |cabezazos )?(contra|con)"
-        r" (la pared|el piso|la puerta)\b",
-        r"\b(burn|burning|cut|cutting|hurt|hurting|scratch|scratching) my "
-        r"(arms|wrists|legs|thighs|skin)\b",
+    "passive": _compile(
+        r"\bojala (no )?(despertar|despertarme|amanesca|me agare|me pise|me lleve|me atropele"
+        r"|me pase algo|me pase|se caiga|me hubiera muerto|hubiera sido yo)\b",
+        r"\bojala\b[^|]{0,30}\bme (muera|atropele|pise|mate|leve|agare)\b",
+        r"\b(bueno|lindo|mejor|ojala|quisiera|quiero|deseo|desearia|prefiero|preferiria|esperansa de|resando)"
+        r" no (despertar|despertarme|despertara|levantarme|abrir mas los ojos|volver|amaneser)\b",
+        r"\b(no (quiero )?despertar(me)?( nunca)? mas|no volver a despertar)\b",
+        r"\b(no quiero|ojala no|quisiera no|y no) despertar(me|a)?\b",
+        r"\bsi (manana )?no me despierto\b",
+        r"\b(irme|me voy|desapareser|dormir|dormirme|descansar|me rindo) para siempre\b(?! (a|de|al|con)\b)",
+        r"\b(quisiera|quiero) dormir(me)? y (no|que sea para siempre)\b",
+        r"\bo para siempre\b", r"\bno (abrir|volver a abrir) (mas )?los ojos\b",
+        r"\bsi me pasa algo\b[^|]{0,30}(\| [^|]{0,10})?\bmejor\b",
+        r"\bsi me (muero|muriera|pasa algo|pisa|atropela|enfermo)\b[^|]{0,40}\b(mejor|estaria bien|que asi sea"
+        r"|no pasa nada|no me molestaria|prefiero)\b",
+        r"\b(no|ya no) le tengo miedo a la muerte\b",
+        r"\b(le pido|pido) a dios que me leve\b", r"\bque alguien apague\b",
+        r"\b(borrarme|evaporarme|apagarme|dejar de ser|dejar de estar)\b(?! de (instagram|las redes|whatsapp))",
+        r"\bfantasias con que me\b", r"\bque el mundo se olvide que existi\b",
+        r"\bno existir mas\b", r"\bme gustaria no haber\b",
+        r"\b(quisiera|quiero|desearia) que todo se (apague|apagara|termine|terminara|acabe)\b",
+        r"\bdormir e nao acordar\b", r"\bnao acordar\b",
+        r"\b(fall asleep|sleep) and (never|not) wake up\b", r"\b(never|not) wake up\b",
+        r"\bhope i get hit\b", r"\btired of being here\b",
+        r"\b(me )?atropel(e|ase|lase)\b", r"\bme (atropele|atropelase|pise) un\b",
+    ),
+    "burden": _compile(
+        r"\b(estarian|estaria|estarias|seria|serian|vivirian|estariais|ficaria|ficar|ia fi?car|iria|iban a estar)"
+        r" [^|]{0,25}(mejor|melhor|tranquilos|tranquila|tranquilo|en pas|aliviados) (sin|sem) (mi|mim|eu)\b",
+        r"\bmejor sin mi\b", r"\b(estarian|vivirian|serian|estariais|iban a estar) [^|]{0,15}(mejor|tranquil\w*|felises|en pas|aliviad\w*)\b",
+        r"\bmejor (desapareser|desaparesco|no estar|me voy de una|me saco|me muero)\b", r"\bsi desaparesco\b",
+        r"\b(nobody|no one) would (care|notice|miss me) if i (died|was gone|were gone|disappeared)\b", r"\bmelhor sem (mim|eu)\b", r"\bsin mi\b[^|]{0,40}\b(mejor|en pas|no hay problema|bien)\b",
+        r"\bmejor (si|que) no (estuviera|existiera|estuviese|existiese|hubiera nacido|este)\b",
+        r"\bmejor (no estar|no existir|eu nao existir|eu sumir)\b",
+        r"\bojala no (hubiera|haber) nasido\b", r"\bperdon por haber nasido\b",
+        r"\bsoy (una|la) carga\b", r"\bla carga de\b",
+        r"\b(me siento|siento que soy) una carga\b(?=( *(\||$))| (para|tan|de|enorme|muy))",
+        r"\bsi me (muero|muriera|desaparesco|desapareciera|mato|matara)\b",
+        r"\bbetter off (without me|if i)\b",
+        r"\bsi (yo )?no (estuviera|existiera|estuviese|existiese)\b",
+        r"\bsoy (un estorbo|una molestia|un peso|un lastre|un gasto|un obstaculo|una mochila|el problema)\b",
+        r"\b(me siento|siento que solo soy|solo soy) (un estorbo|una mochila|un obstaculo|un peso)\b",
+        r"\b(sou|me sinto) (um peso|uma carga)\b",
+        r"\bsoy (un problema|una carga) para\b",
+        r"\b(i am|im) (just |only |such )?a burden\b", r"\bburden (to|on) (everyone|everybody|my family)\b",
+        r"\bnadie (me )?(va a extranar|extranaria|me extranaria|ia sentir (minha )?falta)\b",
+        r"\b(ninguem|nadie) [^|]{0,10}(sentir|extranar) (minha falta|me)\b",
+        r"\b(nobody|no one) (would|will) miss me\b",
+        r"\b(better|happier) (if|when) i (was|were|am) (gone|dead|not around)\b",
+        r"\b(if|when) i (was|wasnt|were|weren|am) (not )?around\b",
+        r"\b(les|le) (haria|hago) un favor (si|muriendome|muriendo|al)\b",
+        r"\b(los|las|la|lo) libero de mi\b", r"\blibrarse de mi\b", r"\bsobro\b",
+        r"\b(cuando|si) no este mas\b", r"\bno este mas\b",
+        r"\bmi muerte (le|les) (solusionaria|haria|ahoraria)\b",
+        r"\batrapalho a vida de todo\b",
+    ),
+    "hopeless": _compile(
+        r"\bno (aguanto|soporto|puedo|doy) mas\b(?=( *(\||$))| (con )?(esta vida|mi vida|la vida"
+        r"|vivir|de verdad|en serio|nada|todo)\b)",
+        r"\b(terminar|acabar|termino|acabo) con (todo|mi vida|mi existensia)\b(?! (el|la|los|las|lo|esto de)\b)",
+        r"\bno (le )?(veo|encuentro|tengo) (ninguna )?salida\b", r"\bno hay salida\b",
+        r"\bnao vejo saida\b",
+        r"\b(ultima|ultimo) (noche|semana|dia|ves) (que|q) (aguanto|hago|hablo|abraso|te escribo|vivo|paso)\b",
+        r"\bes la ultima\b" + _END, r"\bno hay nada que haser conmigo\b",
+        r"\b(will not|not|wil) be around (much |for )?(longer|much longer|for long|anymore)\b",
+        r"\bno (voy a|vo a) (legar|estar) (a|al|para|en) (fin de ano|navidad|\w+bre|mi cumple|septiembre|el ano)\b",
+        r"\bno (legar|voy a legar|legare|legas) a (navidad|fin de ano|\w+bre|mi cumple)\b",
+        r"\bno lego a (navidad|fin de ano|\w+bre|mi cumple)\b",
+        r"\b(el ano que viene|el lunes|el mes que viene|manana|el viernes|para el \w+) (ya )?no (voy a estar|existo|estoy)\b",
+        r"\bno (voy a estar|existo) (mucho mas|para)\b", r"\bya no voy a estar\b",
+        r"\bmanana no va a haber\b", r"\bno me veo en ningun futuro\b", r"\bno hay futuro para mi\b",
+        r"\b(se termina|se acabe|se acaba|se termino) (todo|mi sufrimiento|esto|pronto)\b"
+        r"(?! (el|la|los|las|este)\b)",
+        r"\b(esto|todo) se termina\b", r"\bque se termine\b" + _END, r"\bque se acabe de una ves\b",
+        r"\bmi vida ya se termino\b", r"\bno hay vuelta atras\b", r"\bya no va a haser falta\b",
+        r"\bsolo irme\b", r"\bya no tengo nada por (que|lo que) seguir\b", r"\bse me acabo\b",
+        r"\bno tengo arreglo\b", r"\bme rindo para siempre\b", r"\bno aguanto (uno|una) mas\b",
+        r"\bno me van a tener que aguantar\b", r"\b(todo|ya esta todo) dicho\b",
+        r"\bno (voy a|pienso) seguir (esperando|intentando|buscando)\b",
+        r"\bno (puedo|pienso) seguir\b" + _END,
+        r"\bya no (puedo sostener|quiero tenerlo)\b",
+        r"\bcan not (take it|take this|do this|handle (it|this|life)) any ?more\b",
+        r"\bcan not (go on|keep going)\b(?=( *(\||$))| like this| any ?more| living)",
+        r"\bend it all\b", r"\b(will not|wont) make it to\b", r"\blast night i put up\b",
+        r"\bi am done\b[^|]{0,5}(\| )?goodbye\b",
+        r"\bnao (to|estou|vou estar) mais aqui\b", r"\bja deu pra mim\b", r"\bultima noite\b",
+    ),
+    "goodbye": _compile(
+        r"\b(escribi|escribo|escribiendo|deje|tengo|he dejado|ya escrevi|escrevi|wrote|writing) "
+        r"(mi |una |la |las |unas |cartas? |a |letters |my )?(carta|cartas|nota|letters|note|carta pra)\b",
+        r"\bcarta de despedida\b", r"\b(posteo|mensaje|historia) de despedida\b",
+        r"\b(gracias|obrigad[oa]) por (todo|tudo|intentar|escucharme)\b[^|]{0,40}(\| )?[^|]{0,40}"
+        r"\b(los quise|te quise|los amo|perdon|en serio|la ultima|chau|adios|amo voses)\b",
+        r"\b(perdon|perdao|perdonadme|sorry) (por|for) (todo|tudo|everything)\b",
+        r"\b(thank you|thanks) for everything\b", r"\bi loved you all\b",
+        r"\b(los|las|te) (quise|kise|ame)\b", r"\bamo voses\b",
+        r"\b(cuiden|cuidadlo|cuidala|cuidalo|cuidem|cuida|take care of) (a |do |of )?(mi|meu|minha|my) (gato|perro|cachoro|cat|dog|perra|gata)\b",
+        r"\bcuidadlo mucho por mi\b", r"\bos dejo mi (gato|perro)\b",
+        r"\b(dejo|deje|he dejado|te dejo|les deje) [^|]{0,40}\b(contrasenas?|claves|usuario|papeles firmados"
+        r"|todo ordenado|todo en orden|las cuentas)\b",
+        r"\b(contrasenas?|claves) (del banco|de mis cuentas)\b",
+        r"\b(regale|he regalado|ya regale|le regale|gave away|i gave)\b[^|]{0,50}\b(no (la|lo|los|las|me) (voy|van) a (nesesitar|haser falta)|ya no (tiene sentido|me van)|won t need|will not need|no quiero que|era lo unico)",
+        r"\b(regale|he regalado|ya regale) (mi|mis|la|el|todas|todos)\b(?! ropa vieja)",
+        r"\b(gave away|already gave) my\b",
+        r"\bno (la|lo|los|las) voy a (nesesitar|usar) mas\b", r"\bwon t need them\b", r"\bwill not need them\b",
+        r"\bdespidiendome\b",
+        r"\bchau a todos\b", r"\b(chau|adios|goodbye)\b" + _END,
+        r"\b(ultima ves|last time) (que te escribo|i write|i talk)\b", r"\bultima voluntad\b",
+        r"\bno (fue|es) (su|tu) culpa\b", r"\bno es culpa de nadie\b", r"\bno fue culpa de ustedes\b",
+        r"\bque nadie se sienta culpable\b",
+        r"\bdiganle a (mi|mis)\b", r"\bsi (manana )?no (contesto|vuelvo a escribir)\b",
+        r"\b(cuando|cuando ya) no (este|estoy)\b", r"\bcuando yo no este\b",
+        r"\bborre todas mis fotos\b", r"\bcere (las redes|todo)\b",
+        r"\btodo listo para irme\b", r"\b(irme|me voy|me voy de una)" + _END,
+        r"\bya puedo irme\b", r"\bantes de irme para siempre\b", r"\bdejar todo en orden\b",
+        r"\bpara cuando vengan a buscar mis cosas\b", r"\bquien se queda con (cada uno de )?mis\b",
+        r"\bpor si hay que avisarle\b", r"\blo ultimo que queria desirte\b",
+        r"\bse queda con [^|]{0,20}mis\b", r"\b(carpeta|papeles) [^|]{0,40}no tienen que buscar\b",
+        r"\bpague todas las deudas\b", r"\bno voy a volver\b", r"\bno le digas a nadie\b",
+        r"\bsos el ultimo\b", r"\bno lo saben\b", r"\blas cartas (estan|quedan) en\b",
+        r"\bya me (he )?despedi(do)? de\b", r"\bme despedi de (todos|todo|tds)\b",
     ),
     "plan": _compile(
-        r"\b(terminar|acabar|termino|acabo) con (mi vida|mi existencia)\b",
+        r"\b(terminar|acabar|termino|acabo) con (mi vida|mi existensia)\b",
         r"\b(quitarme|sacarme|me quito|me saco) la vida\b",
         r"\bponer(le)? fin a (mi vida|todo)\b",
-        r"\btomar(me)? todas (las|mis) pastillas\b",
-        r"\b(junte|juntando|guardando|guarde|acumulando|acumule) pastillas\b",
-        r"\b(hacerme|tomar|tomarme) una sobredosis\b",
-        r"\b(tirarme|tiro|tirar|tiraria) (de|del|desde|por|abajo|bajo|debajo|delante|adelante|a)"
-        r" (de |del |la |el |un |una |las |los )*(puente|balcon|edificio|piso|techo|terraza"
-        r"|ventana|tren|auto|colectivo|bondi|camion|subte|vias|vacio)\b",
-        r"\bahorcarme\b", r"\bcolgarme (de )?(una|la|el|del) (soga|viga|techo|arbol)\b",
-        r"\b(escribi|escribo|escribiendo|deje|tengo) (mi|una|la) carta de despedida\b",
-        r"\bme mato\b" + _END,
-        r"\bme mato (hoy|esta noche|ya|manana|de una vez)\b",
-        r"\b(hoy|esta noche|manana|ya) me mato\b",
-        # English.
-        r"\bend(ing)? (my life|it all|it tonight|everything)\b",
+        r"\btomar(me)? (todas|todo) (las|mis|lo que)\b",
+        rf"\b(junte|juntando|guardando|guarde|acumulando|acumule|guardo|junto|juntar|juntarla|tengo) [^|]{{0,30}}\b({_PILLS})\b"
+        r"(?! (para la|de la|para dormir y|pra alergia|para el dolor))",
+        rf"\b({_PILLS}) (contadas|juntas|guardadas|listas|del insomnio guardadas)\b",
+        r"\b(hacerme|tomar|tomarme) una sobredosis\b", r"\bsuficiente para (matarme|no despertar)\b",
+        r"\bcuantas pastillas (hacen falta|nesesito|son)\b",
+        r"\bcuantas (serian|son|hacen falta) (demasiadas|sufisientes|para (no|morir|matarme))\b",
+        rf"\b(tirarme|me tiro|me (voy a|quiero|vuelvo a) tirar|tiraria|saltar|meterme|me jogar|jogar me|arrojarme) [^|]{{0,20}}"
+        rf"\b({_HIGH}|tren|auto|colectivo|bondi|camion|subte|vias|vasio|rio|agua|arroyo|mar)\b",
+        r"\b(tirarme|saltar|salto) (desde|de) (que|el) (puente|piso)\b",
+        rf"\b({_HIGH}) [^|]{{0,30}}\b(y salto|y me tiro|tirarme|y tirarme|y saltar)\b",
+        r"\b(estuve|he estado|estoy|i keep) (mirando|viendo|averiguando|buscando|looking up) [^|]{0,30}"
+        r"\b(puente|tren|piso|edifisio|vias|bridge|pastilas|pils)\b",
+        r"\bend(ing)? my life\b", r"\bnot see (the |any )?point (of|in) (living|going on|being alive|life)\b",
+        r"\bahorcarme\b", r"\bcolgarme\b", r"\bsoga\b(?! (nueva )?para el tendedero)", r"\bcorda\b",
+        r"\b(el |un |la |de mi viejo |tengo un )?(revolver|escopeta|pistola|arma de fuego|gun)\b",
+        r"\bel arma\b", r"\bcuchilo nuevo\b[^|]{0,20}\bno es para\b",
+        r"\b(voy a|cuando|el finde) [^|]{0,30}abrir el gas\b", r"\babrir el gas\b",
+        r"\b(auto|carro) prendido en el garage\b", r"\bno pienso frenar\b",
+        r"\bcontra un camion\b", r"\bmeterme (al|en el) (rio|agua|mar)\b", r"\bhasta no haser pie\b",
+        r"\bno saber nadar\b", r"\bno se nadar\b",
+        r"\bque piso es seguro\b", r"\bno sobrevivis\b", r"\bpara no despertarse\b",
+        r"\b(ya )?(pense|tengo pensado|elegi|tengo elegido) (como|el lugar|cuando|haserlo)\b",
+        r"\bel plan es\b", r"\banote el plan\b", r"\bla voy a usar (conmigo|con migo)\b",
+        r"\bhasta lo ensaye\b", r"\bpasa el tren rapido\b", r"\besperar al tren\b",
+        r"\b(tengo|ya tengo) todo (para|en el cajon|listo para)\b",
+        r"\b(solo|nomas) me falta animarme\b", r"\bme las tomo\b", r"\bme (las|lo) voy a tomar\b",
+        r"\b(me )?las tomo todas\b", r"\bme tomo todo\b",
+        r"\bme voy a tomar (todas|tdas|todo)\b",
+        r"\bde que puente\b", r"\bwhich bridge\b", r"\bbottle of pills\b",
+        r"\b(ending|end) it (this|tonight|today|now|on)\b",
         r"\b(take|taking) my (own )?life\b",
         r"\bsuicide note\b", r"\b(wrote|writing|write) (a|my) goodbye (note|letter)\b",
         r"\b(saving|hoarding|stockpiling|collecting) pills\b", r"\bto overdose\b",
         r"\btake all (my|the) pills\b",
         r"\bjump(ing)? (off|from|in front of|before) (a |the |my )?(bridge|building|roof"
-        r"|balcony|window|train|car|bus|cliff)\b",
-        r"\bhang myself\b",
-        r"\b(compre|tengo|consegui) (una )?soga\b",
-        r"\btengo (las|todas las|muchas) pastillas (aca|listas|juntas|guardadas)\b",
-        r"\bpills (ready|saved|lined up)\b",
-        r"\bme (voy a|quiero) colgar" + _END, r"\bcolgarme" + _END,
+        r"|balcony|window|train|car|bus|cliff)\b", r"\bi am (gonna|going to) jump\b",
+        r"\bhang myself\b", r"\bpills (ready|saved|lined up)\b",
+        r"\bme (voy a|quiero) colgar" + _END,
         r"\btomar(me)? (el|un|una|toda la|todo el) (frasco|caja|blister)\b",
-        r"\b(quiero|voy a|pienso|para|a punto de) (saltar|tirarme)" + _END,
-        r"\b(standing|sitting) on (the|a) (bridge|ledge|roof|edge)\b",
-        r"\b(night|day) i end it\b", r"\bi end it" + _END, r"\bend it (tonight|today|now)\b",
+        r"\b(quiero|voy a|pienso|para|a punto de) (saltar|tirarme)\b",
+        r"\b(night|day) i end it\b", r"\bi end it" + _END,
+        r"\bvou me jogar\b", r"\bvou pular\b",
     ),
-    "burden": _compile(
-        r"\b(estarian|estaria|estarias|seria|vivirian) mejor sin mi\b",
-        r"\bmejor (si|que) no (estuviera|existiera|estuviese|existiese|hubiera nacido)\b",
-        r"\bojala no (hubiera|haber) nacido\b",
-        r"\bsoy una carga\b", r"\bme siento una carga para (todos|mi familia|los demas|mis viejos)\b",
-        r"\bsi me (muero|muriera|desaparezco|desapareciera|mato|matara)\b",
-        r"\bbetter off without me\b",
-        r"\bmejor si (yo )?no (estuviera|existiera|estuviese|existiese)\b",
-        r"\bsoy (un estorbo|una molestia|un peso) para\b",
-        r"\bsoy (un problema|una carga) para (todos|los demas|mi familia|mis viejos)\b",
-        r"\bsi (yo )?no (estuviera|existiera|estuviese|existiese)\b",
-        r"\b(i am|im) (just |only )?a burden\b", r"\bburden (to|on) (everyone|everybody|my family)\b",
-        r"\bnadie (me )?(va a extranar|extranaria|me extranaria)\b",
-        r"\b(nobody|no one) (would|will) miss me\b",
-        r"\b(better|happier) (if|when) i (was|were|am) (gone|dead)\b",
-        r"\b(nobody|no one) would (care|notice|miss me) if i (died|was gone|were gone|disappeared)\b",
+    "self_harm": _compile(
+        r"\bcortarme\b", r"\bme sigo cortando\b", r"\bme (vuelvo|volvi|he vuelto) a cortar\b",
+        r"\bme (quiero|voy a|volvi a|vuelvo a|dan ganas de|gustaria|quisiera) cortar\b",
+        r"\bcort\w* (las )?venas\b",
+        r"\bme (corto|corte|cortaria|cortei)\b(?! (el|la|con|con el cuchilo del pan|con el cuter|con el vidrio(?! [^|]* a proposito)))",
+        r"\bme (hago|hise|hice) (cortes|mierda los brasos)\b",
+        r"\blastimarme\b", r"\bme lastimaria\b",
+        r"\bme lastimo\b(?! (la|el|los|las|jugando|entrenando)\b)",
+        r"\bme lastime (a proposito|otra ves|de nuevo)\b",
+        r"\b(hacerme|me hago|me hise|me haria|me voy a haser|me quiero haser) (dano|mas marcas)\b",
+        r"\bhaserme (mas|dano|mal)\b",
+        r"\bautolesion\w*\b", r"\bme autolesiono\b",
+        r"\bme (rasguno|rasco|corto|muerdo|golpeo|quemo|pego|arano|clavo|arranco) [^|]{0,30}hasta (sangrar|lastimarme|sacarme sangre|que (me )?(sale|duele|sangra|quedan|se me pasa)|dejarme)\b",
+        r"\b(ganas de|quiero|voy a|nesesito) haserme (mal|dano)\b",
+        r"\bme (quemo|queme|quemei|golpeo|golpee|pego|rasguno|muerdo|di)\b[^|]{0,40}\ba proposito\b",
+        r"\bme (quemo|queme|queimo) (con|las|el|la)\b[^|]{0,30}\b(sigaril|sigarro|encendedor|isqueiro|hornala|lighter|encendedr)",
+        r"\b(me )?(quemo|queimo) (con|com) (el |o )?(encendedor|isqueiro|sigarillo)\b",
+        r"\b(hurt|hurting|harm|harming|cut|cutting|burn|burning|hit|hitting) myself\b",
+        r"\bself ?harm\w*\b",
+        r"\bme (corte|queme|golpee|lastime|di|pegue)\b[^|]{0,60}(\| [^|]{0,30})?\ba proposito\b",
+        r"\b(cutting|cut) again\b",
+        r"\bcortes (en|por) (los |las |mis )?(brasos|piernas|munecas|muslos|pansa)\b",
+        r"\b(me (pego|golpeo|doy)|golpearme|pegarme) [^|]{0,20}(contra|con) (la pared|el piso|la puerta|el puno|el sinto|el espejo)\b",
+        r"\bme (pego|golpeo) (pinas|con|las piernas)\b", r"\bme castigo\b",
+        r"\b(burn|burning|cut|cutting|hurt|hurting|scratch|scratching) my "
+        r"(arms|wrists|legs|thighs|skin)\b",
+        r"\b(gilete|giliete|hojita|trincheta|cuchila|sacapuntas desarmado)\b",
+        r"\bre(cai|caida) con\b", r"\bsentir dolor fisico\b", r"\babrirme los brasos\b",
+        r"\bbrazo leno de marcas\b", r"\bme corto desde\b",
     ),
-    "hopelessness": _compile(
-        r"\bno (aguanto|soporto|puedo|doy) mas\b(?=( *(\||$))| (con )?(esta vida|mi vida|la vida"
-        r"|vivir|esto|nada|todo|asi|de verdad|en serio|ya)\b)",
-        r"\b(terminar|acabar|termino|acabo) con todo\b(?! (el|la|los|las|lo|esto de)\b)",
-        r"\bno (le )?(veo|encuentro|tengo) (ninguna )?salida\b", r"\bno hay salida\b",
-        r"\bcan not (take it|take this|do this|handle (it|this|life)) any ?more\b",
-        r"\bcan not (go on|keep going)\b(?=( *(\||$))| like this| any ?more| living)",
-        r"\bend it all\b",
+    # Asks for a person, a number or help: the human resources.
+    "help": _compile(
+        r"\b(persona|alguien|humano|humana|gente|personas|pessoa|alguem) (real|de verdad|de carne y hueso|de verdade)\b",
+        r"\b(nesesito|quiero|puedo|preciso|nesesito que) (hablar|falar) con (alguien|una persona|un humano|un psicologo"
+        r"|una psicologa|un profesional)\b",
+        r"\bfalar com alguem\b",
+        r"\b(nesesito|quiero) (que alguien|una persona|un humano)\b",
+        r"\bno quiero hablar con una maquina\b", r"\bno un bot\b", r"\bsos una persona\b",
+        r"\b(real person|a human|someone real)\b",
+        r"\bnumero (al que|a donde|para) (pueda |puedo )?lamar\b",
+        r"\b(a quien|donde) (puedo |pueda )?(lamar|lamo)\b", r"\ba quien lamo\b",
+        r"\b(telefono|numero|linea) (de (ayuda|atension|emergensia|crisis)|para lamar|de alguna)\b",
+        r"\b(hay|tenes|teneis|me das|dame|pasame|me podes dar|me podrias pasar) (algun |un |el |alguna )?"
+        r"(numero|telefono|linea|chat con personas|guardia|lugar)\b",
+        r"\b(nesesito|necesito) ayuda\b", r"\bayuda (ya|urgente|por favor)\b",
+        r"\b(alguien que me ayude|ayudame|ayudenme|me ayuden)\b",
+        r"\b(pasame|conectame|me podes conectar|me podes pasar) con alguien\b",
+        r"\bguardia (psiquiatrica|abierta)\b", r"\bayuda profesional\b", r"\bque alguien me (atienda|escuche)\b",
+        r"\b(ayuda|ayudaa|help|auxilio|socoro|ajuda|ayudame)\b(?=( \|)* $)",
+        r"\b(number|someone|somebody) i can (call|talk to)\b", r"\bis there a number\b",
+        r"\bnesesito hablar con alguien\b", r"\bcan i talk to\b", r"\b(que|q) alguien me ayude\b",
     ),
 }
 
+# Weak signals: not enough alone; each adds its weight once per message, and a conversation's
+# weights (decayed per turn) add up in RiskState. A message reaches "risk" at WEAK_THRESHOLD.
+_WEAK: dict[str, re.Pattern] = {
+    "despair": _compile(
+        r"\b(cansad[oa]|harta|harto|agotad[oa]) de (todo|pelear|vivir asi|esta casa)\b(?! pero)",
+        r"\b(tired|sick) of (this|everything|it all)\b", r"\bno puedo mas\b", r"\bno doy mas\b",
+        r"\bnada (me )?sale bien\b", r"\bnada cambia\b", r"\bya nada\b", r"\bno sirvo para nada\b",
+        r"\btoque fondo\b", r"\bestoy (muy )?mal\b", r"\bno le importo a nadie\b",
+        r"\bno me importa nada\b", r"\bya fue (todo)?\b", r"\bme dejo\b", r"\bse lev[oa]\b",
+        r"\b(atrapalho|complico) (a vida|todo)\b", r"\bsiempre soy el que\b", r"\bno aguanto\b",
+    ),
+    "decision": _compile(
+        r"\b(ya )?(lo )?(decidi|he desidido|tengo desidido|esta desidido|resolvi|tengo resuelto"
+        r"|lo tengo resuelto|lo tengo claro|decided|already decided|ja desidi|resolvo)\b",
+        r"\bhoy me animo\b", r"\bme animo\b",
+    ),
+    "intent": _compile(
+        r"\b(lo hago|hacerlo|voy a hacerlo|lo voy a hacer|do it|eu resolvo isso|resolvo isso"
+        r"|me bajo del mundo|ya compre lo que)\b",
+        r"\bno (me )?(convensas|convensas de nada|pidas que baje)\b",
+        r"\bno quiero que (me convensas|lames a nadie)\b",
+    ),
+    "soon": _compile(
+        r"\b(esta noche|hoy|manana|el domingo|el sabado|el viernes|tonight|hoje|temprano|el finde)\b",
+    ),
+    "ending": _compile(
+        r"\b(no voy a estar|ya no voy a estar|not be around|no va a haser falta|nao vou estar)\b",
+        r"\b(ya )?tengo todo listo\b", r"\bse termina todo\b", r"\bya esta\b" + _END,
+        r"\bsumir de ves\b", r"\bsera rapido\b", r"\bseria rapido\b", r"\bme voy con (ella|el)\b",
+        r"\bnadie se va a dar cuenta\b", r"\bsin haserlo\b", r"\blevaba \w+ (meses|dias) sin\b",
+        r"\bsiempre funsionaba\b",
+    ),
+    "means": _compile(
+        rf"\b({_PILLS}|gas|hornalas|soga|arma|trincheta|cuchila|gilete|puente|caja entera)\b",
+        r"\b(cuantas|how many) (serian|son) (demasiadas|too many)\b",
+        r"\bdesimo piso\b",
+    ),
+    "jump": _compile(
+        r"\b(salto|saltar|tirarme|me tiro|pular|jump|un paso)\b", r"\bno (pienso|quiero|voy a) bajar\b",
+        r"\bmirando el agua\b",
+    ),
+    "farewell": _compile(
+        r"\b(gracias por (todo|escucharme)|perdon por todo|thank you for everything|le dije que lo cuide"
+        r"|las cartas|cuide siempre|gave my stuff|my stuff)\b",
+        r"\b(le deje|les deje) a\b", r"\bcontrasena\b", r"\bno me preguntes\b",
+    ),
+    "place": _compile(
+        rf"\b(estoy|to|me subi|me he subido|i am) [^|]{{0,20}}\b({_HIGH})\b",
+        r"\b(desde|from) (aca|here) arriba\b", r"\bmirando (para abajo|el agua)\b",
+    ),
+    "burden_hint": _compile(
+        r"\b(no le importo|complico todo|atrapalho|soy el que complica|solo atrapalho)\b",
+    ),
+}
+WEAK_WEIGHTS = {"despair": 0.35, "decision": 0.6, "intent": 0.5, "soon": 0.2, "ending": 0.7,
+                "means": 0.4, "farewell": 0.5, "place": 0.3, "jump": 0.7, "burden_hint": 0.4}
+WEAK_THRESHOLD = 1.0
+
 # --- 4. negation -------------------------------------------------------------------------------
 
-_NEGATORS = frozenset({"no", "nunca", "jamas", "ni", "tampoco", "not", "never"})
+_NEGATORS = frozenset({"no", "nunca", "jamas", "ni", "tampoco", "not", "never", "nao"})
 # Words that may sit between a negator and the match ("no *me voy a* matar", "not *going to*").
 _FILLERS = frozenset({
     "me", "te", "lo", "yo", "ya", "a", "voy", "quiero", "pienso", "pense", "tengo", "ganas",
@@ -352,79 +686,145 @@ def _negated(text: str, start: int, end: int) -> bool:
 
 # --- 5. the fast path: anchors --------------------------------------------------------------
 
-# Most messages contain no risk language at all, and the risk patterns are long alternations
-# tried at every word (about 35 of the 50 microseconds an ordinary message used to cost). So
-# after normalising, a set lookup first asks whether a category *could* match: every way a
-# pattern of that category can match contains one of its anchors below, so a message with none
+# Most messages contain no risk language at all, and the patterns are long alternations. So
+# after normalising, a set lookup first asks whether a group *could* match: every way a
+# pattern of that group can match contains one of its anchors below, so a message with none
 # of them cannot match and skips the look-alikes and the patterns. This is only a pre-check:
 # the verdict on a message that has an anchor is the full detector's, unchanged.
 #
 # An entry is a word that must appear as a whole word ("venas"), a word plus the words one
 # of which must appear with it anywhere in the message ("salida+veo/hay": common words are
 # only anchors together), or the start of a word ("sui*"). Words are written in normal
-# spelling and folded like the patterns (seseo, repeated letters), so "pastillas" reads
-# "pastilas". tests/test_safety.py expands every risk pattern into each literal shape it
-# can match and fails if a shape has no anchor: adding a pattern means adding its anchor here.
+# spelling and folded like the patterns. tests/test_safety.py expands every pattern into each
+# literal shape it can match and fails if a shape has no anchor of its group.
 _ANCHOR_SPEC = {
+    "acute": """
+        abierta abiertas abierto abri acabo afuera agua anden arma atada banquito
+        baranda beira bleding borde bridge colgada colgando cornisa cosina cuchilo cuter
+        desangrando edge escolera escopeta gilete hojita hornala hornalas huele ledge
+        mar mareando munecas pararlo pase pastilas pistola prendi prendido profundo
+        puesta revolver rio rof saltado salte sangrando sangrar sangre soga swalowed tok
+        tomado tomando tomarme tome tomei tomo tracks trague tren venas via vias volante
+    """,
+    "third_party": """
+        ahorcar ahorcarse arma blisters brasos carga colgar contrasenas corta cortados
+        cortando cortar cortarse cortes cuide cut cuting despedida despertarse
+        despidiendose despidio despierta estamos estar estarian grasias haga harm haser
+        herself himself hurt kil lastima lastimar legar marcas mata matar matarse misma
+        mismo morer morir morirse quema quemo queria quiere regalo suisidar suisidarse
+        techo terasa themselves tira tirar tirarse tomo trago wants
+    """,
     "ideation": """
-        morir morirme muera muerto muerta muerte matar matarme sui*
-        vivir viviendo vivo viva existir existo exist existing nacido
-        desaparecer desaparezco disappear despertar despertarme despertara atropelle
-        die dye dead alive
-        seguir+para/ganas/fuerzas/motivos/razones/sentido/pena
-        sentido+vida/vivir/seguir  pena+vida/vivir/seguir  mundo+este  todo+termine/acabe
-        muero+mejor  mato+mejor  respirar+dejar  pise+ojala  mate+ojala  lleve+ojala
-        siempre+irme/voy/dormir/dormirme
-        myself+kill/killing  dying+thinking/thought/think/considering/contemplating
-        live+want/nothing  reason+no  living+worth/point/done  wake+never/not/want
-        point+going/life  done+life
+        apetese beter cansada cansado considering contemplating dejar desaparesco
+        desearia deseo disapear done encantaria encuentro existing existir existo ganas
+        gustaria harta harto igual kiero living mata matar matarme mato medio mismo
+        morirme muero muerta muerto mundo myself narises ned nesesito nothing ojala
+        pensando pense penso pienso point porque preferiria prefiero queria quero quiero
+        quisiera quitara quitarme rather ready reason sacarme seguir sentido sigo
+        suicida suicidar suicidarm suicidarme suicidas suicidio suisida suisidal
+        suisidar suisidarm suisidarme suisidas suiside suisidio think thinking thought
+        tiene tired vale vida viviendo vivir vontade wana want wanted wish wishing
     """,
-    "self_harm": """
-        cortarme cortar cortaria venas lastimarme lastimaria sangrar autolesion* selfharm* self
-        corto+me  corte+me  cortes+hago/hice/brazos/piernas/munecas/muslos/panza
-        lastimo+me  lastime+proposito/vez/nuevo
-        dano+hacerme/hago/hice/haria/hacer  hacerme+mal
-        proposito+quemo/queme/golpeo/golpee/pego/rasguno/muerdo
-        pared+pego/golpeo/doy/golpearme/pegarme  piso+pego/golpeo/doy/golpearme/pegarme
-        puerta+pego/golpeo/doy/golpearme/pegarme
-        myself+hurt/hurting/harm/harming/cut/cutting/burn/burning  again+cut/cutting
-        wrists thighs  arms+burn/burning/cut/cutting/hurt/hurting/scratch/scratching
-        legs+burn/burning/cut/cutting/hurt/hurting/scratch/scratching
-        skin+burn/burning/cut/cutting/hurt/hurting/scratch/scratching
-    """,
-    "plan": """
-        existencia pastillas pills sobredosis overdose tirarme ahorcarme colgarme colgar
-        despedida mato soga frasco blister goodbye bridge ledge tiro tirar tiraria sui*
-        vida+terminar/acabar/termino/acabo/quitarme/sacarme/quito/saco  fin+poner/ponerle
-        jump+building/roof/balcony/window/train/car/bus/cliff
-        jumping+building/roof/balcony/window/train/car/bus/cliff
-        roof+standing/sitting  edge+standing/sitting  caja+tomar/tomarme
-        saltar+quiero/voy/pienso/para/punto  myself+hang
-        end+life/all/tonight/everything/it  ending+life/all/tonight/everything
-        life+take/taking
+    "passive": """
+        abrir acordar alguien amanesca amaneser apagarme aslep atropela atropelase
+        atropele atropellase borarme bueno dejar desearia despertar despertara
+        despertarme despierto enfermo evaporarme existir fantasias gustaria hope irme
+        levantarme lindo muero muerte muriera never ojala olvide pasa pido pisa pise
+        quiero quisiera siempre slep tired volver wake
     """,
     "burden": """
-        nacido existiera existiese muriera desaparezco desapareciera matara estorbo burden
-        extranar extranaria disappeared
-        sin+mejor  estuviera+no  estuviese+no  carga+soy/siento  muero+si  mato+si
-        without+better  molestia+soy  peso+soy  problema+soy  miss+nobody/one
-        gone+better/happier/nobody/one  dead+better/happier  died+nobody/one
+        ahoraria around atrapalho beter bien burden carga cuando desaparesco
+        desaparesiera estar estaria estariais estarian estarias este estorbo estuviera
+        estuviese existiera existiese extranar extranaria favor fcar ficar ficaria gasto
+        hapier haria hubiera iria lastre libero librarse matara mato mejor melhor
+        mochila molestia muero muriera nadie nasido ninguem nobody obstaculo one pas
+        peso problema sentir seria serian sobro solusionaria vivirian without would
     """,
-    "hopelessness": """
-        mas+aguanto/soporto/puedo/doy  todo+terminar/acabar/termino/acabo
-        salida+veo/encuentro/tengo/hay  can+anymore/more/go  going+keep  end+all
+    "hopeless": """
+        acaba acabar acabe acabo aguantar aguanto anymore areglo around can conmigo deu
+        dicho done doy end estar estoy existo futuro godbye haser irme legar legare
+        legas lego lunes mais make manana more navidad night ningun puedo rindo saida
+        salida seguir soporto take tenerlo termina terminar termine termino ultima
+        ultimo viene viernes vuelta
+    """,
+    "goodbye": """
+        adios ame avisarle carpeta carta cartas chau claves contesto contrasena
+        contrasenas cuando cuida cuidadlo cuidala cuidalo cuidem cuiden culpa culpable
+        dejado dejar deje dejo desirte despedi despedida despedido despidiendome diganle
+        digas escribi escribiendo escribir escribo everything gave godbye grasias irme
+        kise last leters listo loved nesesitar nota note obrigada obrigado papeles
+        perdao perdon perdonadme queda quien quise redes regalado regale saben sere sory
+        take them todas ultima ultimo usar voses voy write
+    """,
+    "plan": """
+        abrir acabar acabo acumulando acumule ahorcarme animarme ansioliticos arma
+        arojarme asotea averiguando balcon blister blisters bridge building buscando
+        clonasepam colgar colgarme comprimidos conmigo contra corda cuantas cuchilo
+        demasiadas despertarse edifisio elegi elegido end ending escopeta esperar estado
+        estuve frasco fuego gas godbye guardando guarde guardo gun hasta jogar jump
+        jumping juntando juntar juntarla junte junto life living loking medicamentos
+        meterme mirando myself nadar overdose pastila pastilas pensado pense pienso pils
+        pistola plan point poner ponerle prendido puente pular quitarme quito rapido
+        remedios revolver rivotril saber sacarme saco saltar salto seguro sobredosis
+        sobrevivis soga sufisiente sufisientes suiside techo tengo terasa terminar
+        termino tirar tiraria tirarme tiro tomar tomarme tomo usar veneno ventana viendo
+    """,
+    "self_harm": """
+        abrirme again aranco arano arms autolesion autolesion* autolesiono burn burning
+        castigo clavo contra cortando cortar cortaria cortarme corte cortei cortes corto
+        cuchila cuting espejo gilete giliete golpeo hago haria haser haserme hasta hise
+        hojita lastimaria lastimarme lastime lastimo legs marcas mierda muerdo myself
+        pared pego piso proposito puerta puno queimo queme quemo rasco rasguno recai
+        recaida sacapuntas sacarme sangrar self selfharm selfharm* sentir sinto skin
+        thighs trincheta venas vuelvo wrists
+    """,
+    "help": """
+        ajuda alguem alguien auxilio ayuda ayudame ayuden ayudenme bot gente guardia
+        help human humana humano lamar lamo linea lugar maquina nesesito number numero
+        person persona personas pesoa profesional psicologa psicologo quien socoro
+        somebody someone talk telefono
+    """,
+    "despair": """
+        agotada agotado aguanto atrapalho cambia cansada cansado complico dejo doy fue
+        harta harto importo leva levo mal nada puedo sale sick siempre tired toque
+    """,
+    "decision": """
+        animo claro desided desidi desidido resolvi resolvo resuelto
+    """,
+    "intent": """
+        compre convensas do hago haser haserlo mundo pidas quiero resolvo
+    """,
+    "soon": """
+        domingo finde hoje hoy manana noche sabado temprano tonight viernes
+    """,
+    "ending": """
+        around cuenta ela esta estar funsionaba haser haserlo levaba listo rapido sumir
+        termina voy
+    """,
+    "means": """
+        ansioliticos arma blister blisters clonasepam comprimidos cuantas cuchila
+        demasiadas desimo entera frasco gas gilete hornalas many medicamentos pastila
+        pastilas pils puente remedios rivotril serian soga trincheta veneno
+    """,
+    "jump": """
+        bajar jump mirando paso pienso pular quiero saltar salto tirarme tiro
+    """,
+    "farewell": """
+        cartas contrasena cuide deje everything gave grasias perdon preguntes stuf
+    """,
+    "place": """
+        acantilado ariba asotea balcon balcony baranca bridge building cornisa desde
+        edifisio mirando piso ponte predio puente rof techo terasa ventana
+    """,
+    "burden_hint": """
+        atrapalho complica complico importo
     """,
 }
 
 
-def _fold_word(word: str) -> str:
-    """A word as :func:`normalize` leaves it (seseo, then repeated letters collapsed)."""
-    return _REPEATS.sub(r"\1", _seseo(word))
-
-
 @dataclass(frozen=True)
 class _Anchors:
-    """One category's anchors, parsed from :data:`_ANCHOR_SPEC`."""
+    """One group's anchors, parsed from :data:`_ANCHOR_SPEC`."""
 
     words: frozenset  # enough alone
     pairs: dict  # word -> frozenset of words, one of which must also be there
@@ -454,64 +854,137 @@ class _Anchors:
         return any(start in normal for start in self.starts)
 
 
-_ANCHORS = {category: _Anchors.parse(spec) for category, spec in _ANCHOR_SPEC.items()}
-if list(_ANCHORS) != list(_RISK):
-    raise ValueError("every risk category needs anchors, in the same order")
-# Any anchor word at all: one set lookup clears most messages.
+_GROUPS: dict[str, re.Pattern] = {**_STRONG, **_WEAK}
+if set(_ANCHOR_SPEC) != set(_GROUPS):
+    raise ValueError("every pattern group needs anchors")
+_ANCHORS = {group: _Anchors.parse(_ANCHOR_SPEC[group]) for group in _GROUPS}
 _ANY_WORD = frozenset().union(*(a.words | a.pairs.keys() for a in _ANCHORS.values()))
 _ANY_START = tuple(sorted({s for a in _ANCHORS.values() for s in a.starts}))
 
 
 def in_reach(normal: str) -> tuple:
-    """The categories whose anchors are in ``normal`` (a :func:`normalize` result).
+    """The groups whose anchors are in ``normal`` (a :func:`normalize` result).
 
-    Only these can match: an empty answer means "certainly no risk language"; a category in it
+    Only these can match: an empty answer means "certainly no risk language"; a group in it
     means "maybe", and the patterns decide.
     """
-    # A "|" a person typed stays glued to its word ("morirme|"), and \b still matches next to
-    # it: read it as a space here, so a word is a whole run of letters and digits.
     spaced = normal.replace("|", " ")
     words = set(spaced.split())
     if words.isdisjoint(_ANY_WORD) and not any(start in spaced for start in _ANY_START):
         return ()
-    return tuple(c for c, anchors in _ANCHORS.items() if anchors.present(words, spaced))
+    return tuple(g for g, anchors in _ANCHORS.items() if anchors.present(words, spaced))
 
 
 # --- the API -------------------------------------------------------------------------------
 
+TIERS = ("acute", "risk", "third_party", "help")
+# Which tier a strong group gives; the most urgent tier found wins (TIERS order).
+_TIER_OF = {"acute": "acute", "ideation": "risk", "passive": "risk", "burden": "risk",
+            "hopeless": "risk", "goodbye": "risk", "plan": "risk", "self_harm": "risk",
+            "third_party": "third_party", "help": "help"}
+
 
 @dataclass(frozen=True)
 class Assessment:
-    """The verdict on one message: ``category`` is None when no risk was found."""
+    """The verdict on one message.
 
-    category: Optional[str] = None
+    ``tier``: "acute" (an act in progress or done: emergency number first), "risk" (the
+    crisis lines), "third_party" (someone else at risk), "help" (asks for a human) or None.
+    ``categories``: the pattern groups that matched (strong and weak), in a fixed order.
+    ``score``: the weak signals' weight this turn plus what the conversation carried (0 when
+    there is no weak signal); a strong match needs no score.
+    """
+
+    tier: Optional[str] = None
+    categories: tuple = ()
+    score: float = 0.0
 
     @property
     def risk(self) -> bool:
-        return self.category is not None
+        """True for the tiers that get crisis resources about the person or someone else."""
+        return self.tier in ("acute", "risk", "third_party")
+
+    @property
+    def category(self) -> Optional[str]:
+        """The first strong category (kept for older callers), or None."""
+        for name in self.categories:
+            if name in _TIER_OF:
+                return name
+        return None
 
 
 NO_RISK = Assessment()
 
+# Laughter next to ideation words with no sign of meaning it ("me quiero matar jaja mandé el
+# audio al grupo equivocado") is hyperbole far more often than not: the match then counts only
+# as a weak despair signal, which still adds up with the conversation's other signals. Plans,
+# self-harm, acts and goodbyes are never downgraded, nor ideation said to be serious.
+_LAUGH = re.compile(r"(?<= )(?:ja(?:ja)+j?|je(?:je)+|jsj\w*|lol|lmao|xd|ha(?:ha)+)(?= )")
+_SERIOUS = re.compile(r"(?<= )(?:en serio|no es (?:chiste|joda|broma)|posta|de verdad|not joking"
+                      r"|no joke|seriously|nao e brincadeira|sin joda|enserio)(?= )")
 
-def assess(text: str) -> Assessment:
-    """Read one message; the first category with a match that is not negated wins.
 
-    Categories without an anchor in the message cannot match and are not tried
-    (:func:`in_reach`); a message with no anchor at all costs only its normalisation.
-    """
+def match_groups(text: str) -> tuple:
+    """The pattern groups (strong and weak) with a match that is not negated, in
+    :data:`_GROUPS` order. Groups without an anchor in the message are not tried."""
     normal = normalize(text)
     reach = in_reach(normal)
     if not reach:
-        return NO_RISK
+        return ()
     normal = _LOOKALIKES.sub(" | ", normal)
-    for category in reach:
-        for match in _RISK[category].finditer(normal):
+    found = []
+    joking = _LAUGH.search(normal) is not None and _SERIOUS.search(normal) is None
+    for group in reach:
+        for match in _GROUPS[group].finditer(normal):
+            if group == "third_party" and not _THIRD_SUBJECT.search(
+                    normal, max(0, match.start() - _THIRD_REACH), match.end()):
+                continue
             if not _negated(normal, match.start(), match.end()):
-                return Assessment(category)
-    return NO_RISK
+                found.append("despair" if joking and group == "ideation" else group)
+                break
+    return tuple(dict.fromkeys(found))
+
+
+def decide(groups: tuple, carried: Optional[dict] = None) -> Assessment:
+    """The tier for a message whose matching ``groups`` are known, given the weak signals the
+    conversation ``carried`` (name -> decayed weight, from RiskState; None for a lone message).
+    """
+    tiers = {_TIER_OF[g] for g in groups if g in _TIER_OF}
+    weak = [g for g in groups if g in WEAK_WEIGHTS]
+    here = sum(WEAK_WEIGHTS[g] for g in weak)
+    carry = sum(carried.values()) if carried else 0.0
+    score = round(here + carry, 3) if weak else 0.0
+    # A weak signal this turn is needed: a quiet message is never flagged by the past alone,
+    # and the time of day alone ("hoy") is not a signal.
+    if weak and weak != ["soon"] and score >= WEAK_THRESHOLD:
+        tiers.add("risk")
+    # Risk at a height ("estoy en la terraza" earlier, or now) is an act about to happen.
+    at_height = "place" in weak or bool(carried and carried.get("place", 0) > 0.1)
+    if "risk" in tiers and at_height and ("jump" in weak or "plan" in groups or "ending" in weak
+                                          or "hopeless" in groups):
+        tiers.add("acute")
+    for tier in TIERS:
+        if tier in tiers:
+            # Risk words about oneself beat a third party; an act in progress beats both.
+            return Assessment(tier, groups, score)
+    return Assessment(None, groups, score)
+
+
+def assess(text: str, state=None) -> Assessment:
+    """Read one message, alone or as the next turn of a conversation.
+
+    ``state`` (a :class:`~psicoia.chat.detector.state.RiskState`, optional) supplies the weak
+    signals of earlier turns and is updated in place with this turn's (numbers only). Never
+    raises on odd input; costs only the normalisation when no anchor is present.
+    """
+    groups = match_groups(text)
+    if state is None:
+        return decide(groups)
+    assessment = decide(groups, state.carried())
+    state.observe(assessment)
+    return assessment
 
 
 def is_risk(text: str) -> bool:
-    """True when ``text`` shows risk language (see :func:`assess`)."""
+    """True when ``text`` alone shows risk language about the writer or someone else."""
     return assess(text).risk
