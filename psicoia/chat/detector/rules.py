@@ -34,10 +34,13 @@ negated statement followed by "pero"/"but" counts.
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Optional
+
+from psicoia.chat.detector.anchors import ANCHORS
 
 # --- 1. normalisation ------------------------------------------------------------------------
 
@@ -75,14 +78,14 @@ _CHAT = {
     "porfa": "por favor", "plis": "por favor", "bldo": "boludo", "bld": "boludo", "voi": "voy",
     "vo": "voy", "tngo": "tengo", "tng": "tengo", "aka": "aca", "nd": "nada",
     "ns": "no se", "cuand": "cuando", "kuando": "cuando", "vs": "vos", "msj": "mensaje",
-    "pastis": "pastillas", "pasti": "pastillas", "lpm": "", "nomas": "nomas",
+    "pastis": "pastillas", "pasti": "pastillas",
     "enserio": "en serio", "aser": "hacer", "aserlo": "hacerlo", "acerlo": "hacerlo",
     # English chat spelling and contractions.
     "wana": "want to", "gona": "going to", "kms": "kil myself", "u": "you", "ur": "your",
     "im": "i am", "ive": "i have", "id": "i would", "ill": "i will", "dont": "do not",
     "doesnt": "does not", "didnt": "did not", "wont": "will not", "wouldnt": "would not",
     "cant": "can not", "canot": "can not", "isnt": "is not", "theres": "there is",
-    "aint": "am not", "tho": "though", "rn": "right now", "ngl": "", "tbh": "", "idk": "i do not know",
+    "aint": "am not", "tho": "though", "rn": "right now", "idk": "i do not know",
     # Portuguese chat spelling.
     "vc": "voce", "hj": "hoje", "mt": "muito",
 }
@@ -167,8 +170,10 @@ def normalize(text: str) -> str:
     folded = _seseo(folded)
     if _REPEATS.search(folded):
         folded = _REPEATS.sub(r"\1", folded)
-    folded = " ".join([_expand(word) for word in folded.split(" ")])
-    return f" {' '.join(folded.split())} "
+    get = _WORDS.get
+    folded = " ".join([get(word, word) if len(word) < _GLUED_MIN else _expand(word)
+                       for word in folded.split(" ")])
+    return f" {folded} "
 
 
 def _unleet(match: re.Match) -> str:
@@ -177,6 +182,25 @@ def _unleet(match: re.Match) -> str:
 
 def _join_letters(match: re.Match) -> str:
     return match.group(0).replace(" ", "")
+
+
+def _fold_pattern(pattern: str) -> str:
+    """A pattern as the text reads: seseo, letter runs collapsed (never after a backslash)."""
+    if not pattern.startswith("\\b"):
+        raise ValueError(f"a crisis pattern must start at a word: {pattern!r}")
+    return re.sub(r"(?<!\\)([a-z])\1+", r"\1", _seseo(pattern))
+
+
+def _patterns(*patterns: str) -> tuple:
+    """Folded pattern sources; each is compiled alone (:func:`_compile_one`) and run only
+    when one of its anchors is in the message (section 5)."""
+    return tuple(_fold_pattern(p) for p in patterns)
+
+
+def _compile_one(source: str) -> re.Pattern:
+    """Every pattern starts at a word, and in normalised text every word follows a space: the
+    leading look-behind lets the engine skip all other positions."""
+    return re.compile(r"(?<= )(?=[a-z])(?:" + source + ")")
 
 
 def _compile(*patterns: str) -> re.Pattern:
@@ -203,7 +227,7 @@ _GROOMING = (r"pelo|cabello|flequillo|unas|una|barba|bigote|puntas|flequi|dedo|l
              r"|rostro|bangs|hair")
 _BODY_INJURY = r"rodilla|tobillo|pie|mano|espalda|brazo|dedo|muneca|hombro|cuello|pierna"
 
-_LOOKALIKES = _compile(
+_LOOKALIKES = _patterns(
     # "me muero de risa / hambre / ganas...", "morirme de la vergüenza", "muerta de cansancio".
     rf"\b(muero|mori|morir|morirme|muera|muriendo|morire|moria|muerto|muerta|muertos|morrendo"
     rf"|morri|morta|morto) (de|por|del) (la |el |los )?({_IDIOM_NOUNS})\b",
@@ -280,9 +304,9 @@ _THIRD_SUBJECT = _compile(rf"\b({_THIRD})\b")
 # How far before a third-party act its subject may be (characters of normalised text).
 _THIRD_REACH = 200
 
-_STRONG: dict[str, re.Pattern] = {
+_STRONG: dict[str, tuple] = {
     # Acts in progress or already done: the emergency number first.
-    "acute": _compile(
+    "acute": _patterns(
         r"\b(ya )?(me )?(tome|trague|tomo|he tomado|acabo de tomar|acabo de tomarme|tomei"
         r"|me estoy tomando) (todas|todo|toda|todos|el frasco|la caja|el blister|el bote"
         r"|un frasco|una caja|un blister|veneno|muchas|un monton|unas cuantas|el pote"
@@ -310,7 +334,7 @@ _STRONG: dict[str, re.Pattern] = {
         r"\b(i am|i m) (on|at|standing on|sitting on) (the |my |a )?(roof|ledge|edge|tracks|bridge)\b",
         r"\bstanding on the tracks\b", r"\b(i am )?bleeding (a lot|badly|out|so much)\b",
     ),
-    "third_party": _compile(
+    "third_party": _patterns(
         # Only counted after a third person named earlier in the message (_THIRD_SUBJECT).
         rf"\b({_THIRD_ACT})\b",
         r"\b(alguien|un tipo|una piba|un pibe) [^|]{0,30}dijo que se mata\b",
@@ -318,7 +342,7 @@ _STRONG: dict[str, re.Pattern] = {
         r"\bbuscaba? como (ahorcarse|matarse|suisidarse)\b",
         r"\bblisters vasios\b",
     ),
-    "ideation": _compile(
+    "ideation": _patterns(
         rf"\b({_WANT}) (morir|morirme|morrer|mori)\b",
         r"\bme (quiero|quisiera|gustaria|queria|re quiero) morir\b",
         r"\bmorirme\b", r"\bmatarme\b", r"\bme matar\b",
@@ -377,7 +401,7 @@ _STRONG: dict[str, re.Pattern] = {
         r"\b(stop|cease) existing\b", r"\bwant to not exist\b", r"\btired of (existing|living|being alive)\b",
         r"\bdone with (life|living)\b", r"\b(using|use) it on myself\b",
     ),
-    "passive": _compile(
+    "passive": _patterns(
         r"\bojala (no )?(despertar|despertarme|amanesca|me agare|me pise|me lleve|me atropele"
         r"|me pase algo|me pase|se caiga|me hubiera muerto|hubiera sido yo)\b",
         r"\bojala\b[^|]{0,30}\bme (muera|atropele|pise|mate|leve|agare)\b",
@@ -403,7 +427,7 @@ _STRONG: dict[str, re.Pattern] = {
         r"\bhope i get hit\b", r"\btired of being here\b",
         r"\b(me )?atropel(e|ase|lase)\b", r"\bme (atropele|atropelase|pise) un\b",
     ),
-    "burden": _compile(
+    "burden": _patterns(
         r"\b(estarian|estaria|estarias|seria|serian|vivirian|estariais|ficaria|ficar|ia fi?car|iria|iban a estar)"
         r" [^|]{0,25}(mejor|melhor|tranquilos|tranquila|tranquilo|en pas|aliviados) (sin|sem) (mi|mim|eu)\b",
         r"\bmejor sin mi\b", r"\b(estarian|vivirian|serian|estariais|iban a estar) [^|]{0,15}(mejor|tranquil\w*|felises|en pas|aliviad\w*)\b",
@@ -433,7 +457,7 @@ _STRONG: dict[str, re.Pattern] = {
         r"\bmi muerte (le|les) (solusionaria|haria|ahoraria)\b",
         r"\batrapalho a vida de todo\b",
     ),
-    "hopeless": _compile(
+    "hopeless": _patterns(
         r"\bno (aguanto|soporto|puedo|doy) mas\b(?=( *(\||$))| (con )?(esta vida|mi vida|la vida"
         r"|vivir|de verdad|en serio|nada|todo)\b)",
         r"\b(terminar|acabar|termino|acabo) con (todo|mi vida|mi existensia)\b(?! (el|la|los|las|lo|esto de)\b)",
@@ -464,7 +488,7 @@ _STRONG: dict[str, re.Pattern] = {
         r"\bi am done\b[^|]{0,5}(\| )?goodbye\b",
         r"\bnao (to|estou|vou estar) mais aqui\b", r"\bja deu pra mim\b", r"\bultima noite\b",
     ),
-    "goodbye": _compile(
+    "goodbye": _patterns(
         r"\b(escribi|escribo|escribiendo|deje|tengo|he dejado|ya escrevi|escrevi|wrote|writing) "
         r"(mi |una |la |las |unas |cartas? |a |letters |my )?(carta|cartas|nota|letters|note|carta pra)\b",
         r"\bcarta de despedida\b", r"\b(posteo|mensaje|historia) de despedida\b",
@@ -499,7 +523,7 @@ _STRONG: dict[str, re.Pattern] = {
         r"\bsos el ultimo\b", r"\bno lo saben\b", r"\blas cartas (estan|quedan) en\b",
         r"\bya me (he )?despedi(do)? de\b", r"\bme despedi de (todos|todo|tds)\b",
     ),
-    "plan": _compile(
+    "plan": _patterns(
         r"\b(terminar|acabar|termino|acabo) con (mi vida|mi existensia)\b",
         r"\b(quitarme|sacarme|me quito|me saco) la vida\b",
         r"\bponer(le)? fin a (mi vida|todo)\b",
@@ -547,7 +571,7 @@ _STRONG: dict[str, re.Pattern] = {
         r"\b(night|day) i end it\b", r"\bi end it" + _END,
         r"\bvou me jogar\b", r"\bvou pular\b",
     ),
-    "self_harm": _compile(
+    "self_harm": _patterns(
         r"\bcortarme\b", r"\bme sigo cortando\b", r"\bme (vuelvo|volvi|he vuelto) a cortar\b",
         r"\bme (quiero|voy a|volvi a|vuelvo a|dan ganas de|gustaria|quisiera) cortar\b",
         r"\bcort\w* (las )?venas\b",
@@ -578,7 +602,7 @@ _STRONG: dict[str, re.Pattern] = {
         r"\bbrazo leno de marcas\b", r"\bme corto desde\b",
     ),
     # Asks for a person, a number or help: the human resources.
-    "help": _compile(
+    "help": _patterns(
         r"\b(persona|alguien|humano|humana|gente|personas|pessoa|alguem) (real|de verdad|de carne y hueso|de verdade)\b",
         r"\b(nesesito|quiero|puedo|preciso|nesesito que) (hablar|falar) con (alguien|una persona|un humano|un psicologo"
         r"|una psicologa|un profesional)\b",
@@ -603,8 +627,8 @@ _STRONG: dict[str, re.Pattern] = {
 
 # Weak signals: not enough alone; each adds its weight once per message, and a conversation's
 # weights (decayed per turn) add up in RiskState. A message reaches "risk" at WEAK_THRESHOLD.
-_WEAK: dict[str, re.Pattern] = {
-    "despair": _compile(
+_WEAK: dict[str, tuple] = {
+    "despair": _patterns(
         r"\b(cansad[oa]|harta|harto|agotad[oa]) de (todo|pelear|vivir asi|esta casa)\b(?! pero)",
         r"\b(tired|sick) of (this|everything|it all)\b", r"\bno puedo mas\b", r"\bno doy mas\b",
         r"\bnada (me )?sale bien\b", r"\bnada cambia\b", r"\bya nada\b", r"\bno sirvo para nada\b",
@@ -612,46 +636,46 @@ _WEAK: dict[str, re.Pattern] = {
         r"\bno me importa nada\b", r"\bya fue (todo)?\b", r"\bme dejo\b", r"\bse lev[oa]\b",
         r"\b(atrapalho|complico) (a vida|todo)\b", r"\bsiempre soy el que\b", r"\bno aguanto\b",
     ),
-    "decision": _compile(
+    "decision": _patterns(
         r"\b(ya )?(lo )?(decidi|he desidido|tengo desidido|esta desidido|resolvi|tengo resuelto"
         r"|lo tengo resuelto|lo tengo claro|decided|already decided|ja desidi|resolvo)\b",
         r"\bhoy me animo\b", r"\bme animo\b",
     ),
-    "intent": _compile(
+    "intent": _patterns(
         r"\b(lo hago|hacerlo|voy a hacerlo|lo voy a hacer|do it|eu resolvo isso|resolvo isso"
         r"|me bajo del mundo|ya compre lo que)\b",
         r"\bno (me )?(convensas|convensas de nada|pidas que baje)\b",
         r"\bno quiero que (me convensas|lames a nadie)\b",
     ),
-    "soon": _compile(
+    "soon": _patterns(
         r"\b(esta noche|hoy|manana|el domingo|el sabado|el viernes|tonight|hoje|temprano|el finde)\b",
     ),
-    "ending": _compile(
+    "ending": _patterns(
         r"\b(no voy a estar|ya no voy a estar|not be around|no va a haser falta|nao vou estar)\b",
         r"\b(ya )?tengo todo listo\b", r"\bse termina todo\b", r"\bya esta\b" + _END,
         r"\bsumir de ves\b", r"\bsera rapido\b", r"\bseria rapido\b", r"\bme voy con (ella|el)\b",
         r"\bnadie se va a dar cuenta\b", r"\bsin haserlo\b", r"\blevaba \w+ (meses|dias) sin\b",
         r"\bsiempre funsionaba\b",
     ),
-    "means": _compile(
+    "means": _patterns(
         rf"\b({_PILLS}|gas|hornalas|soga|arma|trincheta|cuchila|gilete|puente|caja entera)\b",
         r"\b(cuantas|how many) (serian|son) (demasiadas|too many)\b",
         r"\bdesimo piso\b",
     ),
-    "jump": _compile(
+    "jump": _patterns(
         r"\b(salto|saltar|tirarme|me tiro|pular|jump|un paso)\b", r"\bno (pienso|quiero|voy a) bajar\b",
         r"\bmirando el agua\b",
     ),
-    "farewell": _compile(
+    "farewell": _patterns(
         r"\b(gracias por (todo|escucharme)|perdon por todo|thank you for everything|le dije que lo cuide"
         r"|las cartas|cuide siempre|gave my stuff|my stuff)\b",
         r"\b(le deje|les deje) a\b", r"\bcontrasena\b", r"\bno me preguntes\b",
     ),
-    "place": _compile(
+    "place": _patterns(
         rf"\b(estoy|to|me subi|me he subido|i am) [^|]{{0,20}}\b({_HIGH})\b",
         r"\b(desde|from) (aca|here) arriba\b", r"\bmirando (para abajo|el agua)\b",
     ),
-    "burden_hint": _compile(
+    "burden_hint": _patterns(
         r"\b(no le importo|complico todo|atrapalho|soy el que complica|solo atrapalho)\b",
     ),
 }
@@ -686,145 +710,23 @@ def _negated(text: str, start: int, end: int) -> bool:
 
 # --- 5. the fast path: anchors --------------------------------------------------------------
 
-# Most messages contain no risk language at all, and the patterns are long alternations. So
-# after normalising, a set lookup first asks whether a group *could* match: every way a
-# pattern of that group can match contains one of its anchors below, so a message with none
-# of them cannot match and skips the look-alikes and the patterns. This is only a pre-check:
-# the verdict on a message that has an anchor is the full detector's, unchanged.
+# Most messages contain no risk language at all, and Python's regular expressions try every
+# alternative at every word. So each pattern (look-alikes included) has anchors: every way it
+# can match contains one of them, so a message with none of them cannot match it, and the
+# pattern is not run. A message with no anchor at all costs only its normalisation.
 #
-# An entry is a word that must appear as a whole word ("venas"), a word plus the words one
-# of which must appear with it anywhere in the message ("salida+veo/hay": common words are
-# only anchors together), or the start of a word ("sui*"). Words are written in normal
-# spelling and folded like the patterns. tests/test_safety.py expands every pattern into each
-# literal shape it can match and fails if a shape has no anchor of its group.
-_ANCHOR_SPEC = {
-    "acute": """
-        abierta abiertas abierto abri acabo afuera agua anden arma atada banquito
-        baranda beira bleding borde bridge colgada colgando cornisa cosina cuchilo cuter
-        desangrando edge escolera escopeta gilete hojita hornala hornalas huele ledge
-        mar mareando munecas pararlo pase pastilas pistola prendi prendido profundo
-        puesta revolver rio rof saltado salte sangrando sangrar sangre soga swalowed tok
-        tomado tomando tomarme tome tomei tomo tracks trague tren venas via vias volante
-    """,
-    "third_party": """
-        ahorcar ahorcarse arma blisters brasos carga colgar contrasenas corta cortados
-        cortando cortar cortarse cortes cuide cut cuting despedida despertarse
-        despidiendose despidio despierta estamos estar estarian grasias haga harm haser
-        herself himself hurt kil lastima lastimar legar marcas mata matar matarse misma
-        mismo morer morir morirse quema quemo queria quiere regalo suisidar suisidarse
-        techo terasa themselves tira tirar tirarse tomo trago wants
-    """,
-    "ideation": """
-        apetese beter cansada cansado considering contemplating dejar desaparesco
-        desearia deseo disapear done encantaria encuentro existing existir existo ganas
-        gustaria harta harto igual kiero living mata matar matarme mato medio mismo
-        morirme muero muerta muerto mundo myself narises ned nesesito nothing ojala
-        pensando pense penso pienso point porque preferiria prefiero queria quero quiero
-        quisiera quitara quitarme rather ready reason sacarme seguir sentido sigo
-        suicida suicidar suicidarm suicidarme suicidas suicidio suisida suisidal
-        suisidar suisidarm suisidarme suisidas suiside suisidio think thinking thought
-        tiene tired vale vida viviendo vivir vontade wana want wanted wish wishing
-    """,
-    "passive": """
-        abrir acordar alguien amanesca amaneser apagarme aslep atropela atropelase
-        atropele atropellase borarme bueno dejar desearia despertar despertara
-        despertarme despierto enfermo evaporarme existir fantasias gustaria hope irme
-        levantarme lindo muero muerte muriera never ojala olvide pasa pido pisa pise
-        quiero quisiera siempre slep tired volver wake
-    """,
-    "burden": """
-        ahoraria around atrapalho beter bien burden carga cuando desaparesco
-        desaparesiera estar estaria estariais estarian estarias este estorbo estuviera
-        estuviese existiera existiese extranar extranaria favor fcar ficar ficaria gasto
-        hapier haria hubiera iria lastre libero librarse matara mato mejor melhor
-        mochila molestia muero muriera nadie nasido ninguem nobody obstaculo one pas
-        peso problema sentir seria serian sobro solusionaria vivirian without would
-    """,
-    "hopeless": """
-        acaba acabar acabe acabo aguantar aguanto anymore areglo around can conmigo deu
-        dicho done doy end estar estoy existo futuro godbye haser irme legar legare
-        legas lego lunes mais make manana more navidad night ningun puedo rindo saida
-        salida seguir soporto take tenerlo termina terminar termine termino ultima
-        ultimo viene viernes vuelta
-    """,
-    "goodbye": """
-        adios ame avisarle carpeta carta cartas chau claves contesto contrasena
-        contrasenas cuando cuida cuidadlo cuidala cuidalo cuidem cuiden culpa culpable
-        dejado dejar deje dejo desirte despedi despedida despedido despidiendome diganle
-        digas escribi escribiendo escribir escribo everything gave godbye grasias irme
-        kise last leters listo loved nesesitar nota note obrigada obrigado papeles
-        perdao perdon perdonadme queda quien quise redes regalado regale saben sere sory
-        take them todas ultima ultimo usar voses voy write
-    """,
-    "plan": """
-        abrir acabar acabo acumulando acumule ahorcarme animarme ansioliticos arma
-        arojarme asotea averiguando balcon blister blisters bridge building buscando
-        clonasepam colgar colgarme comprimidos conmigo contra corda cuantas cuchilo
-        demasiadas despertarse edifisio elegi elegido end ending escopeta esperar estado
-        estuve frasco fuego gas godbye guardando guarde guardo gun hasta jogar jump
-        jumping juntando juntar juntarla junte junto life living loking medicamentos
-        meterme mirando myself nadar overdose pastila pastilas pensado pense pienso pils
-        pistola plan point poner ponerle prendido puente pular quitarme quito rapido
-        remedios revolver rivotril saber sacarme saco saltar salto seguro sobredosis
-        sobrevivis soga sufisiente sufisientes suiside techo tengo terasa terminar
-        termino tirar tiraria tirarme tiro tomar tomarme tomo usar veneno ventana viendo
-    """,
-    "self_harm": """
-        abrirme again aranco arano arms autolesion autolesion* autolesiono burn burning
-        castigo clavo contra cortando cortar cortaria cortarme corte cortei cortes corto
-        cuchila cuting espejo gilete giliete golpeo hago haria haser haserme hasta hise
-        hojita lastimaria lastimarme lastime lastimo legs marcas mierda muerdo myself
-        pared pego piso proposito puerta puno queimo queme quemo rasco rasguno recai
-        recaida sacapuntas sacarme sangrar self selfharm selfharm* sentir sinto skin
-        thighs trincheta venas vuelvo wrists
-    """,
-    "help": """
-        ajuda alguem alguien auxilio ayuda ayudame ayuden ayudenme bot gente guardia
-        help human humana humano lamar lamo linea lugar maquina nesesito number numero
-        person persona personas pesoa profesional psicologa psicologo quien socoro
-        somebody someone talk telefono
-    """,
-    "despair": """
-        agotada agotado aguanto atrapalho cambia cansada cansado complico dejo doy fue
-        harta harto importo leva levo mal nada puedo sale sick siempre tired toque
-    """,
-    "decision": """
-        animo claro desided desidi desidido resolvi resolvo resuelto
-    """,
-    "intent": """
-        compre convensas do hago haser haserlo mundo pidas quiero resolvo
-    """,
-    "soon": """
-        domingo finde hoje hoy manana noche sabado temprano tonight viernes
-    """,
-    "ending": """
-        around cuenta ela esta estar funsionaba haser haserlo levaba listo rapido sumir
-        termina voy
-    """,
-    "means": """
-        ansioliticos arma blister blisters clonasepam comprimidos cuantas cuchila
-        demasiadas desimo entera frasco gas gilete hornalas many medicamentos pastila
-        pastilas pils puente remedios rivotril serian soga trincheta veneno
-    """,
-    "jump": """
-        bajar jump mirando paso pienso pular quiero saltar salto tirarme tiro
-    """,
-    "farewell": """
-        cartas contrasena cuide deje everything gave grasias perdon preguntes stuf
-    """,
-    "place": """
-        acantilado ariba asotea balcon balcony baranca bridge building cornisa desde
-        edifisio mirando piso ponte predio puente rof techo terasa ventana
-    """,
-    "burden_hint": """
-        atrapalho complica complico importo
-    """,
-}
+# An anchor is a word that must appear as a whole word ("venas"), a word plus the words one of
+# which must appear with it anywhere in the message ("salida+veo/hay": common words are only
+# anchors together), or the start of a word ("sui*"). The anchors live in
+# :mod:`psicoia.chat.detector.anchors`, keyed by the folded pattern source, generated by
+# ``python -m tests.anchor_shapes --write``; tests/test_safety.py expands every pattern into
+# each literal shape it can match and fails if a shape has none of its anchors (or if a
+# pattern has no entry), so a changed pattern needs its anchors regenerated.
 
 
 @dataclass(frozen=True)
 class _Anchors:
-    """One group's anchors, parsed from :data:`_ANCHOR_SPEC`."""
+    """One pattern's anchors, parsed from its spec."""
 
     words: frozenset  # enough alone
     pairs: dict  # word -> frozenset of words, one of which must also be there
@@ -854,25 +756,74 @@ class _Anchors:
         return any(start in normal for start in self.starts)
 
 
-_GROUPS: dict[str, re.Pattern] = {**_STRONG, **_WEAK}
-if set(_ANCHOR_SPEC) != set(_GROUPS):
-    raise ValueError("every pattern group needs anchors")
-_ANCHORS = {group: _Anchors.parse(_ANCHOR_SPEC[group]) for group in _GROUPS}
-_ANY_WORD = frozenset().union(*(a.words | a.pairs.keys() for a in _ANCHORS.values()))
-_ANY_START = tuple(sorted({s for a in _ANCHORS.values() for s in a.starts}))
+_GROUPS: dict[str, tuple] = {**_STRONG, **_WEAK}
+_GROUPS["lookalike"] = _LOOKALIKES
+
+
+@dataclass(frozen=True)
+class _Rule:
+    group: str
+    source: str
+    pattern: re.Pattern
+    anchors: _Anchors
+
+
+# Set only by ``python -m tests.anchor_shapes --write``, which regenerates the anchors.
+_BOOTSTRAP = os.environ.get("PSICOIA_ANCHOR_BOOTSTRAP") == "1"
+
+
+def _rules() -> tuple:
+    missing = [source for sources in _GROUPS.values() for source in sources
+               if source not in ANCHORS]
+    if missing and not _BOOTSTRAP:
+        raise ValueError(f"patterns without anchors (run python -m tests.anchor_shapes "
+                         f"--write): {missing[:3]}")
+    return tuple(_Rule(group, source, _compile_one(source), _Anchors.parse(ANCHORS.get(source, "")))
+                 for group, sources in _GROUPS.items() for source in sources)
+
+
+_RULES = _rules()
+# The index: anchor word -> rules it may start; pair word -> (other words, rule); word starts.
+_BY_WORD: dict = {}
+_BY_PAIR: dict = {}
+_BY_START: list = []
+for _index, _rule in enumerate(_RULES):
+    for _word in _rule.anchors.words:
+        _BY_WORD.setdefault(_word, []).append(_index)
+    for _word, _others in _rule.anchors.pairs.items():
+        _BY_PAIR.setdefault(_word, []).append((_others, _index))
+    if _rule.anchors.starts:
+        _BY_START.append((_rule.anchors.starts, _index))
+_WORD_KEYS = frozenset(_BY_WORD)
+_PAIR_KEYS = frozenset(_BY_PAIR)
+_ANY_WORD = _WORD_KEYS | _PAIR_KEYS
 
 
 def in_reach(normal: str) -> tuple:
-    """The groups whose anchors are in ``normal`` (a :func:`normalize` result).
-
-    Only these can match: an empty answer means "certainly no risk language"; a group in it
-    means "maybe", and the patterns decide.
+    """The indexes (in :data:`_RULES`) of the patterns whose anchors are in ``normal`` (a
+    :func:`normalize` result), in order. Only these can match: an empty answer means
+    "certainly no risk language"; a pattern in it means "maybe", and the pattern decides.
     """
-    spaced = normal.replace("|", " ")
+    spaced = normal.replace("|", " ") if "|" in normal else normal
     words = set(spaced.split())
-    if words.isdisjoint(_ANY_WORD) and not any(start in spaced for start in _ANY_START):
-        return ()
-    return tuple(g for g, anchors in _ANCHORS.items() if anchors.present(words, spaced))
+    found = set()
+    if not words.isdisjoint(_ANY_WORD):
+        for word in words & _WORD_KEYS:  # set & frozenset: iterates the smaller one
+            found.update(_BY_WORD[word])
+        for word in words & _PAIR_KEYS:
+            for others, index in _BY_PAIR[word]:
+                if not others.isdisjoint(words):
+                    found.add(index)
+    for starts, index in _BY_START:
+        if any(start in spaced for start in starts):
+            found.add(index)
+    return tuple(sorted(found))
+
+
+def groups_in_reach(normal: str) -> tuple:
+    """The groups with at least one pattern in reach (look-alikes left out)."""
+    return tuple(dict.fromkeys(_RULES[i].group for i in in_reach(normal)
+                               if _RULES[i].group != "lookalike"))
 
 
 # --- the API -------------------------------------------------------------------------------
@@ -926,23 +877,36 @@ _SERIOUS = re.compile(r"(?<= )(?:en serio|no es (?:chiste|joda|broma)|posta|de v
 
 def match_groups(text: str) -> tuple:
     """The pattern groups (strong and weak) with a match that is not negated, in
-    :data:`_GROUPS` order. Groups without an anchor in the message are not tried."""
+    :data:`_GROUPS` order. Patterns without an anchor in the message are not run."""
     normal = normalize(text)
     reach = in_reach(normal)
     if not reach:
         return ()
-    normal = _LOOKALIKES.sub(" | ", normal)
-    found = []
+    return _match(normal, [_RULES[i] for i in reach])
+
+
+def _match(normal: str, rules: list) -> tuple:
+    """Mask the look-alikes among ``rules`` (in order), then try the others."""
+    for rule in rules:
+        if rule.group == "lookalike":
+            normal = rule.pattern.sub(" | ", normal)
     joking = _LAUGH.search(normal) is not None and _SERIOUS.search(normal) is None
-    for group in reach:
-        for match in _GROUPS[group].finditer(normal):
-            if group == "third_party" and not _THIRD_SUBJECT.search(
+    found = {}
+    for rule in rules:
+        if rule.group == "lookalike" or rule.group in found:
+            continue
+        for match in rule.pattern.finditer(normal):
+            if rule.group == "third_party" and not _THIRD_SUBJECT.search(
                     normal, max(0, match.start() - _THIRD_REACH), match.end()):
                 continue
             if not _negated(normal, match.start(), match.end()):
-                found.append("despair" if joking and group == "ideation" else group)
+                found[rule.group] = True
                 break
-    return tuple(dict.fromkeys(found))
+    groups = [("despair" if joking and g == "ideation" else g) for g in _GROUPS if g in found]
+    # The time of day alone ("hoy", "esta noche") is not a signal: it only counts next to another.
+    if groups == ["soon"]:
+        return ()
+    return tuple(dict.fromkeys(groups))
 
 
 def decide(groups: tuple, carried: Optional[dict] = None) -> Assessment:
