@@ -125,8 +125,17 @@ def whole_words(found: list[str]) -> list[str]:
     return [w for p in found for i, w in enumerate(p.split(" ")) if w and 0 < i < p.count(" ")]
 
 
+def _fold(piece: str) -> str:
+    """A stretch as normalised text can hold it (seseo, letter runs collapsed): a shape with
+    "ci" or "ll" cannot occur as is, and the anchors are folded the same way."""
+    from psicoia.chat.detector.rules import _fold_word
+
+    return _fold_word(piece)
+
+
 def covered(anchors, found: list[str]) -> bool:
     """True when a text containing the stretches ``found`` has one of ``anchors``."""
+    found = [_fold(piece) for piece in found]
     words = set(whole_words(found))
     if anchors.words & words:
         return True
@@ -150,7 +159,7 @@ def choose(source: str) -> str:
     else the longest), else the two longest common words together, else a word start."""
     words, pairs, starts = [], [], []
     for shape in pattern_shapes(source):
-        found = pieces(shape)
+        found = [_fold(piece) for piece in pieces(shape)]
         whole = whole_words(found)
         if set(whole) & set(words) or any(a in whole and b in whole for a, b in pairs):
             continue

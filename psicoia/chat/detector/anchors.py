@@ -70,7 +70,7 @@ ANCHORS = {
     '\\b(i am )?bleding (a lot|badly|out|so much)\\b':
         'bleding',
     '\\b(se (quiere|queria|va a|iba a|piensa|pensaba|puede) (matar|morir|suisidar|tirar|cortar|lastimar|haser algo|haser dano|ahorcar|colgar)|se mata|se tira|se corta|se esta cortando|se lastima|se quema|se quemo|se (tomo|trago) (un|una|todas|todo|muchas)|quiere (morirse|morir|matarse|suisidarse|desapareser)|(no )?quiere (seguir )?vivir|(de )?(matarse|suisidarse|ahorcarse|tirarse|cortarse|morirse)|es una carga|estamos mejor sin|estarian mejor sin|carta de despedida|despidiendose|se despidio|regalo (todas )?sus|no va a (estar|legar)|no quiere bajar|dise que se tira|tiene (cortes|marcas)|brasos cortados|grasias por todo|se haga algo|(kil|hurt|cut|cuting|harm) (herself|himself|themselves|his|her)|wants to die|vai se matar|quer morer|se matar|no se despierta mas|despertarse|contrasenas|que cuide (a )?su|con el mismo|con ela misma|(un|el) arma|esta en (la terasa|el techo)|se (quiere|va a) tirar)\\b':
-        'ahorcar ahorcarse arma colgar contrasenas corta cortados cortando cortar cortarse cortes cut cuting dano desapareser despedida despertarse despidiendose despidio despierta estamos haga harm herself himself hurt kil lastima lastimar legar marcas mata matar matarse morer morir morirse quema quemo regalo suisidar suisidarse techo terasa themselves tira tirar tirarse tomo trago vivir wants carga+una cuide+que estar+no estarian+mejor grasias+todo haser+algo misma+ela mismo+con queria+haser quiere+bajar quiere+haser',
+        'ahorcar ahorcarse arma colgar contrasenas corta cortados cortando cortar cortarse cortes cut cuting dano desapareser despedida despertarse despidiendose despidio despierta estamos haga harm herself himself hurt kil lastima lastimar legar marcas mata matar matarse morer morir morirse quema quemo regalo suisidar suisidarse techo terasa themselves tira tirar tirarse tomo trago vivir wants carga+una cuide+que estar+va estarian+mejor grasias+todo haser+algo misma+con mismo+con queria+haser quiere+bajar quiere+haser',
     '\\b(alguien|un tipo|una piba|un pibe) [^|]{0,30}dijo que se mata\\b':
         'mata',
     '\\b(se|le) (vi|vimos) (los brasos|cortes|las marcas)\\b':
@@ -92,11 +92,11 @@ ANCHORS = {
     '\\bme (quiero|voy a|vuelvo a|dan ganas de|gustaria|quisiera|queria|re quiero|vou) matar\\b':
         'matar',
     '\\bsui[cs]idarme?\\b':
-        'suicidarm suicidarme suisidarm suisidarme',
+        'suisidarm suisidarme',
     '\\b(pienso|pensando|pense|penso|intento|intente|idea del?) (en )?(el )?sui[cs]idio\\b':
-        'suicidio suisidio',
+        'suisidio',
     '\\bel sui[cs]idio (es|como) (lo que me|la unica|mi)\\b':
-        'suicidio suisidio',
+        'suisidio',
     '\\b(porque|por que) no me muero\\b':
         'muero',
     '\\b(voy|vou) me matar?\\b':
@@ -104,9 +104,9 @@ ANCHORS = {
     '\\bquitar(me|a) de en medio\\b':
         'quitara quitarme',
     '\\bme (voy a|quiero|quisiera|gustaria|pienso) sui[cs]idar\\b':
-        'suicidar suisidar',
+        'suisidar',
     '\\b(soy|me siento|estoy|pensamientos|ideas|ideasion) sui[cs]idas?\\b':
-        'suicida suicidas suisida suisidas',
+        'suisida suisidas',
     '\\bojala (me )?muera\\b':
         'ojala',
     '\\bojala (estuviera|estar) muert[oa]\\b':
@@ -148,13 +148,13 @@ ANCHORS = {
     '\\b(desearia|quisiera|quiero|me gustaria|ojala|prefiero|preferiria) (no existir|dejar de vivir|no vivir|no haber nasido|no haber existido)\\b':
         'dejar desearia existido existir nasido vivir',
     '\\bno (quiero|quisiera) (estar|seguir|quedarme) (mas )?en este mundo\\b':
-        'quedarme quiero+estar quiero+seguir quisiera+estar quisiera+seguir',
+        'quiero+mundo quisiera+mundo',
     '\\b(da|es) (igual|lo mismo) (vivir o morir|si vivo o (me )?muero|morir(me)?)\\b':
         'igual morir morirme muero vivir',
     '\\b(quiero|nesesito|ojala) que (se )?(termine|acabe) (todo|mi vida)\\b':
         'acabe termine',
     '\\bno (tengo|me quedan) (fuersas|ganas|motivos|rasones) (para|de) (seguir|vivir)\\b':
-        'vivir fuersas+seguir quedan+seguir seguir+tengo',
+        'vivir fuersas+seguir seguir+quedan seguir+tengo',
     '\\bmejor (me muero|desaparesco|me mato|no existo)\\b':
         'desaparesco existo mato muero',
     '\\bdejar de (respirar|estar vivo|estar viva)\\b':
@@ -228,7 +228,7 @@ ANCHORS = {
     '\\bojala\\b[^|]{0,30}\\bme (muera|atropele|pise|mate|leve|agare)\\b':
         'ojala',
     '\\b(bueno|lindo|mejor|ojala|quisiera|quiero|deseo|desearia|prefiero|preferiria|esperansa de|resando) no (despertar|despertarme|despertara|levantarme|abrir mas los ojos|volver|amaneser)\\b':
-        'amaneser desearia deseo despertar despertara despertarme esperansa levantarme lindo ojala ojos preferiria prefiero resando quisiera+volver volver+bueno volver+mejor volver+quiero',
+        'amaneser desearia deseo despertar despertara despertarme esperansa levantarme lindo ojala ojos preferiria prefiero resando quiero+volver quisiera+volver volver+bueno volver+mejor',
     '\\b(no (quiero )?despertar(me)?( nunca)? mas|no volver a despertar)\\b':
         'despertar despertarme',
     '\\b(no quiero|ojala no|quisiera no|y no) despertar(me|a)?\\b':
@@ -238,15 +238,15 @@ ANCHORS = {
     '\\b(irme|me voy|desapareser|dormir|dormirme|descansar|me rindo) para siempre\\b(?! (a|de|al|con)\\b)':
         'irme siempre+para',
     '\\b(quisiera|quiero) dormir(me)? y (no|que sea para siempre)\\b':
-        'dormirme+quiero dormirme+quisiera quiero+dormir quisiera+dormir',
+        'dormirme+quiero quiero+dormir quisiera+dormir quisiera+dormirme',
     '\\bo para siempre\\b':
         'siempre+para',
     '\\bno (abrir|volver a abrir) (mas )?los ojos\\b':
         'ojos',
     '\\bsi me pasa algo\\b[^|]{0,30}(\\| [^|]{0,10})?\\bmejor\\b':
-        'mejor+pasa',
+        'mejor+algo',
     '\\bsi me (muero|muriera|pasa algo|pisa|atropela|enfermo)\\b[^|]{0,40}\\b(mejor|estaria bien|que asi sea|no pasa nada|no me molestaria|prefiero)\\b':
-        'atropela enfermo estaria molestaria muero muriera pisa prefiero sea mejor+pasa nada+pasa',
+        'atropela enfermo estaria molestaria muero muriera pisa prefiero sea algo+nada mejor+algo',
     '\\b(no|ya no) le tengo miedo a la muerte\\b':
         'muerte',
     '\\b(le pido|pido) a dios que me leve\\b':
@@ -278,17 +278,17 @@ ANCHORS = {
     '\\btired of being here\\b':
         'tired',
     '\\b(me )?atropel(e|ase|lase)\\b':
-        'atropelase atropele atropellase',
+        'atropelase atropele',
     '\\bme (atropele|atropelase|pise) un\\b':
         'atropelase atropele pise',
     '\\b(estarian|estaria|estarias|seria|serian|vivirian|estariais|ficaria|ficar|ia fi?car|iria|iban a estar) [^|]{0,25}(mejor|melhor|tranquilos|tranquila|tranquilo|en pas|aliviados) (sin|sem) (mi|mim|eu)\\b':
-        'aliviados estaria estariais estarias fcar ficar ficaria iban iria melhor pas sem serian tranquilos vivirian estarian+mejor estarian+sin seria+mejor seria+sin tranquila+estarian tranquila+seria tranquilo+estarian tranquilo+seria',
+        'aliviados estaria estariais estarias fcar ficar ficaria iban iria melhor pas sem serian tranquilos vivirian estarian+mejor estarian+sin mejor+seria seria+sin tranquila+estarian tranquila+seria tranquilo+estarian tranquilo+seria',
     '\\bmejor sin mi\\b':
         'mejor+sin',
     '\\b(estarian|vivirian|serian|estariais|iban a estar) [^|]{0,15}(mejor|tranquil\\w*|felises|en pas|aliviad\\w*)\\b':
         'estariais estarian iban serian tranquil vivirian estarian+mejor',
     '\\bmejor (desapareser|desaparesco|no estar|me voy de una|me saco|me muero)\\b':
-        'desaparesco desapareser muero saco estar+mejor mejor+voy',
+        'desaparesco desapareser muero saco mejor+estar mejor+una',
     '\\bsi desaparesco\\b':
         'desaparesco',
     '\\b(nobody|no one) would (care|notise|mis me) if i (died|was gone|were gone|disapeared)\\b':
@@ -300,15 +300,15 @@ ANCHORS = {
     '\\bmejor (si|que) no (estuviera|existiera|estuviese|existiese|hubiera nasido|este)\\b':
         'estuviera estuviese existiera existiese hubiera mejor+este',
     '\\bmejor (no estar|no existir|eu nao existir|eu sumir)\\b':
-        'existir sumir estar+mejor',
+        'existir sumir mejor+estar',
     '\\bojala no (hubiera|haber) nasido\\b':
         'hubiera nasido',
     '\\bperdon por haber nasido\\b':
         'nasido',
     '\\bsoy (una|la) carga\\b':
-        'carga+soy',
+        'carga+soy carga+una',
     '\\bla carga de\\b':
-        'carga+de',
+        'carga+la',
     '\\b(me siento|siento que soy) una carga\\b(?=( *(\\||$))| (para|tan|de|enorme|muy))':
         'siento+carga',
     '\\bsi me (muero|muriera|desaparesco|desaparesiera|mato|matara)\\b':
@@ -356,7 +356,7 @@ ANCHORS = {
     '\\batrapalho a vida de todo\\b':
         'atrapalho',
     '\\bno (aguanto|soporto|puedo|doy) mas\\b(?=( *(\\||$))| (con )?(esta vida|mi vida|la vida|vivir|de verdad|en serio|nada|todo)\\b)':
-        'aguanto soporto mas+doy puedo+mas',
+        'aguanto soporto doy+mas puedo+mas',
     '\\b(terminar|acabar|termino|acabo) con (todo|mi vida|mi existensia)\\b(?! (el|la|los|las|lo|esto de)\\b)':
         'acabar acabo terminar termino',
     '\\bno (le )?(veo|encuentro|tengo) (ninguna )?salida\\b':
@@ -382,7 +382,7 @@ ANCHORS = {
     '\\b(el ano que viene|el lunes|el mes que viene|manana|el viernes|para el \\w+) (ya )?no (voy a estar|existo|estoy)\\b':
         'existo lunes viene viernes estar+para estoy+para manana+estar manana+estoy',
     '\\bno (voy a estar|existo) (mucho mas|para)\\b':
-        'existo estar+mucho estar+para',
+        'existo estar+para mucho+estar',
     '\\bya no voy a estar\\b':
         'estar+voy',
     '\\bmanana no va a haber\\b':
@@ -424,11 +424,11 @@ ANCHORS = {
     '\\bno (voy a|pienso) seguir (esperando|intentando|buscando)\\b':
         'buscando esperando intentando',
     '\\bno (puedo|pienso) seguir\\b(?= *(\\||$))':
-        'pienso+seguir seguir+puedo',
+        'seguir+pienso seguir+puedo',
     '\\bya no (puedo sostener|quiero tenerlo)\\b':
         'sostener tenerlo',
     '\\bcan not (take it|take this|do this|handle (it|this|life)) any ?more\\b':
-        'anymore+handle anymore+take anymore+this handle+more more+take more+this',
+        'anymore+handle anymore+take anymore+this handle+more take+more this+more',
     '\\bcan not (go on|kep going)\\b(?=( *(\\||$))| like this| any ?more| living)':
         'go going',
     '\\bend it al\\b':
@@ -480,7 +480,7 @@ ANCHORS = {
     '\\b(gave away|already gave) my\\b':
         'gave',
     '\\bno (la|lo|los|las) voy a (nesesitar|usar) mas\\b':
-        'nesesitar usar+mas',
+        'nesesitar usar+voy',
     '\\bwon t ned them\\b':
         'them',
     '\\bwil not ned them\\b':
@@ -638,7 +638,7 @@ ANCHORS = {
     '\\besperar al tren\\b':
         'esperar',
     '\\b(tengo|ya tengo) todo (para|en el cajon|listo para)\\b':
-        'cajon tengo+para',
+        'tengo+todo',
     '\\b(solo|nomas) me falta animarme\\b':
         'animarme',
     '\\bme las tomo\\b':
@@ -650,7 +650,7 @@ ANCHORS = {
     '\\bme tomo todo\\b':
         'tomo',
     '\\bme voy a tomar (todas|tdas|todo)\\b':
-        'tdas todas+tomar tomar+todo',
+        'tdas tomar+todas tomar+todo',
     '\\bde que puente\\b':
         'puente',
     '\\bwhich bridge\\b':
@@ -766,7 +766,7 @@ ANCHORS = {
     '\\b(persona|alguien|humano|humana|gente|personas|pesoa|alguem) (real|de verdad|de carne y hueso|de verdade)\\b':
         'carne persona real verdad verdade',
     '\\b(nesesito|quiero|puedo|presiso|nesesito que) (hablar|falar) con (alguien|una persona|un humano|un psicologo|una psicologa|un profesional)\\b':
-        'falar humano persona profesional psicologa psicologo alguien+hablar nesesito+alguien',
+        'falar humano persona profesional psicologa psicologo alguien+hablar alguien+quiero nesesito+alguien',
     '\\bfalar com alguem\\b':
         'alguem',
     '\\b(nesesito|quiero) (que alguien|una persona|un humano)\\b':
@@ -822,7 +822,7 @@ ANCHORS = {
     '\\bno puedo mas\\b':
         'puedo+mas',
     '\\bno doy mas\\b':
-        'mas+doy',
+        'doy+mas',
     '\\bnada (me )?sale bien\\b':
         'sale',
     '\\bnada cambia\\b':
@@ -848,17 +848,17 @@ ANCHORS = {
     '\\b(atrapalho|complico) (a vida|todo)\\b':
         'atrapalho complico',
     '\\bsiempre soy el que\\b':
-        'siempre+soy',
+        'siempre+que',
     '\\bno aguanto\\b':
         'aguanto',
     '\\b(ya )?(lo )?(desidi|he desidido|tengo desidido|esta desidido|resolvi|tengo resuelto|lo tengo resuelto|lo tengo claro|desided|already desided|ja desidi|resolvo)\\b':
-        'desided desidi desidido resolvi resolvo resuelto tengo+claro',
+        'desided desidi desidido resolvi resolvo resuelto claro+tengo',
     '\\bhoy me animo\\b':
         'animo',
     '\\bme animo\\b':
         'animo',
     '\\b(lo hago|haserlo|voy a haserlo|lo voy a haser|do it|eu resolvo iso|resolvo iso|me bajo del mundo|ya compre lo que)\\b':
-        'bajo haserlo resolvo compre+que hago+lo haser+voy it+do',
+        'bajo haserlo resolvo compre+que do+it hago+lo haser+voy',
     '\\bno (me )?(convensas|convensas de nada|pidas que baje)\\b':
         'convensas pidas',
     '\\bno quiero que (me convensas|lames a nadie)\\b':
@@ -880,7 +880,7 @@ ANCHORS = {
     '\\bseria rapido\\b':
         'rapido',
     '\\bme voy con (ela|el)\\b':
-        'ela+voy voy+con',
+        'con+voy ela+con',
     '\\bnadie se va a dar cuenta\\b':
         'cuenta',
     '\\bsin haserlo\\b':
