@@ -200,14 +200,32 @@ def _resources(value: tuple) -> Optional[str]:
 
 @dataclass(frozen=True)
 class SafetyConfig:
-    """The crisis layer (docs/safety.md)."""
+    """The crisis layer (docs/safety.md). Resources are ``"label: number"`` lines, one per
+    entry, no commas (the environment override splits on commas)."""
 
-    # Shown with every reply to a message at risk, and by /recursos.
+    # Tier "risk": shown with every reply to a message at risk, and by /recursos.
     resources: tuple[str, ...] = _setting(texts.CRISIS_RESOURCES_DEFAULT, _resources)
+    # Tier "acute" (an act in progress or done): the emergency numbers, first in the reply.
+    acute_resources: tuple[str, ...] = _setting(texts.ACUTE_RESOURCES_DEFAULT, _resources)
+    # Tier "third_party" (someone else at risk): how to reach help for them.
+    third_party_resources: tuple[str, ...] = _setting(texts.THIRD_PARTY_RESOURCES_DEFAULT,
+                                                      _resources)
+    # Tier "help" (asks for a person, a number, "ayuda"): where a person answers.
+    help_resources: tuple[str, ...] = _setting(texts.HELP_RESOURCES_DEFAULT, _resources)
     # After a message at risk, this many of the next replies carry a short reminder.
     reminder_turns: int = _setting(3, _non_negative)
     # A message at risk waits at most this long for the model, then gets the resources anyway.
     crisis_reply_seconds: float = _setting(20.0, _positive)
+    # The model's second opinion (psicoia/chat/second_opinion.py): "auto" asks the provider
+    # when a key is set; "off" never does.
+    classifier: str = _setting("auto", _one_of("auto", "off"))
+    # A guard model served by the same provider (e.g. a Llama Guard); None: llm.model with a
+    # short classification prompt.
+    classifier_model: Optional[str] = _setting(None)
+    classifier_max_in_flight: int = _setting(4, _positive)
+    classifier_timeout_seconds: float = _setting(4.0, _positive)
+    # How many of the latest user messages the classification reads.
+    classifier_turns: int = _setting(3, _positive)
 
 
 @dataclass(frozen=True)

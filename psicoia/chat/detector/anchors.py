@@ -70,7 +70,7 @@ ANCHORS = {
     '\\b(i am )?bleding (a lot|badly|out|so much)\\b':
         'bleding',
     '\\b(se (quiere|queria|va a|iba a|piensa|pensaba|puede) (matar|morir|suisidar|tirar|cortar|lastimar|haser algo|haser dano|ahorcar|colgar)|se mata|se tira|se corta|se esta cortando|se lastima|se quema|se quemo|se (tomo|trago) (un|una|todas|todo|muchas)|quiere (morirse|morir|matarse|suisidarse|desapareser)|(no )?quiere (seguir )?vivir|(de )?(matarse|suisidarse|ahorcarse|tirarse|cortarse|morirse)|es una carga|estamos mejor sin|estarian mejor sin|carta de despedida|despidiendose|se despidio|regalo (todas )?sus|no va a (estar|legar)|no quiere bajar|dise que se tira|tiene (cortes|marcas)|brasos cortados|grasias por todo|se haga algo|(kil|hurt|cut|cuting|harm) (herself|himself|themselves|his|her)|wants to die|vai se matar|quer morer|se matar|no se despierta mas|despertarse|contrasenas|que cuide (a )?su|con el mismo|con ela misma|(un|el) arma|esta en (la terasa|el techo)|se (quiere|va a) tirar)\\b':
-        'ahorcar ahorcarse arma colgar contrasenas corta cortados cortando cortar cortarse cortes cut cuting dano desapareser despedida despertarse despidiendose despidio despierta estamos haga harm herself himself hurt kil lastima lastimar legar marcas mata matar matarse morer morir morirse quema quemo regalo suisidar suisidarse techo terasa themselves tira tirar tirarse tomo trago vivir wants carga+una cuide+que estar+va estarian+mejor grasias+todo haser+algo misma+con mismo+con queria+haser quiere+bajar quiere+haser',
+        'ahorcar ahorcarse arma colgar contrasenas corta cortados cortando cortar cortarse cortes cut cuting dano desapareser despedida despertarse despidiendose despidio despierta estamos haga harm herself himself hurt kil lastima lastimar legar marcas mata matar matarse morer morir morirse quema quemo regalo suisidar suisidarse techo terasa themselves tira tirar tirarse tomo trago vivir wants carga+una cuide+que estar+no estarian+mejor grasias+todo haser+algo misma+con mismo+con queria+haser quiere+bajar quiere+haser',
     '\\b(alguien|un tipo|una piba|un pibe) [^|]{0,30}dijo que se mata\\b':
         'mata',
     '\\b(se|le) (vi|vimos) (los brasos|cortes|las marcas)\\b':
@@ -116,7 +116,7 @@ ANCHORS = {
     '\\b(mejor|estaria mejor) muert[oa]\\b':
         'muerta muerto',
     '\\b(no|ya no) (quiero|tengo ganas de|se si quiero|kiero) (seguir )?(vivir|viviendo|estar viv[oa]|existir|seguir viv[oa]|seguir)\\b(?! (en|con|serca|lejos|aca|ala|de|solo|sola|sin|estudiando|trabajando|asi)\\b)(?! mas (en|con|serca|lejos|aca|ala|de)\\b)':
-        'existir viva viviendo vivir vivo seguir+kiero seguir+quiero seguir+tengo',
+        'existir viva viviendo vivir vivo quiero+seguir seguir+ganas seguir+kiero',
     '\\b(sin|perdi las|no tengo|ni) ganas de vivir\\b':
         'vivir',
     '\\b(cansad[oa]|hart[oa]|cansado|hasta las narises) de vivir\\b':
@@ -154,7 +154,7 @@ ANCHORS = {
     '\\b(quiero|nesesito|ojala) que (se )?(termine|acabe) (todo|mi vida)\\b':
         'acabe termine',
     '\\bno (tengo|me quedan) (fuersas|ganas|motivos|rasones) (para|de) (seguir|vivir)\\b':
-        'vivir fuersas+seguir seguir+quedan seguir+tengo',
+        'rasones vivir fuersas+seguir motivos+seguir seguir+ganas',
     '\\bmejor (me muero|desaparesco|me mato|no existo)\\b':
         'desaparesco existo mato muero',
     '\\bdejar de (respirar|estar vivo|estar viva)\\b':
@@ -198,7 +198,7 @@ ANCHORS = {
     '\\b(comit|comiting|atempt|atempted) suiside\\b':
         'suiside',
     '\\bdo not (want|wana) to (live|be alive|exist|wake up|be here)\\b(?! (in|with|near|alone)\\b)':
-        'alive exist live wake wana here+want',
+        'alive exist live wake wana want+here',
     '\\bno reason to (live|go on|kep going|be here)\\b':
         'reason',
     '\\bnothing to live for\\b':
@@ -228,7 +228,7 @@ ANCHORS = {
     '\\bojala\\b[^|]{0,30}\\bme (muera|atropele|pise|mate|leve|agare)\\b':
         'ojala',
     '\\b(bueno|lindo|mejor|ojala|quisiera|quiero|deseo|desearia|prefiero|preferiria|esperansa de|resando) no (despertar|despertarme|despertara|levantarme|abrir mas los ojos|volver|amaneser)\\b':
-        'amaneser desearia deseo despertar despertara despertarme esperansa levantarme lindo ojala ojos preferiria prefiero resando quiero+volver quisiera+volver volver+bueno volver+mejor',
+        'amaneser desearia deseo despertar despertara despertarme esperansa levantarme lindo ojala ojos preferiria prefiero resando quisiera+volver volver+bueno volver+mejor volver+quiero',
     '\\b(no (quiero )?despertar(me)?( nunca)? mas|no volver a despertar)\\b':
         'despertar despertarme',
     '\\b(no quiero|ojala no|quisiera no|y no) despertar(me|a)?\\b':
@@ -282,13 +282,13 @@ ANCHORS = {
     '\\bme (atropele|atropelase|pise) un\\b':
         'atropelase atropele pise',
     '\\b(estarian|estaria|estarias|seria|serian|vivirian|estariais|ficaria|ficar|ia fi?car|iria|iban a estar) [^|]{0,25}(mejor|melhor|tranquilos|tranquila|tranquilo|en pas|aliviados) (sin|sem) (mi|mim|eu)\\b':
-        'aliviados estaria estariais estarias fcar ficar ficaria iban iria melhor pas sem serian tranquilos vivirian estarian+mejor estarian+sin mejor+seria seria+sin tranquila+estarian tranquila+seria tranquilo+estarian tranquilo+seria',
+        'aliviados estaria estariais estarias fcar ficar ficaria iban iria melhor pas sem serian tranquilos vivirian estarian+mejor estarian+sin seria+mejor seria+sin tranquila+estarian tranquila+seria tranquilo+estarian tranquilo+seria',
     '\\bmejor sin mi\\b':
         'mejor+sin',
     '\\b(estarian|vivirian|serian|estariais|iban a estar) [^|]{0,15}(mejor|tranquil\\w*|felises|en pas|aliviad\\w*)\\b':
         'estariais estarian iban serian tranquil vivirian estarian+mejor',
     '\\bmejor (desapareser|desaparesco|no estar|me voy de una|me saco|me muero)\\b':
-        'desaparesco desapareser muero saco mejor+estar mejor+una',
+        'desaparesco desapareser muero saco mejor+estar mejor+voy',
     '\\bsi desaparesco\\b':
         'desaparesco',
     '\\b(nobody|no one) would (care|notise|mis me) if i (died|was gone|were gone|disapeared)\\b':
@@ -306,7 +306,7 @@ ANCHORS = {
     '\\bperdon por haber nasido\\b':
         'nasido',
     '\\bsoy (una|la) carga\\b':
-        'carga+soy carga+una',
+        'carga+soy',
     '\\bla carga de\\b':
         'carga+la',
     '\\b(me siento|siento que soy) una carga\\b(?=( *(\\||$))| (para|tan|de|enorme|muy))':
@@ -325,6 +325,8 @@ ANCHORS = {
         'peso sinto sou',
     '\\bsoy (un problema|una carga) para\\b':
         'problema carga+para',
+    '\\b(no|ya no) (voy a|vas a|van a) (ser|tener que) (un problema|una carga|un estorbo|una molestia|un peso|aguantarme|bancarme|cuidarme|preocuparse)\\b':
+        'aguantarme bancarme cuidarme estorbo molestia peso preocuparse problema carga+ser tener+carga',
     '\\b(i am|im) (just |only |such )?a burden\\b':
         'burden',
     '\\bburden (to|on) (everyone|everybody|my family)\\b':
@@ -355,8 +357,10 @@ ANCHORS = {
         'muerte solusionaria',
     '\\batrapalho a vida de todo\\b':
         'atrapalho',
-    '\\bno (aguanto|soporto|puedo|doy) mas\\b(?=( *(\\||$))| (con )?(esta vida|mi vida|la vida|vivir|de verdad|en serio|nada|todo)\\b)':
-        'aguanto soporto doy+mas puedo+mas',
+    '\\bno (aguanto|soporto|puedo) mas\\b(?=( *(\\||$))| (con )?(esta vida|mi vida|la vida|vivir|de verdad|en serio|nada|todo)\\b)':
+        'aguanto soporto puedo+mas',
+    '\\bno doy mas\\b(?= (con )?(esta vida|mi vida|la vida|vivir|de verdad|en serio)\\b)':
+        'doy+mas',
     '\\b(terminar|acabar|termino|acabo) con (todo|mi vida|mi existensia)\\b(?! (el|la|los|las|lo|esto de)\\b)':
         'acabar acabo terminar termino',
     '\\bno (le )?(veo|encuentro|tengo) (ninguna )?salida\\b':
@@ -366,9 +370,9 @@ ANCHORS = {
     '\\bnao vejo saida\\b':
         'saida',
     '\\b(ultima|ultimo) (noche|semana|dia|ves) (que|q) (aguanto|hago|hablo|abraso|te escribo|vivo|paso)\\b':
-        'abraso aguanto escribo hablo vivo ultima+hago ultima+noche ultima+paso ultima+semana ultimo+hago ultimo+noche ultimo+paso ultimo+semana',
+        'abraso aguanto escribo hablo vivo semana+ultima semana+ultimo ultima+hago ultima+noche ultima+paso ultimo+hago ultimo+noche ultimo+paso',
     '\\bes la ultima\\b(?= *(\\||$))':
-        'ultima+es',
+        'ultima+la',
     '\\bno hay nada que haser conmigo\\b':
         'conmigo',
     '\\b(wil not|not|wil) be around (much |for )?(longer|much longer|for long|anymore)\\b':
@@ -424,11 +428,11 @@ ANCHORS = {
     '\\bno (voy a|pienso) seguir (esperando|intentando|buscando)\\b':
         'buscando esperando intentando',
     '\\bno (puedo|pienso) seguir\\b(?= *(\\||$))':
-        'seguir+pienso seguir+puedo',
+        'pienso+seguir seguir+puedo',
     '\\bya no (puedo sostener|quiero tenerlo)\\b':
         'sostener tenerlo',
     '\\bcan not (take it|take this|do this|handle (it|this|life)) any ?more\\b':
-        'anymore+handle anymore+take anymore+this handle+more take+more this+more',
+        'anymore+handle anymore+take anymore+this handle+more more+take more+this',
     '\\bcan not (go on|kep going)\\b(?=( *(\\||$))| like this| any ?more| living)':
         'go going',
     '\\bend it al\\b':
@@ -644,7 +648,7 @@ ANCHORS = {
     '\\bme las tomo\\b':
         'tomo',
     '\\bme (las|lo) voy a tomar\\b':
-        'tomar+las tomar+voy',
+        'tomar+voy',
     '\\b(me )?las tomo todas\\b':
         'tomo',
     '\\bme tomo todo\\b':
@@ -766,7 +770,7 @@ ANCHORS = {
     '\\b(persona|alguien|humano|humana|gente|personas|pesoa|alguem) (real|de verdad|de carne y hueso|de verdade)\\b':
         'carne persona real verdad verdade',
     '\\b(nesesito|quiero|puedo|presiso|nesesito que) (hablar|falar) con (alguien|una persona|un humano|un psicologo|una psicologa|un profesional)\\b':
-        'falar humano persona profesional psicologa psicologo alguien+hablar alguien+quiero nesesito+alguien',
+        'falar humano persona profesional psicologa psicologo alguien+hablar nesesito+alguien',
     '\\bfalar com alguem\\b':
         'alguem',
     '\\b(nesesito|quiero) (que alguien|una persona|un humano)\\b':
@@ -848,7 +852,7 @@ ANCHORS = {
     '\\b(atrapalho|complico) (a vida|todo)\\b':
         'atrapalho complico',
     '\\bsiempre soy el que\\b':
-        'siempre+que',
+        'siempre+soy',
     '\\bno aguanto\\b':
         'aguanto',
     '\\b(ya )?(lo )?(desidi|he desidido|tengo desidido|esta desidido|resolvi|tengo resuelto|lo tengo resuelto|lo tengo claro|desided|already desided|ja desidi|resolvo)\\b':
@@ -858,7 +862,7 @@ ANCHORS = {
     '\\bme animo\\b':
         'animo',
     '\\b(lo hago|haserlo|voy a haserlo|lo voy a haser|do it|eu resolvo iso|resolvo iso|me bajo del mundo|ya compre lo que)\\b':
-        'bajo haserlo resolvo compre+que do+it hago+lo haser+voy',
+        'bajo haserlo resolvo compre+que hago+lo haser+voy it+do',
     '\\bno (me )?(convensas|convensas de nada|pidas que baje)\\b':
         'convensas pidas',
     '\\bno quiero que (me convensas|lames a nadie)\\b':
@@ -868,7 +872,7 @@ ANCHORS = {
     '\\b(no voy a estar|ya no voy a estar|not be around|no va a haser falta|nao vou estar)\\b':
         'around falta nao estar+voy',
     '\\b(ya )?tengo todo listo\\b':
-        'tengo+listo',
+        'listo+tengo',
     '\\bse termina todo\\b':
         'termina',
     '\\bya esta\\b(?= *(\\||$))':
@@ -880,7 +884,7 @@ ANCHORS = {
     '\\bseria rapido\\b':
         'rapido',
     '\\bme voy con (ela|el)\\b':
-        'con+voy ela+con',
+        'ela+voy voy+con',
     '\\bnadie se va a dar cuenta\\b':
         'cuenta',
     '\\bsin haserlo\\b':

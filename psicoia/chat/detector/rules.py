@@ -445,6 +445,8 @@ _STRONG: dict[str, tuple] = {
         r"\b(me siento|siento que solo soy|solo soy) (un estorbo|una mochila|un obstaculo|un peso)\b",
         r"\b(sou|me sinto) (um peso|uma carga)\b",
         r"\bsoy (un problema|una carga) para\b",
+        r"\b(no|ya no) (voy a|vas a|van a) (ser|tener que) (un problema|una carga|un estorbo"
+        r"|una molestia|un peso|aguantarme|bancarme|cuidarme|preocuparse)\b",
         r"\b(i am|im) (just |only |such )?a burden\b", r"\bburden (to|on) (everyone|everybody|my family)\b",
         r"\bnadie (me )?(va a extranar|extranaria|me extranaria|ia sentir (minha )?falta)\b",
         r"\b(ninguem|nadie) [^|]{0,10}(sentir|extranar) (minha falta|me)\b",
@@ -458,8 +460,10 @@ _STRONG: dict[str, tuple] = {
         r"\batrapalho a vida de todo\b",
     ),
     "hopeless": _patterns(
-        r"\bno (aguanto|soporto|puedo|doy) mas\b(?=( *(\||$))| (con )?(esta vida|mi vida|la vida"
+        # "no doy más" alone is everyday exhaustion in Argentina: only a weak signal (despair).
+        r"\bno (aguanto|soporto|puedo) mas\b(?=( *(\||$))| (con )?(esta vida|mi vida|la vida"
         r"|vivir|de verdad|en serio|nada|todo)\b)",
+        r"\bno doy mas\b(?= (con )?(esta vida|mi vida|la vida|vivir|de verdad|en serio)\b)",
         r"\b(terminar|acabar|termino|acabo) con (todo|mi vida|mi existensia)\b(?! (el|la|los|las|lo|esto de)\b)",
         r"\bno (le )?(veo|encuentro|tengo) (ninguna )?salida\b", r"\bno hay salida\b",
         r"\bnao vejo saida\b",
