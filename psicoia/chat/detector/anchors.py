@@ -9,8 +9,24 @@ starts; tests/test_safety.py proves that every shape of each pattern contains on
 ANCHORS = {
     '\\b(ya )?(me )?(tome|trague|tomo|he tomado|acabo de tomar|acabo de tomarme|tomei|me estoy tomando) (todas|todo|toda|todos|el frasco|la caja|el blister|el bote|un frasco|una caja|un blister|veneno|muchas|un monton|unas cuantas|el pote|lo que habia|las pastilas(?! (de|del|para|que|como|a la|todos)\\b))':
         'acabo tomado tomando tome tomei tomo trague',
-    '\\b(acabo de|ya) tomarme\\b':
-        'tomarme',
+    '\\b(acabo de|ya) (tomarme|cortarme|tirarme)\\b':
+        'cortarme tirarme tomarme',
+    '\\b(tome|trague|tomei|me tome) [0-9]{2,} \\w+\\b':
+        'tome tomei trague',
+    '\\b(tome|me tome|trague|bebi|tomei) (lavandina|veneno|lejia|cloro|rasitisida|ratisida|soda caustica)\\b':
+        'caustica cloro lavandina lejia rasitisida ratisida veneno',
+    '\\bya me tire (y|del|de la|desde|al)\\b':
+        'tire',
+    '\\b(sale|sangra|sangro) (mucha sangre|mucho|un monton)\\b':
+        'sale sangra sangre sangro',
+    '\\bme corte (muy )?(hondo|profundo)\\b':
+        'corte',
+    '\\bme estoy (ahogando|asfixiando|desangrando)\\b':
+        'ahogando asfixiando desangrando',
+    '\\b(revolver|arma|pistola|escopeta) en la (cabesa|boca|sien)\\b':
+        'arma cabesa escopeta pistola revolver',
+    '\\btomei (muitos|muitas|todos|todas|o vidro|a cartela)\\b':
+        'muitas muitos tomei',
     '\\bya tome\\b[^|]{0,40}(\\| [^|]{0,40})?\\b(listo|chau|me acuesto|sueno)\\b':
         'tome',
     '\\bme (tome|trague) [^|]{0,30}(hase|hase) (un rato|media hora|\\w+ horas?)\\b':
@@ -29,8 +45,8 @@ ANCHORS = {
         'munecas profundo venas',
     '\\bme corte\\b[^|]{0,20}\\b(me estoy mareando|no (se como|puedo) pararlo)\\b':
         'mareando pararlo',
-    '\\b(estoy|to|me he subido|me subi) [^|]{0,30}\\b(borde|cornisa|beira|escolera|anden|via|vias|edge|ledge|tracks)\\b':
-        'anden beira borde cornisa edge escolera ledge tracks via vias',
+    '\\b(estoy|to|me he subido|me subi) [^|]{0,30}\\b(borde|cornisa|beira|escolera|anden|via|vias|edge|ledge|tracks|baranda)\\b':
+        'anden baranda beira borde cornisa edge escolera ledge tracks via vias',
     '\\b(ya )?(pase|salte|saltado|he saltado) (la|el) (baranda|vala|baranda|reja)\\b':
         'baranda reja vala',
     '\\bdel lado de afuera\\b':
@@ -69,8 +85,8 @@ ANCHORS = {
         'standing',
     '\\b(i am )?bleding (a lot|badly|out|so much)\\b':
         'bleding',
-    '\\b(se (quiere|queria|va a|iba a|piensa|pensaba|puede) (matar|morir|suisidar|tirar|cortar|lastimar|haser algo|haser dano|ahorcar|colgar)|se mata|se tira|se corta|se esta cortando|se lastima|se quema|se quemo|se (tomo|trago) (un|una|todas|todo|muchas)|quiere (morirse|morir|matarse|suisidarse|desapareser)|(no )?quiere (seguir )?vivir|(de )?(matarse|suisidarse|ahorcarse|tirarse|cortarse|morirse)|es una carga|estamos mejor sin|estarian mejor sin|carta de despedida|despidiendose|se despidio|regalo (todas )?sus|no va a (estar|legar)|no quiere bajar|dise que se tira|tiene (cortes|marcas)|brasos cortados|grasias por todo|se haga algo|(kil|hurt|cut|cuting|harm) (herself|himself|themselves|his|her)|wants to die|vai se matar|quer morer|se matar|no se despierta mas|despertarse|contrasenas|que cuide (a )?su|con el mismo|con ela misma|(un|el) arma|esta en (la terasa|el techo)|se (quiere|va a) tirar)\\b':
-        'ahorcar ahorcarse arma colgar contrasenas corta cortados cortando cortar cortarse cortes cut cuting dano desapareser despedida despertarse despidiendose despidio despierta estamos haga harm herself himself hurt kil lastima lastimar legar marcas mata matar matarse morer morir morirse quema quemo regalo suisidar suisidarse techo terasa themselves tira tirar tirarse tomo trago vivir wants carga+una cuide+que estar+no estarian+mejor grasias+todo haser+algo misma+con mismo+con queria+haser quiere+bajar quiere+haser',
+    '\\b(se (quiere|queria|va a|iba a|piensa|pensaba|puede) (matar|morir|suisidar|tirar|cortar|lastimar|haser algo|haser dano|ahorcar|colgar)|se mata|se tira|se corta|se esta cortando|se lastima|se quema|se quemo|se (tomo|trago) (un|una|todas|todo|muchas)|quiere (morirse|morir|matarse|suisidarse|desapareser)|(no )?quiere (seguir )?vivir|(de )?(matarse|suisidarse|ahorcarse|tirarse|cortarse|morirse)|es una carga|estamos mejor sin|estarian mejor sin|carta de despedida|despidiendose|se despidio|regalo (todas )?sus|no va a (estar|legar)|no quiere bajar|dise que se tira|tiene (cortes|marcas)|brasos cortados|grasias por todo|se haga algo|(kil|hurt|cut|cuting|harm) (herself|himself|themselves|his|her)|wants to die|vai se matar|quer morer|se matar|no se despierta mas|despertarse|contrasenas|que cuide (a )?su|con el mismo|con ela misma|(un|el) arma|esta en (la terasa|el techo)|se (quiere|va a) tirar|se (quiere|va a|piensa|queria) quitar la vida|quitarse la vida|amenasa con (matarse|suisidarse|tirarse)|se (va a|quiere) pegar un tiro|pegarse un tiro|mensaje de despedida|(tomo|se tomo) muchas pastilas|hablando de (matarse|suisidarse|morirse|quitarse la vida))\\b':
+        'ahorcar ahorcarse arma colgar contrasenas corta cortados cortando cortar cortarse cortes cut cuting dano desapareser despedida despertarse despidiendose despidio despierta estamos haga harm herself himself hurt kil lastima lastimar legar marcas mata matar matarse morer morir morirse pegar pegarse quema quemo quitar quitarse regalo suisidar suisidarse techo terasa themselves tira tirar tirarse tomo trago vivir wants carga+una cuide+que estar+no estarian+mejor grasias+todo haser+algo misma+ela mismo+con queria+haser quiere+bajar quiere+haser',
     '\\b(alguien|un tipo|una piba|un pibe) [^|]{0,30}dijo que se mata\\b':
         'mata',
     '\\b(se|le) (vi|vimos) (los brasos|cortes|las marcas)\\b':
@@ -93,16 +109,44 @@ ANCHORS = {
         'matar',
     '\\bsui[cs]idarme?\\b':
         'suisidarm suisidarme',
-    '\\b(pienso|pensando|pense|penso|intento|intente|idea del?) (en )?(el )?sui[cs]idio\\b':
+    '\\b(pienso|pensando|pense|penso|intento|intente|idea del?) (en |em |no )?(el |o )?sui[cs]idio\\b':
         'suisidio',
     '\\bel sui[cs]idio (es|como) (lo que me|la unica|mi)\\b':
         'suisidio',
+    '\\b(mi|planeando|planear|planeo|preparando|como) (propio )?sui[cs]id\\w*\\b':
+        'como mi planeando planear planeo preparando suisid',
+    '\\b(pensamientos|ideas) (de|sobre la|sobre) (muerte|morir|sui[cs]idio)\\b':
+        'ideas muerte pensamientos',
+    '\\b(la muerte|morir|morirme|matarme|el sui[cs]idio|irme) (es|seria|como) (la|mi) (unica|ultima) (salida|opsion|solusion)\\b':
+        'muerte opsion salida solusion',
+    '\\b(unica|ultima) (salida|opsion|solusion) (es|seria|que me queda es) (morir|morirme|matarme|la muerte|el sui[cs]idio|irme)\\b':
+        'opsion salida solusion',
+    '\\bme imagino muert[oa]\\b':
+        'imagino',
+    '\\b(desirme|dise|disen|pide|piden|pidiendo|disiendo)(me)? que me mate\\b':
+        'desirme desirmeme dise diseme disen disenme disiendo disiendome pide pideme piden pidenme pidiendo pidiendome',
+    '\\bhasta (los cojones|el cono|el moño|la madre) de vivir\\b':
+        'cojones vivir',
+    '\\bwant (it al|everything|this|it|my life) to (end|stop)\\b':
+        'end stop',
+    '\\b(no|any|se no|dont se any|not se any) reason to (kep living|live|go on|kep going|be alive)\\b':
+        'reason',
+    '\\b(nao )?aguento mais viver\\b':
+        'aguento',
+    '\\benforcar\\b':
+        'enforcar',
+    '\\bme enforcar\\b':
+        'enforcar',
     '\\b(porque|por que) no me muero\\b':
         'muero',
     '\\b(voy|vou) me matar?\\b':
         'mata matar',
-    '\\bquitar(me|a) de en medio\\b':
-        'quitara quitarme',
+    '\\bquitar(me|a)? de en medio\\b':
+        'quitar quitara quitarme',
+    '\\b(nao )?quero mais viver\\b':
+        'quero',
+    '\\bnao quero viver\\b':
+        'quero',
     '\\bme (voy a|quiero|quisiera|gustaria|pienso) sui[cs]idar\\b':
         'suisidar',
     '\\b(soy|me siento|estoy|pensamientos|ideas|ideasion) sui[cs]idas?\\b':
@@ -116,7 +160,7 @@ ANCHORS = {
     '\\b(mejor|estaria mejor) muert[oa]\\b':
         'muerta muerto',
     '\\b(no|ya no) (quiero|tengo ganas de|se si quiero|kiero) (seguir )?(vivir|viviendo|estar viv[oa]|existir|seguir viv[oa]|seguir)\\b(?! (en|con|serca|lejos|aca|ala|de|solo|sola|sin|estudiando|trabajando|asi)\\b)(?! mas (en|con|serca|lejos|aca|ala|de)\\b)':
-        'existir viva viviendo vivir vivo quiero+seguir seguir+ganas seguir+kiero',
+        'existir viva viviendo vivir vivo seguir+ganas seguir+kiero seguir+quiero',
     '\\b(sin|perdi las|no tengo|ni) ganas de vivir\\b':
         'vivir',
     '\\b(cansad[oa]|hart[oa]|cansado|hasta las narises) de vivir\\b':
@@ -185,6 +229,8 @@ ANCHORS = {
         'dye',
     '\\bwish i (was|were) dead\\b':
         'dead',
+    '\\bwish i (was|were|had) never (ben )?born\\b':
+        'born',
     '\\b(rather|want to) be dead\\b':
         'dead rather',
     '\\bbeter of dead\\b':
@@ -238,7 +284,7 @@ ANCHORS = {
     '\\b(irme|me voy|desapareser|dormir|dormirme|descansar|me rindo) para siempre\\b(?! (a|de|al|con)\\b)':
         'irme siempre+para',
     '\\b(quisiera|quiero) dormir(me)? y (no|que sea para siempre)\\b':
-        'dormirme+quiero quiero+dormir quisiera+dormir quisiera+dormirme',
+        'dormir+quiero dormirme+quiero dormirme+quisiera quisiera+dormir',
     '\\bo para siempre\\b':
         'siempre+para',
     '\\bno (abrir|volver a abrir) (mas )?los ojos\\b':
@@ -246,9 +292,23 @@ ANCHORS = {
     '\\bsi me pasa algo\\b[^|]{0,30}(\\| [^|]{0,10})?\\bmejor\\b':
         'mejor+algo',
     '\\bsi me (muero|muriera|pasa algo|pisa|atropela|enfermo)\\b[^|]{0,40}\\b(mejor|estaria bien|que asi sea|no pasa nada|no me molestaria|prefiero)\\b':
-        'atropela enfermo estaria molestaria muero muriera pisa prefiero sea algo+nada mejor+algo',
+        'atropela enfermo estaria molestaria muero muriera pisa prefiero sea mejor+algo nada+algo',
     '\\b(no|ya no) le tengo miedo a la muerte\\b':
         'muerte',
+    '\\bno me (importaria|molestaria) (morir|morirme|que me pase algo|si me muero)\\b':
+        'importaria molestaria',
+    '\\bsi [^|]{0,25}me (atropela|pisa|pasa por ariba|mata|leva puesto)\\b':
+        'ariba atropela mata pisa puesto',
+    '\\b(reso|pido|ruego|espero) (para )?que no (amanesca|me despierte|despierte)\\b':
+        'amanesca despierte',
+    '\\b(ruego|reso|pido) no (despertar|despertarme|amaneser|levantarme)\\b':
+        'amaneser despertar despertarme levantarme',
+    '\\bojala (todo )?(se )?(termine|acabe) (pronto|ya|de una ves)\\b':
+        'ojala pronto termine',
+    '\\bseria no (existir|estar|despertar(me)?|vivir)\\b':
+        'despertar despertarme existir vivir seria+estar',
+    '\\b(alivio|pas|descanso) (seria )?(no existir|morir(me)?|no despertar(me)?)\\b':
+        'alivio despertar despertarme existir morir morirme',
     '\\b(le pido|pido) a dios que me leve\\b':
         'pido',
     '\\bque alguien apague\\b':
@@ -287,8 +347,8 @@ ANCHORS = {
         'mejor+sin',
     '\\b(estarian|vivirian|serian|estariais|iban a estar) [^|]{0,15}(mejor|tranquil\\w*|felises|en pas|aliviad\\w*)\\b':
         'estariais estarian iban serian tranquil vivirian estarian+mejor',
-    '\\bmejor (desapareser|desaparesco|no estar|me voy de una|me saco|me muero)\\b':
-        'desaparesco desapareser muero saco mejor+estar mejor+voy',
+    '\\bmejor (desapareser|desaparesco|no estar|me voy de una|me saco|me muero|me boro|me mato|me quito del medio|me saco del medio)\\b':
+        'boro desaparesco desapareser mato muero quito saco mejor+estar mejor+voy',
     '\\bsi desaparesco\\b':
         'desaparesco',
     '\\b(nobody|no one) would (care|notise|mis me) if i (died|was gone|were gone|disapeared)\\b':
@@ -297,8 +357,16 @@ ANCHORS = {
         'melhor',
     '\\bsin mi\\b[^|]{0,40}\\b(mejor|en pas|no hay problema|bien)\\b':
         'pas problema bien+sin mejor+sin',
-    '\\bmejor (si|que) no (estuviera|existiera|estuviese|existiese|hubiera nasido|este)\\b':
-        'estuviera estuviese existiera existiese hubiera mejor+este',
+    '\\bmejor (si|que) (yo )?no (estuviera|existiera|estuviese|existiese|hubiera nasido|este|exista)\\b':
+        'estuviera estuviese exista existiera existiese hubiera mejor+este',
+    '\\bsi me (fuera|voy|muero|muriera|mato|matara)\\b[^|]{0,20}\\bpara siempre\\b':
+        'fuera siempre+para',
+    '\\b(les|le) (daria|haria|doy) un (respiro|favor|alivio)\\b':
+        'alivio daria haria respiro favor+doy',
+    '\\b(van a|vas a|va a|iban a) estar mejor sin\\b':
+        'van mejor+estar',
+    '\\bestar\\w* mejor sin (una|un) \\w+ como yo\\b':
+        'mejor+como mejor+estar',
     '\\bmejor (no estar|no existir|eu nao existir|eu sumir)\\b':
         'existir sumir mejor+estar',
     '\\bojala no (hubiera|haber) nasido\\b':
@@ -306,7 +374,7 @@ ANCHORS = {
     '\\bperdon por haber nasido\\b':
         'nasido',
     '\\bsoy (una|la) carga\\b':
-        'carga+soy',
+        'carga+soy carga+una',
     '\\bla carga de\\b':
         'carga+la',
     '\\b(me siento|siento que soy) una carga\\b(?=( *(\\||$))| (para|tan|de|enorme|muy))':
@@ -326,7 +394,7 @@ ANCHORS = {
     '\\bsoy (un problema|una carga) para\\b':
         'problema carga+para',
     '\\b(no|ya no) (voy a|vas a|van a) (ser|tener que) (un problema|una carga|un estorbo|una molestia|un peso|aguantarme|bancarme|cuidarme|preocuparse)\\b':
-        'aguantarme bancarme cuidarme estorbo molestia peso preocuparse problema carga+ser tener+carga',
+        'aguantarme bancarme cuidarme estorbo molestia peso preocuparse problema carga+una carga+voy',
     '\\b(i am|im) (just |only |such )?a burden\\b':
         'burden',
     '\\bburden (to|on) (everyone|everybody|my family)\\b':
@@ -336,7 +404,7 @@ ANCHORS = {
     '\\b(ninguem|nadie) [^|]{0,10}(sentir|extranar) (minha falta|me)\\b':
         'extranar minha ninguem nadie+me sentir+nadie',
     '\\b(nobody|no one) (would|wil) mis me\\b':
-        'nobody wil would+one',
+        'nobody wil would+mis',
     '\\b(beter|hapier) (if|when) i (was|were|am) (gone|dead|not around)\\b':
         'beter hapier',
     '\\b(if|when) i (was|wasnt|were|weren|am) (not )?around\\b':
@@ -370,7 +438,7 @@ ANCHORS = {
     '\\bnao vejo saida\\b':
         'saida',
     '\\b(ultima|ultimo) (noche|semana|dia|ves) (que|q) (aguanto|hago|hablo|abraso|te escribo|vivo|paso)\\b':
-        'abraso aguanto escribo hablo vivo semana+ultima semana+ultimo ultima+hago ultima+noche ultima+paso ultimo+hago ultimo+noche ultimo+paso',
+        'abraso aguanto escribo hablo vivo ultima+hago ultima+noche ultima+paso ultima+semana ultimo+hago ultimo+noche ultimo+paso ultimo+semana',
     '\\bes la ultima\\b(?= *(\\||$))':
         'ultima+la',
     '\\bno hay nada que haser conmigo\\b':
@@ -391,6 +459,14 @@ ANCHORS = {
         'estar+voy',
     '\\bmanana no va a haber\\b':
         'haber',
+    '\\bno hay nada que me (sostenga|retenga|ate|mantenga)\\b':
+        'ate mantenga retenga sostenga',
+    '\\b(ya )?no voy a (existir|seguir aca|seguir viv[oa]|seguir en este mundo)\\b':
+        'existir seguir+voy',
+    '\\b(es|sera|fue) mi (ultima|ultimo) (semana|dia|noche|mes|cumple|navidad|ano)\\b':
+        'cumple mes navidad ultima+ano ultima+dia ultima+noche ultima+semana ultimo+ano ultimo+dia ultimo+noche ultimo+semana',
+    '\\bno me veo (viv[oa]|aca|en \\w+ (anos|meses))\\b':
+        'anos meses viva vivo aca+veo',
     '\\bno me veo en ningun futuro\\b':
         'ningun',
     '\\bno hay futuro para mi\\b':
@@ -428,11 +504,11 @@ ANCHORS = {
     '\\bno (voy a|pienso) seguir (esperando|intentando|buscando)\\b':
         'buscando esperando intentando',
     '\\bno (puedo|pienso) seguir\\b(?= *(\\||$))':
-        'pienso+seguir seguir+puedo',
+        'seguir+pienso seguir+puedo',
     '\\bya no (puedo sostener|quiero tenerlo)\\b':
         'sostener tenerlo',
     '\\bcan not (take it|take this|do this|handle (it|this|life)) any ?more\\b':
-        'anymore+handle anymore+take anymore+this handle+more more+take more+this',
+        'anymore+handle anymore+take anymore+this handle+more more+take this+more',
     '\\bcan not (go on|kep going)\\b(?=( *(\\||$))| like this| any ?more| living)':
         'go going',
     '\\bend it al\\b':
@@ -479,8 +555,8 @@ ANCHORS = {
         'claves contrasena contrasenas',
     '\\b(regale|he regalado|ya regale|le regale|gave away|i gave)\\b[^|]{0,50}\\b(no (la|lo|los|las|me) (voy|van) a (nesesitar|haser falta)|ya no (tiene sentido|me van)|won t ned|wil not ned|no quiero que|era lo unico)':
         'gave regalado regale',
-    '\\b(regale|he regalado|ya regale) (mi|mis|la|el|todas|todos)\\b(?! ropa vieja)':
-        'regalado regale',
+    '\\b(regale|he regalado|ya regale|estoy regalando) (todas|todos|todo|mis cosas)\\b':
+        'regalado regalando regale',
     '\\b(gave away|already gave) my\\b':
         'gave',
     '\\bno (la|lo|los|las) voy a (nesesitar|usar) mas\\b':
@@ -551,6 +627,32 @@ ANCHORS = {
         'ultimo+sos',
     '\\bno lo saben\\b':
         'saben',
+    '\\b(mi )?(ultimo|ultima) (mensaje|carta|despedida)\\b':
+        'carta despedida mensaje',
+    '\\bme despido de (todos|ustedes|todo)\\b':
+        'despido',
+    '\\b(chau|adios|godbye|bye|tchau) (para siempre|a todos|everyone|forever|mundo|pra sempre)\\b':
+        'adios bye chau godbye tchau',
+    '\\bhasta siempre\\b':
+        'siempre+hasta',
+    '\\bmi despedida\\b':
+        'despedida',
+    '\\b(les|te|os) dejo una (carta|nota)\\b':
+        'carta dejo',
+    '\\bpara (despues de que|cuando) me (vaya|muera|haya ido)\\b':
+        'despues haya muera vaya',
+    '\\b(cuides|cuiden|cuidar|cuidad) (a )?(mis|mi) (gatos|peros|gato|pero|hijos|plantas)\\b(?![^|]{0,25}(vacasiones|viaj|mientras|el finde|unos dias))':
+        'cuidad cuidar cuiden cuides',
+    '\\b(perdon|perdonen|perdoname|sory|lo siento) por lo que (voy a haser|hise|hare|i am about)\\b':
+        'hare hise perdoname perdonen sory perdon+about perdon+haser siento+about siento+haser',
+    '\\b(deje|hise|escribi|redacte|arme) (el |mi |un )?testamento\\b':
+        'testamento',
+    '\\blo siento por todo\\b':
+        'siento+todo',
+    '\\bos (echare|voy a echar) de menos\\b':
+        'echar echare',
+    '\\b(deje|tengo|dejo|queda) todo (areglado|ordenado|en orden|resuelto|organisado)\\b':
+        'areglado orden ordenado organisado resuelto',
     '\\blas cartas (estan|quedan) en\\b':
         'cartas',
     '\\bya me (he )?despedi(do)? de\\b':
@@ -564,7 +666,7 @@ ANCHORS = {
     '\\bponer(le)? fin a (mi vida|todo)\\b':
         'poner ponerle',
     '\\btomar(me)? (todas|todo) (las|mis|lo que)\\b':
-        'tomarme tomar+todas tomar+todo',
+        'tomarme todas+tomar tomar+todo',
     '\\b(junte|juntando|guardando|guarde|acumulando|acumule|guardo|junto|juntar|juntarla|tengo) [^|]{0,30}\\b(pastilas|pastila|remedios|medicamentos|clonasepam|rivotril|ansioliticos|comprimidos|remedios|pils|blister|blisters|frasco|veneno)\\b(?! (para la|de la|para dormir y|pra alergia|para el dolor))':
         'acumulando acumule ansioliticos blister blisters clonasepam comprimidos frasco guardando guarde guardo juntando juntar juntarla junte junto medicamentos pastila pastilas pils remedios rivotril veneno',
     '\\b(pastilas|pastila|remedios|medicamentos|clonasepam|rivotril|ansioliticos|comprimidos|remedios|pils|blister|blisters|frasco|veneno) (contadas|juntas|guardadas|listas|del insomnio guardadas)\\b':
@@ -631,6 +733,14 @@ ANCHORS = {
         'elegi elegido lugar pensado cuando+pense haserlo+pense pense+como',
     '\\bel plan es\\b':
         'plan',
+    '\\bme (voy a|quiero|pienso) colgar (en|de|del)\\b':
+        'colgar',
+    '\\b(pegar(me)?|me (voy a|quiero) pegar) un tiro\\b':
+        'pegar pegarme',
+    '\\bun tiro en la cabesa\\b':
+        'cabesa',
+    '\\b(elegi|tengo elegido|tengo pensado|ya se) (el dia|la fecha|el lugar|la hora)\\b':
+        'elegi elegido fecha hora lugar pensado dia+ya',
     '\\banote el plan\\b':
         'anote',
     '\\bla voy a usar (conmigo|con migo)\\b':
@@ -654,7 +764,7 @@ ANCHORS = {
     '\\bme tomo todo\\b':
         'tomo',
     '\\bme voy a tomar (todas|tdas|todo)\\b':
-        'tdas tomar+todas tomar+todo',
+        'tdas todas+tomar tomar+todo',
     '\\bde que puente\\b':
         'puente',
     '\\bwhich bridge\\b':
@@ -701,6 +811,8 @@ ANCHORS = {
         'cortarme',
     '\\bme sigo cortando\\b':
         'cortando',
+    '\\bme he (cortado|quemado|hecho dano|vuelto a cortar)\\b':
+        'cortado hecho quemado vuelto',
     '\\bme (vuelvo|volvi|he vuelto) a cortar\\b':
         'cortar vuelvo',
     '\\bme (quiero|voy a|volvi a|vuelvo a|dan ganas de|gustaria|quisiera) cortar\\b':
@@ -753,6 +865,10 @@ ANCHORS = {
         'golpeo pego pinas',
     '\\bme castigo\\b':
         'castigo',
+    '\\bme (clave|clavo|entere) (una|un|la|el) (tijera|cuchilo|aguja|lapis|cuter|vidrio|trincheta)\\b':
+        'clave clavo cuchilo entere tijera',
+    '\\bhasta (quedar con|que (me )?quedan?|dejarme) (moretones|marcas|violeta)\\b':
+        'marcas moretones quedar violeta',
     '\\b(burn|burning|cut|cuting|hurt|hurting|scratch|scratching) my (arms|wrists|legs|thighs|skin)\\b':
         'arms burn burning legs skin thighs wrists',
     '\\b(gilete|giliete|hojita|trincheta|cuchila|sacapuntas desarmado)\\b':
@@ -793,7 +909,7 @@ ANCHORS = {
         'linea numero telefono',
     '\\b(hay|tenes|teneis|me das|dame|pasame|me podes dar|me podrias pasar) (algun |un |el |alguna )?(numero|telefono|linea|chat con personas|guardia|lugar)\\b':
         'guardia linea lugar numero personas telefono',
-    '\\b(nesesito|nesesito) ayuda\\b':
+    '\\b(nesesito|nesesito) ayuda\\b(?! (con|para|en|de) )':
         'ayuda',
     '\\bayuda (ya|urgente|por favor)\\b':
         'ayuda',
@@ -815,6 +931,18 @@ ANCHORS = {
         'number',
     '\\bnesesito hablar con alguien\\b':
         'nesesito+alguien',
+    '\\b(hablar con|no sos|sos) (un|una) (robot|bot|maquina|programa|ia)\\b':
+        'bot ia maquina programa robot',
+    '\\bno quiero hablar con (un|una) (robot|bot|maquina|programa|ia)\\b':
+        'bot ia maquina programa robot',
+    '\\b(psicologo|psicologa|terapeuta|profesional|medico) (disponible|de guardia|ahora)\\b':
+        'disponible guardia medico profesional psicologa psicologo terapeuta',
+    '\\bnesesito que (me atienda|me escuche|me ayude) alguien\\b':
+        'atienda ayude escuche',
+    '\\b(someone|somebody|anyone) (help|talk to) me\\b':
+        'anyone somebody someone',
+    '\\bplease help\\b':
+        'please',
     '\\bcan i talk to\\b':
         'talk',
     '\\b(que|q) alguien me ayude\\b':
@@ -837,6 +965,12 @@ ANCHORS = {
         'sirvo',
     '\\btoque fondo\\b':
         'toque',
+    '\\bno (tengo|hay) futuro\\b':
+        'futuro',
+    '\\bme canse de (esperar|todo|luchar|pelear|intentar)\\b':
+        'canse esperar',
+    '\\bnada va a (mejorar|cambiar)\\b':
+        'cambiar mejorar',
     '\\bestoy (muy )?mal\\b':
         'estoy+mal',
     '\\bno le importo a nadie\\b':
@@ -852,7 +986,7 @@ ANCHORS = {
     '\\b(atrapalho|complico) (a vida|todo)\\b':
         'atrapalho complico',
     '\\bsiempre soy el que\\b':
-        'siempre+soy',
+        'siempre+que',
     '\\bno aguanto\\b':
         'aguanto',
     '\\b(ya )?(lo )?(desidi|he desidido|tengo desidido|esta desidido|resolvi|tengo resuelto|lo tengo resuelto|lo tengo claro|desided|already desided|ja desidi|resolvo)\\b':
@@ -872,7 +1006,7 @@ ANCHORS = {
     '\\b(no voy a estar|ya no voy a estar|not be around|no va a haser falta|nao vou estar)\\b':
         'around falta nao estar+voy',
     '\\b(ya )?tengo todo listo\\b':
-        'listo+tengo',
+        'tengo+listo',
     '\\bse termina todo\\b':
         'termina',
     '\\bya esta\\b(?= *(\\||$))':
@@ -883,8 +1017,14 @@ ANCHORS = {
         'rapido',
     '\\bseria rapido\\b':
         'rapido',
+    '\\bdespedirme\\b':
+        'despedirme',
+    '\\bya no (tiene sentido|me (van|va) a haser falta|(la|lo|los|las) voy a nesesitar)\\b':
+        'falta nesesitar sentido',
+    '\\bse termina\\b(?= *(\\||$))':
+        'termina',
     '\\bme voy con (ela|el)\\b':
-        'ela+voy voy+con',
+        'voy+con voy+ela',
     '\\bnadie se va a dar cuenta\\b':
         'cuenta',
     '\\bsin haserlo\\b':
@@ -905,6 +1045,10 @@ ANCHORS = {
         'bajar+voy pienso+bajar quiero+bajar',
     '\\bmirando el agua\\b':
         'mirando',
+    '\\b(regale|he regalado|ya regale) (mi|mis|la|el)\\b':
+        'regalado regale',
+    '\\bme despido\\b':
+        'despido',
     '\\b(grasias por (todo|escucharme)|perdon por todo|thank you for everything|le dije que lo cuide|las cartas|cuide siempre|gave my stuf|my stuf)\\b':
         'cartas dije escucharme gave stuf thank grasias+todo perdon+todo siempre+cuide',
     '\\b(le deje|les deje) a\\b':
@@ -1007,6 +1151,12 @@ ANCHORS = {
         'aniversario cumple cumpleanos escribi escribo mande navidad',
     '\\bcuiden a mi (gato|pero) (el finde|mientras|unos dias|esta semana)\\b':
         'cuiden',
+    '\\bcarta de amor\\b':
+        'carta',
+    '\\bdesapareser (un|el) (fin de semana|finde|mes|rato)\\b':
+        'desapareser',
+    '\\b(ultimo|ultima) (dia|semana|noche) (en|de) (el|la|mi) (laburo|trabajo|empresa|escuela|facu|colegio|depto|casa)\\b':
+        'colegio depto empresa escuela facu laburo trabajo ultima+casa ultimo+casa',
     '\\bme despedi de [^|]{0,30}(porque|por que) me (cambio|mudo|voy de viaje)\\b':
         'despedi',
 }

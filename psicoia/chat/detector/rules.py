@@ -101,6 +101,8 @@ _KEY_WORDS = """
     estoy esta para siempre nunca mejor aguanto aguantar familia
 """
 _VOWELS = "aeiou"
+# Dropped-vowel forms that are words of their own (Portuguese "quero", Spanish "muro"...).
+_REAL_WORDS = frozenset("quero mero muro pente cart nade vida sigo mes tos ganas carga".split())
 
 
 def _seseo(text: str) -> str:
@@ -127,7 +129,7 @@ def _build_words() -> dict:
     keys = {_fold_word(w) for w in _KEY_WORDS.split()}
     for key in sorted(keys):
         for form in sorted(_dropped_vowel_forms(key)):
-            if form not in keys and form not in words:
+            if form not in keys and form not in words and form not in _REAL_WORDS:
                 words[form] = key
         if key.startswith("c") and key[1:2] in "aou":  # "kortarme", "kuando"
             words.setdefault("k" + key[1:], key)
@@ -137,7 +139,7 @@ def _build_words() -> dict:
 _WORDS = _build_words()
 # Words run together ("tengoganasdemorirme"): a long word that contains one of these stems
 # is split before the stem, so the stem's word can match.
-_GLUED = re.compile(r"(?<=[a-z]{3})(?=(?:morir|matar|suisid|vivir|cortar|tirarme|despert)[a-z]*$)")
+_GLUED = re.compile(r"(?<=[a-z]{3})(?=(?:morir|matar|suisid|vivir|cortar|tirarme|despert|desapares)[a-z]*$)")
 _GLUED_MIN = 11
 
 
@@ -264,6 +266,8 @@ _LOOKALIKES = _patterns(
     r"\b(pedi|pedir|pido|pedirle|pedile) perdon\b",
     r"\b(escribi|escribo|mande) una carta (a|para) [^|]{0,30}(cumple|cumpleanos|navidad|aniversario)\b",
     r"\bcuiden a mi (gato|perro) (el finde|mientras|unos dias|esta semana)\b",
+    r"\bcarta de amor\b", r"\bdesapareser (un|el) (fin de semana|finde|mes|rato)\b",
+    r"\b(ultimo|ultima) (dia|semana|noche) (en|de) (el|la|mi) (laburo|trabajo|empresa|escuela|facu|colegio|depto|casa)\b",
     r"\bme despedi de [^|]{0,30}(porque|por que) me (cambio|mudo|voy de viaje)\b",
 )
 
@@ -298,6 +302,9 @@ _THIRD_ACT = (
     r"|(kill|hurt|cut|cutting|harm) (herself|himself|themselves|his|her)|wants to die"
     r"|vai se matar|quer morrer|se matar|no se despierta mas|despertarse|contrasenas|que cuide (a )?su"
     r"|con el mismo|con ella misma|(un|el) arma|esta en (la terrasa|el techo)|se (quiere|va a) tirar"
+    r"|se (quiere|va a|piensa|queria) quitar la vida|quitarse la vida|amenasa con (matarse|suisidarse|tirarse)"
+    r"|se (va a|quiere) pegar un tiro|pegarse un tiro|mensaje de despedida|(tomo|se tomo) muchas pastilas"
+    r"|hablando de (matarse|suisidarse|morirse|quitarse la vida)"
 )
 
 _THIRD_SUBJECT = _compile(rf"\b({_THIRD})\b")
@@ -311,13 +318,19 @@ _STRONG: dict[str, tuple] = {
         r"|me estoy tomando) (todas|todo|toda|todos|el frasco|la caja|el blister|el bote"
         r"|un frasco|una caja|un blister|veneno|muchas|un monton|unas cuantas|el pote"
         r"|lo que habia|las pastillas(?! (de|del|para|que|como|a la|todos)\b))",
-        r"\b(acabo de|ya) tomarme\b", r"\bya tome\b[^|]{0,40}(\| [^|]{0,40})?\b(listo|chau|me acuesto|sueno)\b",
+        r"\b(acabo de|ya) (tomarme|cortarme|tirarme)\b",
+        r"\b(tome|trague|tomei|me tome) [0-9]{2,} \w+\b",
+        r"\b(tome|me tome|trague|bebi|tomei) (lavandina|veneno|lejia|cloro|rasiticida|raticida|soda caustica)\b",
+        r"\bya me tire (y|del|de la|desde|al)\b", r"\b(sale|sangra|sangro) (mucha sangre|mucho|un monton)\b",
+        r"\bme corte (muy )?(hondo|profundo)\b", r"\bme estoy (ahogando|asfixiando|desangrando)\b",
+        r"\b(revolver|arma|pistola|escopeta) en la (cabesa|boca|sien)\b",
+        r"\btomei (muitos|muitas|todos|todas|o vidro|a cartela)\b", r"\bya tome\b[^|]{0,40}(\| [^|]{0,40})?\b(listo|chau|me acuesto|sueno)\b",
         r"\bme (tome|trague) [^|]{0,30}(hase|hace) (un rato|media hora|\w+ horas?)\b",
         r"\b(estoy|ta|esta|sigo) sangrando\b", r"\bhay (mucha )?sangre\b",
         r"\bno para de sangrar\b", r"\bme estoy desangrando\b", r"\bsangrando muito\b",
         r"\bme (abri|corte) (las venas|las munecas|muy profundo|profundo)\b",
         r"\bme corte\b[^|]{0,20}\b(me estoy mareando|no (se como|puedo) pararlo)\b",
-        r"\b(estoy|to|me he subido|me subi) [^|]{0,30}\b(borde|cornisa|beira|escolera|anden|via|vias|edge|ledge|tracks)\b",
+        r"\b(estoy|to|me he subido|me subi) [^|]{0,30}\b(borde|cornisa|beira|escolera|anden|via|vias|edge|ledge|tracks|baranda)\b",
         r"\b(ya )?(pase|salte|saltado|he saltado) (la|el) (baranda|valla|baranda|reja)\b",
         r"\bdel lado de afuera\b", r"\bpiernas colgando\b",
         r"\b(estoy|me meti) en el (agua|rio|mar)\b",
@@ -347,10 +360,21 @@ _STRONG: dict[str, tuple] = {
         r"\bme (quiero|quisiera|gustaria|queria|re quiero) morir\b",
         r"\bmorirme\b", r"\bmatarme\b", r"\bme matar\b",
         r"\bme (quiero|voy a|vuelvo a|dan ganas de|gustaria|quisiera|queria|re quiero|vou) matar\b",
-        r"\bsui[cs]idarme?\b", r"\b(pienso|pensando|pense|penso|intento|intente|idea del?) (en )?(el )?sui[cs]idio\b",
+        r"\bsui[cs]idarme?\b", r"\b(pienso|pensando|pense|penso|intento|intente|idea del?) (en |em |no )?(el |o )?sui[cs]idio\b",
         r"\bel sui[cs]idio (es|como) (lo que me|la unica|mi)\b",
+        r"\b(mi|planeando|planear|planeo|preparando|como) (propio )?sui[cs]id\w*\b",
+        r"\b(pensamientos|ideas) (de|sobre la|sobre) (muerte|morir|sui[cs]idio)\b",
+        r"\b(la muerte|morir|morirme|matarme|el sui[cs]idio|irme) (es|seria|como) (la|mi) (unica|ultima)"
+        r" (salida|opcion|solusion)\b",
+        r"\b(unica|ultima) (salida|opcion|solusion) (es|seria|que me queda es) (morir|morirme|matarme"
+        r"|la muerte|el sui[cs]idio|irme)\b",
+        r"\bme imagino muert[oa]\b", r"\b(desirme|dise|disen|pide|piden|pidiendo|disiendo)(me)? que me mate\b",
+        r"\bhasta (los cojones|el cono|el moño|la madre) de vivir\b",
+        r"\bwant (it all|everything|this|it|my life) to (end|stop)\b",
+        r"\b(no|any|see no|dont see any|not see any) reason to (keep living|live|go on|keep going|be alive)\b",
+        r"\b(nao )?aguento mais viver\b", r"\benforcar\b", r"\bme enforcar\b",
         r"\b(porque|por que) no me muero\b", r"\b(voy|vou) me matar?\b",
-        r"\bquitar(me|a) de en medio\b", r"\bme (voy a|quiero|quisiera|gustaria|pienso) sui[cs]idar\b",
+        r"\bquitar(me|a)? de en medio\b", r"\b(nao )?quero mais viver\b", r"\bnao quero viver\b", r"\bme (voy a|quiero|quisiera|gustaria|pienso) sui[cs]idar\b",
         r"\b(soy|me siento|estoy|pensamientos|ideas|ideasion) sui[cs]idas?\b",
         r"\bojala (me )?muera\b", r"\bojala (estuviera|estar) muert[oa]\b",
         r"\b(prefiero|preferiria|quisiera|quiero|desearia|deseo) estar muert[oa]\b",
@@ -389,7 +413,7 @@ _STRONG: dict[str, tuple] = {
         # English.
         r"\b(want|wanted|wish|wishing|ready|need) to die\b",
         r"\bwant to dye\b(?! (my|her|his|your|the|it)\b)",
-        r"\bwish i (was|were) dead\b", r"\b(rather|want to) be dead\b", r"\bbetter off dead\b",
+        r"\bwish i (was|were) dead\b", r"\bwish i (was|were|had) never (been )?born\b", r"\b(rather|want to) be dead\b", r"\bbetter off dead\b",
         r"\bkil(ing|ed)? myself\b", r"\bsuicidal\b",
         r"\b(thinking|thought|think|considering|contemplating) (about |of )?(suicide|dying|kiling myself)\b",
         r"\b(commit|committing|attempt|attempted) suicide\b",
@@ -417,6 +441,13 @@ _STRONG: dict[str, tuple] = {
         r"\bsi me (muero|muriera|pasa algo|pisa|atropela|enfermo)\b[^|]{0,40}\b(mejor|estaria bien|que asi sea"
         r"|no pasa nada|no me molestaria|prefiero)\b",
         r"\b(no|ya no) le tengo miedo a la muerte\b",
+        r"\bno me (importaria|molestaria) (morir|morirme|que me pase algo|si me muero)\b",
+        r"\bsi [^|]{0,25}me (atropela|pisa|pasa por arriba|mata|leva puesto)\b",
+        r"\b(reso|pido|ruego|espero) (para )?que no (amanesca|me despierte|despierte)\b",
+        r"\b(ruego|reso|pido) no (despertar|despertarme|amaneser|levantarme)\b",
+        r"\bojala (todo )?(se )?(termine|acabe) (pronto|ya|de una ves)\b",
+        r"\bseria no (existir|estar|despertar(me)?|vivir)\b",
+        r"\b(alivio|pas|descanso) (seria )?(no existir|morir(me)?|no despertar(me)?)\b",
         r"\b(le pido|pido) a dios que me leve\b", r"\bque alguien apague\b",
         r"\b(borrarme|evaporarme|apagarme|dejar de ser|dejar de estar)\b(?! de (instagram|las redes|whatsapp))",
         r"\bfantasias con que me\b", r"\bque el mundo se olvide que existi\b",
@@ -431,9 +462,13 @@ _STRONG: dict[str, tuple] = {
         r"\b(estarian|estaria|estarias|seria|serian|vivirian|estariais|ficaria|ficar|ia fi?car|iria|iban a estar)"
         r" [^|]{0,25}(mejor|melhor|tranquilos|tranquila|tranquilo|en pas|aliviados) (sin|sem) (mi|mim|eu)\b",
         r"\bmejor sin mi\b", r"\b(estarian|vivirian|serian|estariais|iban a estar) [^|]{0,15}(mejor|tranquil\w*|felises|en pas|aliviad\w*)\b",
-        r"\bmejor (desapareser|desaparesco|no estar|me voy de una|me saco|me muero)\b", r"\bsi desaparesco\b",
+        r"\bmejor (desapareser|desaparesco|no estar|me voy de una|me saco|me muero|me borro|me mato"
+        r"|me quito del medio|me saco del medio)\b", r"\bsi desaparesco\b",
         r"\b(nobody|no one) would (care|notice|miss me) if i (died|was gone|were gone|disappeared)\b", r"\bmelhor sem (mim|eu)\b", r"\bsin mi\b[^|]{0,40}\b(mejor|en pas|no hay problema|bien)\b",
-        r"\bmejor (si|que) no (estuviera|existiera|estuviese|existiese|hubiera nacido|este)\b",
+        r"\bmejor (si|que) (yo )?no (estuviera|existiera|estuviese|existiese|hubiera nacido|este|exista)\b",
+        r"\bsi me (fuera|voy|muero|muriera|mato|matara)\b[^|]{0,20}\bpara siempre\b",
+        r"\b(les|le) (daria|haria|doy) un (respiro|favor|alivio)\b",
+        r"\b(van a|vas a|va a|iban a) estar mejor sin\b", r"\bestar\w* mejor sin (una|un) \w+ como yo\b",
         r"\bmejor (no estar|no existir|eu nao existir|eu sumir)\b",
         r"\bojala no (hubiera|haber) nasido\b", r"\bperdon por haber nasido\b",
         r"\bsoy (una|la) carga\b", r"\bla carga de\b",
@@ -475,7 +510,11 @@ _STRONG: dict[str, tuple] = {
         r"\bno lego a (navidad|fin de ano|\w+bre|mi cumple)\b",
         r"\b(el ano que viene|el lunes|el mes que viene|manana|el viernes|para el \w+) (ya )?no (voy a estar|existo|estoy)\b",
         r"\bno (voy a estar|existo) (mucho mas|para)\b", r"\bya no voy a estar\b",
-        r"\bmanana no va a haber\b", r"\bno me veo en ningun futuro\b", r"\bno hay futuro para mi\b",
+        r"\bmanana no va a haber\b",
+        r"\bno hay nada que me (sostenga|retenga|ate|mantenga)\b",
+        r"\b(ya )?no voy a (existir|seguir aca|seguir viv[oa]|seguir en este mundo)\b",
+        r"\b(es|sera|fue) mi (ultima|ultimo) (semana|dia|noche|mes|cumple|navidad|ano)\b",
+        r"\bno me veo (viv[oa]|aca|en \w+ (anos|meses))\b", r"\bno me veo en ningun futuro\b", r"\bno hay futuro para mi\b",
         r"\b(se termina|se acabe|se acaba|se termino) (todo|mi sufrimiento|esto|pronto)\b"
         r"(?! (el|la|los|las|este)\b)",
         r"\b(esto|todo) se termina\b", r"\bque se termine\b" + _END, r"\bque se acabe de una ves\b",
@@ -507,7 +546,7 @@ _STRONG: dict[str, tuple] = {
         r"|todo ordenado|todo en orden|las cuentas)\b",
         r"\b(contrasenas?|claves) (del banco|de mis cuentas)\b",
         r"\b(regale|he regalado|ya regale|le regale|gave away|i gave)\b[^|]{0,50}\b(no (la|lo|los|las|me) (voy|van) a (nesesitar|haser falta)|ya no (tiene sentido|me van)|won t need|will not need|no quiero que|era lo unico)",
-        r"\b(regale|he regalado|ya regale) (mi|mis|la|el|todas|todos)\b(?! ropa vieja)",
+        r"\b(regale|he regalado|ya regale|estoy regalando) (todas|todos|todo|mis cosas)\b",
         r"\b(gave away|already gave) my\b",
         r"\bno (la|lo|los|las) voy a (nesesitar|usar) mas\b", r"\bwon t need them\b", r"\bwill not need them\b",
         r"\bdespidiendome\b",
@@ -524,7 +563,17 @@ _STRONG: dict[str, tuple] = {
         r"\bpor si hay que avisarle\b", r"\blo ultimo que queria desirte\b",
         r"\bse queda con [^|]{0,20}mis\b", r"\b(carpeta|papeles) [^|]{0,40}no tienen que buscar\b",
         r"\bpague todas las deudas\b", r"\bno voy a volver\b", r"\bno le digas a nadie\b",
-        r"\bsos el ultimo\b", r"\bno lo saben\b", r"\blas cartas (estan|quedan) en\b",
+        r"\bsos el ultimo\b", r"\bno lo saben\b",
+        r"\b(mi )?(ultimo|ultima) (mensaje|carta|despedida)\b", r"\bme despido de (todos|ustedes|todo)\b",
+        r"\b(chau|adios|goodbye|bye|tchau) (para siempre|a todos|everyone|forever|mundo|pra sempre)\b",
+        r"\bhasta siempre\b", r"\bmi despedida\b", r"\b(les|te|os) dejo una (carta|nota)\b",
+        r"\bpara (despues de que|cuando) me (vaya|muera|haya ido)\b",
+        r"\b(cuides|cuiden|cuidar|cuidad) (a )?(mis|mi) (gatos|perros|gato|perro|hijos|plantas)\b"
+        r"(?![^|]{0,25}(vacasiones|viaj|mientras|el finde|unos dias))",
+        r"\b(perdon|perdonen|perdoname|sorry|lo siento) por lo que (voy a haser|hise|hare|i am about)\b",
+        r"\b(deje|hise|escribi|redacte|arme) (el |mi |un )?testamento\b",
+        r"\blo siento por todo\b", r"\bos (echare|voy a echar) de menos\b",
+        r"\b(deje|tengo|dejo|queda) todo (arreglado|ordenado|en orden|resuelto|organisado)\b", r"\blas cartas (estan|quedan) en\b",
         r"\bya me (he )?despedi(do)? de\b", r"\bme despedi de (todos|todo|tds)\b",
     ),
     "plan": _patterns(
@@ -554,7 +603,10 @@ _STRONG: dict[str, tuple] = {
         r"\bno saber nadar\b", r"\bno se nadar\b",
         r"\bque piso es seguro\b", r"\bno sobrevivis\b", r"\bpara no despertarse\b",
         r"\b(ya )?(pense|tengo pensado|elegi|tengo elegido) (como|el lugar|cuando|haserlo)\b",
-        r"\bel plan es\b", r"\banote el plan\b", r"\bla voy a usar (conmigo|con migo)\b",
+        r"\bel plan es\b",
+        r"\bme (voy a|quiero|pienso) colgar (en|de|del)\b",
+        r"\b(pegar(me)?|me (voy a|quiero) pegar) un tiro\b", r"\bun tiro en la cabesa\b",
+        r"\b(elegi|tengo elegido|tengo pensado|ya se) (el dia|la fecha|el lugar|la hora)\b", r"\banote el plan\b", r"\bla voy a usar (conmigo|con migo)\b",
         r"\bhasta lo ensaye\b", r"\bpasa el tren rapido\b", r"\besperar al tren\b",
         r"\b(tengo|ya tengo) todo (para|en el cajon|listo para)\b",
         r"\b(solo|nomas) me falta animarme\b", r"\bme las tomo\b", r"\bme (las|lo) voy a tomar\b",
@@ -576,7 +628,7 @@ _STRONG: dict[str, tuple] = {
         r"\bvou me jogar\b", r"\bvou pular\b",
     ),
     "self_harm": _patterns(
-        r"\bcortarme\b", r"\bme sigo cortando\b", r"\bme (vuelvo|volvi|he vuelto) a cortar\b",
+        r"\bcortarme\b", r"\bme sigo cortando\b", r"\bme he (cortado|quemado|hecho dano|vuelto a cortar)\b", r"\bme (vuelvo|volvi|he vuelto) a cortar\b",
         r"\bme (quiero|voy a|volvi a|vuelvo a|dan ganas de|gustaria|quisiera) cortar\b",
         r"\bcort\w* (las )?venas\b",
         r"\bme (corto|corte|cortaria|cortei)\b(?! (el|la|con|con el cuchilo del pan|con el cuter|con el vidrio(?! [^|]* a proposito)))",
@@ -599,6 +651,8 @@ _STRONG: dict[str, tuple] = {
         r"\bcortes (en|por) (los |las |mis )?(brasos|piernas|munecas|muslos|pansa)\b",
         r"\b(me (pego|golpeo|doy)|golpearme|pegarme) [^|]{0,20}(contra|con) (la pared|el piso|la puerta|el puno|el sinto|el espejo)\b",
         r"\bme (pego|golpeo) (pinas|con|las piernas)\b", r"\bme castigo\b",
+        r"\bme (clave|clavo|enterre) (una|un|la|el) (tijera|cuchilo|aguja|lapis|cuter|vidrio|trincheta)\b",
+        r"\bhasta (quedar con|que (me )?quedan?|dejarme) (moretones|marcas|violeta)\b",
         r"\b(burn|burning|cut|cutting|hurt|hurting|scratch|scratching) my "
         r"(arms|wrists|legs|thighs|skin)\b",
         r"\b(gilete|giliete|hojita|trincheta|cuchila|sacapuntas desarmado)\b",
@@ -619,13 +673,18 @@ _STRONG: dict[str, tuple] = {
         r"\b(telefono|numero|linea) (de (ayuda|atension|emergensia|crisis)|para lamar|de alguna)\b",
         r"\b(hay|tenes|teneis|me das|dame|pasame|me podes dar|me podrias pasar) (algun |un |el |alguna )?"
         r"(numero|telefono|linea|chat con personas|guardia|lugar)\b",
-        r"\b(nesesito|necesito) ayuda\b", r"\bayuda (ya|urgente|por favor)\b",
+        r"\b(nesesito|necesito) ayuda\b(?! (con|para|en|de) )", r"\bayuda (ya|urgente|por favor)\b",
         r"\b(alguien que me ayude|ayudame|ayudenme|me ayuden)\b",
         r"\b(pasame|conectame|me podes conectar|me podes pasar) con alguien\b",
         r"\bguardia (psiquiatrica|abierta)\b", r"\bayuda profesional\b", r"\bque alguien me (atienda|escuche)\b",
         r"\b(ayuda|ayudaa|help|auxilio|socoro|ajuda|ayudame)\b(?=( \|)* $)",
         r"\b(number|someone|somebody) i can (call|talk to)\b", r"\bis there a number\b",
-        r"\bnesesito hablar con alguien\b", r"\bcan i talk to\b", r"\b(que|q) alguien me ayude\b",
+        r"\bnesesito hablar con alguien\b",
+        r"\b(hablar con|no sos|sos) (un|una) (robot|bot|maquina|programa|ia)\b",
+        r"\bno quiero hablar con (un|una) (robot|bot|maquina|programa|ia)\b",
+        r"\b(psicologo|psicologa|terapeuta|profesional|medico) (disponible|de guardia|ahora)\b",
+        r"\bnesesito que (me atienda|me escuche|me ayude) alguien\b",
+        r"\b(someone|somebody|anyone) (help|talk to) me\b", r"\bplease help\b", r"\bcan i talk to\b", r"\b(que|q) alguien me ayude\b",
     ),
 }
 
@@ -636,7 +695,8 @@ _WEAK: dict[str, tuple] = {
         r"\b(cansad[oa]|harta|harto|agotad[oa]) de (todo|pelear|vivir asi|esta casa)\b(?! pero)",
         r"\b(tired|sick) of (this|everything|it all)\b", r"\bno puedo mas\b", r"\bno doy mas\b",
         r"\bnada (me )?sale bien\b", r"\bnada cambia\b", r"\bya nada\b", r"\bno sirvo para nada\b",
-        r"\btoque fondo\b", r"\bestoy (muy )?mal\b", r"\bno le importo a nadie\b",
+        r"\btoque fondo\b", r"\bno (tengo|hay) futuro\b", r"\bme canse de (esperar|todo|luchar|pelear|intentar)\b",
+        r"\bnada va a (mejorar|cambiar)\b", r"\bestoy (muy )?mal\b", r"\bno le importo a nadie\b",
         r"\bno me importa nada\b", r"\bya fue (todo)?\b", r"\bme dejo\b", r"\bse lev[oa]\b",
         r"\b(atrapalho|complico) (a vida|todo)\b", r"\bsiempre soy el que\b", r"\bno aguanto\b",
     ),
@@ -657,7 +717,8 @@ _WEAK: dict[str, tuple] = {
     "ending": _patterns(
         r"\b(no voy a estar|ya no voy a estar|not be around|no va a haser falta|nao vou estar)\b",
         r"\b(ya )?tengo todo listo\b", r"\bse termina todo\b", r"\bya esta\b" + _END,
-        r"\bsumir de ves\b", r"\bsera rapido\b", r"\bseria rapido\b", r"\bme voy con (ella|el)\b",
+        r"\bsumir de ves\b", r"\bsera rapido\b", r"\bseria rapido\b", r"\bdespedirme\b",
+        r"\bya no (tiene sentido|me (van|va) a haser falta|(la|lo|los|las) voy a nesesitar)\b", r"\bse termina\b" + _END, r"\bme voy con (ella|el)\b",
         r"\bnadie se va a dar cuenta\b", r"\bsin haserlo\b", r"\blevaba \w+ (meses|dias) sin\b",
         r"\bsiempre funsionaba\b",
     ),
@@ -671,6 +732,7 @@ _WEAK: dict[str, tuple] = {
         r"\bmirando el agua\b",
     ),
     "farewell": _patterns(
+        r"\b(regale|he regalado|ya regale) (mi|mis|la|el)\b", r"\bme despido\b",
         r"\b(gracias por (todo|escucharme)|perdon por todo|thank you for everything|le dije que lo cuide"
         r"|las cartas|cuide siempre|gave my stuff|my stuff)\b",
         r"\b(le deje|les deje) a\b", r"\bcontrasena\b", r"\bno me preguntes\b",
