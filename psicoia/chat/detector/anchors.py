@@ -77,16 +77,20 @@ ANCHORS = {
         'arma cuchilo cuter escopeta gilete hojita pastilas pistola revolver soga',
     '\\bya se ve (la lus del )?tren\\b':
         'tren',
-    '\\bi (just )?(tok|swalowed) (al|every|a botle|the whole|to many|my pils)\\b':
+    '\\bi (just )?(tok|swalowed) (al|every|a botle|the whole|to many|my pils|a whole|an entire|a lot of)\\b':
         'swalowed tok',
+    '\\bi (just )?overdosed\\b':
+        'overdosed',
+    '\\bi (slit|cut) my wrists\\b':
+        'wrists',
     '\\b(i am|i m) (on|at|standing on|siting on) (the |my |a )?(rof|ledge|edge|tracks|bridge)\\b':
         'bridge edge ledge rof tracks',
     '\\bstanding on the tracks\\b':
         'standing',
     '\\b(i am )?bleding (a lot|badly|out|so much)\\b':
         'bleding',
-    '\\b(se (quiere|queria|va a|iba a|piensa|pensaba|puede) (matar|morir|suisidar|tirar|cortar|lastimar|haser algo|haser dano|ahorcar|colgar)|se mata|se tira|se corta|se esta cortando|se lastima|se quema|se quemo|se (tomo|trago) (un|una|todas|todo|muchas)|quiere (morirse|morir|matarse|suisidarse|desapareser)|(no )?quiere (seguir )?vivir|(de )?(matarse|suisidarse|ahorcarse|tirarse|cortarse|morirse)|es una carga|estamos mejor sin|estarian mejor sin|carta de despedida|despidiendose|se despidio|regalo (todas )?sus|no va a (estar|legar)|no quiere bajar|dise que se tira|tiene (cortes|marcas)|brasos cortados|grasias por todo|se haga algo|(kil|hurt|cut|cuting|harm) (herself|himself|themselves|his|her)|wants to die|vai se matar|quer morer|se matar|no se despierta mas|despertarse|contrasenas|que cuide (a )?su|con el mismo|con ela misma|(un|el) arma|esta en (la terasa|el techo)|se (quiere|va a) tirar|se (quiere|va a|piensa|queria) quitar la vida|quitarse la vida|amenasa con (matarse|suisidarse|tirarse)|se (va a|quiere) pegar un tiro|pegarse un tiro|mensaje de despedida|(tomo|se tomo) muchas pastilas|hablando de (matarse|suisidarse|morirse|quitarse la vida))\\b':
-        'ahorcar ahorcarse arma colgar contrasenas corta cortados cortando cortar cortarse cortes cut cuting dano desapareser despedida despertarse despidiendose despidio despierta estamos haga harm herself himself hurt kil lastima lastimar legar marcas mata matar matarse morer morir morirse pegar pegarse quema quemo quitar quitarse regalo suisidar suisidarse techo terasa themselves tira tirar tirarse tomo trago vivir wants carga+una cuide+que estar+no estarian+mejor grasias+todo haser+algo misma+ela mismo+con queria+haser quiere+bajar quiere+haser',
+    '\\b(se (quiere|queria|va a|iba a|piensa|pensaba|puede) (matar|morir|suisidar|tirar|cortar|lastimar|haser algo|haser dano|ahorcar|colgar)|se mata|se tira|se corta|se esta cortando|se lastima|se quema|se quemo|se (tomo|trago) (un|una|todas|todo|muchas)|quiere (morirse|morir|matarse|suisidarse|desapareser)|(no )?quiere (seguir )?vivir|(de )?(matarse|suisidarse|ahorcarse|tirarse|cortarse|morirse)|es una carga|estamos mejor sin|estarian mejor sin|carta de despedida|despidiendose|se despidio|regalo (todas )?sus|no va a (estar|legar)|no quiere bajar|dise que se tira|tiene (cortes|marcas)|brasos cortados|grasias por todo|se haga algo|(kil|hurt|cut|cuting|harm) (herself|himself|themselves|his|her)|wants to die|vai se matar|quer morer|se matar|no se despierta mas|despertarse|contrasenas|que cuide (a )?su|con el mismo|con ela misma|(un|el) arma|esta en (la terasa|el techo)|se (quiere|va a) tirar|se (quiere|va a|piensa|queria) quitar la vida|quitarse la vida|amenasa con (matarse|suisidarse|tirarse)|se (va a|quiere) pegar un tiro|pegarse un tiro|mensaje de despedida|(tomo|se tomo) muchas pastilas|hablando de (matarse|suisidarse|morirse|quitarse la vida)|(no )?va a ser una carga|(nos|me|les) pide perdon|se despide|se despidio de todos|(wants|wanted|going|trying) to end (her|his|their) life|talking about (suiside|kiling|dying|ending)|(wants|is going|is gona) to (die|kil (her|him)self)|is suisidal|suisidal)\\b':
+        'ahorcar ahorcarse arma colgar contrasenas corta cortados cortando cortar cortarse cortes cut cuting dano desapareser despedida despertarse despide despidiendose despidio despierta estamos going gona haga harm herself himself hurt kil lastima lastimar legar marcas mata matar matarse morer morir morirse pegar pegarse pide quema quemo quitar quitarse regalo suisidal suisidar suisidarse talking techo terasa themselves tira tirar tirarse tomo trago trying vivir wanted wants carga+una cuide+que estar+no estarian+mejor grasias+todo haser+algo misma+con mismo+con queria+haser quiere+bajar quiere+haser',
     '\\b(alguien|un tipo|una piba|un pibe) [^|]{0,30}dijo que se mata\\b':
         'mata',
     '\\b(se|le) (vi|vimos) (los brasos|cortes|las marcas)\\b':
@@ -125,8 +129,26 @@ ANCHORS = {
         'imagino',
     '\\b(desirme|dise|disen|pide|piden|pidiendo|disiendo)(me)? que me mate\\b':
         'desirme desirmeme dise diseme disen disenme disiendo disiendome pide pideme piden pidenme pidiendo pidiendome',
-    '\\bhasta (los cojones|el cono|el moño|la madre) de vivir\\b':
+    '\\bhasta (los cojones|el cono|el mono|la madre) de vivir\\b':
         'cojones vivir',
+    '\\bme (voy a|quiero|pienso) (quitar|sacar) la vida\\b':
+        'quitar sacar',
+    '\\bdesapareser (del mapa|para siempre|de la fas)\\b':
+        'desapareser',
+    '\\bwhats the point (of|in) (living|life|going on|being alive|anything|trying)\\b':
+        'living whats',
+    '\\b(so )?done with (everything|it al|life|living|this life)\\b':
+        'done',
+    '\\bwant out\\b(?= *(\\||$))':
+        'out',
+    '\\b(i )?(want|wana) (it al )?to (end it|be gone|stop existing)\\b':
+        'end existing gone',
+    '\\b(nao vejo|sem|perdi o) (mais )?sentido (em|de|na) (viver|vida)\\b':
+        'sentido',
+    '\\b(quero|queria|vontade de|presiso) (sumir|morer|desapareser)\\b':
+        'desapareser morer quero sumir',
+    '\\bsumir (pra|para) sempre\\b':
+        'sempre',
     '\\bwant (it al|everything|this|it|my life) to (end|stop)\\b':
         'end stop',
     '\\b(no|any|se no|dont se any|not se any) reason to (kep living|live|go on|kep going|be alive)\\b':
@@ -192,7 +214,7 @@ ANCHORS = {
     '\\b(desearia|quisiera|quiero|me gustaria|ojala|prefiero|preferiria) (no existir|dejar de vivir|no vivir|no haber nasido|no haber existido)\\b':
         'dejar desearia existido existir nasido vivir',
     '\\bno (quiero|quisiera) (estar|seguir|quedarme) (mas )?en este mundo\\b':
-        'quiero+mundo quisiera+mundo',
+        'quedarme quiero+estar quisiera+estar quisiera+seguir seguir+quiero',
     '\\b(da|es) (igual|lo mismo) (vivir o morir|si vivo o (me )?muero|morir(me)?)\\b':
         'igual morir morirme muero vivir',
     '\\b(quiero|nesesito|ojala) que (se )?(termine|acabe) (todo|mi vida)\\b':
@@ -284,15 +306,15 @@ ANCHORS = {
     '\\b(irme|me voy|desapareser|dormir|dormirme|descansar|me rindo) para siempre\\b(?! (a|de|al|con)\\b)':
         'irme siempre+para',
     '\\b(quisiera|quiero) dormir(me)? y (no|que sea para siempre)\\b':
-        'dormir+quiero dormirme+quiero dormirme+quisiera quisiera+dormir',
+        'dormir+quiero dormirme+quiero quisiera+dormir quisiera+dormirme',
     '\\bo para siempre\\b':
         'siempre+para',
     '\\bno (abrir|volver a abrir) (mas )?los ojos\\b':
         'ojos',
     '\\bsi me pasa algo\\b[^|]{0,30}(\\| [^|]{0,10})?\\bmejor\\b':
-        'mejor+algo',
+        'mejor+pasa',
     '\\bsi me (muero|muriera|pasa algo|pisa|atropela|enfermo)\\b[^|]{0,40}\\b(mejor|estaria bien|que asi sea|no pasa nada|no me molestaria|prefiero)\\b':
-        'atropela enfermo estaria molestaria muero muriera pisa prefiero sea mejor+algo nada+algo',
+        'atropela enfermo estaria molestaria muero muriera pisa prefiero sea mejor+pasa pasa+nada',
     '\\b(no|ya no) le tengo miedo a la muerte\\b':
         'muerte',
     '\\bno me (importaria|molestaria) (morir|morirme|que me pase algo|si me muero)\\b':
@@ -348,7 +370,7 @@ ANCHORS = {
     '\\b(estarian|vivirian|serian|estariais|iban a estar) [^|]{0,15}(mejor|tranquil\\w*|felises|en pas|aliviad\\w*)\\b':
         'estariais estarian iban serian tranquil vivirian estarian+mejor',
     '\\bmejor (desapareser|desaparesco|no estar|me voy de una|me saco|me muero|me boro|me mato|me quito del medio|me saco del medio)\\b':
-        'boro desaparesco desapareser mato muero quito saco mejor+estar mejor+voy',
+        'boro desaparesco desapareser mato muero quito saco estar+mejor mejor+voy',
     '\\bsi desaparesco\\b':
         'desaparesco',
     '\\b(nobody|no one) would (care|notise|mis me) if i (died|was gone|were gone|disapeared)\\b':
@@ -364,19 +386,19 @@ ANCHORS = {
     '\\b(les|le) (daria|haria|doy) un (respiro|favor|alivio)\\b':
         'alivio daria haria respiro favor+doy',
     '\\b(van a|vas a|va a|iban a) estar mejor sin\\b':
-        'van mejor+estar',
+        'van estar+mejor',
     '\\bestar\\w* mejor sin (una|un) \\w+ como yo\\b':
-        'mejor+como mejor+estar',
+        'estar+mejor mejor+como',
     '\\bmejor (no estar|no existir|eu nao existir|eu sumir)\\b':
-        'existir sumir mejor+estar',
+        'existir sumir estar+mejor',
     '\\bojala no (hubiera|haber) nasido\\b':
         'hubiera nasido',
     '\\bperdon por haber nasido\\b':
         'nasido',
     '\\bsoy (una|la) carga\\b':
-        'carga+soy carga+una',
+        'carga+soy',
     '\\bla carga de\\b':
-        'carga+la',
+        'carga+de',
     '\\b(me siento|siento que soy) una carga\\b(?=( *(\\||$))| (para|tan|de|enorme|muy))':
         'siento+carga',
     '\\bsi me (muero|muriera|desaparesco|desaparesiera|mato|matara)\\b':
@@ -389,12 +411,18 @@ ANCHORS = {
         'estorbo gasto lastre mochila molestia obstaculo peso problema',
     '\\b(me siento|siento que solo soy|solo soy) (un estorbo|una mochila|un obstaculo|un peso)\\b':
         'estorbo mochila obstaculo peso',
-    '\\b(sou|me sinto) (um peso|uma carga)\\b':
+    '\\b(sou|me sinto) (um|uma) (peso|carga|fardo|estorvo)\\b':
         'peso sinto sou',
+    '\\bsentir (minha )?falta de mim\\b':
+        'falta',
+    '\\bninguem (vai|ia) sentir (minha )?falta\\b':
+        'ninguem',
+    '\\b(they|everyone|my family|you al) (would|wil) be (so much |much )?(beter|hapier) (of )?(without me|if i)\\b':
+        'beter hapier without',
     '\\bsoy (un problema|una carga) para\\b':
         'problema carga+para',
     '\\b(no|ya no) (voy a|vas a|van a) (ser|tener que) (un problema|una carga|un estorbo|una molestia|un peso|aguantarme|bancarme|cuidarme|preocuparse)\\b':
-        'aguantarme bancarme cuidarme estorbo molestia peso preocuparse problema carga+una carga+voy',
+        'aguantarme bancarme cuidarme estorbo molestia peso preocuparse problema van carga+vas carga+voy',
     '\\b(i am|im) (just |only |such )?a burden\\b':
         'burden',
     '\\bburden (to|on) (everyone|everybody|my family)\\b':
@@ -404,7 +432,7 @@ ANCHORS = {
     '\\b(ninguem|nadie) [^|]{0,10}(sentir|extranar) (minha falta|me)\\b':
         'extranar minha ninguem nadie+me sentir+nadie',
     '\\b(nobody|no one) (would|wil) mis me\\b':
-        'nobody wil would+mis',
+        'nobody wil would+one',
     '\\b(beter|hapier) (if|when) i (was|were|am) (gone|dead|not around)\\b':
         'beter hapier',
     '\\b(if|when) i (was|wasnt|were|weren|am) (not )?around\\b':
@@ -428,7 +456,7 @@ ANCHORS = {
     '\\bno (aguanto|soporto|puedo) mas\\b(?=( *(\\||$))| (con )?(esta vida|mi vida|la vida|vivir|de verdad|en serio|nada|todo)\\b)':
         'aguanto soporto puedo+mas',
     '\\bno doy mas\\b(?= (con )?(esta vida|mi vida|la vida|vivir|de verdad|en serio)\\b)':
-        'doy+mas',
+        'mas+doy',
     '\\b(terminar|acabar|termino|acabo) con (todo|mi vida|mi existensia)\\b(?! (el|la|los|las|lo|esto de)\\b)':
         'acabar acabo terminar termino',
     '\\bno (le )?(veo|encuentro|tengo) (ninguna )?salida\\b':
@@ -438,9 +466,9 @@ ANCHORS = {
     '\\bnao vejo saida\\b':
         'saida',
     '\\b(ultima|ultimo) (noche|semana|dia|ves) (que|q) (aguanto|hago|hablo|abraso|te escribo|vivo|paso)\\b':
-        'abraso aguanto escribo hablo vivo ultima+hago ultima+noche ultima+paso ultima+semana ultimo+hago ultimo+noche ultimo+paso ultimo+semana',
+        'abraso aguanto escribo hablo vivo semana+ultima ultima+hago ultima+noche ultima+paso ultimo+hago ultimo+noche ultimo+paso ultimo+semana',
     '\\bes la ultima\\b(?= *(\\||$))':
-        'ultima+la',
+        'ultima+es',
     '\\bno hay nada que haser conmigo\\b':
         'conmigo',
     '\\b(wil not|not|wil) be around (much |for )?(longer|much longer|for long|anymore)\\b':
@@ -454,7 +482,7 @@ ANCHORS = {
     '\\b(el ano que viene|el lunes|el mes que viene|manana|el viernes|para el \\w+) (ya )?no (voy a estar|existo|estoy)\\b':
         'existo lunes viene viernes estar+para estoy+para manana+estar manana+estoy',
     '\\bno (voy a estar|existo) (mucho mas|para)\\b':
-        'existo estar+para mucho+estar',
+        'existo estar+mucho estar+para',
     '\\bya no voy a estar\\b':
         'estar+voy',
     '\\bmanana no va a haber\\b':
@@ -464,7 +492,7 @@ ANCHORS = {
     '\\b(ya )?no voy a (existir|seguir aca|seguir viv[oa]|seguir en este mundo)\\b':
         'existir seguir+voy',
     '\\b(es|sera|fue) mi (ultima|ultimo) (semana|dia|noche|mes|cumple|navidad|ano)\\b':
-        'cumple mes navidad ultima+ano ultima+dia ultima+noche ultima+semana ultimo+ano ultimo+dia ultimo+noche ultimo+semana',
+        'cumple mes navidad semana+ultima ultima+ano ultima+dia ultima+noche ultimo+ano ultimo+dia ultimo+noche ultimo+semana',
     '\\bno me veo (viv[oa]|aca|en \\w+ (anos|meses))\\b':
         'anos meses viva vivo aca+veo',
     '\\bno me veo en ningun futuro\\b':
@@ -508,11 +536,17 @@ ANCHORS = {
     '\\bya no (puedo sostener|quiero tenerlo)\\b':
         'sostener tenerlo',
     '\\bcan not (take it|take this|do this|handle (it|this|life)) any ?more\\b':
-        'anymore+handle anymore+take anymore+this handle+more more+take this+more',
+        'anymore+handle anymore+take anymore+this handle+more take+more this+more',
     '\\bcan not (go on|kep going)\\b(?=( *(\\||$))| like this| any ?more| living)':
         'go going',
     '\\bend it al\\b':
         'end',
+    '\\b(not|never) (going to|gona) be (here|around|alive) (next|tomorow|by|for|much|anymore)\\b':
+        'going gona',
+    '\\b(wil not|wont) be (here|around|alive) (next|tomorow|by|for|much|anymore)\\b':
+        'next tomorow wil wont',
+    '\\bno way out\\b':
+        'way',
     '\\b(wil not|wont) make it to\\b':
         'make',
     '\\blast night i put up\\b':
@@ -560,7 +594,7 @@ ANCHORS = {
     '\\b(gave away|already gave) my\\b':
         'gave',
     '\\bno (la|lo|los|las) voy a (nesesitar|usar) mas\\b':
-        'nesesitar usar+voy',
+        'nesesitar usar+mas',
     '\\bwon t ned them\\b':
         'them',
     '\\bwil not ned them\\b':
@@ -619,6 +653,24 @@ ANCHORS = {
         'carpeta papeles',
     '\\bpague todas las deudas\\b':
         'deudas',
+    '\\b(deixei|deixo) tudo (organisado|arumado|pronto|em ordem)\\b':
+        'arumado deixei deixo organisado pronto',
+    '\\bcuidem (do|da) (meu|minha) (gato|gata|cachoro|cachora|filho|filha|planta)\\b':
+        'cuidem',
+    '\\b(wrote|writen|writing) (my |the )?(godbye|farewel|last) (leters?|notes?)\\b':
+        'farewel godbye writen writing wrote',
+    '\\b(take care of|lok after) my (cat|dog|kids|plants)\\b(?![^|]{0,25}(while|vacation|trip|wekend))':
+        'after care',
+    '\\b(godbye|bye) (everyone|forever|world|al)\\b':
+        'bye everyone forever godbye world',
+    '\\bthis is godbye\\b':
+        'godbye',
+    '\\bsory for everything\\b':
+        'sory',
+    '\\bi love you al\\b[^|]{0,20}(\\| )?(godbye|sory|bye)\\b':
+        'godbye love',
+    '\\bgave (my|away my) (dog|cat|stuf|things|guitar|boks)\\b[^|]{0,40}\\b(beter|wil not ned|wont ned|no longer)\\b':
+        'beter gave',
     '\\bno voy a volver\\b':
         'volver+voy',
     '\\bno le digas a nadie\\b':
@@ -733,6 +785,22 @@ ANCHORS = {
         'elegi elegido lugar pensado cuando+pense haserlo+pense pense+como',
     '\\bel plan es\\b':
         'plan',
+    '\\b(saving|stockpiling|hoarding|colecting|saved|stockpiled) (up )?(my |the |al my )?(pils|meds|medication|medisine)\\b':
+        'colecting hoarding saved saving stockpiled stockpiling',
+    '\\b(bought|got|have) (a )?rope\\b':
+        'bought rope',
+    '\\b(i have|there is) a gun\\b[^|]{0,40}\\b(myself|use it|end)\\b':
+        'gun myself',
+    '\\bplaning (to die|my suiside|to end it|to kil myself|how to)\\b':
+        'planing',
+    '\\btomar (todos|todas) (os|as) (remedios|comprimidos)\\b':
+        'comprimidos remedios',
+    '\\b(pular|me jogar|jogar) (do|da|de) (predio|ponte|janela|sacada|telhado)\\b':
+        'jogar predio pular',
+    '\\b(se|se como|forma de|manera de|how to) (terminar|acabar|end) (con )?(esto|todo|mi vida|it)\\b':
+        'acabar end terminar',
+    '\\b(aselerar a fondo y|chocar a proposito|tirar el auto contra|voy a aselerar y listo)\\b':
+        'aselerar contra proposito',
     '\\bme (voy a|quiero|pienso) colgar (en|de|del)\\b':
         'colgar',
     '\\b(pegar(me)?|me (voy a|quiero) pegar) un tiro\\b':
@@ -740,7 +808,7 @@ ANCHORS = {
     '\\bun tiro en la cabesa\\b':
         'cabesa',
     '\\b(elegi|tengo elegido|tengo pensado|ya se) (el dia|la fecha|el lugar|la hora)\\b':
-        'elegi elegido fecha hora lugar pensado dia+ya',
+        'elegi elegido fecha hora lugar pensado dia+el',
     '\\banote el plan\\b':
         'anote',
     '\\bla voy a usar (conmigo|con migo)\\b':
@@ -752,13 +820,13 @@ ANCHORS = {
     '\\besperar al tren\\b':
         'esperar',
     '\\b(tengo|ya tengo) todo (para|en el cajon|listo para)\\b':
-        'tengo+todo',
+        'cajon tengo+para',
     '\\b(solo|nomas) me falta animarme\\b':
         'animarme',
     '\\bme las tomo\\b':
         'tomo',
     '\\bme (las|lo) voy a tomar\\b':
-        'tomar+voy',
+        'tomar+las tomar+voy',
     '\\b(me )?las tomo todas\\b':
         'tomo',
     '\\bme tomo todo\\b':
@@ -803,15 +871,13 @@ ANCHORS = {
         'day night',
     '\\bi end it(?= *(\\||$))':
         'end',
-    '\\bvou me jogar\\b':
-        'jogar',
     '\\bvou pular\\b':
         'pular',
     '\\bcortarme\\b':
         'cortarme',
     '\\bme sigo cortando\\b':
         'cortando',
-    '\\bme he (cortado|quemado|hecho dano|vuelto a cortar)\\b':
+    '\\bme he (cortado|quemado|hecho dano|vuelto a cortar)\\b(?! con (un|una|el|la) (folio|papel|hoja|cuchilo|cuter|lata|vidrio))':
         'cortado hecho quemado vuelto',
     '\\bme (vuelvo|volvi|he vuelto) a cortar\\b':
         'cortar vuelvo',
@@ -943,6 +1009,10 @@ ANCHORS = {
         'anyone somebody someone',
     '\\bplease help\\b':
         'please',
+    '\\bpresiso de ajuda\\b':
+        'presiso',
+    '\\bpresiso falar com (alguem|uma pesoa)\\b':
+        'presiso',
     '\\bcan i talk to\\b':
         'talk',
     '\\b(que|q) alguien me ayude\\b':
@@ -954,7 +1024,7 @@ ANCHORS = {
     '\\bno puedo mas\\b':
         'puedo+mas',
     '\\bno doy mas\\b':
-        'doy+mas',
+        'mas+doy',
     '\\bnada (me )?sale bien\\b':
         'sale',
     '\\bnada cambia\\b':
@@ -989,24 +1059,56 @@ ANCHORS = {
         'siempre+que',
     '\\bno aguanto\\b':
         'aguanto',
+    '\\b(nobody|no one) cares\\b':
+        'cares nobody',
+    '\\beverything i do is wrong\\b':
+        'wrong',
+    '\\bi hate myself\\b':
+        'myself',
+    '\\b(to|estou) muito mal\\b':
+        'muito',
+    '\\bninguem liga\\b':
+        'ninguem',
+    '\\bera lo unico que tenia\\b':
+        'unico',
+    '\\bno tengo a nadie\\b':
+        'nadie+tengo',
+    '\\b(entiero|velorio) de\\b':
+        'entiero velorio',
+    '\\bme odio\\b':
+        'odio',
+    '\\bsin sentido\\b':
+        'sentido',
+    '\\bnada tiene sentido\\b':
+        'sentido',
     '\\b(ya )?(lo )?(desidi|he desidido|tengo desidido|esta desidido|resolvi|tengo resuelto|lo tengo resuelto|lo tengo claro|desided|already desided|ja desidi|resolvo)\\b':
         'desided desidi desidido resolvi resolvo resuelto claro+tengo',
     '\\bhoy me animo\\b':
         'animo',
     '\\bme animo\\b':
         'animo',
-    '\\b(lo hago|haserlo|voy a haserlo|lo voy a haser|do it|eu resolvo iso|resolvo iso|me bajo del mundo|ya compre lo que)\\b':
-        'bajo haserlo resolvo compre+que hago+lo haser+voy it+do',
+    '\\b(lo hago|haserlo|voy a haserlo|lo voy a haser|do it|eu resolvo iso|resolvo iso|me bajo del mundo|ya compre lo que|made up my mind|my mind is made up|tonight is the night|faser iso|aselerar y listo)\\b':
+        'aselerar bajo faser haserlo made resolvo tonight compre+que do+it hago+lo haser+voy',
+    '\\b(terminar|acabar|acabo|termino) (con|com) (esto|iso|todo esto|tudo iso)\\b':
+        'acabar acabo terminar termino',
+    '\\b(es|sera|va a ser) (esta noche|hoy|manana)\\b':
+        'sera hoy+es manana+es manana+ser noche+esta ser+hoy',
+    '\\bme quiero ir con (el|ela|mi \\w+)\\b':
+        'ir',
+    '\\b(unica|la unica) (forma|manera) (de|que tengo de) (calmarme|sentir algo|aliviarme|parar)\\b':
+        'calmarme unica',
     '\\bno (me )?(convensas|convensas de nada|pidas que baje)\\b':
         'convensas pidas',
     '\\bno quiero que (me convensas|lames a nadie)\\b':
         'convensas lames',
     '\\b(esta noche|hoy|manana|el domingo|el sabado|el viernes|tonight|hoje|temprano|el finde)\\b':
         'domingo finde hoje hoy manana sabado temprano tonight viernes noche+esta',
+    '\\b(alcansan|alcansa|son sufisientes|es sufisiente|bastan|enough to)\\b':
+        'alcansa alcansan bastan enough sufisiente sufisientes',
     '\\b(no voy a estar|ya no voy a estar|not be around|no va a haser falta|nao vou estar)\\b':
         'around falta nao estar+voy',
     '\\b(ya )?tengo todo listo\\b':
-        'tengo+listo',
+        'listo+tengo',
     '\\bse termina todo\\b':
         'termina',
     '\\bya esta\\b(?= *(\\||$))':
@@ -1024,7 +1126,7 @@ ANCHORS = {
     '\\bse termina\\b(?= *(\\||$))':
         'termina',
     '\\bme voy con (ela|el)\\b':
-        'voy+con voy+ela',
+        'con+voy ela+con',
     '\\bnadie se va a dar cuenta\\b':
         'cuenta',
     '\\bsin haserlo\\b':
@@ -1057,12 +1159,18 @@ ANCHORS = {
         'contrasena',
     '\\bno me preguntes\\b':
         'preguntes',
+    '\\b(estoy|voy) (en el auto|en la ruta|manejando) [^|]{0,20}\\b(ruta|autopista|auto)\\b':
+        'auto manejando ruta',
+    '\\bestoy en (el auto|la ruta)\\b':
+        'auto ruta',
     '\\b(estoy|to|me subi|me he subido|i am) [^|]{0,20}\\b(puente|balcon|edifisio|techo|terasa|ventana|asotea|piso|cornisa|baranca|acantilado|ponte|predio|bridge|rof|building|balcony)\\b':
         'acantilado asotea balcon balcony baranca bridge building cornisa edifisio piso ponte predio puente rof techo terasa ventana',
     '\\b(desde|from) (aca|here) ariba\\b':
         'ariba',
     '\\bmirando (para abajo|el agua)\\b':
         'mirando',
+    '\\b(mi (mejor )?(amiga|amigo|hermana|hermano|hermanita|hermanito|hijo|hija|novio|novia|viejo|vieja|mama|papa|madre|padre|abuelo|abuela|tio|tia|primo|prima|pareja|ex|vesino|vesina|companero|companera|alumno|alumna|marido|mujer|esposo|esposa|jefe|romie|colega|pana|compa|sosio|amigue|crush)|una (amiga|alumna|companera|conosida|chica|vesina)|un (amigo|alumno|pibe|chico|companero|conosido|vesino|nene)|alguien (en|de) un|my (best )?(friend|sister|brother|son|daughter|mom|mother|dad|father|girlfriend|boyfriend|partner|wife|husband|romate|student)|a (friend|student)|minha (amiga|irma|mae|filha|namorada)|meu (amigo|irmao|pai|filho|namorado)|ela|alguien|someone|she|he)\\b':
+        'abuela abuelo alguien alumna alumno amiga amigo amigue boyfriend brother chica chico colega compa companera companero conosida conosido crush dad daughter ela esposa esposo ex father friend girlfriend he hermana hermanita hermanito hermano hija hijo husband irmao jefe madre mama marido meu minha mom mother mujer nene novia novio padre pana papa pareja partner pibe prima primo romate romie she sister someone son sosio student tia tio vesina vesino vieja viejo wife alguien+un',
     '\\b(no le importo|complico todo|atrapalho|soy el que complica|solo atrapalho)\\b':
         'atrapalho complica complico importo',
     '\\b(muero|mori|morir|morirme|muera|muriendo|morire|moria|muerto|muerta|muertos|morendo|mori|morta|morto) (de|por|del) (la |el |los )?(risa|rir|hambre|ganas|sueno|sono|frio|calor|verguensa|vergonha|nervios|miedo|aburimiento|amor|envidia|sed|curiosidad|cansansio|cansaco|pena|ansiedad|emosion|selos|embole|resaca|laughter|embarasment|boredom)\\b':

@@ -285,7 +285,7 @@ _HIGH = (r"puente|balcon|edifisio|techo|terrasa|ventana|asotea|piso|cornisa|barr
 _THIRD = (r"mi (mejor )?(amiga|amigo|hermana|hermano|hermanita|hermanito|hijo|hija|novio|novia"
           r"|viejo|vieja|mama|papa|madre|padre|abuelo|abuela|tio|tia|primo|prima|pareja|ex"
           r"|vesino|vesina|companero|companera|alumno|alumna|marido|mujer|esposo|esposa|jefe"
-          r"|roomie)|una (amiga|alumna|companera|conosida|chica|vesina)|un (amigo|alumno|pibe"
+          r"|roomie|colega|pana|compa|socio|amigue|crush)|una (amiga|alumna|companera|conosida|chica|vesina)|un (amigo|alumno|pibe"
           r"|chico|companero|conosido|vesino|nene)|alguien (en|de) un|my (best )?(friend"
           r"|sister|brother|son|daughter|mom|mother|dad|father|girlfriend|boyfriend|partner"
           r"|wife|husband|roommate|student)|a (friend|student)|minha (amiga|irma|mae|filha"
@@ -305,6 +305,9 @@ _THIRD_ACT = (
     r"|se (quiere|va a|piensa|queria) quitar la vida|quitarse la vida|amenasa con (matarse|suisidarse|tirarse)"
     r"|se (va a|quiere) pegar un tiro|pegarse un tiro|mensaje de despedida|(tomo|se tomo) muchas pastilas"
     r"|hablando de (matarse|suisidarse|morirse|quitarse la vida)"
+    r"|(no )?va a ser una carga|(nos|me|les) pide perdon|se despide|se despidio de todos"
+    r"|(wants|wanted|going|trying) to end (her|his|their) life|talking about (suicide|kiling|dying|ending)"
+    r"|(wants|is going|is gonna) to (die|kil (her|him)self)|is suicidal|suicidal"
 )
 
 _THIRD_SUBJECT = _compile(rf"\b({_THIRD})\b")
@@ -343,7 +346,8 @@ _STRONG: dict[str, tuple] = {
         r"|la hojita|las pastillas|la soga|el cuter)\b[^|]{0,30}\b(en la mano|en la boca"
         r"|apoyad[oa]|ahora mismo|en el cuelo)",
         r"\bya se ve (la lus del )?tren\b",
-        r"\bi (just )?(took|swallowed) (all|every|a bottle|the whole|too many|my pills)\b",
+        r"\bi (just )?(took|swallowed) (all|every|a bottle|the whole|too many|my pills|a whole|an entire|a lot of)\b",
+        r"\bi (just )?overdosed\b", r"\bi (slit|cut) my wrists\b",
         r"\b(i am|i m) (on|at|standing on|sitting on) (the |my |a )?(roof|ledge|edge|tracks|bridge)\b",
         r"\bstanding on the tracks\b", r"\b(i am )?bleeding (a lot|badly|out|so much)\b",
     ),
@@ -369,7 +373,16 @@ _STRONG: dict[str, tuple] = {
         r"\b(unica|ultima) (salida|opcion|solusion) (es|seria|que me queda es) (morir|morirme|matarme"
         r"|la muerte|el sui[cs]idio|irme)\b",
         r"\bme imagino muert[oa]\b", r"\b(desirme|dise|disen|pide|piden|pidiendo|disiendo)(me)? que me mate\b",
-        r"\bhasta (los cojones|el cono|el moño|la madre) de vivir\b",
+        r"\bhasta (los cojones|el cono|el mono|la madre) de vivir\b",
+        r"\bme (voy a|quiero|pienso) (quitar|sacar) la vida\b",
+        r"\bdesapareser (del mapa|para siempre|de la fas)\b",
+        # English, wider.
+        r"\bwhats the point (of|in) (living|life|going on|being alive|anything|trying)\b",
+        r"\b(so )?done with (everything|it all|life|living|this life)\b",
+        r"\bwant out\b" + _END, r"\b(i )?(want|wanna) (it all )?to (end it|be gone|stop existing)\b",
+        # Portuguese, wider.
+        r"\b(nao vejo|sem|perdi o) (mais )?sentido (em|de|na) (viver|vida)\b",
+        r"\b(quero|queria|vontade de|preciso) (sumir|morrer|desapareser)\b", r"\bsumir (pra|para) sempre\b",
         r"\bwant (it all|everything|this|it|my life) to (end|stop)\b",
         r"\b(no|any|see no|dont see any|not see any) reason to (keep living|live|go on|keep going|be alive)\b",
         r"\b(nao )?aguento mais viver\b", r"\benforcar\b", r"\bme enforcar\b",
@@ -478,7 +491,9 @@ _STRONG: dict[str, tuple] = {
         r"\bsi (yo )?no (estuviera|existiera|estuviese|existiese)\b",
         r"\bsoy (un estorbo|una molestia|un peso|un lastre|un gasto|un obstaculo|una mochila|el problema)\b",
         r"\b(me siento|siento que solo soy|solo soy) (un estorbo|una mochila|un obstaculo|un peso)\b",
-        r"\b(sou|me sinto) (um peso|uma carga)\b",
+        r"\b(sou|me sinto) (um|uma) (peso|carga|fardo|estorvo)\b",
+        r"\bsentir (minha )?falta de mim\b", r"\bninguem (vai|ia) sentir (minha )?falta\b",
+        r"\b(they|everyone|my family|you all) (would|will) be (so much |much )?(better|happier) (off )?(without me|if i)\b",
         r"\bsoy (un problema|una carga) para\b",
         r"\b(no|ya no) (voy a|vas a|van a) (ser|tener que) (un problema|una carga|un estorbo"
         r"|una molestia|un peso|aguantarme|bancarme|cuidarme|preocuparse)\b",
@@ -527,7 +542,10 @@ _STRONG: dict[str, tuple] = {
         r"\bya no (puedo sostener|quiero tenerlo)\b",
         r"\bcan not (take it|take this|do this|handle (it|this|life)) any ?more\b",
         r"\bcan not (go on|keep going)\b(?=( *(\||$))| like this| any ?more| living)",
-        r"\bend it all\b", r"\b(will not|wont) make it to\b", r"\blast night i put up\b",
+        r"\bend it all\b",
+        r"\b(not|never) (going to|gonna) be (here|around|alive) (next|tomorrow|by|for|much|anymore)\b",
+        r"\b(will not|wont) be (here|around|alive) (next|tomorrow|by|for|much|anymore)\b",
+        r"\bno way out\b", r"\b(will not|wont) make it to\b", r"\blast night i put up\b",
         r"\bi am done\b[^|]{0,5}(\| )?goodbye\b",
         r"\bnao (to|estou|vou estar) mais aqui\b", r"\bja deu pra mim\b", r"\bultima noite\b",
     ),
@@ -562,7 +580,14 @@ _STRONG: dict[str, tuple] = {
         r"\bpara cuando vengan a buscar mis cosas\b", r"\bquien se queda con (cada uno de )?mis\b",
         r"\bpor si hay que avisarle\b", r"\blo ultimo que queria desirte\b",
         r"\bse queda con [^|]{0,20}mis\b", r"\b(carpeta|papeles) [^|]{0,40}no tienen que buscar\b",
-        r"\bpague todas las deudas\b", r"\bno voy a volver\b", r"\bno le digas a nadie\b",
+        r"\bpague todas las deudas\b",
+        r"\b(deixei|deixo) tudo (organisado|arumado|pronto|em ordem)\b",
+        r"\bcuidem (do|da) (meu|minha) (gato|gata|cachoro|cachora|filho|filha|planta)\b",
+        r"\b(wrote|written|writing) (my |the )?(goodbye|farewell|last) (letters?|notes?)\b",
+        r"\b(take care of|look after) my (cat|dog|kids|plants)\b(?![^|]{0,25}(while|vacation|trip|weekend))",
+        r"\b(goodbye|bye) (everyone|forever|world|all)\b", r"\bthis is goodbye\b",
+        r"\bsorry for everything\b", r"\bi love you all\b[^|]{0,20}(\| )?(goodbye|sorry|bye)\b",
+        r"\bgave (my|away my) (dog|cat|stuff|things|guitar|books)\b[^|]{0,40}\b(better|will not need|wont need|no longer)\b", r"\bno voy a volver\b", r"\bno le digas a nadie\b",
         r"\bsos el ultimo\b", r"\bno lo saben\b",
         r"\b(mi )?(ultimo|ultima) (mensaje|carta|despedida)\b", r"\bme despido de (todos|ustedes|todo)\b",
         r"\b(chau|adios|goodbye|bye|tchau) (para siempre|a todos|everyone|forever|mundo|pra sempre)\b",
@@ -604,6 +629,13 @@ _STRONG: dict[str, tuple] = {
         r"\bque piso es seguro\b", r"\bno sobrevivis\b", r"\bpara no despertarse\b",
         r"\b(ya )?(pense|tengo pensado|elegi|tengo elegido) (como|el lugar|cuando|haserlo)\b",
         r"\bel plan es\b",
+        r"\b(saving|stockpiling|hoarding|colecting|saved|stockpiled) (up )?(my |the |all my )?(pils|meds|medication|medicine)\b",
+        r"\b(bought|got|have) (a )?rope\b", r"\b(i have|there is) a gun\b[^|]{0,40}\b(myself|use it|end)\b",
+        r"\bplanning (to die|my suicide|to end it|to kil myself|how to)\b",
+        r"\btomar (todos|todas) (os|as) (remedios|comprimidos)\b",
+        r"\b(pular|me jogar|jogar) (do|da|de) (predio|ponte|janela|sacada|telhado)\b",
+        r"\b(se|se como|forma de|manera de|how to) (terminar|acabar|end) (con )?(esto|todo|mi vida|it)\b",
+        r"\b(acelerar a fondo y|chocar a proposito|tirar el auto contra|voy a acelerar y listo)\b",
         r"\bme (voy a|quiero|pienso) colgar (en|de|del)\b",
         r"\b(pegar(me)?|me (voy a|quiero) pegar) un tiro\b", r"\bun tiro en la cabesa\b",
         r"\b(elegi|tengo elegido|tengo pensado|ya se) (el dia|la fecha|el lugar|la hora)\b", r"\banote el plan\b", r"\bla voy a usar (conmigo|con migo)\b",
@@ -625,10 +657,10 @@ _STRONG: dict[str, tuple] = {
         r"\btomar(me)? (el|un|una|toda la|todo el) (frasco|caja|blister)\b",
         r"\b(quiero|voy a|pienso|para|a punto de) (saltar|tirarme)\b",
         r"\b(night|day) i end it\b", r"\bi end it" + _END,
-        r"\bvou me jogar\b", r"\bvou pular\b",
+        r"\bvou pular\b",
     ),
     "self_harm": _patterns(
-        r"\bcortarme\b", r"\bme sigo cortando\b", r"\bme he (cortado|quemado|hecho dano|vuelto a cortar)\b", r"\bme (vuelvo|volvi|he vuelto) a cortar\b",
+        r"\bcortarme\b", r"\bme sigo cortando\b", r"\bme he (cortado|quemado|hecho dano|vuelto a cortar)\b(?! con (un|una|el|la) (folio|papel|hoja|cuchilo|cuter|lata|vidrio))", r"\bme (vuelvo|volvi|he vuelto) a cortar\b",
         r"\bme (quiero|voy a|volvi a|vuelvo a|dan ganas de|gustaria|quisiera) cortar\b",
         r"\bcort\w* (las )?venas\b",
         r"\bme (corto|corte|cortaria|cortei)\b(?! (el|la|con|con el cuchilo del pan|con el cuter|con el vidrio(?! [^|]* a proposito)))",
@@ -684,7 +716,8 @@ _STRONG: dict[str, tuple] = {
         r"\bno quiero hablar con (un|una) (robot|bot|maquina|programa|ia)\b",
         r"\b(psicologo|psicologa|terapeuta|profesional|medico) (disponible|de guardia|ahora)\b",
         r"\bnesesito que (me atienda|me escuche|me ayude) alguien\b",
-        r"\b(someone|somebody|anyone) (help|talk to) me\b", r"\bplease help\b", r"\bcan i talk to\b", r"\b(que|q) alguien me ayude\b",
+        r"\b(someone|somebody|anyone) (help|talk to) me\b", r"\bplease help\b",
+        r"\bpreciso de ajuda\b", r"\bpreciso falar com (alguem|uma pesoa)\b", r"\bcan i talk to\b", r"\b(que|q) alguien me ayude\b",
     ),
 }
 
@@ -699,6 +732,9 @@ _WEAK: dict[str, tuple] = {
         r"\bnada va a (mejorar|cambiar)\b", r"\bestoy (muy )?mal\b", r"\bno le importo a nadie\b",
         r"\bno me importa nada\b", r"\bya fue (todo)?\b", r"\bme dejo\b", r"\bse lev[oa]\b",
         r"\b(atrapalho|complico) (a vida|todo)\b", r"\bsiempre soy el que\b", r"\bno aguanto\b",
+        r"\b(nobody|no one) cares\b", r"\beverything i do is wrong\b", r"\bi hate myself\b",
+        r"\b(to|estou) muito mal\b", r"\bninguem liga\b", r"\bera lo unico que tenia\b",
+        r"\bno tengo a nadie\b", r"\b(entierro|velorio) de\b", r"\bme odio\b", r"\bsin sentido\b", r"\bnada tiene sentido\b",
     ),
     "decision": _patterns(
         r"\b(ya )?(lo )?(decidi|he desidido|tengo desidido|esta desidido|resolvi|tengo resuelto"
@@ -707,7 +743,11 @@ _WEAK: dict[str, tuple] = {
     ),
     "intent": _patterns(
         r"\b(lo hago|hacerlo|voy a hacerlo|lo voy a hacer|do it|eu resolvo isso|resolvo isso"
-        r"|me bajo del mundo|ya compre lo que)\b",
+        r"|me bajo del mundo|ya compre lo que|made up my mind|my mind is made up|tonight is the night"
+        r"|fazer isso|acelerar y listo)\b",
+        r"\b(terminar|acabar|acabo|termino) (con|com) (esto|isso|todo esto|tudo isso)\b",
+        r"\b(es|sera|va a ser) (esta noche|hoy|manana)\b", r"\bme quiero ir con (el|ela|mi \w+)\b",
+        r"\b(unica|la unica) (forma|manera) (de|que tengo de) (calmarme|sentir algo|aliviarme|parar)\b",
         r"\bno (me )?(convensas|convensas de nada|pidas que baje)\b",
         r"\bno quiero que (me convensas|lames a nadie)\b",
     ),
@@ -715,6 +755,7 @@ _WEAK: dict[str, tuple] = {
         r"\b(esta noche|hoy|manana|el domingo|el sabado|el viernes|tonight|hoje|temprano|el finde)\b",
     ),
     "ending": _patterns(
+        r"\b(alcansan|alcansa|son sufisientes|es sufisiente|bastan|enough to)\b",
         r"\b(no voy a estar|ya no voy a estar|not be around|no va a haser falta|nao vou estar)\b",
         r"\b(ya )?tengo todo listo\b", r"\bse termina todo\b", r"\bya esta\b" + _END,
         r"\bsumir de ves\b", r"\bsera rapido\b", r"\bseria rapido\b", r"\bdespedirme\b",
@@ -738,15 +779,23 @@ _WEAK: dict[str, tuple] = {
         r"\b(le deje|les deje) a\b", r"\bcontrasena\b", r"\bno me preguntes\b",
     ),
     "place": _patterns(
+        r"\b(estoy|voy) (en el auto|en la ruta|manejando) [^|]{0,20}\b(ruta|autopista|auto)\b",
+        r"\bestoy en (el auto|la ruta)\b",
         rf"\b(estoy|to|me subi|me he subido|i am) [^|]{{0,20}}\b({_HIGH})\b",
         r"\b(desde|from) (aca|here) arriba\b", r"\bmirando (para abajo|el agua)\b",
     ),
+    # Someone else named (context only: it weighs nothing, but a later third-person act
+    # without a subject, "dice que se quiere matar", is read as about them).
+    "third_subject": _patterns(rf"\b({_THIRD})\b"),
     "burden_hint": _patterns(
         r"\b(no le importo|complico todo|atrapalho|soy el que complica|solo atrapalho)\b",
     ),
 }
 WEAK_WEIGHTS = {"despair": 0.35, "decision": 0.6, "intent": 0.5, "soon": 0.2, "ending": 0.7,
-                "means": 0.4, "farewell": 0.5, "place": 0.3, "jump": 0.7, "burden_hint": 0.4}
+                "means": 0.5, "farewell": 0.5, "place": 0.3, "jump": 0.7, "burden_hint": 0.4,
+                "third_subject": 1.0}
+# Weak groups that are context, not signals: carried by the state, never counted in a score.
+CONTEXT_ONLY = frozenset({"third_subject"})
 WEAK_THRESHOLD = 1.0
 
 # --- 4. negation -------------------------------------------------------------------------------
@@ -958,17 +1007,21 @@ def _match(normal: str, rules: list) -> tuple:
             normal = rule.pattern.sub(" | ", normal)
     joking = _LAUGH.search(normal) is not None and _SERIOUS.search(normal) is None
     found = {}
+    third_act = False  # a third-person act with no subject in this message
     for rule in rules:
         if rule.group == "lookalike" or rule.group in found:
             continue
         for match in rule.pattern.finditer(normal):
             if rule.group == "third_party" and not _THIRD_SUBJECT.search(
                     normal, max(0, match.start() - _THIRD_REACH), match.end()):
+                third_act = third_act or not _negated(normal, match.start(), match.end())
                 continue
             if not _negated(normal, match.start(), match.end()):
                 found[rule.group] = True
                 break
     groups = [("despair" if joking and g == "ideation" else g) for g in _GROUPS if g in found]
+    if third_act and "third_party" not in found:
+        groups.append("third_act")
     # The time of day alone ("hoy", "esta noche") is not a signal: it only counts next to another.
     if groups == ["soon"]:
         return ()
@@ -980,9 +1033,12 @@ def decide(groups: tuple, carried: Optional[dict] = None) -> Assessment:
     conversation ``carried`` (name -> decayed weight, from RiskState; None for a lone message).
     """
     tiers = {_TIER_OF[g] for g in groups if g in _TIER_OF}
-    weak = [g for g in groups if g in WEAK_WEIGHTS]
+    weak = [g for g in groups if g in WEAK_WEIGHTS and g not in CONTEXT_ONLY]
     here = sum(WEAK_WEIGHTS[g] for g in weak)
-    carry = sum(carried.values()) if carried else 0.0
+    carry = sum(w for g, w in carried.items() if g not in CONTEXT_ONLY) if carried else 0.0
+    # A third-person act whose subject was named in an earlier turn.
+    if "third_act" in groups and carried and carried.get("third_subject", 0) > 0.1:
+        tiers.add("third_party")
     score = round(here + carry, 3) if weak else 0.0
     # A weak signal this turn is needed: a quiet message is never flagged by the past alone,
     # and the time of day alone ("hoy") is not a signal.
