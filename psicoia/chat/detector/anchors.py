@@ -7,7 +7,7 @@ starts; tests/test_safety.py proves that every shape of each pattern contains on
 """
 
 ANCHORS = {
-    '\\b(ya )?(me )?(tome|trague|tomo|he tomado|acabo de tomar|acabo de tomarme|tomei|me estoy tomando) (todas|todo|toda|todos|el frasco|la caja|el blister|el bote|un frasco|una caja|un blister|veneno|muchas|un monton|unas cuantas|el pote|lo que habia|las pastilas(?! (de|del|para|que|como|a la|todos)\\b))':
+    '\\b(ya )?(me )?(tome|trague|tomo|he tomado|acabo de tomar|acabo de tomarme|tomei|me estoy tomando) ((todas|todos|toda|muchas|un monton de|unas cuantas|varias) (las |los |mis |de )?(pastilas|pastila|remedios|medicamentos|clonasepam|rivotril|ansioliticos|comprimidos|remedios|pils|blister|blisters|frasco|veneno|pastis|capsulas|gotas)|todo(?= *(\\||$))|todo lo que|el frasco|la caja|el blister|el bote|un frasco|una caja|un blister|veneno|el pote|lo que habia|unas cuantas(?= *(\\||$))|todo el (frasco|blister|bote|pote|sobre|paquete)|toda la caja|unas cuantas (de las|de los)|las pastilas(?! (de|del|para|que|como|a la|todos)\\b))':
         'acabo tomado tomando tome tomei tomo trague',
     '\\b(acabo de|ya) (tomarme|cortarme|tirarme)\\b':
         'cortarme tirarme tomarme',
@@ -89,8 +89,8 @@ ANCHORS = {
         'standing',
     '\\b(i am )?bleding (a lot|badly|out|so much)\\b':
         'bleding',
-    '\\b(se (quiere|queria|va a|iba a|piensa|pensaba|puede) (matar|morir|suisidar|tirar|cortar|lastimar|haser algo|haser dano|ahorcar|colgar)|se mata|se tira|se corta|se esta cortando|se lastima|se quema|se quemo|se (tomo|trago) (un|una|todas|todo|muchas)|quiere (morirse|morir|matarse|suisidarse|desapareser)|(no )?quiere (seguir )?vivir|(de )?(matarse|suisidarse|ahorcarse|tirarse|cortarse|morirse)|es una carga|estamos mejor sin|estarian mejor sin|carta de despedida|despidiendose|se despidio|regalo (todas )?sus|no va a (estar|legar)|no quiere bajar|dise que se tira|tiene (cortes|marcas)|brasos cortados|grasias por todo|se haga algo|(kil|hurt|cut|cuting|harm) (herself|himself|themselves|his|her)|wants to die|vai se matar|quer morer|se matar|no se despierta mas|despertarse|contrasenas|que cuide (a )?su|con el mismo|con ela misma|(un|el) arma|esta en (la terasa|el techo)|se (quiere|va a) tirar|se (quiere|va a|piensa|queria) quitar la vida|quitarse la vida|amenasa con (matarse|suisidarse|tirarse)|se (va a|quiere) pegar un tiro|pegarse un tiro|mensaje de despedida|(tomo|se tomo) muchas pastilas|hablando de (matarse|suisidarse|morirse|quitarse la vida)|(no )?va a ser una carga|(nos|me|les) pide perdon|se despide|se despidio de todos|(wants|wanted|going|trying) to end (her|his|their) life|talking about (suiside|kiling|dying|ending)|(wants|is going|is gona) to (die|kil (her|him)self)|is suisidal|suisidal)\\b':
-        'ahorcar ahorcarse arma colgar contrasenas corta cortados cortando cortar cortarse cortes cut cuting dano desapareser despedida despertarse despide despidiendose despidio despierta estamos going gona haga harm herself himself hurt kil lastima lastimar legar marcas mata matar matarse morer morir morirse pegar pegarse pide quema quemo quitar quitarse regalo suisidal suisidar suisidarse talking techo terasa themselves tira tirar tirarse tomo trago trying vivir wanted wants carga+una cuide+que estar+no estarian+mejor grasias+todo haser+algo misma+con mismo+con queria+haser quiere+bajar quiere+haser',
+    '\\b(se (quiere|queria|va a|iba a|piensa|pensaba|puede) (matar|morir|suisidar|tirar|cortar|lastimar|haser algo|haser dano|ahorcar|colgar)|se mata|se tira|se corta|se esta cortando|se lastima|se quema|se quemo|se (tomo|trago) (un|una|todas|todo|muchas)|quiere (morirse|morir|matarse|suisidarse|desapareser)|(no )?quiere (seguir )?vivir|(de )?(matarse|suisidarse|ahorcarse|tirarse|cortarse|morirse)|es una carga|estamos mejor sin|estarian mejor sin|carta de despedida|despidiendose|se despidio|regalo (todas )?sus|no va a (estar|legar)|no quiere bajar|dise que se tira|tiene (cortes|marcas)|brasos cortados|grasias por todo|se haga algo|(kil|hurt|cut|cuting|harm) (herself|himself|themselves|his|her)|wants to die|vai se matar|quer morer|se matar|no se despierta mas|despertarse|contrasenas|que cuide (a )?su|con el mismo|con ela misma|esta en (la terasa|el techo)|se (quiere|va a) tirar|se (quiere|va a|piensa|queria) quitar la vida|quitarse la vida|amenasa con (matarse|suisidarse|tirarse)|se (va a|quiere) pegar un tiro|pegarse un tiro|mensaje de despedida|(tomo|se tomo) muchas pastilas|hablando de (matarse|suisidarse|morirse|quitarse la vida)|(no )?va a ser una carga|(nos|me|les) pide perdon|se despide|se despidio de todos|(wants|wanted|going|trying) to end (her|his|their) life|talking about (suiside|kiling|dying|ending)|(wants|is going|is gona) to (die|kil (her|him)self)|is suisidal|suisidal)\\b':
+        'ahorcar ahorcarse colgar contrasenas corta cortados cortando cortar cortarse cortes cut cuting dano desapareser despedida despertarse despide despidiendose despidio despierta estamos going gona haga harm herself himself hurt kil lastima lastimar legar marcas mata matar matarse morer morir morirse pegar pegarse pide quema quemo quitar quitarse regalo suisidal suisidar suisidarse talking techo terasa themselves tira tirar tirarse tomo trago trying vivir wanted wants carga+una cuide+que estar+no estarian+mejor grasias+todo haser+algo misma+ela mismo+con queria+haser quiere+bajar quiere+haser',
     '\\b(alguien|un tipo|una piba|un pibe) [^|]{0,30}dijo que se mata\\b':
         'mata',
     '\\b(se|le) (vi|vimos) (los brasos|cortes|las marcas)\\b':
@@ -141,7 +141,7 @@ ANCHORS = {
         'done',
     '\\bwant out\\b(?= *(\\||$))':
         'out',
-    '\\b(i )?(want|wana) (it al )?to (end it|be gone|stop existing)\\b':
+    '\\b(i )?(want|wana) (it al )?to (end it|be gone|stop existing)\\b(?! (wel|son|hapily|on))':
         'end existing gone',
     '\\b(nao vejo|sem|perdi o) (mais )?sentido (em|de|na) (viver|vida)\\b':
         'sentido',
@@ -149,7 +149,7 @@ ANCHORS = {
         'desapareser morer quero sumir',
     '\\bsumir (pra|para) sempre\\b':
         'sempre',
-    '\\bwant (it al|everything|this|it|my life) to (end|stop)\\b':
+    '\\bwant (it al|everything|this|it|my life) to (end|stop)\\b(?! (wel|son|hapily|on|early|at))':
         'end stop',
     '\\b(no|any|se no|dont se any|not se any) reason to (kep living|live|go on|kep going|be alive)\\b':
         'reason',
@@ -182,7 +182,7 @@ ANCHORS = {
     '\\b(mejor|estaria mejor) muert[oa]\\b':
         'muerta muerto',
     '\\b(no|ya no) (quiero|tengo ganas de|se si quiero|kiero) (seguir )?(vivir|viviendo|estar viv[oa]|existir|seguir viv[oa]|seguir)\\b(?! (en|con|serca|lejos|aca|ala|de|solo|sola|sin|estudiando|trabajando|asi)\\b)(?! mas (en|con|serca|lejos|aca|ala|de)\\b)':
-        'existir viva viviendo vivir vivo seguir+ganas seguir+kiero seguir+quiero',
+        'existir viva viviendo vivir vivo quiero+seguir seguir+ganas seguir+kiero',
     '\\b(sin|perdi las|no tengo|ni) ganas de vivir\\b':
         'vivir',
     '\\b(cansad[oa]|hart[oa]|cansado|hasta las narises) de vivir\\b':
@@ -214,7 +214,7 @@ ANCHORS = {
     '\\b(desearia|quisiera|quiero|me gustaria|ojala|prefiero|preferiria) (no existir|dejar de vivir|no vivir|no haber nasido|no haber existido)\\b':
         'dejar desearia existido existir nasido vivir',
     '\\bno (quiero|quisiera) (estar|seguir|quedarme) (mas )?en este mundo\\b':
-        'quedarme quiero+estar quisiera+estar quisiera+seguir seguir+quiero',
+        'quedarme quiero+estar quiero+seguir quisiera+estar quisiera+seguir',
     '\\b(da|es) (igual|lo mismo) (vivir o morir|si vivo o (me )?muero|morir(me)?)\\b':
         'igual morir morirme muero vivir',
     '\\b(quiero|nesesito|ojala) que (se )?(termine|acabe) (todo|mi vida)\\b':
@@ -266,7 +266,7 @@ ANCHORS = {
     '\\b(comit|comiting|atempt|atempted) suiside\\b':
         'suiside',
     '\\bdo not (want|wana) to (live|be alive|exist|wake up|be here)\\b(?! (in|with|near|alone)\\b)':
-        'alive exist live wake wana want+here',
+        'alive exist live wake wana here+want',
     '\\bno reason to (live|go on|kep going|be here)\\b':
         'reason',
     '\\bnothing to live for\\b':
@@ -296,17 +296,17 @@ ANCHORS = {
     '\\bojala\\b[^|]{0,30}\\bme (muera|atropele|pise|mate|leve|agare)\\b':
         'ojala',
     '\\b(bueno|lindo|mejor|ojala|quisiera|quiero|deseo|desearia|prefiero|preferiria|esperansa de|resando) no (despertar|despertarme|despertara|levantarme|abrir mas los ojos|volver|amaneser)\\b':
-        'amaneser desearia deseo despertar despertara despertarme esperansa levantarme lindo ojala ojos preferiria prefiero resando quisiera+volver volver+bueno volver+mejor volver+quiero',
+        'amaneser desearia deseo despertar despertara despertarme esperansa levantarme lindo ojala ojos preferiria prefiero resando quiero+volver quisiera+volver volver+bueno volver+mejor',
     '\\b(no (quiero )?despertar(me)?( nunca)? mas|no volver a despertar)\\b':
         'despertar despertarme',
     '\\b(no quiero|ojala no|quisiera no|y no) despertar(me|a)?\\b':
         'despertar despertara despertarme',
     '\\bsi (manana )?no me despierto\\b':
         'despierto',
-    '\\b(irme|me voy|desapareser|dormir|dormirme|descansar|me rindo) para siempre\\b(?! (a|de|al|con)\\b)':
+    '\\b(irme|me voy|desapareser|dormir|dormirme|descansar|me rindo) para siempre\\b(?! (a|de|al|con|los|las|el|la|en|cada)\\b)':
         'irme siempre+para',
     '\\b(quisiera|quiero) dormir(me)? y (no|que sea para siempre)\\b':
-        'dormir+quiero dormirme+quiero quisiera+dormir quisiera+dormirme',
+        'dormir+quiero dormirme+quiero dormirme+quisiera quisiera+dormir',
     '\\bo para siempre\\b':
         'siempre+para',
     '\\bno (abrir|volver a abrir) (mas )?los ojos\\b':
@@ -314,7 +314,7 @@ ANCHORS = {
     '\\bsi me pasa algo\\b[^|]{0,30}(\\| [^|]{0,10})?\\bmejor\\b':
         'mejor+pasa',
     '\\bsi me (muero|muriera|pasa algo|pisa|atropela|enfermo)\\b[^|]{0,40}\\b(mejor|estaria bien|que asi sea|no pasa nada|no me molestaria|prefiero)\\b':
-        'atropela enfermo estaria molestaria muero muriera pisa prefiero sea mejor+pasa pasa+nada',
+        'atropela enfermo estaria molestaria muero muriera pisa prefiero sea mejor+pasa nada+pasa',
     '\\b(no|ya no) le tengo miedo a la muerte\\b':
         'muerte',
     '\\bno me (importaria|molestaria) (morir|morirme|que me pase algo|si me muero)\\b':
@@ -384,7 +384,7 @@ ANCHORS = {
     '\\bsi me (fuera|voy|muero|muriera|mato|matara)\\b[^|]{0,20}\\bpara siempre\\b':
         'fuera siempre+para',
     '\\b(les|le) (daria|haria|doy) un (respiro|favor|alivio)\\b':
-        'alivio daria haria respiro favor+doy',
+        'alivio daria haria respiro favor+doy favor+les',
     '\\b(van a|vas a|va a|iban a) estar mejor sin\\b':
         'van estar+mejor',
     '\\bestar\\w* mejor sin (una|un) \\w+ como yo\\b':
@@ -396,7 +396,7 @@ ANCHORS = {
     '\\bperdon por haber nasido\\b':
         'nasido',
     '\\bsoy (una|la) carga\\b':
-        'carga+soy',
+        'carga+soy carga+una',
     '\\bla carga de\\b':
         'carga+de',
     '\\b(me siento|siento que soy) una carga\\b(?=( *(\\||$))| (para|tan|de|enorme|muy))':
@@ -432,7 +432,7 @@ ANCHORS = {
     '\\b(ninguem|nadie) [^|]{0,10}(sentir|extranar) (minha falta|me)\\b':
         'extranar minha ninguem nadie+me sentir+nadie',
     '\\b(nobody|no one) (would|wil) mis me\\b':
-        'nobody wil would+one',
+        'nobody wil would+mis',
     '\\b(beter|hapier) (if|when) i (was|were|am) (gone|dead|not around)\\b':
         'beter hapier',
     '\\b(if|when) i (was|wasnt|were|weren|am) (not )?around\\b':
@@ -466,9 +466,9 @@ ANCHORS = {
     '\\bnao vejo saida\\b':
         'saida',
     '\\b(ultima|ultimo) (noche|semana|dia|ves) (que|q) (aguanto|hago|hablo|abraso|te escribo|vivo|paso)\\b':
-        'abraso aguanto escribo hablo vivo semana+ultima ultima+hago ultima+noche ultima+paso ultimo+hago ultimo+noche ultimo+paso ultimo+semana',
+        'abraso aguanto escribo hablo vivo semana+ultima semana+ultimo ultima+hago ultima+noche ultima+paso ultimo+hago ultimo+noche ultimo+paso',
     '\\bes la ultima\\b(?= *(\\||$))':
-        'ultima+es',
+        'ultima+la',
     '\\bno hay nada que haser conmigo\\b':
         'conmigo',
     '\\b(wil not|not|wil) be around (much |for )?(longer|much longer|for long|anymore)\\b':
@@ -492,7 +492,7 @@ ANCHORS = {
     '\\b(ya )?no voy a (existir|seguir aca|seguir viv[oa]|seguir en este mundo)\\b':
         'existir seguir+voy',
     '\\b(es|sera|fue) mi (ultima|ultimo) (semana|dia|noche|mes|cumple|navidad|ano)\\b':
-        'cumple mes navidad semana+ultima ultima+ano ultima+dia ultima+noche ultimo+ano ultimo+dia ultimo+noche ultimo+semana',
+        'cumple mes navidad semana+ultima semana+ultimo ultima+ano ultima+dia ultima+noche ultimo+ano ultimo+dia ultimo+noche',
     '\\bno me veo (viv[oa]|aca|en \\w+ (anos|meses))\\b':
         'anos meses viva vivo aca+veo',
     '\\bno me veo en ningun futuro\\b':
@@ -532,11 +532,11 @@ ANCHORS = {
     '\\bno (voy a|pienso) seguir (esperando|intentando|buscando)\\b':
         'buscando esperando intentando',
     '\\bno (puedo|pienso) seguir\\b(?= *(\\||$))':
-        'seguir+pienso seguir+puedo',
+        'pienso+seguir seguir+puedo',
     '\\bya no (puedo sostener|quiero tenerlo)\\b':
         'sostener tenerlo',
     '\\bcan not (take it|take this|do this|handle (it|this|life)) any ?more\\b':
-        'anymore+handle anymore+take anymore+this handle+more take+more this+more',
+        'anymore+handle anymore+take anymore+this handle+more more+this take+more',
     '\\bcan not (go on|kep going)\\b(?=( *(\\||$))| like this| any ?more| living)':
         'go going',
     '\\bend it al\\b':
@@ -594,7 +594,7 @@ ANCHORS = {
     '\\b(gave away|already gave) my\\b':
         'gave',
     '\\bno (la|lo|los|las) voy a (nesesitar|usar) mas\\b':
-        'nesesitar usar+mas',
+        'nesesitar usar+voy',
     '\\bwon t ned them\\b':
         'them',
     '\\bwil not ned them\\b':
@@ -661,7 +661,7 @@ ANCHORS = {
         'farewel godbye writen writing wrote',
     '\\b(take care of|lok after) my (cat|dog|kids|plants)\\b(?![^|]{0,25}(while|vacation|trip|wekend))':
         'after care',
-    '\\b(godbye|bye) (everyone|forever|world|al)\\b':
+    '\\b(godbye|bye) (everyone|forever|world|al)\\b(?![^|]*(\\| [^|]*)?(se you|after the|til|until|tomorow|next))':
         'bye everyone forever godbye world',
     '\\bthis is godbye\\b':
         'godbye',
@@ -683,8 +683,8 @@ ANCHORS = {
         'carta despedida mensaje',
     '\\bme despido de (todos|ustedes|todo)\\b':
         'despido',
-    '\\b(chau|adios|godbye|bye|tchau) (para siempre|a todos|everyone|forever|mundo|pra sempre)\\b':
-        'adios bye chau godbye tchau',
+    '\\b(chau|adios|tchau) (para siempre|a todos|mundo|pra sempre)\\b(?![^|]*(\\| [^|]*)?(nos vemos|hasta (manana|el|la|pronto)))':
+        'adios chau tchau',
     '\\bhasta siempre\\b':
         'siempre+hasta',
     '\\bmi despedida\\b':
@@ -718,9 +718,13 @@ ANCHORS = {
     '\\bponer(le)? fin a (mi vida|todo)\\b':
         'poner ponerle',
     '\\btomar(me)? (todas|todo) (las|mis|lo que)\\b':
-        'tomarme todas+tomar tomar+todo',
-    '\\b(junte|juntando|guardando|guarde|acumulando|acumule|guardo|junto|juntar|juntarla|tengo) [^|]{0,30}\\b(pastilas|pastila|remedios|medicamentos|clonasepam|rivotril|ansioliticos|comprimidos|remedios|pils|blister|blisters|frasco|veneno)\\b(?! (para la|de la|para dormir y|pra alergia|para el dolor))':
-        'acumulando acumule ansioliticos blister blisters clonasepam comprimidos frasco guardando guarde guardo juntando juntar juntarla junte junto medicamentos pastila pastilas pils remedios rivotril veneno',
+        'tomarme tomar+todas tomar+todo',
+    '\\b(junte|juntando|acumulando|acumule|junto|juntar|juntarla|voy juntando|estoy juntando) [^|]{0,30}\\b(pastilas|pastila|remedios|medicamentos|clonasepam|rivotril|ansioliticos|comprimidos|remedios|pils|blister|blisters|frasco|veneno)\\b(?! (para la|de la|para dormir y|pra alergia|para el dolor))':
+        'acumulando acumule ansioliticos clonasepam comprimidos juntando juntar juntarla junte junto medicamentos pastila pastilas remedios rivotril',
+    '\\b(guardando|guarde|guardo|tengo) [^|]{0,40}\\b(pastilas|pastila|remedios|medicamentos|clonasepam|rivotril|ansioliticos|comprimidos|remedios|pils|blister|blisters|frasco|veneno)\\b[^|]{0,40}\\b(para cuando|en ves de tomar|para el dia|para haserlo|sufisientes|de sobra|para no despertar|para matarme)\\b':
+        'ansioliticos blister blisters clonasepam comprimidos frasco guardando guarde guardo medicamentos pastila pastilas pils remedios rivotril veneno',
+    '\\b(guardo|guarde|guardando) (el|la|los|las) (pastilas|pastila|remedios|medicamentos|clonasepam|rivotril|ansioliticos|comprimidos|remedios|pils|blister|blisters|frasco|veneno) en ves de\\b':
+        'ansioliticos clonasepam comprimidos guardando guarde guardo medicamentos pastila pastilas remedios rivotril',
     '\\b(pastilas|pastila|remedios|medicamentos|clonasepam|rivotril|ansioliticos|comprimidos|remedios|pils|blister|blisters|frasco|veneno) (contadas|juntas|guardadas|listas|del insomnio guardadas)\\b':
         'ansioliticos clonasepam comprimidos contadas guardadas juntas listas medicamentos pastila pastilas remedios rivotril',
     '\\b(haserme|tomar|tomarme) una sobredosis\\b':
@@ -785,6 +789,10 @@ ANCHORS = {
         'elegi elegido lugar pensado cuando+pense haserlo+pense pense+como',
     '\\bel plan es\\b':
         'plan',
+    '\\btengo (las|todas las|muchas) pastilas (aca|listas|juntas|guardadas|al lado)\\b':
+        'pastilas',
+    '\\b(lo|la|los|las) voy a tomar (esta noche|hoy|ya|todo|todas|de una)\\b':
+        'noche+tomar tomar+voy',
     '\\b(saving|stockpiling|hoarding|colecting|saved|stockpiled) (up )?(my |the |al my )?(pils|meds|medication|medisine)\\b':
         'colecting hoarding saved saving stockpiled stockpiling',
     '\\b(bought|got|have) (a )?rope\\b':
@@ -819,20 +827,20 @@ ANCHORS = {
         'rapido',
     '\\besperar al tren\\b':
         'esperar',
-    '\\b(tengo|ya tengo) todo (para|en el cajon|listo para)\\b':
-        'cajon tengo+para',
+    '\\b(tengo|ya tengo) todo (para (haserlo|matarme|ahorcarme)|en el cajon)\\b':
+        'ahorcarme cajon matarme haserlo+tengo',
     '\\b(solo|nomas) me falta animarme\\b':
         'animarme',
     '\\bme las tomo\\b':
         'tomo',
     '\\bme (las|lo) voy a tomar\\b':
-        'tomar+las tomar+voy',
+        'tomar+voy',
     '\\b(me )?las tomo todas\\b':
         'tomo',
     '\\bme tomo todo\\b':
         'tomo',
     '\\bme voy a tomar (todas|tdas|todo)\\b':
-        'tdas todas+tomar tomar+todo',
+        'tdas tomar+todas tomar+todo',
     '\\bde que puente\\b':
         'puente',
     '\\bwhich bridge\\b':
@@ -973,8 +981,12 @@ ANCHORS = {
         'lamo',
     '\\b(telefono|numero|linea) (de (ayuda|atension|emergensia|crisis)|para lamar|de alguna)\\b':
         'linea numero telefono',
-    '\\b(hay|tenes|teneis|me das|dame|pasame|me podes dar|me podrias pasar) (algun |un |el |alguna )?(numero|telefono|linea|chat con personas|guardia|lugar)\\b':
-        'guardia linea lugar numero personas telefono',
+    '\\b(hay|tenes|teneis|me das|dame|pasame|me podes dar|me podrias pasar) (algun |un |el |alguna )?(numero|telefono|linea)\\b(?= *(\\||$)| (al|a donde|para|de) (que )?(pueda |puedo )?(lamar|hablar|ayuda|crisis|emergensia|atension|contension|prevension|alguna linea)| por favor)':
+        'linea numero telefono',
+    '\\b(hay|tenes|teneis) (alguna |algun )?(guardia|chat con personas)\\b':
+        'guardia personas',
+    '\\blugar (al que|a donde|donde) (pueda|puedo) ir (ahora|hoy|ya)\\b':
+        'lugar',
     '\\b(nesesito|nesesito) ayuda\\b(?! (con|para|en|de) )':
         'ayuda',
     '\\bayuda (ya|urgente|por favor)\\b':
@@ -1056,7 +1068,7 @@ ANCHORS = {
     '\\b(atrapalho|complico) (a vida|todo)\\b':
         'atrapalho complico',
     '\\bsiempre soy el que\\b':
-        'siempre+que',
+        'siempre+soy',
     '\\bno aguanto\\b':
         'aguanto',
     '\\b(nobody|no one) cares\\b':
@@ -1081,8 +1093,10 @@ ANCHORS = {
         'sentido',
     '\\bnada tiene sentido\\b':
         'sentido',
+    '\\b(ya )?lo tengo (pensado|planeado|planificado)\\b':
+        'pensado planeado planificado',
     '\\b(ya )?(lo )?(desidi|he desidido|tengo desidido|esta desidido|resolvi|tengo resuelto|lo tengo resuelto|lo tengo claro|desided|already desided|ja desidi|resolvo)\\b':
-        'desided desidi desidido resolvi resolvo resuelto claro+tengo',
+        'desided desidi desidido resolvi resolvo resuelto tengo+claro',
     '\\bhoy me animo\\b':
         'animo',
     '\\bme animo\\b':
@@ -1092,7 +1106,7 @@ ANCHORS = {
     '\\b(terminar|acabar|acabo|termino) (con|com) (esto|iso|todo esto|tudo iso)\\b':
         'acabar acabo terminar termino',
     '\\b(es|sera|va a ser) (esta noche|hoy|manana)\\b':
-        'sera hoy+es manana+es manana+ser noche+esta ser+hoy',
+        'sera hoy+es hoy+ser manana+es manana+ser noche+esta',
     '\\bme quiero ir con (el|ela|mi \\w+)\\b':
         'ir',
     '\\b(unica|la unica) (forma|manera) (de|que tengo de) (calmarme|sentir algo|aliviarme|parar)\\b':
@@ -1107,10 +1121,14 @@ ANCHORS = {
         'alcansa alcansan bastan enough sufisiente sufisientes',
     '\\b(no voy a estar|ya no voy a estar|not be around|no va a haser falta|nao vou estar)\\b':
         'around falta nao estar+voy',
-    '\\b(ya )?tengo todo listo\\b':
+    '\\b(ya )?tengo todo listo\\b(?= *(\\||$))':
         'listo+tengo',
     '\\bse termina todo\\b':
         'termina',
+    '\\b(solo|ya solo) (me )?falta lo ultimo\\b':
+        'falta',
+    '\\bel momento justo\\b':
+        'momento',
     '\\bya esta\\b(?= *(\\||$))':
         'esta+ya',
     '\\bsumir de ves\\b':
@@ -1147,6 +1165,8 @@ ANCHORS = {
         'bajar+voy pienso+bajar quiero+bajar',
     '\\bmirando el agua\\b':
         'mirando',
+    '\\b(le|les) deje (mi|mis) (pero|pera|gato|gata|cosas|plantas)\\b':
+        'deje',
     '\\b(regale|he regalado|ya regale) (mi|mis|la|el)\\b':
         'regalado regale',
     '\\bme despido\\b':
@@ -1183,6 +1203,8 @@ ANCHORS = {
         'miedo panico teror',
     '\\bmat\\w* (de (la )?risa|estudiando|trabajando|laburando|entrenando|coriendo|hasiendo)\\b':
         'coriendo entrenando estudiando hasiendo laburando risa trabajando',
+    '\\bmatar de (estudar|trabalhar|rir|tanto|fome|saudade)\\b':
+        'estudar matar trabalhar',
     '\\bme mato (el|la|los|las|ese|esa|mi|tu|su|con|este(?! finde)|esta(?! noche| tarde| semana))\\b':
         'mato',
     '\\b(va|van|vas|vamos) a matarme\\b':

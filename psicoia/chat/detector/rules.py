@@ -237,6 +237,7 @@ _LOOKALIKES = _patterns(
     r"\bmuero por\b",  # "me muero por ir al recital"
     r"\b(miedo|terror|panico) (de|a) morir(me)?\b",
     r"\bmat\w* (de (la )?risa|estudiando|trabajando|laburando|entrenando|corriendo|haciendo)\b",
+    r"\bmatar de (estudar|trabalhar|rir|tanto|fome|saudade)\b",
     r"\bme mato (el|la|los|las|ese|esa|mi|tu|su|con|este(?! finde)|esta(?! noche| tarde| semana))\b",
     r"\b(va|van|vas|vamos) a matarme\b", r"\b(quiere|quieren|queres) matarme\b",
     r"\bme (va|van) a matar\b", r"\bme matan\b",
@@ -301,7 +302,7 @@ _THIRD_ACT = (
     r"|tiene (cortes|marcas)|brasos cortados|gracias por todo|se haga algo"
     r"|(kill|hurt|cut|cutting|harm) (herself|himself|themselves|his|her)|wants to die"
     r"|vai se matar|quer morrer|se matar|no se despierta mas|despertarse|contrasenas|que cuide (a )?su"
-    r"|con el mismo|con ella misma|(un|el) arma|esta en (la terrasa|el techo)|se (quiere|va a) tirar"
+    r"|con el mismo|con ella misma|esta en (la terrasa|el techo)|se (quiere|va a) tirar"
     r"|se (quiere|va a|piensa|queria) quitar la vida|quitarse la vida|amenasa con (matarse|suisidarse|tirarse)"
     r"|se (va a|quiere) pegar un tiro|pegarse un tiro|mensaje de despedida|(tomo|se tomo) muchas pastilas"
     r"|hablando de (matarse|suisidarse|morirse|quitarse la vida)"
@@ -317,10 +318,12 @@ _THIRD_REACH = 200
 _STRONG: dict[str, tuple] = {
     # Acts in progress or already done: the emergency number first.
     "acute": _patterns(
-        r"\b(ya )?(me )?(tome|trague|tomo|he tomado|acabo de tomar|acabo de tomarme|tomei"
-        r"|me estoy tomando) (todas|todo|toda|todos|el frasco|la caja|el blister|el bote"
-        r"|un frasco|una caja|un blister|veneno|muchas|un monton|unas cuantas|el pote"
-        r"|lo que habia|las pastillas(?! (de|del|para|que|como|a la|todos)\b))",
+        rf"\b(ya )?(me )?(tome|trague|tomo|he tomado|acabo de tomar|acabo de tomarme|tomei"
+        rf"|me estoy tomando) ((todas|todos|toda|muchas|un monton de|unas cuantas|varias) (las |los |mis |de )?"
+        rf"({_PILLS}|pastis|capsulas|gotas)|todo(?= *(\||$))|todo lo que|el frasco|la caja|el blister"
+        rf"|el bote|un frasco|una caja|un blister|veneno|el pote|lo que habia|unas cuantas(?= *(\||$))"
+        rf"|todo el (frasco|blister|bote|pote|sobre|paquete)|toda la caja|unas cuantas (de las|de los)"
+        rf"|las pastillas(?! (de|del|para|que|como|a la|todos)\b))",
         r"\b(acabo de|ya) (tomarme|cortarme|tirarme)\b",
         r"\b(tome|trague|tomei|me tome) [0-9]{2,} \w+\b",
         r"\b(tome|me tome|trague|bebi|tomei) (lavandina|veneno|lejia|cloro|rasiticida|raticida|soda caustica)\b",
@@ -379,11 +382,11 @@ _STRONG: dict[str, tuple] = {
         # English, wider.
         r"\bwhats the point (of|in) (living|life|going on|being alive|anything|trying)\b",
         r"\b(so )?done with (everything|it all|life|living|this life)\b",
-        r"\bwant out\b" + _END, r"\b(i )?(want|wanna) (it all )?to (end it|be gone|stop existing)\b",
+        r"\bwant out\b" + _END, r"\b(i )?(want|wanna) (it all )?to (end it|be gone|stop existing)\b(?! (well|soon|happily|on))",
         # Portuguese, wider.
         r"\b(nao vejo|sem|perdi o) (mais )?sentido (em|de|na) (viver|vida)\b",
         r"\b(quero|queria|vontade de|preciso) (sumir|morrer|desapareser)\b", r"\bsumir (pra|para) sempre\b",
-        r"\bwant (it all|everything|this|it|my life) to (end|stop)\b",
+        r"\bwant (it all|everything|this|it|my life) to (end|stop)\b(?! (well|soon|happily|on|early|at))",
         r"\b(no|any|see no|dont see any|not see any) reason to (keep living|live|go on|keep going|be alive)\b",
         r"\b(nao )?aguento mais viver\b", r"\benforcar\b", r"\bme enforcar\b",
         r"\b(porque|por que) no me muero\b", r"\b(voy|vou) me matar?\b",
@@ -447,7 +450,7 @@ _STRONG: dict[str, tuple] = {
         r"\b(no (quiero )?despertar(me)?( nunca)? mas|no volver a despertar)\b",
         r"\b(no quiero|ojala no|quisiera no|y no) despertar(me|a)?\b",
         r"\bsi (manana )?no me despierto\b",
-        r"\b(irme|me voy|desapareser|dormir|dormirme|descansar|me rindo) para siempre\b(?! (a|de|al|con)\b)",
+        r"\b(irme|me voy|desapareser|dormir|dormirme|descansar|me rindo) para siempre\b(?! (a|de|al|con|los|las|el|la|en|cada)\b)",
         r"\b(quisiera|quiero) dormir(me)? y (no|que sea para siempre)\b",
         r"\bo para siempre\b", r"\bno (abrir|volver a abrir) (mas )?los ojos\b",
         r"\bsi me pasa algo\b[^|]{0,30}(\| [^|]{0,10})?\bmejor\b",
@@ -585,12 +588,13 @@ _STRONG: dict[str, tuple] = {
         r"\bcuidem (do|da) (meu|minha) (gato|gata|cachoro|cachora|filho|filha|planta)\b",
         r"\b(wrote|written|writing) (my |the )?(goodbye|farewell|last) (letters?|notes?)\b",
         r"\b(take care of|look after) my (cat|dog|kids|plants)\b(?![^|]{0,25}(while|vacation|trip|weekend))",
-        r"\b(goodbye|bye) (everyone|forever|world|all)\b", r"\bthis is goodbye\b",
+        r"\b(goodbye|bye) (everyone|forever|world|all)\b(?![^|]*(\| [^|]*)?(see you|after the|til|until|tomorrow|next))",
+        r"\bthis is goodbye\b",
         r"\bsorry for everything\b", r"\bi love you all\b[^|]{0,20}(\| )?(goodbye|sorry|bye)\b",
         r"\bgave (my|away my) (dog|cat|stuff|things|guitar|books)\b[^|]{0,40}\b(better|will not need|wont need|no longer)\b", r"\bno voy a volver\b", r"\bno le digas a nadie\b",
         r"\bsos el ultimo\b", r"\bno lo saben\b",
         r"\b(mi )?(ultimo|ultima) (mensaje|carta|despedida)\b", r"\bme despido de (todos|ustedes|todo)\b",
-        r"\b(chau|adios|goodbye|bye|tchau) (para siempre|a todos|everyone|forever|mundo|pra sempre)\b",
+        r"\b(chau|adios|tchau) (para siempre|a todos|mundo|pra sempre)\b(?![^|]*(\| [^|]*)?(nos vemos|hasta (manana|el|la|pronto)))",
         r"\bhasta siempre\b", r"\bmi despedida\b", r"\b(les|te|os) dejo una (carta|nota)\b",
         r"\bpara (despues de que|cuando) me (vaya|muera|haya ido)\b",
         r"\b(cuides|cuiden|cuidar|cuidad) (a )?(mis|mi) (gatos|perros|gato|perro|hijos|plantas)\b"
@@ -606,8 +610,11 @@ _STRONG: dict[str, tuple] = {
         r"\b(quitarme|sacarme|me quito|me saco) la vida\b",
         r"\bponer(le)? fin a (mi vida|todo)\b",
         r"\btomar(me)? (todas|todo) (las|mis|lo que)\b",
-        rf"\b(junte|juntando|guardando|guarde|acumulando|acumule|guardo|junto|juntar|juntarla|tengo) [^|]{{0,30}}\b({_PILLS})\b"
+        rf"\b(junte|juntando|acumulando|acumule|junto|juntar|juntarla|voy juntando|estoy juntando) [^|]{{0,30}}\b({_PILLS})\b"
         r"(?! (para la|de la|para dormir y|pra alergia|para el dolor))",
+        rf"\b(guardando|guarde|guardo|tengo) [^|]{{0,40}}\b({_PILLS})\b[^|]{{0,40}}\b(para cuando|en ves de tomar"
+        rf"|para el dia|para haserlo|sufisientes|de sobra|para no despertar|para matarme)\b",
+        rf"\b(guardo|guarde|guardando) (el|la|los|las) ({_PILLS}) en ves de\b",
         rf"\b({_PILLS}) (contadas|juntas|guardadas|listas|del insomnio guardadas)\b",
         r"\b(hacerme|tomar|tomarme) una sobredosis\b", r"\bsuficiente para (matarme|no despertar)\b",
         r"\bcuantas pastillas (hacen falta|nesesito|son)\b",
@@ -629,6 +636,8 @@ _STRONG: dict[str, tuple] = {
         r"\bque piso es seguro\b", r"\bno sobrevivis\b", r"\bpara no despertarse\b",
         r"\b(ya )?(pense|tengo pensado|elegi|tengo elegido) (como|el lugar|cuando|haserlo)\b",
         r"\bel plan es\b",
+        r"\btengo (las|todas las|muchas) pastillas (aca|listas|juntas|guardadas|al lado)\b",
+        r"\b(lo|la|los|las) voy a tomar (esta noche|hoy|ya|todo|todas|de una)\b",
         r"\b(saving|stockpiling|hoarding|colecting|saved|stockpiled) (up )?(my |the |all my )?(pils|meds|medication|medicine)\b",
         r"\b(bought|got|have) (a )?rope\b", r"\b(i have|there is) a gun\b[^|]{0,40}\b(myself|use it|end)\b",
         r"\bplanning (to die|my suicide|to end it|to kil myself|how to)\b",
@@ -640,7 +649,7 @@ _STRONG: dict[str, tuple] = {
         r"\b(pegar(me)?|me (voy a|quiero) pegar) un tiro\b", r"\bun tiro en la cabesa\b",
         r"\b(elegi|tengo elegido|tengo pensado|ya se) (el dia|la fecha|el lugar|la hora)\b", r"\banote el plan\b", r"\bla voy a usar (conmigo|con migo)\b",
         r"\bhasta lo ensaye\b", r"\bpasa el tren rapido\b", r"\besperar al tren\b",
-        r"\b(tengo|ya tengo) todo (para|en el cajon|listo para)\b",
+        r"\b(tengo|ya tengo) todo (para (haserlo|matarme|ahorcarme)|en el cajon)\b",
         r"\b(solo|nomas) me falta animarme\b", r"\bme las tomo\b", r"\bme (las|lo) voy a tomar\b",
         r"\b(me )?las tomo todas\b", r"\bme tomo todo\b",
         r"\bme voy a tomar (todas|tdas|todo)\b",
@@ -704,7 +713,10 @@ _STRONG: dict[str, tuple] = {
         r"\b(a quien|donde) (puedo |pueda )?(lamar|lamo)\b", r"\ba quien lamo\b",
         r"\b(telefono|numero|linea) (de (ayuda|atension|emergensia|crisis)|para lamar|de alguna)\b",
         r"\b(hay|tenes|teneis|me das|dame|pasame|me podes dar|me podrias pasar) (algun |un |el |alguna )?"
-        r"(numero|telefono|linea|chat con personas|guardia|lugar)\b",
+        r"(numero|telefono|linea)\b(?= *(\||$)| (al|a donde|para|de) (que )?(pueda |puedo )?(lamar|hablar"
+        r"|ayuda|crisis|emergensia|atension|contension|prevension|alguna linea)| por favor)",
+        r"\b(hay|tenes|teneis) (alguna |algun )?(guardia|chat con personas)\b",
+        r"\blugar (al que|a donde|donde) (pueda|puedo) ir (ahora|hoy|ya)\b",
         r"\b(nesesito|necesito) ayuda\b(?! (con|para|en|de) )", r"\bayuda (ya|urgente|por favor)\b",
         r"\b(alguien que me ayude|ayudame|ayudenme|me ayuden)\b",
         r"\b(pasame|conectame|me podes conectar|me podes pasar) con alguien\b",
@@ -737,6 +749,7 @@ _WEAK: dict[str, tuple] = {
         r"\bno tengo a nadie\b", r"\b(entierro|velorio) de\b", r"\bme odio\b", r"\bsin sentido\b", r"\bnada tiene sentido\b",
     ),
     "decision": _patterns(
+        r"\b(ya )?lo tengo (pensado|planeado|planificado)\b",
         r"\b(ya )?(lo )?(decidi|he desidido|tengo desidido|esta desidido|resolvi|tengo resuelto"
         r"|lo tengo resuelto|lo tengo claro|decided|already decided|ja desidi|resolvo)\b",
         r"\bhoy me animo\b", r"\bme animo\b",
@@ -757,7 +770,8 @@ _WEAK: dict[str, tuple] = {
     "ending": _patterns(
         r"\b(alcansan|alcansa|son sufisientes|es sufisiente|bastan|enough to)\b",
         r"\b(no voy a estar|ya no voy a estar|not be around|no va a haser falta|nao vou estar)\b",
-        r"\b(ya )?tengo todo listo\b", r"\bse termina todo\b", r"\bya esta\b" + _END,
+        r"\b(ya )?tengo todo listo\b" + _END, r"\bse termina todo\b",
+        r"\b(solo|ya solo) (me )?falta lo ultimo\b", r"\bel momento justo\b", r"\bya esta\b" + _END,
         r"\bsumir de ves\b", r"\bsera rapido\b", r"\bseria rapido\b", r"\bdespedirme\b",
         r"\bya no (tiene sentido|me (van|va) a haser falta|(la|lo|los|las) voy a nesesitar)\b", r"\bse termina\b" + _END, r"\bme voy con (ella|el)\b",
         r"\bnadie se va a dar cuenta\b", r"\bsin haserlo\b", r"\blevaba \w+ (meses|dias) sin\b",
@@ -773,6 +787,7 @@ _WEAK: dict[str, tuple] = {
         r"\bmirando el agua\b",
     ),
     "farewell": _patterns(
+        r"\b(le|les) deje (mi|mis) (perro|perra|gato|gata|cosas|plantas)\b",
         r"\b(regale|he regalado|ya regale) (mi|mis|la|el)\b", r"\bme despido\b",
         r"\b(gracias por (todo|escucharme)|perdon por todo|thank you for everything|le dije que lo cuide"
         r"|las cartas|cuide siempre|gave my stuff|my stuff)\b",
