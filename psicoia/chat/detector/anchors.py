@@ -11,6 +11,28 @@ ANCHORS = {
         'acabo tomado tomando tome tomei tomo trague',
     '\\b(acabo de|ya) (tomarme|cortarme|tirarme)\\b':
         'cortarme tirarme tomarme',
+    '\\b(tome|trague|me inyecte|inyecte|me he tomado|tomei|me tome) [^|]{0,30}\\b(pastilas|pastila|remedios|medicamentos|clonasepam|rivotril|ansioliticos|comprimidos|remedios|pils|blister|blisters|frasco|veneno|pastis|insulina|parasetamol|ibuprofeno|antidepresivos|lavandina|bote|caja|blister)\\b[^|]{0,30}\\b(enter[oa]|con (alcohol|vino|servesa|whisky|fernet)|y me siento (muy )?mal|me siento rar[oa])\\b':
+        'alcohol ansioliticos clonasepam comprimidos entera entero inyecte medicamentos pastila pastilas remedios rivotril tomado tome tomei trague',
+    '\\b(tome|trague|me inyecte|inyecte|me he tomado|tomei|me tome) (toda la|todo el|todas las|un|el|una|la) (insulina|bote|frasco|caja|blister|cartela) enter[oa]\\b':
+        'entera entero insulina',
+    '\\b(me )?inyecte (toda|todo|toda la) \\w+\\b':
+        'inyecte',
+    '\\b(pastilas|pastila|remedios|medicamentos|clonasepam|rivotril|ansioliticos|comprimidos|remedios|pils|blister|blisters|frasco|veneno|pastis) con (alcohol|vino|servesa|whisky|fernet)\\b':
+        'alcohol ansioliticos blister blisters clonasepam comprimidos frasco medicamentos pastila pastilas pastis pils remedios rivotril veneno',
+    '\\b(no para de salir|sale mucha|sale un monton de) sangre\\b':
+        'sangre',
+    '\\bme (corte|abri) (el cuelo|la garganta|los brasos)\\b':
+        'brasos corte cuelo garganta',
+    '\\bcolgando (los pies|las piernas)\\b':
+        'colgando',
+    '\\b(to|estou) (em sima|na beira) d[ao] (ponte|predio|telhado|janela)\\b':
+        'janela ponte predio telhado',
+    '\\b(prendi|prendo|prendido) (el )?carbon\\b':
+        'prendi prendido prendo',
+    '\\b(bano|piesa|auto|garage) serad[oa]\\b[^|]{0,30}\\b(carbon|brasas|motor|gas)\\b':
+        'serada serado',
+    '\\bme tire (del|de la|desde) [^|]{0,20}\\b(puente|balcon|edifisio|techo|terasa|ventana|asotea|piso|cornisa|baranca|acantilado|ponte|predio|bridge|rof|building|balcony)\\b':
+        'asotea balcon edifisio puente techo terasa tire ventana',
     '\\b(tome|trague|tomei|me tome) [0-9]{2,} \\w+\\b':
         'tome tomei trague',
     '\\b(tome|me tome|trague|bebi|tomei) (lavandina|veneno|lejia|cloro|rasitisida|ratisida|soda caustica)\\b':
@@ -89,8 +111,8 @@ ANCHORS = {
         'standing',
     '\\b(i am )?bleding (a lot|badly|out|so much)\\b':
         'bleding',
-    '\\b(se (quiere|queria|va a|iba a|piensa|pensaba|puede) (matar|morir|suisidar|tirar|cortar|lastimar|haser algo|haser dano|ahorcar|colgar)|se mata|se tira|se corta|se esta cortando|se lastima|se quema|se quemo|se (tomo|trago) (un|una|todas|todo|muchas)|quiere (morirse|morir|matarse|suisidarse|desapareser)|(no )?quiere (seguir )?vivir|(de )?(matarse|suisidarse|ahorcarse|tirarse|cortarse|morirse)|es una carga|estamos mejor sin|estarian mejor sin|carta de despedida|despidiendose|se despidio|regalo (todas )?sus|no va a (estar|legar)|no quiere bajar|dise que se tira|tiene (cortes|marcas)|brasos cortados|grasias por todo|se haga algo|(kil|hurt|cut|cuting|harm) (herself|himself|themselves|his|her)|wants to die|vai se matar|quer morer|se matar|no se despierta mas|despertarse|contrasenas|que cuide (a )?su|con el mismo|con ela misma|esta en (la terasa|el techo)|se (quiere|va a) tirar|se (quiere|va a|piensa|queria) quitar la vida|quitarse la vida|amenasa con (matarse|suisidarse|tirarse)|se (va a|quiere) pegar un tiro|pegarse un tiro|mensaje de despedida|(tomo|se tomo) muchas pastilas|hablando de (matarse|suisidarse|morirse|quitarse la vida)|(no )?va a ser una carga|(nos|me|les) pide perdon|se despide|se despidio de todos|(wants|wanted|going|trying) to end (her|his|their) life|talking about (suiside|kiling|dying|ending)|(wants|is going|is gona) to (die|kil (her|him)self)|is suisidal|suisidal)\\b':
-        'ahorcar ahorcarse colgar contrasenas corta cortados cortando cortar cortarse cortes cut cuting dano desapareser despedida despertarse despide despidiendose despidio despierta estamos going gona haga harm herself himself hurt kil lastima lastimar legar marcas mata matar matarse morer morir morirse pegar pegarse pide quema quemo quitar quitarse regalo suisidal suisidar suisidarse talking techo terasa themselves tira tirar tirarse tomo trago trying vivir wanted wants carga+una cuide+que estar+no estarian+mejor grasias+todo haser+algo misma+ela mismo+con queria+haser quiere+bajar quiere+haser',
+    '\\b(se (quiere|queria|va a|iba a|piensa|pensaba|puede) (matar|morir|suisidar|tirar|cortar|lastimar|haser algo|haser dano|ahorcar|colgar)|se mata|se tira|se corta|se esta cortando|se lastima|se quema|se quemo|se (tomo|trago) (un|una|todas|todo|muchas)|quiere (morirse|morir|matarse|suisidarse|desapareser)|(no )?quiere (seguir )?vivir|(de )?(matarse|suisidarse|ahorcarse|tirarse|cortarse|morirse)|es una carga|estamos mejor sin|estarian mejor sin|carta de despedida|despidiendose|se despidio|regalo (todas )?sus|no va a (estar|legar)|no quiere bajar|dise que se tira|tiene (cortes|marcas)|brasos cortados|grasias por todo|se haga algo|(kil|hurt|cut|cuting|harm) (herself|himself|themselves|his|her)|wants to die|vai se matar|quer morer|se matar|no se despierta mas|despertarse|contrasenas|que cuide (a )?su|con el mismo|con ela misma|esta en (la terasa|el techo)|se (quiere|va a) tirar|se (quiere|va a|piensa|queria) quitar la vida|quitarse la vida|amenasa con (matarse|suisidarse|tirarse)|se (va a|quiere) pegar un tiro|pegarse un tiro|mensaje de despedida|(tomo|se tomo) muchas pastilas|estariamos mejor sin (el|ela)|dejo de (tomar|comer) [^|]{0,25}a proposito|(va a|quiere) saltar|tok (a bunch of|al|to many|a lot of|a botle of|al (her|his)) (pils|meds)|plan para (suisidarse|matarse)|hablando de (matarse|suisidarse|morirse|quitarse la vida)|(no )?va a ser una carga|(nos|me|les) pide perdon|se despide|se despidio de todos|(wants|wanted|going|trying) to end (her|his|their) life|talking about (suiside|kiling|dying|ending)|(wants|is going|is gona) to (die|kil (her|him)self)|is suisidal|suisidal)\\b':
+        'ahorcar ahorcarse bunch colgar contrasenas corta cortados cortando cortar cortarse cortes cut cuting dano desapareser despedida despertarse despide despidiendose despidio despierta estamos estariamos going gona haga harm herself himself hurt kil lastima lastimar legar marcas mata matar matarse meds morer morir morirse pegar pegarse pide pils proposito quema quemo quitar quitarse regalo saltar suisidal suisidar suisidarse talking techo terasa themselves tira tirar tirarse tomo trago trying vivir wanted wants carga+una cuide+que estar+va estarian+mejor grasias+todo haser+algo misma+ela mismo+con queria+haser quiere+bajar quiere+haser',
     '\\b(alguien|un tipo|una piba|un pibe) [^|]{0,30}dijo que se mata\\b':
         'mata',
     '\\b(se|le) (vi|vimos) (los brasos|cortes|las marcas)\\b':
@@ -182,7 +204,7 @@ ANCHORS = {
     '\\b(mejor|estaria mejor) muert[oa]\\b':
         'muerta muerto',
     '\\b(no|ya no) (quiero|tengo ganas de|se si quiero|kiero) (seguir )?(vivir|viviendo|estar viv[oa]|existir|seguir viv[oa]|seguir)\\b(?! (en|con|serca|lejos|aca|ala|de|solo|sola|sin|estudiando|trabajando|asi)\\b)(?! mas (en|con|serca|lejos|aca|ala|de)\\b)':
-        'existir viva viviendo vivir vivo quiero+seguir seguir+ganas seguir+kiero',
+        'existir viva viviendo vivir vivo seguir+kiero seguir+quiero seguir+tengo',
     '\\b(sin|perdi las|no tengo|ni) ganas de vivir\\b':
         'vivir',
     '\\b(cansad[oa]|hart[oa]|cansado|hasta las narises) de vivir\\b':
@@ -220,7 +242,7 @@ ANCHORS = {
     '\\b(quiero|nesesito|ojala) que (se )?(termine|acabe) (todo|mi vida)\\b':
         'acabe termine',
     '\\bno (tengo|me quedan) (fuersas|ganas|motivos|rasones) (para|de) (seguir|vivir)\\b':
-        'rasones vivir fuersas+seguir motivos+seguir seguir+ganas',
+        'vivir fuersas+seguir seguir+quedan seguir+tengo',
     '\\bmejor (me muero|desaparesco|me mato|no existo)\\b':
         'desaparesco existo mato muero',
     '\\bdejar de (respirar|estar vivo|estar viva)\\b':
@@ -275,7 +297,7 @@ ANCHORS = {
         'living',
     '\\bnot worth living\\b':
         'living',
-    '\\bwant to disapear\\b(?! from\\b)':
+    '\\bwant to disapear\\b(?! (from|under|for|into|in|until)\\b)':
         'disapear',
     '\\bdisapear forever\\b':
         'disapear',
@@ -296,7 +318,7 @@ ANCHORS = {
     '\\bojala\\b[^|]{0,30}\\bme (muera|atropele|pise|mate|leve|agare)\\b':
         'ojala',
     '\\b(bueno|lindo|mejor|ojala|quisiera|quiero|deseo|desearia|prefiero|preferiria|esperansa de|resando) no (despertar|despertarme|despertara|levantarme|abrir mas los ojos|volver|amaneser)\\b':
-        'amaneser desearia deseo despertar despertara despertarme esperansa levantarme lindo ojala ojos preferiria prefiero resando quiero+volver quisiera+volver volver+bueno volver+mejor',
+        'amaneser desearia deseo despertar despertara despertarme esperansa levantarme lindo ojala ojos preferiria prefiero resando quisiera+volver volver+bueno volver+mejor volver+quiero',
     '\\b(no (quiero )?despertar(me)?( nunca)? mas|no volver a despertar)\\b':
         'despertar despertarme',
     '\\b(no quiero|ojala no|quisiera no|y no) despertar(me|a)?\\b':
@@ -306,15 +328,15 @@ ANCHORS = {
     '\\b(irme|me voy|desapareser|dormir|dormirme|descansar|me rindo) para siempre\\b(?! (a|de|al|con|los|las|el|la|en|cada)\\b)':
         'irme siempre+para',
     '\\b(quisiera|quiero) dormir(me)? y (no|que sea para siempre)\\b':
-        'dormir+quiero dormirme+quiero dormirme+quisiera quisiera+dormir',
+        'dormir+quiero dormirme+quiero quisiera+dormir quisiera+dormirme',
     '\\bo para siempre\\b':
         'siempre+para',
     '\\bno (abrir|volver a abrir) (mas )?los ojos\\b':
         'ojos',
     '\\bsi me pasa algo\\b[^|]{0,30}(\\| [^|]{0,10})?\\bmejor\\b':
-        'mejor+pasa',
+        'mejor+algo',
     '\\bsi me (muero|muriera|pasa algo|pisa|atropela|enfermo)\\b[^|]{0,40}\\b(mejor|estaria bien|que asi sea|no pasa nada|no me molestaria|prefiero)\\b':
-        'atropela enfermo estaria molestaria muero muriera pisa prefiero sea mejor+pasa nada+pasa',
+        'atropela enfermo estaria muero muriera pisa sea algo+pasa mejor+algo',
     '\\b(no|ya no) le tengo miedo a la muerte\\b':
         'muerte',
     '\\bno me (importaria|molestaria) (morir|morirme|que me pase algo|si me muero)\\b':
@@ -328,7 +350,7 @@ ANCHORS = {
     '\\bojala (todo )?(se )?(termine|acabe) (pronto|ya|de una ves)\\b':
         'ojala pronto termine',
     '\\bseria no (existir|estar|despertar(me)?|vivir)\\b':
-        'despertar despertarme existir vivir seria+estar',
+        'despertar despertarme existir vivir estar+seria',
     '\\b(alivio|pas|descanso) (seria )?(no existir|morir(me)?|no despertar(me)?)\\b':
         'alivio despertar despertarme existir morir morirme',
     '\\b(le pido|pido) a dios que me leve\\b':
@@ -364,13 +386,13 @@ ANCHORS = {
     '\\bme (atropele|atropelase|pise) un\\b':
         'atropelase atropele pise',
     '\\b(estarian|estaria|estarias|seria|serian|vivirian|estariais|ficaria|ficar|ia fi?car|iria|iban a estar) [^|]{0,25}(mejor|melhor|tranquilos|tranquila|tranquilo|en pas|aliviados) (sin|sem) (mi|mim|eu)\\b':
-        'aliviados estaria estariais estarias fcar ficar ficaria iban iria melhor pas sem serian tranquilos vivirian estarian+mejor estarian+sin seria+mejor seria+sin tranquila+estarian tranquila+seria tranquilo+estarian tranquilo+seria',
+        'aliviados estaria estariais estarias fcar ficar ficaria iban iria melhor pas sem serian tranquilos vivirian estarian+mejor estarian+sin mejor+seria seria+sin tranquila+estarian tranquila+seria tranquilo+estarian tranquilo+seria',
     '\\bmejor sin mi\\b':
         'mejor+sin',
     '\\b(estarian|vivirian|serian|estariais|iban a estar) [^|]{0,15}(mejor|tranquil\\w*|felises|en pas|aliviad\\w*)\\b':
         'estariais estarian iban serian tranquil vivirian estarian+mejor',
     '\\bmejor (desapareser|desaparesco|no estar|me voy de una|me saco|me muero|me boro|me mato|me quito del medio|me saco del medio)\\b':
-        'boro desaparesco desapareser mato muero quito saco estar+mejor mejor+voy',
+        'boro desaparesco desapareser mato muero quito saco mejor+estar mejor+una',
     '\\bsi desaparesco\\b':
         'desaparesco',
     '\\b(nobody|no one) would (care|notise|mis me) if i (died|was gone|were gone|disapeared)\\b':
@@ -386,19 +408,19 @@ ANCHORS = {
     '\\b(les|le) (daria|haria|doy) un (respiro|favor|alivio)\\b':
         'alivio daria haria respiro favor+doy favor+les',
     '\\b(van a|vas a|va a|iban a) estar mejor sin\\b':
-        'van estar+mejor',
+        'van mejor+estar',
     '\\bestar\\w* mejor sin (una|un) \\w+ como yo\\b':
-        'estar+mejor mejor+como',
+        'mejor+como mejor+estar',
     '\\bmejor (no estar|no existir|eu nao existir|eu sumir)\\b':
-        'existir sumir estar+mejor',
+        'existir sumir mejor+estar',
     '\\bojala no (hubiera|haber) nasido\\b':
         'hubiera nasido',
     '\\bperdon por haber nasido\\b':
         'nasido',
     '\\bsoy (una|la) carga\\b':
-        'carga+soy carga+una',
+        'carga+soy',
     '\\bla carga de\\b':
-        'carga+de',
+        'carga+la',
     '\\b(me siento|siento que soy) una carga\\b(?=( *(\\||$))| (para|tan|de|enorme|muy))':
         'siento+carga',
     '\\bsi me (muero|muriera|desaparesco|desaparesiera|mato|matara)\\b':
@@ -422,7 +444,7 @@ ANCHORS = {
     '\\bsoy (un problema|una carga) para\\b':
         'problema carga+para',
     '\\b(no|ya no) (voy a|vas a|van a) (ser|tener que) (un problema|una carga|un estorbo|una molestia|un peso|aguantarme|bancarme|cuidarme|preocuparse)\\b':
-        'aguantarme bancarme cuidarme estorbo molestia peso preocuparse problema van carga+vas carga+voy',
+        'aguantarme bancarme cuidarme estorbo molestia peso preocuparse problema carga+una',
     '\\b(i am|im) (just |only |such )?a burden\\b':
         'burden',
     '\\bburden (to|on) (everyone|everybody|my family)\\b':
@@ -432,7 +454,7 @@ ANCHORS = {
     '\\b(ninguem|nadie) [^|]{0,10}(sentir|extranar) (minha falta|me)\\b':
         'extranar minha ninguem nadie+me sentir+nadie',
     '\\b(nobody|no one) (would|wil) mis me\\b':
-        'nobody wil would+mis',
+        'nobody wil would+one',
     '\\b(beter|hapier) (if|when) i (was|were|am) (gone|dead|not around)\\b':
         'beter hapier',
     '\\b(if|when) i (was|wasnt|were|weren|am) (not )?around\\b':
@@ -456,7 +478,7 @@ ANCHORS = {
     '\\bno (aguanto|soporto|puedo) mas\\b(?=( *(\\||$))| (con )?(esta vida|mi vida|la vida|vivir|de verdad|en serio|nada|todo)\\b)':
         'aguanto soporto puedo+mas',
     '\\bno doy mas\\b(?= (con )?(esta vida|mi vida|la vida|vivir|de verdad|en serio)\\b)':
-        'mas+doy',
+        'doy+mas',
     '\\b(terminar|acabar|termino|acabo) con (todo|mi vida|mi existensia)\\b(?! (el|la|los|las|lo|esto de)\\b)':
         'acabar acabo terminar termino',
     '\\bno (le )?(veo|encuentro|tengo) (ninguna )?salida\\b':
@@ -482,7 +504,7 @@ ANCHORS = {
     '\\b(el ano que viene|el lunes|el mes que viene|manana|el viernes|para el \\w+) (ya )?no (voy a estar|existo|estoy)\\b':
         'existo lunes viene viernes estar+para estoy+para manana+estar manana+estoy',
     '\\bno (voy a estar|existo) (mucho mas|para)\\b':
-        'existo estar+mucho estar+para',
+        'existo estar+para mucho+estar',
     '\\bya no voy a estar\\b':
         'estar+voy',
     '\\bmanana no va a haber\\b':
@@ -490,11 +512,11 @@ ANCHORS = {
     '\\bno hay nada que me (sostenga|retenga|ate|mantenga)\\b':
         'ate mantenga retenga sostenga',
     '\\b(ya )?no voy a (existir|seguir aca|seguir viv[oa]|seguir en este mundo)\\b':
-        'existir seguir+voy',
+        'existir viva vivo seguir+aca seguir+mundo',
     '\\b(es|sera|fue) mi (ultima|ultimo) (semana|dia|noche|mes|cumple|navidad|ano)\\b':
         'cumple mes navidad semana+ultima semana+ultimo ultima+ano ultima+dia ultima+noche ultimo+ano ultimo+dia ultimo+noche',
     '\\bno me veo (viv[oa]|aca|en \\w+ (anos|meses))\\b':
-        'anos meses viva vivo aca+veo',
+        'anos meses viva vivo veo+aca',
     '\\bno me veo en ningun futuro\\b':
         'ningun',
     '\\bno hay futuro para mi\\b':
@@ -532,11 +554,11 @@ ANCHORS = {
     '\\bno (voy a|pienso) seguir (esperando|intentando|buscando)\\b':
         'buscando esperando intentando',
     '\\bno (puedo|pienso) seguir\\b(?= *(\\||$))':
-        'pienso+seguir seguir+puedo',
+        'seguir+pienso seguir+puedo',
     '\\bya no (puedo sostener|quiero tenerlo)\\b':
         'sostener tenerlo',
     '\\bcan not (take it|take this|do this|handle (it|this|life)) any ?more\\b':
-        'anymore+handle anymore+take anymore+this handle+more more+this take+more',
+        'anymore+handle anymore+take anymore+this handle+more more+take this+more',
     '\\bcan not (go on|kep going)\\b(?=( *(\\||$))| like this| any ?more| living)':
         'go going',
     '\\bend it al\\b':
@@ -751,7 +773,7 @@ ANCHORS = {
         'ahorcarme',
     '\\bcolgarme\\b':
         'colgarme',
-    '\\bsoga\\b(?! (nueva )?para el tendedero)':
+    '\\bsoga\\b(?! (nueva )?para (el tendedero|saltar|la ropa|atar|el barco|escalar|el gimnasio))':
         'soga',
     '\\bcorda\\b':
         'corda',
@@ -792,7 +814,7 @@ ANCHORS = {
     '\\btengo (las|todas las|muchas) pastilas (aca|listas|juntas|guardadas|al lado)\\b':
         'pastilas',
     '\\b(lo|la|los|las) voy a tomar (esta noche|hoy|ya|todo|todas|de una)\\b':
-        'noche+tomar tomar+voy',
+        'tomar+noche tomar+voy',
     '\\b(saving|stockpiling|hoarding|colecting|saved|stockpiled) (up )?(my |the |al my )?(pils|meds|medication|medisine)\\b':
         'colecting hoarding saved saving stockpiled stockpiling',
     '\\b(bought|got|have) (a )?rope\\b':
@@ -840,7 +862,7 @@ ANCHORS = {
     '\\bme tomo todo\\b':
         'tomo',
     '\\bme voy a tomar (todas|tdas|todo)\\b':
-        'tdas tomar+todas tomar+todo',
+        'tdas todas+tomar tomar+todo',
     '\\bde que puente\\b':
         'puente',
     '\\bwhich bridge\\b':
@@ -959,7 +981,7 @@ ANCHORS = {
         'corto',
     '\\b(persona|alguien|humano|humana|gente|personas|pesoa|alguem) (real|de verdad|de carne y hueso|de verdade)\\b':
         'carne persona real verdad verdade',
-    '\\b(nesesito|quiero|puedo|presiso|nesesito que) (hablar|falar) con (alguien|una persona|un humano|un psicologo|una psicologa|un profesional)\\b':
+    '\\b(nesesito|quiero|puedo|presiso|nesesito que) (hablar|falar) con (alguien|una persona|un humano|un psicologo|una psicologa|un profesional)\\b(?! (de|del) (recursos|ventas|sistemas|atension|soporte|la empresa|administrasion|mi equipo|la ofisina|el banco|tu empresa))':
         'falar humano persona profesional psicologa psicologo alguien+hablar nesesito+alguien',
     '\\bfalar com alguem\\b':
         'alguem',
@@ -1023,6 +1045,14 @@ ANCHORS = {
         'please',
     '\\bpresiso de ajuda\\b':
         'presiso',
+    '\\bnesesito a alguien\\b':
+        'nesesito+alguien',
+    '\\b(socoro|auxilio|help me|ayudenme)\\b':
+        'auxilio ayudenme help socoro',
+    '\\b(numero|telefono) de (la|una|alguna) linea\\b':
+        'numero telefono',
+    '\\b(numero|telefono|pasame|dame|hay|tenes|conoses|donde (esta|encuentro)) [^|]{0,20}\\blinea de (prevension|ayuda|crisis|contension|emergensia)\\b':
+        'linea numero pasame prevension telefono',
     '\\bpresiso falar com (alguem|uma pesoa)\\b':
         'presiso',
     '\\bcan i talk to\\b':
@@ -1036,7 +1066,7 @@ ANCHORS = {
     '\\bno puedo mas\\b':
         'puedo+mas',
     '\\bno doy mas\\b':
-        'mas+doy',
+        'doy+mas',
     '\\bnada (me )?sale bien\\b':
         'sale',
     '\\bnada cambia\\b':
@@ -1096,7 +1126,7 @@ ANCHORS = {
     '\\b(ya )?lo tengo (pensado|planeado|planificado)\\b':
         'pensado planeado planificado',
     '\\b(ya )?(lo )?(desidi|he desidido|tengo desidido|esta desidido|resolvi|tengo resuelto|lo tengo resuelto|lo tengo claro|desided|already desided|ja desidi|resolvo)\\b':
-        'desided desidi desidido resolvi resolvo resuelto tengo+claro',
+        'desided desidi desidido resolvi resolvo resuelto claro+tengo',
     '\\bhoy me animo\\b':
         'animo',
     '\\bme animo\\b':
@@ -1144,7 +1174,7 @@ ANCHORS = {
     '\\bse termina\\b(?= *(\\||$))':
         'termina',
     '\\bme voy con (ela|el)\\b':
-        'con+voy ela+con',
+        'voy+con voy+ela',
     '\\bnadie se va a dar cuenta\\b':
         'cuenta',
     '\\bsin haserlo\\b':
@@ -1190,7 +1220,7 @@ ANCHORS = {
     '\\bmirando (para abajo|el agua)\\b':
         'mirando',
     '\\b(mi (mejor )?(amiga|amigo|hermana|hermano|hermanita|hermanito|hijo|hija|novio|novia|viejo|vieja|mama|papa|madre|padre|abuelo|abuela|tio|tia|primo|prima|pareja|ex|vesino|vesina|companero|companera|alumno|alumna|marido|mujer|esposo|esposa|jefe|romie|colega|pana|compa|sosio|amigue|crush)|una (amiga|alumna|companera|conosida|chica|vesina)|un (amigo|alumno|pibe|chico|companero|conosido|vesino|nene)|alguien (en|de) un|my (best )?(friend|sister|brother|son|daughter|mom|mother|dad|father|girlfriend|boyfriend|partner|wife|husband|romate|student)|a (friend|student)|minha (amiga|irma|mae|filha|namorada)|meu (amigo|irmao|pai|filho|namorado)|ela|alguien|someone|she|he)\\b':
-        'abuela abuelo alguien alumna alumno amiga amigo amigue boyfriend brother chica chico colega compa companera companero conosida conosido crush dad daughter ela esposa esposo ex father friend girlfriend he hermana hermanita hermanito hermano hija hijo husband irmao jefe madre mama marido meu minha mom mother mujer nene novia novio padre pana papa pareja partner pibe prima primo romate romie she sister someone son sosio student tia tio vesina vesino vieja viejo wife alguien+un',
+        'abuela abuelo alguien alumna alumno amiga amigo amigue boyfriend brother chica chico colega compa companera companero conosida conosido crush dad daughter ela esposa esposo ex father friend girlfriend he hermana hermanita hermanito hermano hija hijo husband irmao jefe madre mama marido meu minha mom mother mujer nene novia novio padre pana papa pareja partner pibe prima primo romate romie she sister someone son sosio student tia tio vesina vesino vieja viejo wife alguien+en alguien+un',
     '\\b(no le importo|complico todo|atrapalho|soy el que complica|solo atrapalho)\\b':
         'atrapalho complica complico importo',
     '\\b(muero|mori|morir|morirme|muera|muriendo|morire|moria|muerto|muerta|muertos|morendo|mori|morta|morto) (de|por|del) (la |el |los )?(risa|rir|hambre|ganas|sueno|sono|frio|calor|verguensa|vergonha|nervios|miedo|aburimiento|amor|envidia|sed|curiosidad|cansansio|cansaco|pena|ansiedad|emosion|selos|embole|resaca|laughter|embarasment|boredom)\\b':
@@ -1283,6 +1313,10 @@ ANCHORS = {
         'cuiden',
     '\\bcarta de amor\\b':
         'carta',
+    '\\bsoga para saltar\\b':
+        'saltar',
+    '\\bjump rope\\b':
+        'jump',
     '\\bdesapareser (un|el) (fin de semana|finde|mes|rato)\\b':
         'desapareser',
     '\\b(ultimo|ultima) (dia|semana|noche) (en|de) (el|la|mi) (laburo|trabajo|empresa|escuela|facu|colegio|depto|casa)\\b':

@@ -267,7 +267,7 @@ _LOOKALIKES = _patterns(
     r"\b(pedi|pedir|pido|pedirle|pedile) perdon\b",
     r"\b(escribi|escribo|mande) una carta (a|para) [^|]{0,30}(cumple|cumpleanos|navidad|aniversario)\b",
     r"\bcuiden a mi (gato|perro) (el finde|mientras|unos dias|esta semana)\b",
-    r"\bcarta de amor\b", r"\bdesapareser (un|el) (fin de semana|finde|mes|rato)\b",
+    r"\bcarta de amor\b", r"\bsoga para saltar\b", r"\bjump rope\b", r"\bdesapareser (un|el) (fin de semana|finde|mes|rato)\b",
     r"\b(ultimo|ultima) (dia|semana|noche) (en|de) (el|la|mi) (laburo|trabajo|empresa|escuela|facu|colegio|depto|casa)\b",
     r"\bme despedi de [^|]{0,30}(porque|por que) me (cambio|mudo|voy de viaje)\b",
 )
@@ -305,6 +305,8 @@ _THIRD_ACT = (
     r"|con el mismo|con ella misma|esta en (la terrasa|el techo)|se (quiere|va a) tirar"
     r"|se (quiere|va a|piensa|queria) quitar la vida|quitarse la vida|amenasa con (matarse|suisidarse|tirarse)"
     r"|se (va a|quiere) pegar un tiro|pegarse un tiro|mensaje de despedida|(tomo|se tomo) muchas pastilas"
+    r"|estariamos mejor sin (el|ela)|dejo de (tomar|comer) [^|]{0,25}a proposito|(va a|quiere) saltar"
+    r"|took (a bunch of|all|too many|a lot of|a bottle of|all (her|his)) (pils|meds)|plan para (suisidarse|matarse)"
     r"|hablando de (matarse|suisidarse|morirse|quitarse la vida)"
     r"|(no )?va a ser una carga|(nos|me|les) pide perdon|se despide|se despidio de todos"
     r"|(wants|wanted|going|trying) to end (her|his|their) life|talking about (suicide|kiling|dying|ending)"
@@ -325,6 +327,20 @@ _STRONG: dict[str, tuple] = {
         rf"|todo el (frasco|blister|bote|pote|sobre|paquete)|toda la caja|unas cuantas (de las|de los)"
         rf"|las pastillas(?! (de|del|para|que|como|a la|todos)\b))",
         r"\b(acabo de|ya) (tomarme|cortarme|tirarme)\b",
+        # Swallowed or injected, with an amount or alcohol: done, not planned.
+        rf"\b(tome|trague|me inyecte|inyecte|me he tomado|tomei|me tome) [^|]{{0,30}}\b({_PILLS}|pastis|insulina"
+        rf"|parasetamol|ibuprofeno|antidepresivos|lavandina|bote|caja|blister)\b[^|]{{0,30}}\b(enter[oa]"
+        rf"|con (alcohol|vino|serveza|whisky|fernet)|y me siento (muy )?mal|me siento rar[oa])\b",
+        rf"\b(tome|trague|me inyecte|inyecte|me he tomado|tomei|me tome) (toda la|todo el|todas las|un|el|una|la) "
+        rf"(insulina|bote|frasco|caja|blister|cartela) enter[oa]\b",
+        r"\b(me )?inyecte (toda|todo|toda la) \w+\b",
+        rf"\b({_PILLS}|pastis) con (alcohol|vino|serveza|whisky|fernet)\b",
+        r"\b(no para de salir|sale mucha|sale un monton de) sangre\b",
+        r"\bme (corte|abri) (el cuelo|la garganta|los brasos)\b",
+        r"\bcolgando (los pies|las piernas)\b",
+        r"\b(to|estou) (em cima|na beira) d[ao] (ponte|predio|telhado|janela)\b",
+        r"\b(prendi|prendo|prendido) (el )?carbon\b", r"\b(bano|pieza|auto|garage) serad[oa]\b[^|]{0,30}\b(carbon|brasas|motor|gas)\b",
+        rf"\bme tire (del|de la|desde) [^|]{{0,20}}\b({_HIGH})\b",
         r"\b(tome|trague|tomei|me tome) [0-9]{2,} \w+\b",
         r"\b(tome|me tome|trague|bebi|tomei) (lavandina|veneno|lejia|cloro|rasiticida|raticida|soda caustica)\b",
         r"\bya me tire (y|del|de la|desde|al)\b", r"\b(sale|sangra|sangro) (mucha sangre|mucho|un monton)\b",
@@ -436,7 +452,7 @@ _STRONG: dict[str, tuple] = {
         r"\bdo not (want|wanna) to (live|be alive|exist|wake up|be here)\b(?! (in|with|near|alone)\b)",
         r"\bno reason to (live|go on|keep going|be here)\b", r"\bnothing to live for\b",
         r"\b(life|it) (is not|isnt) worth living\b", r"\bnot worth living\b",
-        r"\bwant to disappear\b(?! from\b)", r"\bdisappear forever\b",
+        r"\bwant to disappear\b(?! (from|under|for|into|in|until)\b)", r"\bdisappear forever\b",
         r"\bno point (in |of )?(living|going on|being alive|anymore)\b",
         r"\b(stop|cease) existing\b", r"\bwant to not exist\b", r"\btired of (existing|living|being alive)\b",
         r"\bdone with (life|living)\b", r"\b(using|use) it on myself\b",
@@ -626,7 +642,7 @@ _STRONG: dict[str, tuple] = {
         r"\b(estuve|he estado|estoy|i keep) (mirando|viendo|averiguando|buscando|looking up) [^|]{0,30}"
         r"\b(puente|tren|piso|edifisio|vias|bridge|pastilas|pils)\b",
         r"\bend(ing)? my life\b", r"\bnot see (the |any )?point (of|in) (living|going on|being alive|life)\b",
-        r"\bahorcarme\b", r"\bcolgarme\b", r"\bsoga\b(?! (nueva )?para el tendedero)", r"\bcorda\b",
+        r"\bahorcarme\b", r"\bcolgarme\b", r"\bsoga\b(?! (nueva )?para (el tendedero|saltar|la ropa|atar|el barco|escalar|el gimnasio))", r"\bcorda\b",
         r"\b(el |un |la |de mi viejo |tengo un )?(revolver|escopeta|pistola|arma de fuego|gun)\b",
         r"\bel arma\b", r"\bcuchilo nuevo\b[^|]{0,20}\bno es para\b",
         r"\b(voy a|cuando|el finde) [^|]{0,30}abrir el gas\b", r"\babrir el gas\b",
@@ -704,7 +720,8 @@ _STRONG: dict[str, tuple] = {
     "help": _patterns(
         r"\b(persona|alguien|humano|humana|gente|personas|pessoa|alguem) (real|de verdad|de carne y hueso|de verdade)\b",
         r"\b(nesesito|quiero|puedo|preciso|nesesito que) (hablar|falar) con (alguien|una persona|un humano|un psicologo"
-        r"|una psicologa|un profesional)\b",
+        r"|una psicologa|un profesional)\b(?! (de|del) (recursos|ventas|sistemas|atension|soporte|la empresa"
+        r"|administrasion|mi equipo|la ofisina|el banco|tu empresa))",
         r"\bfalar com alguem\b",
         r"\b(nesesito|quiero) (que alguien|una persona|un humano)\b",
         r"\bno quiero hablar con una maquina\b", r"\bno un bot\b", r"\bsos una persona\b",
@@ -729,7 +746,10 @@ _STRONG: dict[str, tuple] = {
         r"\b(psicologo|psicologa|terapeuta|profesional|medico) (disponible|de guardia|ahora)\b",
         r"\bnesesito que (me atienda|me escuche|me ayude) alguien\b",
         r"\b(someone|somebody|anyone) (help|talk to) me\b", r"\bplease help\b",
-        r"\bpreciso de ajuda\b", r"\bpreciso falar com (alguem|uma pesoa)\b", r"\bcan i talk to\b", r"\b(que|q) alguien me ayude\b",
+        r"\bpreciso de ajuda\b", r"\bnesesito a alguien\b", r"\b(socoro|auxilio|help me|ayudenme)\b",
+        r"\b(numero|telefono) de (la|una|alguna) linea\b",
+        r"\b(numero|telefono|pasame|dame|hay|tenes|conoses|donde (esta|encuentro)) [^|]{0,20}\blinea de"
+        r" (prevension|ayuda|crisis|contension|emergensia)\b", r"\bpreciso falar com (alguem|uma pesoa)\b", r"\bcan i talk to\b", r"\b(que|q) alguien me ayude\b",
     ),
 }
 
@@ -999,7 +1019,9 @@ NO_RISK = Assessment()
 # Laughter next to ideation words with no sign of meaning it ("me quiero matar jaja mandé el
 # audio al grupo equivocado") is hyperbole far more often than not: the match then counts only
 # as a weak despair signal, which still adds up with the conversation's other signals. Plans,
-# self-harm, acts and goodbyes are never downgraded, nor ideation said to be serious.
+# self-harm, acts and goodbyes are never downgraded (only ideation and passive wishes), nor
+# what is said to be serious.
+_JOKE_PRONE = frozenset({"ideation", "passive"})
 _LAUGH = re.compile(r"(?<= )(?:ja(?:ja)+j?|je(?:je)+|jsj\w*|lol|lmao|xd|ha(?:ha)+)(?= )")
 _SERIOUS = re.compile(r"(?<= )(?:en serio|no es (?:chiste|joda|broma)|posta|de verdad|not joking"
                       r"|no joke|seriously|nao e brincadeira|sin joda|enserio)(?= )")
@@ -1034,7 +1056,7 @@ def _match(normal: str, rules: list) -> tuple:
             if not _negated(normal, match.start(), match.end()):
                 found[rule.group] = True
                 break
-    groups = [("despair" if joking and g == "ideation" else g) for g in _GROUPS if g in found]
+    groups = [("despair" if joking and g in _JOKE_PRONE else g) for g in _GROUPS if g in found]
     if third_act and "third_party" not in found:
         groups.append("third_act")
     # The time of day alone ("hoy", "esta noche") is not a signal: it only counts next to another.
