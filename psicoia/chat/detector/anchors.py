@@ -112,7 +112,7 @@ ANCHORS = {
     '\\b(i am )?bleding (a lot|badly|out|so much)\\b':
         'bleding',
     '\\b(se (quiere|queria|va a|iba a|piensa|pensaba|puede) (matar|morir|suisidar|tirar|cortar|lastimar|haser algo|haser dano|ahorcar|colgar)|se mata|se tira|se corta|se esta cortando|se lastima|se quema|se quemo|se (tomo|trago) (un|una|todas|todo|muchas)|quiere (morirse|morir|matarse|suisidarse|desapareser)|(no )?quiere (seguir )?vivir|(de )?(matarse|suisidarse|ahorcarse|tirarse|cortarse|morirse)|es una carga|estamos mejor sin|estarian mejor sin|carta de despedida|despidiendose|se despidio|regalo (todas )?sus|no va a (estar|legar)|no quiere bajar|dise que se tira|tiene (cortes|marcas)|brasos cortados|grasias por todo|se haga algo|(kil|hurt|cut|cuting|harm) (herself|himself|themselves|his|her)|wants to die|vai se matar|quer morer|se matar|no se despierta mas|despertarse|contrasenas|que cuide (a )?su|con el mismo|con ela misma|esta en (la terasa|el techo)|se (quiere|va a) tirar|se (quiere|va a|piensa|queria) quitar la vida|quitarse la vida|amenasa con (matarse|suisidarse|tirarse)|se (va a|quiere) pegar un tiro|pegarse un tiro|mensaje de despedida|(tomo|se tomo) muchas pastilas|estariamos mejor sin (el|ela)|dejo de (tomar|comer) [^|]{0,25}a proposito|(va a|quiere) saltar|tok (a bunch of|al|to many|a lot of|a botle of|al (her|his)) (pils|meds)|plan para (suisidarse|matarse)|hablando de (matarse|suisidarse|morirse|quitarse la vida)|(no )?va a ser una carga|(nos|me|les) pide perdon|se despide|se despidio de todos|(wants|wanted|going|trying) to end (her|his|their) life|talking about (suiside|kiling|dying|ending)|(wants|is going|is gona) to (die|kil (her|him)self)|is suisidal|suisidal)\\b':
-        'ahorcar ahorcarse bunch colgar contrasenas corta cortados cortando cortar cortarse cortes cut cuting dano desapareser despedida despertarse despide despidiendose despidio despierta estamos estariamos going gona haga harm herself himself hurt kil lastima lastimar legar marcas mata matar matarse meds morer morir morirse pegar pegarse pide pils proposito quema quemo quitar quitarse regalo saltar suisidal suisidar suisidarse talking techo terasa themselves tira tirar tirarse tomo trago trying vivir wanted wants carga+una cuide+que estar+va estarian+mejor grasias+todo haser+algo misma+ela mismo+con queria+haser quiere+bajar quiere+haser',
+        'ahorcar ahorcarse bunch colgar contrasenas corta cortados cortando cortar cortarse cortes cut cuting dano desapareser despedida despertarse despide despidiendose despidio despierta estamos estariamos going gona haga harm herself himself hurt kil lastima lastimar legar marcas mata matar matarse meds morer morir morirse pegar pegarse pide pils proposito quema quemo quitar quitarse regalo saltar suisidal suisidar suisidarse talking techo terasa themselves tira tirar tirarse tomo trago trying vivir wanted wants carga+una cuide+que estar+va estarian+mejor grasias+todo haser+algo misma+con mismo+con queria+haser quiere+bajar quiere+haser',
     '\\b(alguien|un tipo|una piba|un pibe) [^|]{0,30}dijo que se mata\\b':
         'mata',
     '\\b(se|le) (vi|vimos) (los brasos|cortes|las marcas)\\b':
@@ -204,12 +204,12 @@ ANCHORS = {
     '\\b(mejor|estaria mejor) muert[oa]\\b':
         'muerta muerto',
     '\\b(no|ya no) (quiero|tengo ganas de|se si quiero|kiero) (seguir )?(vivir|viviendo|estar viv[oa]|existir|seguir viv[oa]|seguir)\\b(?! (en|con|serca|lejos|aca|ala|de|solo|sola|sin|estudiando|trabajando|asi)\\b)(?! mas (en|con|serca|lejos|aca|ala|de)\\b)':
-        'existir viva viviendo vivir vivo seguir+kiero seguir+quiero seguir+tengo',
+        'existir viva viviendo vivir vivo seguir+ganas seguir+kiero seguir+quiero',
     '\\b(sin|perdi las|no tengo|ni) ganas de vivir\\b':
         'vivir',
     '\\b(cansad[oa]|hart[oa]|cansado|hasta las narises) de vivir\\b':
         'cansada cansado harta harto narises',
-    '\\b(dejar de|no quiero|no quisiera|quiero dejar de) (existir|vivir|estar)\\b':
+    '\\b(dejar de|no quiero|no quisiera|quiero dejar de) (existir|vivir|estar)\\b(?! (en|con|serca|lejos|aca|ala|de|solo|sola|sin|asi|tranquil\\w*|bien|mal|todo el dia|toda la)\\b)':
         'dejar existir vivir quiero+estar quisiera+estar',
     '\\bpara que (seguir viviendo|sigo viviendo|seguir vivo|seguir viva|vivir|seguir)(?= *(\\||$))':
         'viva viviendo vivir vivo seguir+para',
@@ -236,13 +236,13 @@ ANCHORS = {
     '\\b(desearia|quisiera|quiero|me gustaria|ojala|prefiero|preferiria) (no existir|dejar de vivir|no vivir|no haber nasido|no haber existido)\\b':
         'dejar desearia existido existir nasido vivir',
     '\\bno (quiero|quisiera) (estar|seguir|quedarme) (mas )?en este mundo\\b':
-        'quedarme quiero+estar quiero+seguir quisiera+estar quisiera+seguir',
+        'quiero+mundo quisiera+mundo',
     '\\b(da|es) (igual|lo mismo) (vivir o morir|si vivo o (me )?muero|morir(me)?)\\b':
         'igual morir morirme muero vivir',
     '\\b(quiero|nesesito|ojala) que (se )?(termine|acabe) (todo|mi vida)\\b':
         'acabe termine',
     '\\bno (tengo|me quedan) (fuersas|ganas|motivos|rasones) (para|de) (seguir|vivir)\\b':
-        'vivir fuersas+seguir seguir+quedan seguir+tengo',
+        'rasones vivir fuersas+seguir motivos+seguir seguir+ganas',
     '\\bmejor (me muero|desaparesco|me mato|no existo)\\b':
         'desaparesco existo mato muero',
     '\\bdejar de (respirar|estar vivo|estar viva)\\b':
@@ -288,7 +288,7 @@ ANCHORS = {
     '\\b(comit|comiting|atempt|atempted) suiside\\b':
         'suiside',
     '\\bdo not (want|wana) to (live|be alive|exist|wake up|be here)\\b(?! (in|with|near|alone)\\b)':
-        'alive exist live wake wana here+want',
+        'alive exist live wake wana want+here',
     '\\bno reason to (live|go on|kep going|be here)\\b':
         'reason',
     '\\bnothing to live for\\b':
@@ -328,7 +328,7 @@ ANCHORS = {
     '\\b(irme|me voy|desapareser|dormir|dormirme|descansar|me rindo) para siempre\\b(?! (a|de|al|con|los|las|el|la|en|cada)\\b)':
         'irme siempre+para',
     '\\b(quisiera|quiero) dormir(me)? y (no|que sea para siempre)\\b':
-        'dormir+quiero dormirme+quiero quisiera+dormir quisiera+dormirme',
+        'dormirme+quiero dormirme+quisiera quiero+dormir quisiera+dormir',
     '\\bo para siempre\\b':
         'siempre+para',
     '\\bno (abrir|volver a abrir) (mas )?los ojos\\b':
@@ -336,7 +336,7 @@ ANCHORS = {
     '\\bsi me pasa algo\\b[^|]{0,30}(\\| [^|]{0,10})?\\bmejor\\b':
         'mejor+algo',
     '\\bsi me (muero|muriera|pasa algo|pisa|atropela|enfermo)\\b[^|]{0,40}\\b(mejor|estaria bien|que asi sea|no pasa nada|no me molestaria|prefiero)\\b':
-        'atropela enfermo estaria muero muriera pisa sea algo+pasa mejor+algo',
+        'atropela enfermo estaria molestaria muero muriera pisa prefiero sea algo+nada mejor+algo',
     '\\b(no|ya no) le tengo miedo a la muerte\\b':
         'muerte',
     '\\bno me (importaria|molestaria) (morir|morirme|que me pase algo|si me muero)\\b':
@@ -347,10 +347,22 @@ ANCHORS = {
         'amanesca despierte',
     '\\b(ruego|reso|pido) no (despertar|despertarme|amaneser|levantarme)\\b':
         'amaneser despertar despertarme levantarme',
+    '\\bojala [^|]{0,20}no me despierte\\b':
+        'despierte',
+    '\\bque me leve\\b(?! (a|al|hasta|en|de|con)\\b)':
+        'leve',
+    '\\b(termine|acabe|se termine|se acabe) (todo )?para mi\\b':
+        'acabe termine',
+    '\\b(estaria bueno|seria lindo|seria un alivio|que alivio) (desapareser|no estar|no existir|morir(me)?|irme)\\b':
+        'alivio desapareser estaria lindo',
+    '\\bdesapareser del todo\\b':
+        'desapareser',
+    '\\bsi me (chocan|atropelan|pisan|matan|agara|pasa algo)\\b[^|]{0,40}\\b(alivio|mejor|estaria bien|no me (voy a|pienso) (tratar|curar|cuidar)|no me importaria)\\b':
+        'agara alivio atropelan chocan cuidar curar estaria importaria matan pisan tratar mejor+algo',
     '\\bojala (todo )?(se )?(termine|acabe) (pronto|ya|de una ves)\\b':
         'ojala pronto termine',
     '\\bseria no (existir|estar|despertar(me)?|vivir)\\b':
-        'despertar despertarme existir vivir estar+seria',
+        'despertar despertarme existir vivir seria+estar',
     '\\b(alivio|pas|descanso) (seria )?(no existir|morir(me)?|no despertar(me)?)\\b':
         'alivio despertar despertarme existir morir morirme',
     '\\b(le pido|pido) a dios que me leve\\b':
@@ -386,13 +398,13 @@ ANCHORS = {
     '\\bme (atropele|atropelase|pise) un\\b':
         'atropelase atropele pise',
     '\\b(estarian|estaria|estarias|seria|serian|vivirian|estariais|ficaria|ficar|ia fi?car|iria|iban a estar) [^|]{0,25}(mejor|melhor|tranquilos|tranquila|tranquilo|en pas|aliviados) (sin|sem) (mi|mim|eu)\\b':
-        'aliviados estaria estariais estarias fcar ficar ficaria iban iria melhor pas sem serian tranquilos vivirian estarian+mejor estarian+sin mejor+seria seria+sin tranquila+estarian tranquila+seria tranquilo+estarian tranquilo+seria',
+        'aliviados estaria estariais estarias fcar ficar ficaria iban iria melhor pas sem serian tranquilos vivirian estarian+mejor estarian+sin seria+mejor seria+sin tranquila+estarian tranquila+seria tranquilo+estarian tranquilo+seria',
     '\\bmejor sin mi\\b':
         'mejor+sin',
     '\\b(estarian|vivirian|serian|estariais|iban a estar) [^|]{0,15}(mejor|tranquil\\w*|felises|en pas|aliviad\\w*)\\b':
         'estariais estarian iban serian tranquil vivirian estarian+mejor',
     '\\bmejor (desapareser|desaparesco|no estar|me voy de una|me saco|me muero|me boro|me mato|me quito del medio|me saco del medio)\\b':
-        'boro desaparesco desapareser mato muero quito saco mejor+estar mejor+una',
+        'boro desaparesco desapareser mato muero quito saco estar+mejor mejor+voy',
     '\\bsi desaparesco\\b':
         'desaparesco',
     '\\b(nobody|no one) would (care|notise|mis me) if i (died|was gone|were gone|disapeared)\\b':
@@ -408,19 +420,19 @@ ANCHORS = {
     '\\b(les|le) (daria|haria|doy) un (respiro|favor|alivio)\\b':
         'alivio daria haria respiro favor+doy favor+les',
     '\\b(van a|vas a|va a|iban a) estar mejor sin\\b':
-        'van mejor+estar',
+        'van estar+mejor',
     '\\bestar\\w* mejor sin (una|un) \\w+ como yo\\b':
-        'mejor+como mejor+estar',
+        'estar+mejor mejor+como',
     '\\bmejor (no estar|no existir|eu nao existir|eu sumir)\\b':
-        'existir sumir mejor+estar',
+        'existir sumir estar+mejor',
     '\\bojala no (hubiera|haber) nasido\\b':
         'hubiera nasido',
     '\\bperdon por haber nasido\\b':
         'nasido',
     '\\bsoy (una|la) carga\\b':
-        'carga+soy',
+        'carga+soy carga+una',
     '\\bla carga de\\b':
-        'carga+la',
+        'carga+de',
     '\\b(me siento|siento que soy) una carga\\b(?=( *(\\||$))| (para|tan|de|enorme|muy))':
         'siento+carga',
     '\\bsi me (muero|muriera|desaparesco|desaparesiera|mato|matara)\\b':
@@ -431,6 +443,18 @@ ANCHORS = {
         'estuviera estuviese existiera existiese',
     '\\bsoy (un estorbo|una molestia|un peso|un lastre|un gasto|un obstaculo|una mochila|el problema)\\b':
         'estorbo gasto lastre mochila molestia obstaculo peso problema',
+    '\\b(siento que |solo )?(estorbo|molesto|sobro) (en todos lados|a todos|en todas partes|en esta casa)\\b':
+        'estorbo molesto sobro',
+    '\\b(no se merese|no merese|no meresen) (cargar|tener que cargar|aguantar|bancar) (conmigo|a alguien como yo)\\b':
+        'conmigo merese meresen',
+    '\\b(cansad[oa] de|harto de|harta de) ser (un problema|una carga|un estorbo|una molestia)\\b':
+        'cansada cansado harta harto problema',
+    '\\b(solo|nada mas) (le|les) (traigo|doy) problemas\\b':
+        'problemas',
+    '\\b(estaria|estarian) mejor con otr[oa]\\b':
+        'estaria estarian+mejor',
+    '\\b(lo mejor es que|mejor que) me (vaya|vala) (del todo|para siempre|de una ves)\\b':
+        'vala vaya',
     '\\b(me siento|siento que solo soy|solo soy) (un estorbo|una mochila|un obstaculo|un peso)\\b':
         'estorbo mochila obstaculo peso',
     '\\b(sou|me sinto) (um|uma) (peso|carga|fardo|estorvo)\\b':
@@ -444,7 +468,7 @@ ANCHORS = {
     '\\bsoy (un problema|una carga) para\\b':
         'problema carga+para',
     '\\b(no|ya no) (voy a|vas a|van a) (ser|tener que) (un problema|una carga|un estorbo|una molestia|un peso|aguantarme|bancarme|cuidarme|preocuparse)\\b':
-        'aguantarme bancarme cuidarme estorbo molestia peso preocuparse problema carga+una',
+        'aguantarme bancarme cuidarme estorbo molestia peso preocuparse problema carga+una carga+voy',
     '\\b(i am|im) (just |only |such )?a burden\\b':
         'burden',
     '\\bburden (to|on) (everyone|everybody|my family)\\b':
@@ -454,7 +478,7 @@ ANCHORS = {
     '\\b(ninguem|nadie) [^|]{0,10}(sentir|extranar) (minha falta|me)\\b':
         'extranar minha ninguem nadie+me sentir+nadie',
     '\\b(nobody|no one) (would|wil) mis me\\b':
-        'nobody wil would+one',
+        'nobody wil would+mis',
     '\\b(beter|hapier) (if|when) i (was|were|am) (gone|dead|not around)\\b':
         'beter hapier',
     '\\b(if|when) i (was|wasnt|were|weren|am) (not )?around\\b':
@@ -478,7 +502,7 @@ ANCHORS = {
     '\\bno (aguanto|soporto|puedo) mas\\b(?=( *(\\||$))| (con )?(esta vida|mi vida|la vida|vivir|de verdad|en serio|nada|todo)\\b)':
         'aguanto soporto puedo+mas',
     '\\bno doy mas\\b(?= (con )?(esta vida|mi vida|la vida|vivir|de verdad|en serio)\\b)':
-        'doy+mas',
+        'mas+doy',
     '\\b(terminar|acabar|termino|acabo) con (todo|mi vida|mi existensia)\\b(?! (el|la|los|las|lo|esto de)\\b)':
         'acabar acabo terminar termino',
     '\\bno (le )?(veo|encuentro|tengo) (ninguna )?salida\\b':
@@ -512,11 +536,15 @@ ANCHORS = {
     '\\bno hay nada que me (sostenga|retenga|ate|mantenga)\\b':
         'ate mantenga retenga sostenga',
     '\\b(ya )?no voy a (existir|seguir aca|seguir viv[oa]|seguir en este mundo)\\b':
-        'existir viva vivo seguir+aca seguir+mundo',
+        'existir seguir+voy',
     '\\b(es|sera|fue) mi (ultima|ultimo) (semana|dia|noche|mes|cumple|navidad|ano)\\b':
         'cumple mes navidad semana+ultima semana+ultimo ultima+ano ultima+dia ultima+noche ultimo+ano ultimo+dia ultimo+noche',
     '\\bno me veo (viv[oa]|aca|en \\w+ (anos|meses))\\b':
         'anos meses viva vivo veo+aca',
+    '\\bno (voy a|vas a) legar a (mi cumple\\w*|navidad|ano nuevo|las fiestas|fin de ano|\\w+bre|el verano)\\b':
+        'cumple legar',
+    '\\bno me (van a|vas a|vuelven a) ver (nunca )?mas\\b(?! (por|en|el|la) )':
+        'van vuelven mas+vas',
     '\\bno me veo en ningun futuro\\b':
         'ningun',
     '\\bno hay futuro para mi\\b':
@@ -554,11 +582,11 @@ ANCHORS = {
     '\\bno (voy a|pienso) seguir (esperando|intentando|buscando)\\b':
         'buscando esperando intentando',
     '\\bno (puedo|pienso) seguir\\b(?= *(\\||$))':
-        'seguir+pienso seguir+puedo',
+        'pienso+seguir seguir+puedo',
     '\\bya no (puedo sostener|quiero tenerlo)\\b':
         'sostener tenerlo',
     '\\bcan not (take it|take this|do this|handle (it|this|life)) any ?more\\b':
-        'anymore+handle anymore+take anymore+this handle+more more+take this+more',
+        'anymore+handle anymore+take anymore+this handle+more more+take more+this',
     '\\bcan not (go on|kep going)\\b(?=( *(\\||$))| like this| any ?more| living)':
         'go going',
     '\\bend it al\\b':
@@ -740,7 +768,7 @@ ANCHORS = {
     '\\bponer(le)? fin a (mi vida|todo)\\b':
         'poner ponerle',
     '\\btomar(me)? (todas|todo) (las|mis|lo que)\\b':
-        'tomarme tomar+todas tomar+todo',
+        'tomarme todas+tomar tomar+todo',
     '\\b(junte|juntando|acumulando|acumule|junto|juntar|juntarla|voy juntando|estoy juntando) [^|]{0,30}\\b(pastilas|pastila|remedios|medicamentos|clonasepam|rivotril|ansioliticos|comprimidos|remedios|pils|blister|blisters|frasco|veneno)\\b(?! (para la|de la|para dormir y|pra alergia|para el dolor))':
         'acumulando acumule ansioliticos clonasepam comprimidos juntando juntar juntarla junte junto medicamentos pastila pastilas remedios rivotril',
     '\\b(guardando|guarde|guardo|tengo) [^|]{0,40}\\b(pastilas|pastila|remedios|medicamentos|clonasepam|rivotril|ansioliticos|comprimidos|remedios|pils|blister|blisters|frasco|veneno)\\b[^|]{0,40}\\b(para cuando|en ves de tomar|para el dia|para haserlo|sufisientes|de sobra|para no despertar|para matarme)\\b':
@@ -811,6 +839,10 @@ ANCHORS = {
         'elegi elegido lugar pensado cuando+pense haserlo+pense pense+como',
     '\\bel plan es\\b':
         'plan',
+    '\\b(para )?no sobrevivir\\b':
+        'sobrevivir',
+    '\\b(donde|de donde) (atarlo|atarla|colgarme|colgarlo|colgarla)\\b':
+        'atarla atarlo colgarla colgarlo colgarme',
     '\\btengo (las|todas las|muchas) pastilas (aca|listas|juntas|guardadas|al lado)\\b':
         'pastilas',
     '\\b(lo|la|los|las) voy a tomar (esta noche|hoy|ya|todo|todas|de una)\\b':
@@ -838,7 +870,7 @@ ANCHORS = {
     '\\bun tiro en la cabesa\\b':
         'cabesa',
     '\\b(elegi|tengo elegido|tengo pensado|ya se) (el dia|la fecha|el lugar|la hora)\\b':
-        'elegi elegido fecha hora lugar pensado dia+el',
+        'elegi elegido fecha hora lugar pensado dia+ya',
     '\\banote el plan\\b':
         'anote',
     '\\bla voy a usar (conmigo|con migo)\\b':
@@ -961,6 +993,18 @@ ANCHORS = {
         'golpeo pego pinas',
     '\\bme castigo\\b':
         'castigo',
+    '\\bpara castigarme\\b':
+        'castigarme',
+    '\\bme (lastime|corte|hise marcas en|raspe) (los|las|mis) (brasos|munecas|piernas|muslos|pansa)\\b':
+        'brasos corte lastime marcas munecas muslos piernas raspe',
+    '\\bme hise (marcas|cortes|heridas)\\b':
+        'cortes heridas marcas',
+    '\\b(me di|me doy|me daba|me pego|me pegue) (golpes|pinas|cabesasos|trompadas)\\b':
+        'cabesasos golpes pinas trompadas',
+    '\\btengo (cortes|marcas|sicatrises|heridas) (frescos|frescas|nuevos|nuevas|en (los|las|mis) (brasos|piernas|munecas|muslos))\\b':
+        'cortes frescas frescos heridas marcas sicatrises',
+    '\\bme quemo con (la|el|un|una) (plancha|ensendedor|sigarilo|fosforo|vela|hornala)\\b':
+        'ensendedor fosforo plancha quemo sigarilo',
     '\\bme (clave|clavo|entere) (una|un|la|el) (tijera|cuchilo|aguja|lapis|cuter|vidrio|trincheta)\\b':
         'clave clavo cuchilo entere tijera',
     '\\bhasta (quedar con|que (me )?quedan?|dejarme) (moretones|marcas|violeta)\\b':
@@ -982,7 +1026,7 @@ ANCHORS = {
     '\\b(persona|alguien|humano|humana|gente|personas|pesoa|alguem) (real|de verdad|de carne y hueso|de verdade)\\b':
         'carne persona real verdad verdade',
     '\\b(nesesito|quiero|puedo|presiso|nesesito que) (hablar|falar) con (alguien|una persona|un humano|un psicologo|una psicologa|un profesional)\\b(?! (de|del) (recursos|ventas|sistemas|atension|soporte|la empresa|administrasion|mi equipo|la ofisina|el banco|tu empresa))':
-        'falar humano persona profesional psicologa psicologo alguien+hablar nesesito+alguien',
+        'falar humano persona profesional psicologa psicologo alguien+hablar alguien+quiero nesesito+alguien',
     '\\bfalar com alguem\\b':
         'alguem',
     '\\b(nesesito|quiero) (que alguien|una persona|un humano)\\b':
@@ -1066,7 +1110,7 @@ ANCHORS = {
     '\\bno puedo mas\\b':
         'puedo+mas',
     '\\bno doy mas\\b':
-        'doy+mas',
+        'mas+doy',
     '\\bnada (me )?sale bien\\b':
         'sale',
     '\\bnada cambia\\b':
@@ -1085,8 +1129,6 @@ ANCHORS = {
         'cambiar mejorar',
     '\\bestoy (muy )?mal\\b':
         'estoy+mal',
-    '\\bno le importo a nadie\\b':
-        'importo',
     '\\bno me importa nada\\b':
         'importa',
     '\\bya fue (todo)?\\b':
@@ -1098,7 +1140,7 @@ ANCHORS = {
     '\\b(atrapalho|complico) (a vida|todo)\\b':
         'atrapalho complico',
     '\\bsiempre soy el que\\b':
-        'siempre+soy',
+        'siempre+que',
     '\\bno aguanto\\b':
         'aguanto',
     '\\b(nobody|no one) cares\\b':
@@ -1114,7 +1156,13 @@ ANCHORS = {
     '\\bera lo unico que tenia\\b':
         'unico',
     '\\bno tengo a nadie\\b':
-        'nadie+tengo',
+        'tengo+nadie',
+    '\\bno tiene areglo\\b':
+        'areglo',
+    '\\bme rendi\\b':
+        'rendi',
+    '\\bno hay nada que haser\\b':
+        'haser+nada',
     '\\b(entiero|velorio) de\\b':
         'entiero velorio',
     '\\bme odio\\b':
@@ -1126,7 +1174,7 @@ ANCHORS = {
     '\\b(ya )?lo tengo (pensado|planeado|planificado)\\b':
         'pensado planeado planificado',
     '\\b(ya )?(lo )?(desidi|he desidido|tengo desidido|esta desidido|resolvi|tengo resuelto|lo tengo resuelto|lo tengo claro|desided|already desided|ja desidi|resolvo)\\b':
-        'desided desidi desidido resolvi resolvo resuelto claro+tengo',
+        'desided desidi desidido resolvi resolvo resuelto tengo+claro',
     '\\bhoy me animo\\b':
         'animo',
     '\\bme animo\\b':
@@ -1151,8 +1199,8 @@ ANCHORS = {
         'alcansa alcansan bastan enough sufisiente sufisientes',
     '\\b(no voy a estar|ya no voy a estar|not be around|no va a haser falta|nao vou estar)\\b':
         'around falta nao estar+voy',
-    '\\b(ya )?tengo todo listo\\b(?= *(\\||$))':
-        'listo+tengo',
+    '\\b(ya )?tengo todo (listo|preparado)( para (esta noche|hoy|manana|el (sabado|domingo|viernes|finde)))?\\b(?= *(\\||$))':
+        'preparado tengo+listo',
     '\\bse termina todo\\b':
         'termina',
     '\\b(solo|ya solo) (me )?falta lo ultimo\\b':
@@ -1174,7 +1222,7 @@ ANCHORS = {
     '\\bse termina\\b(?= *(\\||$))':
         'termina',
     '\\bme voy con (ela|el)\\b':
-        'voy+con voy+ela',
+        'voy+con',
     '\\bnadie se va a dar cuenta\\b':
         'cuenta',
     '\\bsin haserlo\\b':
@@ -1195,6 +1243,10 @@ ANCHORS = {
         'bajar+voy pienso+bajar quiero+bajar',
     '\\bmirando el agua\\b':
         'mirando',
+    '\\bdeje pagad[oa]s?\\b':
+        'pagada pagadas pagado pagados',
+    '\\b(asi|para que) no (tengan|tienen) (problemas|que (pagar|buscar|haser))\\b':
+        'problemas tengan tienen',
     '\\b(le|les) deje (mi|mis) (pero|pera|gato|gata|cosas|plantas)\\b':
         'deje',
     '\\b(regale|he regalado|ya regale) (mi|mis|la|el)\\b':
@@ -1220,7 +1272,7 @@ ANCHORS = {
     '\\bmirando (para abajo|el agua)\\b':
         'mirando',
     '\\b(mi (mejor )?(amiga|amigo|hermana|hermano|hermanita|hermanito|hijo|hija|novio|novia|viejo|vieja|mama|papa|madre|padre|abuelo|abuela|tio|tia|primo|prima|pareja|ex|vesino|vesina|companero|companera|alumno|alumna|marido|mujer|esposo|esposa|jefe|romie|colega|pana|compa|sosio|amigue|crush)|una (amiga|alumna|companera|conosida|chica|vesina)|un (amigo|alumno|pibe|chico|companero|conosido|vesino|nene)|alguien (en|de) un|my (best )?(friend|sister|brother|son|daughter|mom|mother|dad|father|girlfriend|boyfriend|partner|wife|husband|romate|student)|a (friend|student)|minha (amiga|irma|mae|filha|namorada)|meu (amigo|irmao|pai|filho|namorado)|ela|alguien|someone|she|he)\\b':
-        'abuela abuelo alguien alumna alumno amiga amigo amigue boyfriend brother chica chico colega compa companera companero conosida conosido crush dad daughter ela esposa esposo ex father friend girlfriend he hermana hermanita hermanito hermano hija hijo husband irmao jefe madre mama marido meu minha mom mother mujer nene novia novio padre pana papa pareja partner pibe prima primo romate romie she sister someone son sosio student tia tio vesina vesino vieja viejo wife alguien+en alguien+un',
+        'abuela abuelo alguien alumna alumno amiga amigo amigue boyfriend brother chica chico colega compa companera companero conosida conosido crush dad daughter ela esposa esposo ex father friend girlfriend he hermana hermanita hermanito hermano hija hijo husband irmao jefe madre mama marido meu minha mom mother mujer nene novia novio padre pana papa pareja partner pibe prima primo romate romie she sister someone son sosio student tia tio vesina vesino vieja viejo wife alguien+de alguien+en',
     '\\b(no le importo|complico todo|atrapalho|soy el que complica|solo atrapalho)\\b':
         'atrapalho complica complico importo',
     '\\b(muero|mori|morir|morirme|muera|muriendo|morire|moria|muerto|muerta|muertos|morendo|mori|morta|morto) (de|por|del) (la |el |los )?(risa|rir|hambre|ganas|sueno|sono|frio|calor|verguensa|vergonha|nervios|miedo|aburimiento|amor|envidia|sed|curiosidad|cansansio|cansaco|pena|ansiedad|emosion|selos|embole|resaca|laughter|embarasment|boredom)\\b':
@@ -1305,7 +1357,7 @@ ANCHORS = {
         'corto novia novio',
     '\\b(el|la|los|las|ese|esa|este|esta|eso|esto) (?!noche|tarde|ves|semana|finde|dia)\\w+( de \\w+)? me mato\\b':
         'mato',
-    '\\b(pedi|pedir|pido|pedirle|pedile) perdon\\b':
+    '\\b(pedi|pedir|pedirle|pedile|le pido) perdon\\b':
         'pedi pedile pedir pedirle pido',
     '\\b(escribi|escribo|mande) una carta (a|para) [^|]{0,30}(cumple|cumpleanos|navidad|aniversario)\\b':
         'aniversario cumple cumpleanos escribi escribo mande navidad',
@@ -1313,6 +1365,8 @@ ANCHORS = {
         'cuiden',
     '\\bcarta de amor\\b':
         'carta',
+    '\\bnota [^|]{0,30}disiendo que (volvia|vuelvo|salgo|sali|fui|lego|lego)\\b':
+        'disiendo nota salgo volvia vuelvo',
     '\\bsoga para saltar\\b':
         'saltar',
     '\\bjump rope\\b':
