@@ -204,7 +204,7 @@ ANCHORS = {
     '\\b(mejor|estaria mejor) muert[oa]\\b':
         'muerta muerto',
     '\\b(no|ya no) (quiero|tengo ganas de|se si quiero|kiero) (seguir )?(vivir|viviendo|estar viv[oa]|existir|seguir viv[oa]|seguir)\\b(?! (en|con|serca|lejos|aca|ala|de|solo|sola|sin|estudiando|trabajando|asi)\\b)(?! mas (en|con|serca|lejos|aca|ala|de)\\b)':
-        'existir viva viviendo vivir vivo seguir+ganas seguir+kiero seguir+quiero',
+        'existir viva viviendo vivir vivo quiero+seguir seguir+kiero seguir+tengo',
     '\\b(sin|perdi las|no tengo|ni) ganas de vivir\\b':
         'vivir',
     '\\b(cansad[oa]|hart[oa]|cansado|hasta las narises) de vivir\\b':
@@ -242,7 +242,7 @@ ANCHORS = {
     '\\b(quiero|nesesito|ojala) que (se )?(termine|acabe) (todo|mi vida)\\b':
         'acabe termine',
     '\\bno (tengo|me quedan) (fuersas|ganas|motivos|rasones) (para|de) (seguir|vivir)\\b':
-        'rasones vivir fuersas+seguir motivos+seguir seguir+ganas',
+        'vivir fuersas+seguir seguir+quedan seguir+tengo',
     '\\bmejor (me muero|desaparesco|me mato|no existo)\\b':
         'desaparesco existo mato muero',
     '\\bdejar de (respirar|estar vivo|estar viva)\\b':
@@ -318,7 +318,7 @@ ANCHORS = {
     '\\bojala\\b[^|]{0,30}\\bme (muera|atropele|pise|mate|leve|agare)\\b':
         'ojala',
     '\\b(bueno|lindo|mejor|ojala|quisiera|quiero|deseo|desearia|prefiero|preferiria|esperansa de|resando) no (despertar|despertarme|despertara|levantarme|abrir mas los ojos|volver|amaneser)\\b':
-        'amaneser desearia deseo despertar despertara despertarme esperansa levantarme lindo ojala ojos preferiria prefiero resando quisiera+volver volver+bueno volver+mejor volver+quiero',
+        'amaneser desearia deseo despertar despertara despertarme esperansa levantarme lindo ojala ojos preferiria prefiero resando quiero+volver quisiera+volver volver+bueno volver+mejor',
     '\\b(no (quiero )?despertar(me)?( nunca)? mas|no volver a despertar)\\b':
         'despertar despertarme',
     '\\b(no quiero|ojala no|quisiera no|y no) despertar(me|a)?\\b':
@@ -328,7 +328,7 @@ ANCHORS = {
     '\\b(irme|me voy|desapareser|dormir|dormirme|descansar|me rindo) para siempre\\b(?! (a|de|al|con|los|las|el|la|en|cada)\\b)':
         'irme siempre+para',
     '\\b(quisiera|quiero) dormir(me)? y (no|que sea para siempre)\\b':
-        'dormirme+quiero dormirme+quisiera quiero+dormir quisiera+dormir',
+        'dormirme+quiero quiero+dormir quisiera+dormir quisiera+dormirme',
     '\\bo para siempre\\b':
         'siempre+para',
     '\\bno (abrir|volver a abrir) (mas )?los ojos\\b':
@@ -362,7 +362,7 @@ ANCHORS = {
     '\\bojala (todo )?(se )?(termine|acabe) (pronto|ya|de una ves)\\b':
         'ojala pronto termine',
     '\\bseria no (existir|estar|despertar(me)?|vivir)\\b':
-        'despertar despertarme existir vivir seria+estar',
+        'despertar despertarme existir vivir estar+seria',
     '\\b(alivio|pas|descanso) (seria )?(no existir|morir(me)?|no despertar(me)?)\\b':
         'alivio despertar despertarme existir morir morirme',
     '\\b(le pido|pido) a dios que me leve\\b':
@@ -398,13 +398,13 @@ ANCHORS = {
     '\\bme (atropele|atropelase|pise) un\\b':
         'atropelase atropele pise',
     '\\b(estarian|estaria|estarias|seria|serian|vivirian|estariais|ficaria|ficar|ia fi?car|iria|iban a estar) [^|]{0,25}(mejor|melhor|tranquilos|tranquila|tranquilo|en pas|aliviados) (sin|sem) (mi|mim|eu)\\b':
-        'aliviados estaria estariais estarias fcar ficar ficaria iban iria melhor pas sem serian tranquilos vivirian estarian+mejor estarian+sin seria+mejor seria+sin tranquila+estarian tranquila+seria tranquilo+estarian tranquilo+seria',
+        'aliviados estaria estariais estarias fcar ficar ficaria iban iria melhor pas sem serian tranquilos vivirian estarian+mejor estarian+sin mejor+seria seria+sin tranquila+estarian tranquila+seria tranquilo+estarian tranquilo+seria',
     '\\bmejor sin mi\\b':
         'mejor+sin',
     '\\b(estarian|vivirian|serian|estariais|iban a estar) [^|]{0,15}(mejor|tranquil\\w*|felises|en pas|aliviad\\w*)\\b':
         'estariais estarian iban serian tranquil vivirian estarian+mejor',
     '\\bmejor (desapareser|desaparesco|no estar|me voy de una|me saco|me muero|me boro|me mato|me quito del medio|me saco del medio)\\b':
-        'boro desaparesco desapareser mato muero quito saco estar+mejor mejor+voy',
+        'boro desaparesco desapareser mato muero quito saco estar+mejor mejor+una',
     '\\bsi desaparesco\\b':
         'desaparesco',
     '\\b(nobody|no one) would (care|notise|mis me) if i (died|was gone|were gone|disapeared)\\b':
@@ -420,9 +420,9 @@ ANCHORS = {
     '\\b(les|le) (daria|haria|doy) un (respiro|favor|alivio)\\b':
         'alivio daria haria respiro favor+doy favor+les',
     '\\b(van a|vas a|va a|iban a) estar mejor sin\\b':
-        'van estar+mejor',
+        'van mejor+estar',
     '\\bestar\\w* mejor sin (una|un) \\w+ como yo\\b':
-        'estar+mejor mejor+como',
+        'mejor+como mejor+estar',
     '\\bmejor (no estar|no existir|eu nao existir|eu sumir)\\b':
         'existir sumir estar+mejor',
     '\\bojala no (hubiera|haber) nasido\\b':
@@ -432,7 +432,7 @@ ANCHORS = {
     '\\bsoy (una|la) carga\\b':
         'carga+soy carga+una',
     '\\bla carga de\\b':
-        'carga+de',
+        'carga+la',
     '\\b(me siento|siento que soy) una carga\\b(?=( *(\\||$))| (para|tan|de|enorme|muy))':
         'siento+carga',
     '\\bsi me (muero|muriera|desaparesco|desaparesiera|mato|matara)\\b':
@@ -468,7 +468,7 @@ ANCHORS = {
     '\\bsoy (un problema|una carga) para\\b':
         'problema carga+para',
     '\\b(no|ya no) (voy a|vas a|van a) (ser|tener que) (un problema|una carga|un estorbo|una molestia|un peso|aguantarme|bancarme|cuidarme|preocuparse)\\b':
-        'aguantarme bancarme cuidarme estorbo molestia peso preocuparse problema carga+una carga+voy',
+        'aguantarme bancarme cuidarme estorbo molestia peso preocuparse problema carga+ser carga+tener',
     '\\b(i am|im) (just |only |such )?a burden\\b':
         'burden',
     '\\bburden (to|on) (everyone|everybody|my family)\\b':
@@ -478,7 +478,7 @@ ANCHORS = {
     '\\b(ninguem|nadie) [^|]{0,10}(sentir|extranar) (minha falta|me)\\b':
         'extranar minha ninguem nadie+me sentir+nadie',
     '\\b(nobody|no one) (would|wil) mis me\\b':
-        'nobody wil would+mis',
+        'nobody wil would+one',
     '\\b(beter|hapier) (if|when) i (was|were|am) (gone|dead|not around)\\b':
         'beter hapier',
     '\\b(if|when) i (was|wasnt|were|weren|am) (not )?around\\b':
@@ -528,7 +528,7 @@ ANCHORS = {
     '\\b(el ano que viene|el lunes|el mes que viene|manana|el viernes|para el \\w+) (ya )?no (voy a estar|existo|estoy)\\b':
         'existo lunes viene viernes estar+para estoy+para manana+estar manana+estoy',
     '\\bno (voy a estar|existo) (mucho mas|para)\\b':
-        'existo estar+para mucho+estar',
+        'existo estar+mucho estar+para',
     '\\bya no voy a estar\\b':
         'estar+voy',
     '\\bmanana no va a haber\\b':
@@ -536,15 +536,15 @@ ANCHORS = {
     '\\bno hay nada que me (sostenga|retenga|ate|mantenga)\\b':
         'ate mantenga retenga sostenga',
     '\\b(ya )?no voy a (existir|seguir aca|seguir viv[oa]|seguir en este mundo)\\b':
-        'existir seguir+voy',
+        'existir viva vivo seguir+aca seguir+mundo',
     '\\b(es|sera|fue) mi (ultima|ultimo) (semana|dia|noche|mes|cumple|navidad|ano)\\b':
         'cumple mes navidad semana+ultima semana+ultimo ultima+ano ultima+dia ultima+noche ultimo+ano ultimo+dia ultimo+noche',
     '\\bno me veo (viv[oa]|aca|en \\w+ (anos|meses))\\b':
-        'anos meses viva vivo veo+aca',
+        'anos meses viva vivo aca+veo',
     '\\bno (voy a|vas a) legar a (mi cumple\\w*|navidad|ano nuevo|las fiestas|fin de ano|\\w+bre|el verano)\\b':
         'cumple legar',
     '\\bno me (van a|vas a|vuelven a) ver (nunca )?mas\\b(?! (por|en|el|la) )':
-        'van vuelven mas+vas',
+        'van vuelven vas+mas',
     '\\bno me veo en ningun futuro\\b':
         'ningun',
     '\\bno hay futuro para mi\\b':
@@ -582,7 +582,7 @@ ANCHORS = {
     '\\bno (voy a|pienso) seguir (esperando|intentando|buscando)\\b':
         'buscando esperando intentando',
     '\\bno (puedo|pienso) seguir\\b(?= *(\\||$))':
-        'pienso+seguir seguir+puedo',
+        'seguir+pienso seguir+puedo',
     '\\bya no (puedo sostener|quiero tenerlo)\\b':
         'sostener tenerlo',
     '\\bcan not (take it|take this|do this|handle (it|this|life)) any ?more\\b':
@@ -644,7 +644,7 @@ ANCHORS = {
     '\\b(gave away|already gave) my\\b':
         'gave',
     '\\bno (la|lo|los|las) voy a (nesesitar|usar) mas\\b':
-        'nesesitar usar+voy',
+        'nesesitar usar+mas',
     '\\bwon t ned them\\b':
         'them',
     '\\bwil not ned them\\b':
@@ -768,7 +768,7 @@ ANCHORS = {
     '\\bponer(le)? fin a (mi vida|todo)\\b':
         'poner ponerle',
     '\\btomar(me)? (todas|todo) (las|mis|lo que)\\b':
-        'tomarme todas+tomar tomar+todo',
+        'tomarme tomar+todas tomar+todo',
     '\\b(junte|juntando|acumulando|acumule|junto|juntar|juntarla|voy juntando|estoy juntando) [^|]{0,30}\\b(pastilas|pastila|remedios|medicamentos|clonasepam|rivotril|ansioliticos|comprimidos|remedios|pils|blister|blisters|frasco|veneno)\\b(?! (para la|de la|para dormir y|pra alergia|para el dolor))':
         'acumulando acumule ansioliticos clonasepam comprimidos juntando juntar juntarla junte junto medicamentos pastila pastilas remedios rivotril',
     '\\b(guardando|guarde|guardo|tengo) [^|]{0,40}\\b(pastilas|pastila|remedios|medicamentos|clonasepam|rivotril|ansioliticos|comprimidos|remedios|pils|blister|blisters|frasco|veneno)\\b[^|]{0,40}\\b(para cuando|en ves de tomar|para el dia|para haserlo|sufisientes|de sobra|para no despertar|para matarme)\\b':
@@ -888,13 +888,13 @@ ANCHORS = {
     '\\bme las tomo\\b':
         'tomo',
     '\\bme (las|lo) voy a tomar\\b':
-        'tomar+voy',
+        'tomar+las tomar+voy',
     '\\b(me )?las tomo todas\\b':
         'tomo',
     '\\bme tomo todo\\b':
         'tomo',
     '\\bme voy a tomar (todas|tdas|todo)\\b':
-        'tdas todas+tomar tomar+todo',
+        'tdas tomar+todas tomar+todo',
     '\\bde que puente\\b':
         'puente',
     '\\bwhich bridge\\b':
@@ -1026,7 +1026,7 @@ ANCHORS = {
     '\\b(persona|alguien|humano|humana|gente|personas|pesoa|alguem) (real|de verdad|de carne y hueso|de verdade)\\b':
         'carne persona real verdad verdade',
     '\\b(nesesito|quiero|puedo|presiso|nesesito que) (hablar|falar) con (alguien|una persona|un humano|un psicologo|una psicologa|un profesional)\\b(?! (de|del) (recursos|ventas|sistemas|atension|soporte|la empresa|administrasion|mi equipo|la ofisina|el banco|tu empresa))':
-        'falar humano persona profesional psicologa psicologo alguien+hablar alguien+quiero nesesito+alguien',
+        'falar humano persona profesional psicologa psicologo alguien+hablar nesesito+alguien',
     '\\bfalar com alguem\\b':
         'alguem',
     '\\b(nesesito|quiero) (que alguien|una persona|un humano)\\b':
@@ -1174,17 +1174,17 @@ ANCHORS = {
     '\\b(ya )?lo tengo (pensado|planeado|planificado)\\b':
         'pensado planeado planificado',
     '\\b(ya )?(lo )?(desidi|he desidido|tengo desidido|esta desidido|resolvi|tengo resuelto|lo tengo resuelto|lo tengo claro|desided|already desided|ja desidi|resolvo)\\b':
-        'desided desidi desidido resolvi resolvo resuelto tengo+claro',
+        'desided desidi desidido resolvi resolvo resuelto claro+tengo',
     '\\bhoy me animo\\b':
         'animo',
     '\\bme animo\\b':
         'animo',
     '\\b(lo hago|haserlo|voy a haserlo|lo voy a haser|do it|eu resolvo iso|resolvo iso|me bajo del mundo|ya compre lo que|made up my mind|my mind is made up|tonight is the night|faser iso|aselerar y listo)\\b':
-        'aselerar bajo faser haserlo made resolvo tonight compre+que do+it hago+lo haser+voy',
+        'aselerar bajo faser haserlo made resolvo tonight compre+que hago+lo haser+voy it+do',
     '\\b(terminar|acabar|acabo|termino) (con|com) (esto|iso|todo esto|tudo iso)\\b':
         'acabar acabo terminar termino',
     '\\b(es|sera|va a ser) (esta noche|hoy|manana)\\b':
-        'sera hoy+es hoy+ser manana+es manana+ser noche+esta',
+        'sera hoy+es manana+es manana+ser noche+esta ser+hoy',
     '\\bme quiero ir con (el|ela|mi \\w+)\\b':
         'ir',
     '\\b(unica|la unica) (forma|manera) (de|que tengo de) (calmarme|sentir algo|aliviarme|parar)\\b':
@@ -1195,8 +1195,8 @@ ANCHORS = {
         'convensas lames',
     '\\b(esta noche|hoy|manana|el domingo|el sabado|el viernes|tonight|hoje|temprano|el finde)\\b':
         'domingo finde hoje hoy manana sabado temprano tonight viernes noche+esta',
-    '\\b(alcansan|alcansa|son sufisientes|es sufisiente|bastan|enough to)\\b':
-        'alcansa alcansan bastan enough sufisiente sufisientes',
+    '\\b(alcansan (seguro|de sobra|para)|con (eso|esto) me alcansa|son sufisientes|bastan para|enough to)\\b':
+        'alcansa alcansan bastan enough sufisientes',
     '\\b(no voy a estar|ya no voy a estar|not be around|no va a haser falta|nao vou estar)\\b':
         'around falta nao estar+voy',
     '\\b(ya )?tengo todo (listo|preparado)( para (esta noche|hoy|manana|el (sabado|domingo|viernes|finde)))?\\b(?= *(\\||$))':
@@ -1222,7 +1222,7 @@ ANCHORS = {
     '\\bse termina\\b(?= *(\\||$))':
         'termina',
     '\\bme voy con (ela|el)\\b':
-        'voy+con',
+        'con+voy',
     '\\bnadie se va a dar cuenta\\b':
         'cuenta',
     '\\bsin haserlo\\b':
@@ -1272,7 +1272,7 @@ ANCHORS = {
     '\\bmirando (para abajo|el agua)\\b':
         'mirando',
     '\\b(mi (mejor )?(amiga|amigo|hermana|hermano|hermanita|hermanito|hijo|hija|novio|novia|viejo|vieja|mama|papa|madre|padre|abuelo|abuela|tio|tia|primo|prima|pareja|ex|vesino|vesina|companero|companera|alumno|alumna|marido|mujer|esposo|esposa|jefe|romie|colega|pana|compa|sosio|amigue|crush)|una (amiga|alumna|companera|conosida|chica|vesina)|un (amigo|alumno|pibe|chico|companero|conosido|vesino|nene)|alguien (en|de) un|my (best )?(friend|sister|brother|son|daughter|mom|mother|dad|father|girlfriend|boyfriend|partner|wife|husband|romate|student)|a (friend|student)|minha (amiga|irma|mae|filha|namorada)|meu (amigo|irmao|pai|filho|namorado)|ela|alguien|someone|she|he)\\b':
-        'abuela abuelo alguien alumna alumno amiga amigo amigue boyfriend brother chica chico colega compa companera companero conosida conosido crush dad daughter ela esposa esposo ex father friend girlfriend he hermana hermanita hermanito hermano hija hijo husband irmao jefe madre mama marido meu minha mom mother mujer nene novia novio padre pana papa pareja partner pibe prima primo romate romie she sister someone son sosio student tia tio vesina vesino vieja viejo wife alguien+de alguien+en',
+        'abuela abuelo alguien alumna alumno amiga amigo amigue boyfriend brother chica chico colega compa companera companero conosida conosido crush dad daughter ela esposa esposo ex father friend girlfriend he hermana hermanita hermanito hermano hija hijo husband irmao jefe madre mama marido meu minha mom mother mujer nene novia novio padre pana papa pareja partner pibe prima primo romate romie she sister someone son sosio student tia tio vesina vesino vieja viejo wife alguien+en alguien+un',
     '\\b(no le importo|complico todo|atrapalho|soy el que complica|solo atrapalho)\\b':
         'atrapalho complica complico importo',
     '\\b(muero|mori|morir|morirme|muera|muriendo|morire|moria|muerto|muerta|muertos|morendo|mori|morta|morto) (de|por|del) (la |el |los )?(risa|rir|hambre|ganas|sueno|sono|frio|calor|verguensa|vergonha|nervios|miedo|aburimiento|amor|envidia|sed|curiosidad|cansansio|cansaco|pena|ansiedad|emosion|selos|embole|resaca|laughter|embarasment|boredom)\\b':

@@ -809,7 +809,7 @@ _WEAK: dict[str, tuple] = {
         r"\b(esta noche|hoy|manana|el domingo|el sabado|el viernes|tonight|hoje|temprano|el finde)\b",
     ),
     "ending": _patterns(
-        r"\b(alcansan|alcansa|son sufisientes|es sufisiente|bastan|enough to)\b",
+        r"\b(alcansan (seguro|de sobra|para)|con (eso|esto) me alcansa|son sufisientes|bastan para|enough to)\b",
         r"\b(no voy a estar|ya no voy a estar|not be around|no va a haser falta|nao vou estar)\b",
         r"\b(ya )?tengo todo (listo|preparado)( para (esta noche|hoy|manana|el (sabado|domingo|viernes|finde)))?\b" + _END, r"\bse termina todo\b",
         r"\b(solo|ya solo) (me )?falta lo ultimo\b", r"\bel momento justo\b", r"\bya esta\b" + _END,
@@ -853,6 +853,7 @@ WEAK_WEIGHTS = {"despair": 0.4, "decision": 0.6, "intent": 0.5, "soon": 0.2, "en
                 "third_subject": 1.0}
 # Weak groups that are context, not signals: carried by the state, never counted in a score.
 CONTEXT_ONLY = frozenset({"third_subject"})
+_SCORED = frozenset(WEAK_WEIGHTS) - CONTEXT_ONLY
 WEAK_THRESHOLD = 1.0
 
 # --- 4. negation -------------------------------------------------------------------------------
@@ -866,15 +867,19 @@ _FILLERS = frozenset({
 })
 _NEGATION_REACH = 4
 # A contrast after a negated match keeps it ("no quiero matarme pero lo pienso").
+_CONTRAST_REACH = 80  # characters after the match: the same sentence or the next one
 _CONTRAST = re.compile(r"\b(pero|aunque|igual|sin embargo|but|though|although|yet)\b")
 
 
 def _negated(text: str, start: int, end: int) -> bool:
     """True when a negator governs the match at ``text[start:end]`` and no contrast follows."""
-    before = text[:start].split()
+    window = max(0, start - 100)  # 4 words back is never longer than this
+    before = text[window:start].split()
+    if window and text[window - 1] != " " and before:
+        before = before[1:]  # a cut word is not a word
     for word in reversed(before[-_NEGATION_REACH:]):
         if word in _NEGATORS:
-            return not _CONTRAST.search(text, end)
+            return not _CONTRAST.search(text, end, end + _CONTRAST_REACH)
         if word not in _FILLERS:
             return False
     return False
@@ -1059,6 +1064,24 @@ def match_groups(text: str) -> tuple:
     return _match(normal, [_RULES[i] for i in reach])
 
 
+# Weak signals add up only when they are near each other: within this many characters of
+# normalised text (about 30 words), so a long message of ordinary sentences, each with one
+# innocent weak word, is not read as risk. The best window wins.
+_WINDOW = 160
+
+
+def _best_window(weak_at: dict) -> set:
+    """The weak groups inside the window of :data:`_WINDOW` characters with the most weight."""
+    best, best_weight = set(), -1.0
+    for start in sorted(p for positions in weak_at.values() for p in positions):
+        inside = {g for g, positions in weak_at.items()
+                  if any(start <= p < start + _WINDOW for p in positions)}
+        weight = sum(WEAK_WEIGHTS[g] for g in inside)
+        if weight > best_weight:
+            best, best_weight = inside, weight
+    return best
+
+
 def _match(normal: str, rules: list) -> tuple:
     """Mask the look-alikes among ``rules`` (in order), then try the others."""
     for rule in rules:
@@ -1066,9 +1089,11 @@ def _match(normal: str, rules: list) -> tuple:
             normal = rule.pattern.sub(" | ", normal)
     joking = _LAUGH.search(normal) is not None and _SERIOUS.search(normal) is None
     found = {}
+    weak_at: dict = {}  # weak group -> where its matches start
     third_act = False  # a third-person act with no subject in this message
     for rule in rules:
-        if rule.group == "lookalike" or rule.group in found:
+        weak = rule.group in _SCORED
+        if rule.group == "lookalike" or (rule.group in found and not weak):
             continue
         for match in rule.pattern.finditer(normal):
             if rule.group == "third_party" and not _THIRD_SUBJECT.search(
@@ -1077,7 +1102,12 @@ def _match(normal: str, rules: list) -> tuple:
                 continue
             if not _negated(normal, match.start(), match.end()):
                 found[rule.group] = True
-                break
+                if not weak:
+                    break
+                weak_at.setdefault(rule.group, []).append(match.start())
+    if len(weak_at) > 1:
+        for group in weak_at.keys() - _best_window(weak_at):
+            del found[group]
     groups = [("despair" if joking and g in _JOKE_PRONE else g) for g in _GROUPS if g in found]
     if third_act and "third_party" not in found:
         groups.append("third_act")
