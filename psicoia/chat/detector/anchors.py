@@ -204,7 +204,7 @@ ANCHORS = {
     '\\b(mejor|estaria mejor) muert[oa]\\b':
         'muerta muerto',
     '\\b(no|ya no) (quiero|tengo ganas de|se si quiero|kiero) (seguir )?(vivir|viviendo|estar viv[oa]|existir|seguir viv[oa]|seguir)\\b(?! (en|con|serca|lejos|aca|ala|de|solo|sola|sin|estudiando|trabajando|asi)\\b)(?! mas (en|con|serca|lejos|aca|ala|de)\\b)':
-        'existir viva viviendo vivir vivo quiero+seguir seguir+kiero seguir+tengo',
+        'existir viva viviendo vivir vivo seguir+ganas seguir+kiero seguir+quiero',
     '\\b(sin|perdi las|no tengo|ni) ganas de vivir\\b':
         'vivir',
     '\\b(cansad[oa]|hart[oa]|cansado|hasta las narises) de vivir\\b':
@@ -236,13 +236,13 @@ ANCHORS = {
     '\\b(desearia|quisiera|quiero|me gustaria|ojala|prefiero|preferiria) (no existir|dejar de vivir|no vivir|no haber nasido|no haber existido)\\b':
         'dejar desearia existido existir nasido vivir',
     '\\bno (quiero|quisiera) (estar|seguir|quedarme) (mas )?en este mundo\\b':
-        'quiero+mundo quisiera+mundo',
+        'quedarme quiero+estar quiero+seguir quisiera+estar quisiera+seguir',
     '\\b(da|es) (igual|lo mismo) (vivir o morir|si vivo o (me )?muero|morir(me)?)\\b':
         'igual morir morirme muero vivir',
     '\\b(quiero|nesesito|ojala) que (se )?(termine|acabe) (todo|mi vida)\\b':
         'acabe termine',
     '\\bno (tengo|me quedan) (fuersas|ganas|motivos|rasones) (para|de) (seguir|vivir)\\b':
-        'vivir fuersas+seguir seguir+quedan seguir+tengo',
+        'rasones vivir fuersas+seguir motivos+seguir seguir+ganas',
     '\\bmejor (me muero|desaparesco|me mato|no existo)\\b':
         'desaparesco existo mato muero',
     '\\bdejar de (respirar|estar vivo|estar viva)\\b':
@@ -318,7 +318,7 @@ ANCHORS = {
     '\\bojala\\b[^|]{0,30}\\bme (muera|atropele|pise|mate|leve|agare)\\b':
         'ojala',
     '\\b(bueno|lindo|mejor|ojala|quisiera|quiero|deseo|desearia|prefiero|preferiria|esperansa de|resando) no (despertar|despertarme|despertara|levantarme|abrir mas los ojos|volver|amaneser)\\b':
-        'amaneser desearia deseo despertar despertara despertarme esperansa levantarme lindo ojala ojos preferiria prefiero resando quiero+volver quisiera+volver volver+bueno volver+mejor',
+        'amaneser desearia deseo despertar despertara despertarme esperansa levantarme lindo ojala ojos preferiria prefiero resando quisiera+volver volver+bueno volver+mejor volver+quiero',
     '\\b(no (quiero )?despertar(me)?( nunca)? mas|no volver a despertar)\\b':
         'despertar despertarme',
     '\\b(no quiero|ojala no|quisiera no|y no) despertar(me|a)?\\b':
@@ -328,15 +328,15 @@ ANCHORS = {
     '\\b(irme|me voy|desapareser|dormir|dormirme|descansar|me rindo) para siempre\\b(?! (a|de|al|con|los|las|el|la|en|cada)\\b)':
         'irme siempre+para',
     '\\b(quisiera|quiero) dormir(me)? y (no|que sea para siempre)\\b':
-        'dormirme+quiero quiero+dormir quisiera+dormir quisiera+dormirme',
+        'dormir+quiero dormirme+quiero quisiera+dormir quisiera+dormirme',
     '\\bo para siempre\\b':
         'siempre+para',
     '\\bno (abrir|volver a abrir) (mas )?los ojos\\b':
         'ojos',
     '\\bsi me pasa algo\\b[^|]{0,30}(\\| [^|]{0,10})?\\bmejor\\b':
-        'mejor+algo',
+        'mejor+pasa',
     '\\bsi me (muero|muriera|pasa algo|pisa|atropela|enfermo)\\b[^|]{0,40}\\b(mejor|estaria bien|que asi sea|no pasa nada|no me molestaria|prefiero)\\b':
-        'atropela enfermo estaria molestaria muero muriera pisa prefiero sea algo+nada mejor+algo',
+        'atropela enfermo estaria molestaria muero muriera pisa prefiero sea mejor+pasa nada+pasa',
     '\\b(no|ya no) le tengo miedo a la muerte\\b':
         'muerte',
     '\\bno me (importaria|molestaria) (morir|morirme|que me pase algo|si me muero)\\b':
@@ -358,7 +358,7 @@ ANCHORS = {
     '\\bdesapareser del todo\\b':
         'desapareser',
     '\\bsi me (chocan|atropelan|pisan|matan|agara|pasa algo)\\b[^|]{0,40}\\b(alivio|mejor|estaria bien|no me (voy a|pienso) (tratar|curar|cuidar)|no me importaria)\\b':
-        'agara alivio atropelan chocan cuidar curar estaria importaria matan pisan tratar mejor+algo',
+        'agara alivio atropelan chocan cuidar curar estaria importaria matan pisan tratar mejor+pasa',
     '\\bojala (todo )?(se )?(termine|acabe) (pronto|ya|de una ves)\\b':
         'ojala pronto termine',
     '\\bseria no (existir|estar|despertar(me)?|vivir)\\b':
@@ -418,11 +418,11 @@ ANCHORS = {
     '\\bsi me (fuera|voy|muero|muriera|mato|matara)\\b[^|]{0,20}\\bpara siempre\\b':
         'fuera siempre+para',
     '\\b(les|le) (daria|haria|doy) un (respiro|favor|alivio)\\b':
-        'alivio daria haria respiro favor+doy favor+les',
+        'alivio daria haria respiro favor+doy',
     '\\b(van a|vas a|va a|iban a) estar mejor sin\\b':
-        'van mejor+estar',
+        'van estar+mejor',
     '\\bestar\\w* mejor sin (una|un) \\w+ como yo\\b':
-        'mejor+como mejor+estar',
+        'estar+mejor mejor+como',
     '\\bmejor (no estar|no existir|eu nao existir|eu sumir)\\b':
         'existir sumir estar+mejor',
     '\\bojala no (hubiera|haber) nasido\\b':
@@ -432,7 +432,7 @@ ANCHORS = {
     '\\bsoy (una|la) carga\\b':
         'carga+soy carga+una',
     '\\bla carga de\\b':
-        'carga+la',
+        'carga+de',
     '\\b(me siento|siento que soy) una carga\\b(?=( *(\\||$))| (para|tan|de|enorme|muy))':
         'siento+carga',
     '\\bsi me (muero|muriera|desaparesco|desaparesiera|mato|matara)\\b':
@@ -468,7 +468,7 @@ ANCHORS = {
     '\\bsoy (un problema|una carga) para\\b':
         'problema carga+para',
     '\\b(no|ya no) (voy a|vas a|van a) (ser|tener que) (un problema|una carga|un estorbo|una molestia|un peso|aguantarme|bancarme|cuidarme|preocuparse)\\b':
-        'aguantarme bancarme cuidarme estorbo molestia peso preocuparse problema carga+ser carga+tener',
+        'aguantarme bancarme cuidarme estorbo molestia peso preocuparse problema carga+una',
     '\\b(i am|im) (just |only |such )?a burden\\b':
         'burden',
     '\\bburden (to|on) (everyone|everybody|my family)\\b':
@@ -478,7 +478,7 @@ ANCHORS = {
     '\\b(ninguem|nadie) [^|]{0,10}(sentir|extranar) (minha falta|me)\\b':
         'extranar minha ninguem nadie+me sentir+nadie',
     '\\b(nobody|no one) (would|wil) mis me\\b':
-        'nobody wil would+one',
+        'nobody wil would+mis',
     '\\b(beter|hapier) (if|when) i (was|were|am) (gone|dead|not around)\\b':
         'beter hapier',
     '\\b(if|when) i (was|wasnt|were|weren|am) (not )?around\\b':
@@ -512,7 +512,7 @@ ANCHORS = {
     '\\bnao vejo saida\\b':
         'saida',
     '\\b(ultima|ultimo) (noche|semana|dia|ves) (que|q) (aguanto|hago|hablo|abraso|te escribo|vivo|paso)\\b':
-        'abraso aguanto escribo hablo vivo semana+ultima semana+ultimo ultima+hago ultima+noche ultima+paso ultimo+hago ultimo+noche ultimo+paso',
+        'abraso aguanto escribo hablo vivo ultima+hago ultima+noche ultima+paso ultima+semana ultimo+hago ultimo+noche ultimo+paso ultimo+semana',
     '\\bes la ultima\\b(?= *(\\||$))':
         'ultima+la',
     '\\bno hay nada que haser conmigo\\b':
@@ -528,7 +528,7 @@ ANCHORS = {
     '\\b(el ano que viene|el lunes|el mes que viene|manana|el viernes|para el \\w+) (ya )?no (voy a estar|existo|estoy)\\b':
         'existo lunes viene viernes estar+para estoy+para manana+estar manana+estoy',
     '\\bno (voy a estar|existo) (mucho mas|para)\\b':
-        'existo estar+mucho estar+para',
+        'existo estar+para mucho+estar',
     '\\bya no voy a estar\\b':
         'estar+voy',
     '\\bmanana no va a haber\\b':
@@ -538,13 +538,13 @@ ANCHORS = {
     '\\b(ya )?no voy a (existir|seguir aca|seguir viv[oa]|seguir en este mundo)\\b':
         'existir viva vivo seguir+aca seguir+mundo',
     '\\b(es|sera|fue) mi (ultima|ultimo) (semana|dia|noche|mes|cumple|navidad|ano)\\b':
-        'cumple mes navidad semana+ultima semana+ultimo ultima+ano ultima+dia ultima+noche ultimo+ano ultimo+dia ultimo+noche',
+        'cumple mes navidad ultima+ano ultima+dia ultima+noche ultima+semana ultimo+ano ultimo+dia ultimo+noche ultimo+semana',
     '\\bno me veo (viv[oa]|aca|en \\w+ (anos|meses))\\b':
-        'anos meses viva vivo aca+veo',
+        'anos meses viva vivo veo+aca',
     '\\bno (voy a|vas a) legar a (mi cumple\\w*|navidad|ano nuevo|las fiestas|fin de ano|\\w+bre|el verano)\\b':
         'cumple legar',
     '\\bno me (van a|vas a|vuelven a) ver (nunca )?mas\\b(?! (por|en|el|la) )':
-        'van vuelven vas+mas',
+        'van vuelven vas+ver',
     '\\bno me veo en ningun futuro\\b':
         'ningun',
     '\\bno hay futuro para mi\\b':
@@ -617,7 +617,7 @@ ANCHORS = {
         'despedida',
     '\\b(grasias|obrigad[oa]) por (todo|tudo|intentar|escucharme)\\b[^|]{0,40}(\\| )?[^|]{0,40}\\b(los quise|te quise|los amo|perdon|en serio|la ultima|chau|adios|amo voses)\\b':
         'adios amo chau obrigada obrigado quise serio grasias+perdon grasias+ultima',
-    '\\b(perdon|perdao|perdonadme|sory) (por|for) (todo|tudo|everything)\\b':
+    '\\b(?<!pedi )(?<!pedir )(?<!pedirle )(?<!pedile )(?<!pido )(perdon|perdao|perdonadme|sory) (por|for) (todo|tudo|everything)\\b':
         'perdao perdonadme sory everything+perdon perdon+todo perdon+tudo',
     '\\b(thank you|thanks) for everything\\b':
         'thank thanks',
@@ -644,7 +644,7 @@ ANCHORS = {
     '\\b(gave away|already gave) my\\b':
         'gave',
     '\\bno (la|lo|los|las) voy a (nesesitar|usar) mas\\b':
-        'nesesitar usar+mas',
+        'nesesitar usar+voy',
     '\\bwon t ned them\\b':
         'them',
     '\\bwil not ned them\\b':
@@ -846,7 +846,7 @@ ANCHORS = {
     '\\btengo (las|todas las|muchas) pastilas (aca|listas|juntas|guardadas|al lado)\\b':
         'pastilas',
     '\\b(lo|la|los|las) voy a tomar (esta noche|hoy|ya|todo|todas|de una)\\b':
-        'tomar+noche tomar+voy',
+        'noche+tomar tomar+hoy tomar+voy',
     '\\b(saving|stockpiling|hoarding|colecting|saved|stockpiled) (up )?(my |the |al my )?(pils|meds|medication|medisine)\\b':
         'colecting hoarding saved saving stockpiled stockpiling',
     '\\b(bought|got|have) (a )?rope\\b':
@@ -894,7 +894,7 @@ ANCHORS = {
     '\\bme tomo todo\\b':
         'tomo',
     '\\bme voy a tomar (todas|tdas|todo)\\b':
-        'tdas tomar+todas tomar+todo',
+        'tdas todas+tomar tomar+todo',
     '\\bde que puente\\b':
         'puente',
     '\\bwhich bridge\\b':
@@ -1026,7 +1026,7 @@ ANCHORS = {
     '\\b(persona|alguien|humano|humana|gente|personas|pesoa|alguem) (real|de verdad|de carne y hueso|de verdade)\\b':
         'carne persona real verdad verdade',
     '\\b(nesesito|quiero|puedo|presiso|nesesito que) (hablar|falar) con (alguien|una persona|un humano|un psicologo|una psicologa|un profesional)\\b(?! (de|del) (recursos|ventas|sistemas|atension|soporte|la empresa|administrasion|mi equipo|la ofisina|el banco|tu empresa))':
-        'falar humano persona profesional psicologa psicologo alguien+hablar nesesito+alguien',
+        'falar humano persona profesional psicologa psicologo alguien+hablar alguien+quiero nesesito+alguien',
     '\\bfalar com alguem\\b':
         'alguem',
     '\\b(nesesito|quiero) (que alguien|una persona|un humano)\\b':
@@ -1174,17 +1174,17 @@ ANCHORS = {
     '\\b(ya )?lo tengo (pensado|planeado|planificado)\\b':
         'pensado planeado planificado',
     '\\b(ya )?(lo )?(desidi|he desidido|tengo desidido|esta desidido|resolvi|tengo resuelto|lo tengo resuelto|lo tengo claro|desided|already desided|ja desidi|resolvo)\\b':
-        'desided desidi desidido resolvi resolvo resuelto claro+tengo',
+        'desided desidi desidido resolvi resolvo resuelto tengo+claro',
     '\\bhoy me animo\\b':
         'animo',
     '\\bme animo\\b':
         'animo',
     '\\b(lo hago|haserlo|voy a haserlo|lo voy a haser|do it|eu resolvo iso|resolvo iso|me bajo del mundo|ya compre lo que|made up my mind|my mind is made up|tonight is the night|faser iso|aselerar y listo)\\b':
-        'aselerar bajo faser haserlo made resolvo tonight compre+que hago+lo haser+voy it+do',
+        'aselerar bajo faser haserlo made resolvo tonight compre+que do+it hago+lo haser+voy',
     '\\b(terminar|acabar|acabo|termino) (con|com) (esto|iso|todo esto|tudo iso)\\b':
         'acabar acabo terminar termino',
     '\\b(es|sera|va a ser) (esta noche|hoy|manana)\\b':
-        'sera hoy+es manana+es manana+ser noche+esta ser+hoy',
+        'sera hoy+es hoy+ser manana+es manana+ser noche+esta',
     '\\bme quiero ir con (el|ela|mi \\w+)\\b':
         'ir',
     '\\b(unica|la unica) (forma|manera) (de|que tengo de) (calmarme|sentir algo|aliviarme|parar)\\b':
@@ -1222,7 +1222,7 @@ ANCHORS = {
     '\\bse termina\\b(?= *(\\||$))':
         'termina',
     '\\bme voy con (ela|el)\\b':
-        'con+voy',
+        'con+ela con+voy',
     '\\bnadie se va a dar cuenta\\b':
         'cuenta',
     '\\bsin haserlo\\b':
@@ -1243,6 +1243,8 @@ ANCHORS = {
         'bajar+voy pienso+bajar quiero+bajar',
     '\\bmirando el agua\\b':
         'mirando',
+    '\\b(pedi|le pedi|les pedi|pedirle|pedir) perdon por todo\\b':
+        'pedi pedir pedirle',
     '\\bdeje pagad[oa]s?\\b':
         'pagada pagadas pagado pagados',
     '\\b(asi|para que) no (tengan|tienen) (problemas|que (pagar|buscar|haser))\\b':
@@ -1261,6 +1263,12 @@ ANCHORS = {
         'contrasena',
     '\\bno me preguntes\\b':
         'preguntes',
+    '\\bantes de que (se despierte|se levante|leguen|vuelvan|se den cuenta)\\b':
+        'cuenta despierte leguen levante vuelvan',
+    '\\bcuando (no haya nadie|se duerman|se vayan todos|me quede solo|me quede sola)\\b':
+        'duerman haya quede vayan',
+    '\\bsin que (nadie )?se (den|de) cuenta\\b':
+        'cuenta',
     '\\b(estoy|voy) (en el auto|en la ruta|manejando) [^|]{0,20}\\b(ruta|autopista|auto)\\b':
         'auto manejando ruta',
     '\\bestoy en (el auto|la ruta)\\b':
@@ -1272,7 +1280,7 @@ ANCHORS = {
     '\\bmirando (para abajo|el agua)\\b':
         'mirando',
     '\\b(mi (mejor )?(amiga|amigo|hermana|hermano|hermanita|hermanito|hijo|hija|novio|novia|viejo|vieja|mama|papa|madre|padre|abuelo|abuela|tio|tia|primo|prima|pareja|ex|vesino|vesina|companero|companera|alumno|alumna|marido|mujer|esposo|esposa|jefe|romie|colega|pana|compa|sosio|amigue|crush)|una (amiga|alumna|companera|conosida|chica|vesina)|un (amigo|alumno|pibe|chico|companero|conosido|vesino|nene)|alguien (en|de) un|my (best )?(friend|sister|brother|son|daughter|mom|mother|dad|father|girlfriend|boyfriend|partner|wife|husband|romate|student)|a (friend|student)|minha (amiga|irma|mae|filha|namorada)|meu (amigo|irmao|pai|filho|namorado)|ela|alguien|someone|she|he)\\b':
-        'abuela abuelo alguien alumna alumno amiga amigo amigue boyfriend brother chica chico colega compa companera companero conosida conosido crush dad daughter ela esposa esposo ex father friend girlfriend he hermana hermanita hermanito hermano hija hijo husband irmao jefe madre mama marido meu minha mom mother mujer nene novia novio padre pana papa pareja partner pibe prima primo romate romie she sister someone son sosio student tia tio vesina vesino vieja viejo wife alguien+en alguien+un',
+        'abuela abuelo alguien alumna alumno amiga amigo amigue boyfriend brother chica chico colega compa companera companero conosida conosido crush dad daughter ela esposa esposo ex father friend girlfriend he hermana hermanita hermanito hermano hija hijo husband irmao jefe madre mama marido meu minha mom mother mujer nene novia novio padre pana papa pareja partner pibe prima primo romate romie she sister someone son sosio student tia tio vesina vesino vieja viejo wife alguien+un',
     '\\b(no le importo|complico todo|atrapalho|soy el que complica|solo atrapalho)\\b':
         'atrapalho complica complico importo',
     '\\b(muero|mori|morir|morirme|muera|muriendo|morire|moria|muerto|muerta|muertos|morendo|mori|morta|morto) (de|por|del) (la |el |los )?(risa|rir|hambre|ganas|sueno|sono|frio|calor|verguensa|vergonha|nervios|miedo|aburimiento|amor|envidia|sed|curiosidad|cansansio|cansaco|pena|ansiedad|emosion|selos|embole|resaca|laughter|embarasment|boredom)\\b':
@@ -1357,8 +1365,6 @@ ANCHORS = {
         'corto novia novio',
     '\\b(el|la|los|las|ese|esa|este|esta|eso|esto) (?!noche|tarde|ves|semana|finde|dia)\\w+( de \\w+)? me mato\\b':
         'mato',
-    '\\b(pedi|pedir|pedirle|pedile|le pido) perdon\\b':
-        'pedi pedile pedir pedirle pido',
     '\\b(escribi|escribo|mande) una carta (a|para) [^|]{0,30}(cumple|cumpleanos|navidad|aniversario)\\b':
         'aniversario cumple cumpleanos escribi escribo mande navidad',
     '\\bcuiden a mi (gato|pero) (el finde|mientras|unos dias|esta semana)\\b':

@@ -264,7 +264,7 @@ _LOOKALIKES = _patterns(
     r"\bjump in the pool\b",
     r"\b(mi novia|mi novio|mi ex|mi pareja|ella) me corto\b",
     r"\b(el|la|los|las|ese|esa|este|esta|eso|esto) (?!noche|tarde|ves|semana|finde|dia)\w+( de \w+)? me mato\b",
-    r"\b(pedi|pedir|pedirle|pedile|le pido) perdon\b",
+    
     r"\b(escribi|escribo|mande) una carta (a|para) [^|]{0,30}(cumple|cumpleanos|navidad|aniversario)\b",
     r"\bcuiden a mi (gato|perro) (el finde|mientras|unos dias|esta semana)\b",
     r"\bcarta de amor\b", r"\bnota [^|]{0,30}disiendo que (volvia|vuelvo|salgo|sali|fui|llego|lego)\b", r"\bsoga para saltar\b", r"\bjump rope\b", r"\bdesapareser (un|el) (fin de semana|finde|mes|rato)\b",
@@ -589,7 +589,10 @@ _STRONG: dict[str, tuple] = {
         r"\bcarta de despedida\b", r"\b(posteo|mensaje|historia) de despedida\b",
         r"\b(gracias|obrigad[oa]) por (todo|tudo|intentar|escucharme)\b[^|]{0,40}(\| )?[^|]{0,40}"
         r"\b(los quise|te quise|los amo|perdon|en serio|la ultima|chau|adios|amo voses)\b",
-        r"\b(perdon|perdao|perdonadme|sorry) (por|for) (todo|tudo|everything)\b",
+        # "le pedí perdón por todo" tells about an apology (a weak farewell); "perdón por todo"
+        # is one.
+        r"\b(?<!pedi )(?<!pedir )(?<!pedirle )(?<!pedile )(?<!pido )(perdon|perdao|perdonadme|sorry)"
+        r" (por|for) (todo|tudo|everything)\b",
         r"\b(thank you|thanks) for everything\b", r"\bi loved you all\b",
         r"\b(los|las|te) (quise|kise|ame)\b", r"\bamo voses\b",
         r"\b(cuiden|cuidadlo|cuidala|cuidalo|cuidem|cuida|take care of) (a |do |of )?(mi|meu|minha|my) (gato|perro|cachoro|cat|dog|perra|gata)\b",
@@ -828,12 +831,18 @@ _WEAK: dict[str, tuple] = {
         r"\bmirando el agua\b",
     ),
     "farewell": _patterns(
+        r"\b(pedi|le pedi|les pedi|pedirle|pedir) perdon por todo\b",
         r"\bdeje pagad[oa]s?\b", r"\b(asi|para que) no (tengan|tienen) (problemas|que (pagar|buscar|haser))\b",
         r"\b(le|les) deje (mi|mis) (perro|perra|gato|gata|cosas|plantas)\b",
         r"\b(regale|he regalado|ya regale) (mi|mis|la|el)\b", r"\bme despido\b",
         r"\b(gracias por (todo|escucharme)|perdon por todo|thank you for everything|le dije que lo cuide"
         r"|las cartas|cuide siempre|gave my stuff|my stuff)\b",
         r"\b(le deje|les deje) a\b", r"\bcontrasena\b", r"\bno me preguntes\b",
+    ),
+    "secrecy": _patterns(
+        r"\bantes de que (se despierte|se levante|lleguen|vuelvan|se den cuenta)\b",
+        r"\bcuando (no haya nadie|se duerman|se vayan todos|me quede solo|me quede sola)\b",
+        r"\bsin que (nadie )?se (den|de) cuenta\b",
     ),
     "place": _patterns(
         r"\b(estoy|voy) (en el auto|en la ruta|manejando) [^|]{0,20}\b(ruta|autopista|auto)\b",
@@ -849,11 +858,12 @@ _WEAK: dict[str, tuple] = {
     ),
 }
 WEAK_WEIGHTS = {"despair": 0.4, "decision": 0.6, "intent": 0.5, "soon": 0.2, "ending": 0.7,
-                "means": 0.5, "farewell": 0.5, "place": 0.3, "jump": 0.7, "burden_hint": 0.4,
+                "means": 0.5, "farewell": 0.5, "place": 0.3, "jump": 0.7, "secrecy": 0.4, "burden_hint": 0.4,
                 "third_subject": 1.0}
 # Weak groups that are context, not signals: carried by the state, never counted in a score.
 CONTEXT_ONLY = frozenset({"third_subject"})
 _SCORED = frozenset(WEAK_WEIGHTS) - CONTEXT_ONLY
+_SIGNALS = (frozenset(_STRONG) | _SCORED)  # what can make a tier (context and "third_act" cannot)
 WEAK_THRESHOLD = 1.0
 
 # --- 4. negation -------------------------------------------------------------------------------
@@ -1112,8 +1122,8 @@ def _match(normal: str, rules: list) -> tuple:
     if third_act and "third_party" not in found:
         groups.append("third_act")
     # The time of day alone ("hoy", "esta noche") is not a signal: it only counts next to another.
-    if groups == ["soon"]:
-        return ()
+    if "soon" in groups and not any(g != "soon" and g in _SIGNALS for g in groups):
+        groups.remove("soon")
     return tuple(dict.fromkeys(groups))
 
 
