@@ -15,7 +15,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from psicoia import texts
-from psicoia.chat.crisis import CrisisLayer, Resource, most_urgent
+from psicoia.chat.crisis import CrisisLayer, most_urgent
 from psicoia.chat.detector import RiskState, assess
 from psicoia.chat.second_opinion import SecondOpinion, parse
 from psicoia.chat.vocabulary import Kind, Reply
@@ -166,7 +166,7 @@ def test_resources_per_tier_are_configuration():
     crisis = layer(acute_resources=("Emergencias: 999",), resources=("Línea X: 555",))
     assert "999" in crisis.decorate(answered(), RiskState(), "acute").text
     assert "555" in crisis.decorate(answered(), RiskState(), "risk").text
-    assert crisis.resources("acute") == [Resource("Emergencias", "999", "999")]
+    assert crisis.resources("acute") == ("Emergencias: 999",)
 
 
 def test_reminders_follow_a_crisis_and_live_in_the_state():

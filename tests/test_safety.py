@@ -319,7 +319,7 @@ def test_pre_check_lets_through_spellings_the_patterns_read(text):
 ])
 def test_ordinary_messages_take_the_fast_path(text):
     """Few or no patterns run (this is what makes the check cheap; no timing here)."""
-    assert len(in_reach(safety.normalize(text))) <= 3
+    assert len(in_reach(safety.normalize(text))) <= 4
 
 
 def test_every_pattern_has_anchors_and_no_stale_entry_is_kept():

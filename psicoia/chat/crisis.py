@@ -26,7 +26,7 @@ with a short reminder (the count lives in the state, so it survives reconnects).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Optional
 
 from psicoia import texts
@@ -49,24 +49,6 @@ def most_urgent(*tiers: Optional[str]) -> Optional[str]:
         if tier in tiers:
             return tier
     return None
-
-
-@dataclass(frozen=True)
-class Resource:
-    """One configured ``"label: number"`` line, split for a ``tel:`` link. ``number`` and
-    ``tel`` are empty when the line has no ``": "`` followed by digits."""
-
-    label: str
-    number: str
-    tel: str
-
-    @classmethod
-    def parse(cls, line: str) -> "Resource":
-        label, sep, number = line.rpartition(": ")
-        digits = "".join(c for c in number if c.isdigit() or c == "+")
-        if not sep or not digits:
-            return cls(line, "", "")
-        return cls(label, number, digits)
 
 
 class CrisisLayer:
@@ -105,9 +87,10 @@ class CrisisLayer:
 
     # --- the reply ---------------------------------------------------------------------
 
-    def resources(self, tier: str) -> list[Resource]:
-        """The configured resources of ``tier``, split for links (the JSON event, the page)."""
-        return [Resource.parse(line) for line in self._lines[tier]]
+    def resources(self, tier: str) -> tuple:
+        """The configured resources of ``tier`` (``"label: number"`` lines), for the reply's
+        ``resources`` (the transports turn them into ``tel:`` links)."""
+        return tuple(self._lines[tier])
 
     def resources_text(self, tier: str = "risk") -> str:
         """The resources of ``tier`` as one line ("a; b; c")."""
