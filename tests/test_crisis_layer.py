@@ -133,6 +133,7 @@ def test_acute_puts_the_emergency_number_first_and_asks_to_call_now():
     assert reply.text.startswith(texts.CRISIS_ACUTE.split("{")[0])
     assert reply.text.index("911") < reply.text.index("Te escucho.")
     assert "112" in reply.text and "107" in reply.text and "llamá ahora" in reply.text
+    assert reply.resources == SafetyConfig().acute_resources  # structured, for tel: links
 
 
 def test_risk_gives_the_crisis_lines_after_the_reply():

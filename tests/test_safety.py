@@ -18,6 +18,7 @@ import pytest
 
 from psicoia import config as config_module
 from psicoia import texts
+from psicoia.chat.detector import normalize as norm
 from psicoia.chat.detector import rules as safety
 from tests import anchor_shapes, safety_eval
 from psicoia.chat.detector.rules import assess, in_reach, is_risk, normalize
@@ -202,7 +203,7 @@ def reference_normalize(text: str) -> str:
     folded = unicodedata.normalize("NFKD", folded).encode("ascii", "ignore").decode("ascii")
     if re.search(r"[0-9@$]", folded):
         folded = re.sub(r"[a-z0-9@$]*[a-z][a-z0-9@$]*",
-                        lambda m: m.group(0).translate(safety._LEET), folded)
+                        lambda m: m.group(0).translate(norm._LEET), folded)
     folded = re.sub(r"[^a-z0-9| ]+", " ", folded)
     folded = " ".join(folded.split())
     folded = re.sub(r"(?<![a-z])(?:[a-z] ){3,}[a-z](?![a-z])",
@@ -211,10 +212,10 @@ def reference_normalize(text: str) -> str:
     folded = re.sub(r"([a-z])\1+", r"\1", folded)
     words = []
     for word in folded.split(" "):
-        if word in safety._WORDS:
-            words.append(safety._WORDS[word])
+        if word in norm._WORDS:
+            words.append(norm._WORDS[word])
         else:
-            words.append(safety._GLUED.sub(" ", word, count=1) if len(word) >= 11 else word)
+            words.append(norm._GLUED.sub(" ", word, count=1) if len(word) >= 11 else word)
     return f" {' '.join(words)} "
 
 
@@ -344,14 +345,14 @@ def test_every_way_a_pattern_can_match_contains_one_of_its_anchors(group):
 def test_look_alike_masks_end_at_a_word_boundary():
     """Masking replaces whole words only, so the words the patterns then read are words of
     the normalised text the pre-check reads."""
-    for source in safety._LOOKALIKES:
+    for source in safety.LOOKALIKES:
         for shape in anchor_shapes.pattern_shapes(source):
             assert shape and shape[-1] is anchor_shapes.END, (source, shape)
 
 
 def test_shape_expansion_catches_a_missing_anchor():
     """The proof above must be able to fail: a pattern with no anchor is reported."""
-    source = safety._fold_pattern(r"\bquiero (volar|nadar) lejos\b")
+    source = norm.fold_pattern(r"\bquiero (volar|nadar) lejos\b")
     anchors = safety._Anchors.parse("volar")
     assert anchor_shapes.uncovered(source, anchors) == [[" quiero nadar lejos "]]
     assert anchor_shapes.uncovered(source, safety._Anchors.parse(anchor_shapes.choose(source))) == []

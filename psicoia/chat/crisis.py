@@ -124,7 +124,7 @@ class CrisisLayer:
             text = f"{text} {texts.CRISIS_THIRD_PARTY.format(resources=lines)}"
         else:
             text = f"{text} {texts.CRISIS_HELP.format(resources=lines)}"
-        return replace(reply, text=text, crisis=True, tier=tier)
+        return replace(reply, text=text, crisis=True, tier=tier, resources=self.resources(tier))
 
     def _remind(self, reply: Reply, state: RiskState) -> Reply:
         if state.reminders_left <= 0 or reply.outcome == Kind.COMMAND:
