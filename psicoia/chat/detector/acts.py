@@ -5,7 +5,7 @@ plans and means, self-harm, and asks for a human (help). Each is enough for a ti
 
 from __future__ import annotations
 
-from psicoia.chat.detector.lexicon import END, HIGH, PILLS, THIRD_ACT, WANT
+from psicoia.chat.detector.lexicon import END, HIGH, PILLS, THIRD_ACT
 from psicoia.chat.detector.normalize import patterns
 
 ACTS: dict[str, tuple] = {
@@ -70,6 +70,9 @@ ACTS: dict[str, tuple] = {
         r"\bblisters vasios\b",
     ),
     "plan": patterns(
+        r"\b(estrelarme|me estrelo|me (quiero|voy a) estrelar|me la (quiero|voy a) (dar|pegar))\b[^|]{0,40}"
+        r"\b(auto|proposito|contra|camion|pared|arbol|moto)\b",
+        r"\b(auto|moto|carro)\b[^|]{0,25}\bme estrelo\b",
         r"\b(terminar|acabar|termino|acabo) con (mi vida|mi existensia)\b",
         r"\b(quitarme|sacarme|me quito|me saco) la vida\b",
         r"\bponer(le)? fin a (mi vida|todo)\b",

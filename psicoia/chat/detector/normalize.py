@@ -49,6 +49,8 @@ _CHAT = {
     "ns": "no se", "cuand": "cuando", "kuando": "cuando", "vs": "vos", "msj": "mensaje",
     "pastis": "pastillas", "pasti": "pastillas",
     "enserio": "en serio", "aser": "hacer", "aserlo": "hacerlo", "acerlo": "hacerlo",
+    "muxo": "mucho", "muxa": "mucha", "muxos": "muchos", "muxas": "muchas", "ablar": "hablar",
+    "ablamos": "hablamos", "ablo": "hablo",
     # English chat spelling and contractions.
     "wana": "want to", "gona": "going to", "kms": "kil myself", "u": "you", "ur": "your",
     "im": "i am", "ive": "i have", "id": "i would", "ill": "i will", "dont": "do not",

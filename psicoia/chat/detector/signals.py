@@ -62,7 +62,10 @@ WEAK: dict[str, tuple] = {
         r"\b(salto|saltar|tirarme|me tiro|pular|jump|un paso)\b", r"\bno (pienso|quiero|voy a) bajar\b",
         r"\bmirando el agua\b",
     ),
+    "goodbye_word": patterns(r"\b(chau|adios|goodbye|tchau)\b" + END),
     "farewell": patterns(
+        r"\b(cuidate mucho|cuidense mucho|fuiste muy importante|sos muy importante para mi"
+        r"|take care of yourself|you meant a lot)\b",
         r"\b(pedi|le pedi|les pedi|pedirle|pedir) perdon por todo\b",
         r"\bdeje pagad[oa]s?\b", r"\b(asi|para que) no (tengan|tienen) (problemas|que (pagar|buscar|haser))\b",
         r"\b(le|les) deje (mi|mis) (perro|perra|gato|gata|cosas|plantas)\b",
@@ -89,9 +92,11 @@ WEAK: dict[str, tuple] = {
         r"\b(no le importo|complico todo|atrapalho|soy el que complica|solo atrapalho)\b",
     ),
 }
-WEAK_WEIGHTS = {"despair": 0.4, "decision": 0.6, "intent": 0.5, "soon": 0.2, "ending": 0.7,
-                "means": 0.5, "farewell": 0.5, "place": 0.3, "jump": 0.7, "secrecy": 0.4, "burden_hint": 0.4,
-                "third_subject": 1.0}
+WEAK_WEIGHTS = {
+    "despair": 0.4, "decision": 0.6, "intent": 0.5, "soon": 0.2, "ending": 0.7, "means": 0.5,
+    "farewell": 0.5, "goodbye_word": 0.5, "place": 0.3, "jump": 0.7, "secrecy": 0.4,
+    "burden_hint": 0.4, "third_subject": 1.0,
+}
 # Weak groups that are context, not signals: carried by the state, never counted in a score.
 CONTEXT_ONLY = frozenset({"third_subject"})
 SCORED = frozenset(WEAK_WEIGHTS) - CONTEXT_ONLY

@@ -6,11 +6,12 @@ tier.
 
 from __future__ import annotations
 
-from psicoia.chat.detector.lexicon import END, HIGH, PILLS, THIRD_ACT, WANT
+from psicoia.chat.detector.lexicon import END, WANT
 from psicoia.chat.detector.normalize import patterns
 
 WORDS: dict[str, tuple] = {
     "ideation": patterns(
+        r"\b(no juego|no quiero jugar|me canse de jugar) mas a (esto de )?vivir\b",
         rf"\b({WANT}) (morir|morirme|morrer|mori)\b",
         r"\bme (quiero|quisiera|gustaria|queria|re quiero) morir\b",
         r"\bmorirme\b", r"\bmatarme\b", r"\bme matar\b",
@@ -223,7 +224,7 @@ WORDS: dict[str, tuple] = {
         r"\b(los quise|te quise|los amo|perdon|en serio|la ultima|chau|adios|amo voses)\b",
         # "le pedí perdón por todo" tells about an apology (a weak farewell); "perdón por todo"
         # is one.
-        r"\b(?<!pedi )(?<!pedir )(?<!pedirle )(?<!pedile )(?<!pido )(perdon|perdao|perdonadme|sorry)"
+        r"\b(?<!pedi )(?<!pedir )(?<!pedirle )(?<!pedile )(perdon|perdao|perdonadme|sorry)"
         r" (por|for) (todo|tudo|everything)\b",
         r"\b(thank you|thanks) for everything\b", r"\bi loved you all\b",
         r"\b(los|las|te) (quise|kise|ame)\b", r"\bamo voses\b",
@@ -237,7 +238,7 @@ WORDS: dict[str, tuple] = {
         r"\b(gave away|already gave) my\b",
         r"\bno (la|lo|los|las) voy a (nesesitar|usar) mas\b", r"\bwon t need them\b", r"\bwill not need them\b",
         r"\bdespidiendome\b",
-        r"\bchau a todos\b", r"\b(chau|adios|goodbye)\b" + END,
+        r"\bchau a todos\b", r"\b(my|this is my) last (message|text|words)\b",
         r"\b(ultima ves|last time) (que te escribo|i write|i talk)\b", r"\bultima voluntad\b",
         r"\bno (fue|es) (su|tu) culpa\b", r"\bno es culpa de nadie\b", r"\bno fue culpa de ustedes\b",
         r"\bque nadie se sienta culpable\b",
