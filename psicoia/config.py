@@ -216,15 +216,13 @@ class SafetyConfig:
     reminder_turns: int = _setting(3, _non_negative)
     # A message at risk waits at most this long for the model, then gets the resources anyway.
     crisis_reply_seconds: float = _setting(20.0, _positive)
-    # The model's second opinion (psicoia/chat/second_opinion.py): "auto" asks the provider
-    # when a key is set; "off" never does.
+    # The model's second opinion (psicoia/chat/second_opinion.py, docs/safety.md): "auto" when
+    # a key is set, or "off"; a guard model name (None: llm.model with a short prompt); its own
+    # budget, deadline, and how many of the latest user messages it reads.
     classifier: str = _setting("auto", _one_of("auto", "off"))
-    # A guard model served by the same provider (e.g. a Llama Guard); None: llm.model with a
-    # short classification prompt.
     classifier_model: Optional[str] = _setting(None)
     classifier_max_in_flight: int = _setting(4, _positive)
     classifier_timeout_seconds: float = _setting(4.0, _positive)
-    # How many of the latest user messages the classification reads.
     classifier_turns: int = _setting(3, _positive)
 
 
