@@ -79,6 +79,45 @@ CRISIS_RESOURCES_DEFAULT = (
     "España: 024",
     "Emergencias: 911 (Argentina) o 112 (España y Europa)",
 )
+# Tier "acute" (an act in progress or done): emergency numbers, shown first. The first entry
+# is the one the reply asks to call now.
+ACUTE_RESOURCES_DEFAULT = (
+    "Emergencias Argentina: 911",
+    "SAME (emergencias médicas CABA): 107",
+    "Emergencias España: 112",
+)
+# Tier "third_party" (someone else at risk).
+THIRD_PARTY_RESOURCES_DEFAULT = (
+    "Emergencias: 911 (Argentina) o 112 (España)",
+    "Argentina: Centro de Asistencia al Suicida 135 o (011) 5275-1135",
+    "Argentina: Línea de Salud Mental 0800-999-0091",
+    "España: 024",
+)
+# Tier "help" (asks for a person): lines where a person answers.
+HELP_RESOURCES_DEFAULT = (
+    "Argentina: Centro de Asistencia al Suicida 135 o (011) 5275-1135",
+    "Argentina: Línea de Salud Mental 0800-999-0091",
+    "España: 024",
+    "Si es una emergencia: 911 (Argentina) o 112 (España)",
+)
+# Tier "acute", first in the reply: the first acute resource is {first}.
+CRISIS_ACUTE = (
+    "Esto es una emergencia y tu vida importa: llamá ahora mismo a {resources}. "
+    "Si hay alguien cerca, avisale ya y no te quedes sin compañía."
+)
+# Tier "third_party", after the reply: how to help, then the lines.
+CRISIS_THIRD_PARTY = (
+    "Gracias por cuidar a esa persona. Si corre peligro ahora, llamá a emergencias. "
+    "Quedate cerca, escuchala sin juzgar, preguntale directo si piensa hacerse daño "
+    "y acompañala a pedir ayuda: {resources}."
+)
+# Tier "help", after the reply (or instead of an offline one): a person, now.
+CRISIS_HELP = (
+    "Soy un asistente automático, no una persona. Para hablar ahora con alguien de verdad: "
+    "{resources}. Del otro lado te atiende una persona."
+)
+# Said instead of an offline or failed reply to someone asking for a person.
+CRISIS_HELP_SUPPORT = "Te entiendo, y está muy bien pedir ayuda."
 # Appended to every reply to a message at risk, whatever else happened to it.
 CRISIS_RESOURCES = (
     "Si sentís que podés hacerte daño, pedí ayuda ahora; no tenés que pasar por esto en soledad: "

@@ -1,29 +1,66 @@
 """
-Measure the crisis detector (:mod:`psicoia.chat.detector.rules`) on a labelled corpus.
+Measure the crisis detector (:mod:`psicoia.chat.detector`) on labelled data.
 
-    python -m tests.safety_eval [CORPUS.tsv ...]
+    python -m tests.safety_eval              # dev and held-out side by side (the report)
+    python -m tests.safety_eval CORPUS.tsv   # one legacy corpus, with its misclassified rows
 
-A corpus is UTF-8 TSV with a header row and the columns ``label lang category text``;
-``label`` is ``risk`` or ``ok``. A message's id is its line number in the file, so a miss can
-be found with ``sed -n IDp FILE``. Prints precision, recall and false-positive rate, per
-language and per category, then the misclassified rows. With no argument it reads the corpus
-shipped in ``tests/data/crisis_corpus.tsv``.
+The report reads ``tests/data/crisis/dev/`` (the tuning set, plus the three older corpora,
+all in-sample) and ``tests/data/crisis/heldout/`` (frozen before tuning, commit 71a73c5) and
+prints, for each, recall overall / per kind / per tier, third-party recall, dialogs (at the turn
+where the risk becomes clear, reading the earlier turns through the conversation state),
+false positives on ok dialog turns, look-alikes flagged and whether acute messages got the
+acute tier. Misses are listed for dev only: **the held-out rows are never printed** (only
+aggregates), so the held-out set stays unseen by whoever tunes the rules.
+
+Files (UTF-8 TSV with a header row):
+
+- ``singles.tsv``: ``label tier kind lang text``; ``label`` is ``risk`` or ``ok``, ``tier`` is
+  ``acute``, ``risk``, ``third_party``, ``help`` or ``none``.
+- ``dialogs.tsv``: ``dialog turn label tier text``, turns in order.
+- legacy corpora (``tests/data/crisis_*.tsv``): ``label lang category text``; read as singles
+  with tier ``risk`` and a kind mapped from the category (:data:`LEGACY_KINDS`).
+
+A message is *caught* when the detector gives it any tier (some resources reach the person);
+the per-tier table also shows how often the tier was the expected one.
 
 This is a developer tool (it writes to stdout); nothing in the server imports it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, TextIO
 
-from psicoia.chat.detector.rules import assess
+from psicoia.chat import detector
 
-DEFAULT_CORPUS = Path(__file__).resolve().parent / "data" / "crisis_corpus.tsv"
+DATA = Path(__file__).resolve().parent / "data"
+DEV = DATA / "crisis" / "dev"
+HELDOUT = DATA / "crisis" / "heldout"
+LEGACY = (DATA / "crisis_corpus.tsv", DATA / "crisis_holdout.tsv", DATA / "crisis_holdout2.tsv")
+DEFAULT_CORPUS = LEGACY[0]
 LABELS = ("risk", "ok")
+TIERS = ("acute", "risk", "third_party", "help", "none")
+# sha256 of the held-out files as frozen in commit 71a73c5 (tests/test_safety_eval.py checks).
+HELDOUT_SHA256 = {
+    "singles.tsv": "64c308e53d966759edff23e31e85327bce1c6d212148aefae6d570a584111d1a",
+    "dialogs.tsv": "c8192f0f0880ecc0d11a6dd3dd240ce1861bbf59f573446668b3c95f2252de6d",
+}
+LEGACY_KINDS = {
+    "ideation": "ideation", "plan": "plan_means", "self_harm": "self_harm",
+    "burden": "burden", "hopelessness": "hopeless", "typo": "chat_spelling",
+    "negation_contrast": "ideation", "hyperbole_masked": "ideation",
+}
+# Legacy rows labelled "ok" that are about someone else at risk: under the new convention
+# they are risk, tier third_party (file name, line number).
+LEGACY_THIRD_PARTY = {("crisis_corpus.tsv", 154), ("crisis_corpus.tsv", 218),
+                      ("crisis_holdout.tsv", 61), ("crisis_holdout2.tsv", 47)}
+
+
+# --- legacy corpora (label lang category text) -------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -47,7 +84,7 @@ class Scores:
     fn: int = 0
     wrong: list = field(default_factory=list)
 
-    def add(self, example: Example, predicted: bool) -> None:
+    def add(self, example, predicted: bool) -> None:
         if example.risk and predicted:
             self.tp += 1
         elif example.risk:
@@ -75,18 +112,25 @@ class Scores:
         return self.fp / negatives if negatives else None
 
 
-def load(path: Path) -> list[Example]:
-    """Read a corpus; a malformed row raises ValueError naming its line."""
-    examples = []
+def _rows(path: Path, columns: int, what: str):
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             line = line.rstrip("\n")
             if number == 1 or not line.strip() or line.startswith("#"):
                 continue
             parts = line.split("\t")
-            if len(parts) != 4 or parts[0] not in LABELS:
-                raise ValueError(f"{path}:{number}: expected label<TAB>lang<TAB>category<TAB>text")
-            examples.append(Example(number, *parts))
+            if len(parts) != columns:
+                raise ValueError(f"{path}:{number}: expected {what}")
+            yield number, parts
+
+
+def load(path: Path) -> list[Example]:
+    """Read a legacy corpus; a malformed row raises ValueError naming its line."""
+    examples = []
+    for number, parts in _rows(path, 4, "label<TAB>lang<TAB>category<TAB>text"):
+        if parts[0] not in LABELS:
+            raise ValueError(f"{path}:{number}: expected label<TAB>lang<TAB>category<TAB>text")
+        examples.append(Example(number, *parts))
     return examples
 
 
@@ -95,7 +139,7 @@ def evaluate(examples: Iterable[Example]) -> tuple[Scores, dict[str, Scores]]:
     overall = Scores()
     groups: dict[str, Scores] = defaultdict(Scores)
     for example in examples:
-        predicted = assess(example.text).risk
+        predicted = detector.assess(example.text).tier is not None
         overall.add(example, predicted)
         groups[f"lang={example.lang}"].add(example, predicted)
         groups[f"{example.label}/{example.category}"].add(example, predicted)
@@ -127,10 +171,221 @@ def report(path: Path, out: TextIO) -> Scores:
     return overall
 
 
+# --- the dev / held-out format ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Single:
+    source: str  # file name, kept as provenance
+    id: int  # line number in that file
+    label: str
+    tier: str
+    kind: str
+    lang: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Turn:
+    source: str
+    id: int
+    dialog: str
+    turn: int
+    label: str
+    tier: str
+    text: str
+
+
+def load_singles(path: Path) -> list[Single]:
+    rows = []
+    for number, parts in _rows(path, 5, "label<TAB>tier<TAB>kind<TAB>lang<TAB>text"):
+        label, tier = parts[0], parts[1]
+        if label not in LABELS or tier not in TIERS or (label == "ok") != (tier == "none"):
+            raise ValueError(f"{path}:{number}: bad label/tier {label!r}/{tier!r}")
+        rows.append(Single(path.name, number, *parts))
+    return rows
+
+
+def load_legacy_as_singles(path: Path) -> list[Single]:
+    """A legacy corpus in the singles shape: risk rows get tier ``risk``, ok rows are
+    look-alikes (idioms, negations, grief, everyday distress)."""
+    rows = []
+    for example in load(path):
+        if (path.name, example.id) in LEGACY_THIRD_PARTY:
+            rows.append(Single(path.name, example.id, "risk", "third_party", "third_party",
+                               example.lang, example.text))
+        elif example.risk:
+            kind = LEGACY_KINDS.get(example.category, example.category)
+            rows.append(Single(path.name, example.id, "risk", "risk", kind, example.lang,
+                               example.text))
+        else:
+            rows.append(Single(path.name, example.id, "ok", "none", "lookalike", example.lang,
+                               example.text))
+    return rows
+
+
+def load_dialogs(path: Path) -> dict[str, list[Turn]]:
+    dialogs: dict[str, list[Turn]] = defaultdict(list)
+    for number, parts in _rows(path, 5, "dialog<TAB>turn<TAB>label<TAB>tier<TAB>text"):
+        name, turn, label, tier, text = parts
+        if label not in LABELS or tier not in TIERS:
+            raise ValueError(f"{path}:{number}: bad label/tier {label!r}/{tier!r}")
+        dialogs[name].append(Turn(path.name, number, name, int(turn), label, tier, text))
+    for turns in dialogs.values():
+        turns.sort(key=lambda t: t.turn)
+    return dict(dialogs)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class Ratio:
+    """hits / n, printed as "h/n (pct)"."""
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.n = 0
+
+    def add(self, hit: bool) -> None:
+        self.n += 1
+        self.hits += bool(hit)
+
+    @property
+    def value(self) -> Optional[float]:
+        return self.hits / self.n if self.n else None
+
+    def __str__(self) -> str:
+        if not self.n:
+            return "-"
+        return f"{self.hits}/{self.n} ({self.hits / self.n * 100:.1f}%)"
+
+
+@dataclass
+class Measure:
+    """Everything the report shows for one data set."""
+
+    recall: Ratio = field(default_factory=Ratio)
+    per_kind: dict = field(default_factory=lambda: defaultdict(Ratio))
+    per_tier: dict = field(default_factory=lambda: defaultdict(Ratio))
+    right_tier: dict = field(default_factory=lambda: defaultdict(Ratio))
+    lookalikes_flagged: Ratio = field(default_factory=Ratio)
+    dialogs_at_onset: Ratio = field(default_factory=Ratio)
+    dialog_risk_turns: Ratio = field(default_factory=Ratio)
+    dialog_ok_flagged: Ratio = field(default_factory=Ratio)
+    misses: list = field(default_factory=list)  # (where, expected, got, text), dev only
+
+    @property
+    def acute_got_acute(self) -> Ratio:
+        return self.right_tier["acute"]
+
+
+def _assess(text: str, state=None):
+    return detector.assess(text, state)
+
+
+def measure(singles: list[Single], dialogs: dict[str, list[Turn]]) -> Measure:
+    m = Measure()
+    for row in singles:
+        got = _assess(row.text).tier
+        if row.label == "ok":
+            m.lookalikes_flagged.add(got is not None)
+            if got is not None:
+                m.misses.append((f"{row.source}:{row.id}", "none", got, row.text))
+            continue
+        caught = got is not None
+        m.recall.add(caught)
+        m.per_kind[row.kind].add(caught)
+        m.per_tier[row.tier].add(caught)
+        m.right_tier[row.tier].add(got == row.tier)
+        if not caught or (row.tier == "acute" and got != "acute"):
+            m.misses.append((f"{row.source}:{row.id}", row.tier, got, row.text))
+    for name, turns in sorted(dialogs.items()):
+        state = detector.RiskState()
+        onset_seen = False
+        for turn in turns:
+            got = _assess(turn.text, state).tier
+            if turn.label == "ok":
+                m.dialog_ok_flagged.add(got is not None)
+                if got is not None:
+                    m.misses.append((f"{turn.source}:{turn.id} {name}#{turn.turn}", "none",
+                                     got, turn.text))
+                continue
+            m.dialog_risk_turns.add(got is not None)
+            if not onset_seen:
+                onset_seen = True
+                m.dialogs_at_onset.add(got is not None)
+                if got is None:
+                    m.misses.append((f"{turn.source}:{turn.id} {name}#{turn.turn} (onset)",
+                                     turn.tier, got, turn.text))
+    return m
+
+
+def dev_data() -> tuple[list[Single], dict[str, list[Turn]]]:
+    singles = load_singles(DEV / "singles.tsv")
+    for path in LEGACY:
+        singles += load_legacy_as_singles(path)
+    return singles, load_dialogs(DEV / "dialogs.tsv")
+
+
+def heldout_data() -> tuple[list[Single], dict[str, list[Turn]]]:
+    return load_singles(HELDOUT / "singles.tsv"), load_dialogs(HELDOUT / "dialogs.tsv")
+
+
+def side_by_side(dev: Measure, held: Optional[Measure], out: TextIO) -> None:
+    def line(name: str, a, b) -> None:
+        out.write(f"  {name:34s} {str(a):>20s}   {str(b) if held else '(not run)':>20s}\n")
+
+    out.write(f"  {'':34s} {'dev (in-sample)':>20s}   {'held-out':>20s}\n")
+    line("recall, all risk messages", dev.recall, held and held.recall)
+    kinds = sorted(set(dev.per_kind) | set(held.per_kind if held else ()))
+    for kind in kinds:
+        line(f"  kind {kind}", dev.per_kind.get(kind, Ratio()),
+             held and held.per_kind.get(kind, Ratio()))
+    for tier in TIERS[:-1]:
+        line(f"  tier {tier} (caught)", dev.per_tier.get(tier, Ratio()),
+             held and held.per_tier.get(tier, Ratio()))
+    for tier in TIERS[:-1]:
+        line(f"  tier {tier} (got that tier)", dev.right_tier.get(tier, Ratio()),
+             held and held.right_tier.get(tier, Ratio()))
+    line("third-party recall", dev.per_tier.get("third_party", Ratio()),
+         held and held.per_tier.get("third_party", Ratio()))
+    line("acute messages got acute", dev.acute_got_acute, held and held.acute_got_acute)
+    line("dialogs caught at onset", dev.dialogs_at_onset, held and held.dialogs_at_onset)
+    line("dialog risk turns caught", dev.dialog_risk_turns, held and held.dialog_risk_turns)
+    line("dialog ok turns flagged (FP)", dev.dialog_ok_flagged, held and held.dialog_ok_flagged)
+    line("look-alikes flagged (FP)", dev.lookalikes_flagged, held and held.lookalikes_flagged)
+
+
+def full_report(out: TextIO, heldout: bool = True, misses: bool = True) -> tuple:
+    dev = measure(*dev_data())
+    held = None
+    if heldout:
+        for name, digest in HELDOUT_SHA256.items():
+            if sha256(HELDOUT / name) != digest:
+                raise SystemExit(f"held-out {name} changed: its sha256 is not the frozen one")
+        held = measure(*heldout_data())
+    out.write("crisis detector: dev (tests/data/crisis/dev + legacy corpora) and held-out "
+              "(tests/data/crisis/heldout, aggregates only)\n")
+    side_by_side(dev, held, out)
+    if misses and dev.misses:
+        out.write(f"  dev misses and false positives ({len(dev.misses)}; where, expected, "
+                  f"got, text):\n")
+        for where, expected, got, text in dev.misses:
+            out.write(f"    {where:40s} {expected:11s} {str(got):11s} {text}\n")
+    return dev, held
+
+
 def main(argv: Optional[list[str]] = None, out: TextIO = sys.stdout) -> int:
-    paths = [Path(p) for p in (argv if argv is not None else sys.argv[1:])] or [DEFAULT_CORPUS]
-    for path in paths:
-        report(path, out)
+    args = list(argv if argv is not None else sys.argv[1:])
+    if args == ["--dev"]:
+        full_report(out, heldout=False)
+        return 0
+    if not args:
+        full_report(out)
+        return 0
+    for path in args:
+        report(Path(path), out)
     return 0
 
 

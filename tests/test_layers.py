@@ -171,8 +171,9 @@ def test_twistd_plugins_name_modules_and_import_nothing_heavy():
         assert [name for name, _ in top + nested] == ["twisted.application.service.ServiceMaker"]
 
 
-# Being rewritten or split by work in progress on other branches (issues 11 and 16).
-NOT_YET = {"chat/detector/rules.py", "transports/websocket.py"}
+# Being rewritten or split by work in progress on other branches (issue 16; config.py is over
+# on main already, 476 lines before the crisis layer's safety keys).
+NOT_YET = {"transports/websocket.py"}
 
 
 def test_no_module_is_over_about_400_lines():

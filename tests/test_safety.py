@@ -1,4 +1,4 @@
-"""The crisis detector (psicoia/safety.py) on its labelled corpus and on targeted cases.
+"""The crisis detector (psicoia/chat/detector) on its labelled corpora and on targeted cases.
 
 Numbers and method: docs/safety.md. The thresholds are the issue's: recall on risk >= 0.95 and
 false-positive rate <= 0.10 on tests/data/crisis_corpus.tsv.
@@ -16,17 +16,11 @@ from pathlib import Path
 
 import pytest
 
-try:  # the regular-expression parser the re module itself uses
-    import re._constants as sre_constants
-    import re._parser as sre_parse
-except ImportError:  # Python < 3.11
-    import sre_constants
-    import sre_parse
-
 from psicoia import config as config_module
 from psicoia import texts
+from psicoia.chat.detector import normalize as norm
 from psicoia.chat.detector import rules as safety
-from tests import safety_eval
+from tests import anchor_shapes, safety_eval
 from psicoia.chat.detector.rules import assess, in_reach, is_risk, normalize
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -95,7 +89,7 @@ RISK = [
     "QUIERO   MORIRME", "Me Kiero Matar", "no quiero vivir mas", "me quiero suicidar",
     "no sé, quiero morirme",  # "no sé" is not a negation of what follows the comma
     "no quiero matarme pero lo pienso todo el tiempo",  # a contrast keeps it
-    "jaja me quiero morir",  # laughter never cancels
+    "jaja bueno no es chiste, me quiero morir",  # laughter said to be serious still counts
     "i don't want to live anymore", "i wanna die",
 ]
 NOT_RISK = [
@@ -120,6 +114,16 @@ def test_look_alikes_and_negations_are_not_risk(text):
 def test_negation_does_not_reach_across_a_clause():
     assert not is_risk("no quiero morirme")
     assert is_risk("no, quiero morirme")
+
+
+def test_laughter_turns_ideation_hyperbole_into_a_weak_signal():
+    """ "me quiero matar jaja mandé el audio al grupo equivocado" is a look-alike: alone it gets
+    no tier, but it still counts as despair, which adds up with other signals."""
+    joke = assess("me quiero matar jaja mandé el audio al grupo equivocado")
+    assert joke.tier is None and "despair" in joke.categories
+    assert assess("me quiero matar jaja, ya lo decidí, es esta noche").tier == "risk"
+    assert assess("jaja me quiero morir en serio").tier == "risk"
+    assert assess("me quiero cortar jaja").tier == "risk"  # self-harm is never downgraded
 
 
 def test_assessment_names_a_category_and_no_content():
@@ -181,47 +185,48 @@ def test_safety_keys_can_be_overridden_from_the_environment(tmp_path):
     assert config.safety.reminder_turns == 0
 
 
-# --- the fast path (psicoia/safety.py, section 5): never changes a verdict ----------------------
+# --- the fast path (rules.py, section 5): never changes a verdict ----------------------------
 #
-# ``assess`` skips the risk patterns when ``in_reach`` finds no anchor in the normalised text,
-# and ``normalize`` skips steps that cannot change the text. Both are only allowed to be
-# faster: these tests compare them with the plain, slow versions (written out below as they
-# were before the fast path) and prove, pattern by pattern, that no match lacks an anchor.
+# ``assess`` runs only the patterns whose anchors ``in_reach`` finds in the normalised text, and
+# ``normalize`` skips steps that cannot change the text. Both are only allowed to be faster:
+# these tests compare them with the plain, slow versions (written out below) and prove,
+# pattern by pattern, that no match lacks an anchor (tests/anchor_shapes.py).
 
 HOLDOUTS = [DATA / "crisis_holdout.tsv", DATA / "crisis_holdout2.tsv"]
 ALL_CORPORA = [CORPUS, *HOLDOUTS]
 
 
 def reference_normalize(text: str) -> str:
-    """``normalize`` as it was before it was made fast: every step, always, in order."""
+    """``normalize`` without its shortcuts: every step, always, in order."""
     folded = text.casefold().replace("'", "").replace("\u2019", "")
     folded = re.sub(r"[.!?¡¿;:,()\[\]\n\r]+", " | ", folded)
     folded = unicodedata.normalize("NFKD", folded).encode("ascii", "ignore").decode("ascii")
     if re.search(r"[0-9@$]", folded):
         folded = re.sub(r"[a-z0-9@$]*[a-z][a-z0-9@$]*",
-                        lambda m: m.group(0).translate(safety._LEET), folded)
+                        lambda m: m.group(0).translate(norm._LEET), folded)
     folded = re.sub(r"[^a-z0-9| ]+", " ", folded)
     folded = " ".join(folded.split())
     folded = re.sub(r"(?<![a-z])(?:[a-z] ){3,}[a-z](?![a-z])",
                     lambda m: m.group(0).replace(" ", ""), folded)
     folded = re.sub(r"c(?=[ei])", "s", folded).replace("z", "s")
     folded = re.sub(r"([a-z])\1+", r"\1", folded)
-    folded = safety._WORD.sub(lambda m: safety._WORDS[m.group(0)], folded)
-    return f" {folded} "
+    words = []
+    for word in folded.split(" "):
+        if word in norm._WORDS:
+            words.append(norm._WORDS[word])
+        else:
+            words.append(norm._GLUED.sub(" ", word, count=1) if len(word) >= 11 else word)
+    return f" {' '.join(words)} "
 
 
-def full_detector(text: str) -> safety.Assessment:
-    """``assess`` without the pre-check: look-alikes masked, every category tried."""
-    normal = safety._LOOKALIKES.sub(" | ", reference_normalize(text))
-    for category, pattern in safety._RISK.items():
-        for match in pattern.finditer(normal):
-            if not safety._negated(normal, match.start(), match.end()):
-                return safety.Assessment(category)
-    return safety.NO_RISK
+def full_detector(text: str) -> tuple:
+    """``match_groups`` without the pre-check: every look-alike masked, every pattern tried."""
+    return safety._match(reference_normalize(text), list(safety._RULES))
 
 
 def corpus_texts() -> list[str]:
-    return [e.text for path in ALL_CORPORA for e in safety_eval.load(path)]
+    texts_ = [e.text for path in ALL_CORPORA for e in safety_eval.load(path)]
+    return texts_ + [row.text for row in safety_eval.load_singles(safety_eval.DEV / "singles.tsv")]
 
 
 # Variants people actually type, each a function of the text.
@@ -241,15 +246,14 @@ VARIANTS = {
     "in long filler": lambda t: _FILLER * 8 + t + ". " + _FILLER * 4,
     "pipes glued": lambda t: "|" + t.replace(" ", "| ", 1) + "|",  # "|" stays on its word
     "punctuation": lambda t: "¡¡" + t.replace(" ", ", ") + "!!!",
+    "vowels dropped": lambda t: re.sub(r"(?<=[a-z][a-z])[aeiou](?=[a-z]{2})", "", t, count=2),
 }
 
 
 def assert_fast_path_is_safe(text: str) -> None:
-    verdict = safety.assess(text)
+    fast = safety.match_groups(text)
     full = full_detector(text)
-    assert verdict == full, (text, verdict, full)
-    if full.risk:  # the pre-check said "maybe" for the category that matched
-        assert full.category in in_reach(safety.normalize(text)), text
+    assert fast == full, (text, fast, full)
 
 
 def test_normalize_equals_the_reference_on_every_corpus_row_and_variant():
@@ -262,9 +266,12 @@ def test_normalize_equals_the_reference_on_every_corpus_row_and_variant():
 def test_pre_check_never_skips_a_message_the_full_detector_flags(variant):
     make = VARIANTS[variant]
     flagged = 0
-    for text in corpus_texts():
+    texts_ = corpus_texts()
+    if variant == "in long filler":  # each text costs every pattern over ~1.5 KB: a sample
+        texts_ = texts_[::7]
+    for text in texts_:
         assert_fast_path_is_safe(make(text))
-        flagged += full_detector(make(text)).risk
+        flagged += bool(full_detector(make(text)))
     assert flagged > 0, "the variant should keep some messages at risk"
 
 
@@ -273,7 +280,7 @@ def test_pre_check_is_safe_on_random_mutations():
     rng = random.Random(20261125)
     seeds = corpus_texts() + RISK
     pieces = ["|", "!", "¿", ",", "'", "’", "1", "4", "0", "@", "$", "2", "_", "-", " ", "  ",
-              "á", "Ñ", "😢", "ﬁ", "\t", "jaja", " no ", " pero ", "q", "im", "x"]
+              "á", "Ñ", "😢", "ﬁ", "\t", "jaja", " no ", " pero ", "q", "im", "x", "d", "xq"]
     flagged = 0
     for _ in range(3000):
         chars = list(rng.choice(seeds))
@@ -291,13 +298,14 @@ def test_pre_check_is_safe_on_random_mutations():
         text = "".join(chars)
         assert safety.normalize(text) == reference_normalize(text), text
         assert_fast_path_is_safe(text)
-        flagged += full_detector(text).risk
+        flagged += bool(full_detector(text))
     assert flagged > 500  # most mutations of risk text stay risk: the test exercises both sides
 
 
 @pytest.mark.parametrize("text", [
-    "quiero morirme|", "a|quiero morirme", "QUIERO MORIRME!!!", "m o r i r m e", "me kiero m4t4r",
+    "quiero morirme|", "a|quiero morirme", "QUIERO   MORIRME!!!", "m o r i r m e", "me kiero m4t4r",
     "2q me quiero matar", "no aguanto más", "no aguanto mas|", "i can't go on", "kms",
+    "tengoganasdemorirme", "kiero morirm", "tdo el dia pensando en matrme",
 ])
 def test_pre_check_lets_through_spellings_the_patterns_read(text):
     assert is_risk(text)
@@ -305,126 +313,46 @@ def test_pre_check_lets_through_spellings_the_patterns_read(text):
 
 
 @pytest.mark.parametrize("text", [
-    "hola, ¿cómo estás? hoy tuve un día bastante largo en el trabajo",
     "me peleé con mi novia por una pavada y ahora no me contesta los mensajes",
     "I had a rough week at work and I just need to vent for a bit",
-    "I can't sleep lately, I keep thinking about everything I have to do tomorrow",
+    "feeling a bit anxious about my job interview on Monday, any tips?",
     "gracias por escucharme, me sirvió hablar un rato",
 ])
 def test_ordinary_messages_take_the_fast_path(text):
-    """No anchor, so no pattern runs (this is what makes the check cheap; no timing here)."""
-    assert in_reach(safety.normalize(text)) == ()
+    """Few or no patterns run (this is what makes the check cheap; no timing here)."""
+    assert len(in_reach(safety.normalize(text))) <= 4
 
 
-# Every risk pattern, expanded into the literal shapes it can match, must contain an anchor
-# of its category. This is the proof that the pre-check cannot skip a match; the tests above
-# are examples of it. A shape is a list of characters and two markers: ANY (unknown text) and
-# END (a word ends here: \b after a letter, or a look-ahead for a space, "|" or the end).
-ANY, END = object(), object()
+def test_every_pattern_has_anchors_and_no_stale_entry_is_kept():
+    sources = {source for sources in safety._GROUPS.values() for source in sources}
+    assert sources <= set(safety.ANCHORS), sources - set(safety.ANCHORS)
+    assert set(safety.ANCHORS) <= sources, "regenerate: python -m tests.anchor_shapes --write"
 
 
-def _shapes(parsed) -> list[list]:
-    shapes = [[]]
-    for op, arg in parsed:
-        options = _node_shapes(op, arg)
-        shapes = [a + b for a in shapes for b in options]
-        assert len(shapes) < 50_000, "pattern too branchy to expand"
-    return shapes
-
-
-def _node_shapes(op, arg) -> list[list]:
-    c = sre_constants
-    if op is c.LITERAL:
-        return [[chr(arg)]]
-    if op in (c.NOT_LITERAL, c.ANY):
-        return [[ANY]]
-    if op is c.IN:  # a small class of plain characters ("[oa]") is each of them; else unknown
-        if all(kind is c.LITERAL for kind, _ in arg) and len(arg) <= 8:
-            return [[chr(value)] for _, value in arg]
-        return [[ANY]]
-    if op is c.BRANCH:
-        return [shape for branch in arg[1] for shape in _shapes(branch)]
-    if op is c.SUBPATTERN:
-        return _shapes(arg[-1])
-    if op in (c.MAX_REPEAT, c.MIN_REPEAT):
-        low, high, inner = arg[0], arg[1], _shapes(arg[2])
-        shapes = [[]]
-        for _ in range(low):
-            shapes = [a + b for a in shapes for b in inner]
-        if high == low:
-            return shapes
-        # low copies; or one more, and then anything (more copies) if more are allowed
-        more = [] if high == low + 1 else [ANY]
-        return shapes + [a + b + more for a in shapes for b in inner]
-    if op is c.ASSERT and arg[0] == 1:  # look-ahead: a word end if it wants a non-letter next
-        ahead = _shapes(arg[1])
-        if all(not s or (isinstance(s[0], str) and not s[0].isalnum()) for s in ahead):
-            return [[END]]
-        return [[]]
-    if op in (c.ASSERT, c.ASSERT_NOT):  # constraints only: ignoring them can only add shapes
-        return [[]]
-    if op is c.AT:
-        return [[END]] if arg is c.AT_BOUNDARY else [[]]
-    raise AssertionError(f"the shape expansion does not know {op}: teach it before using it")
-
-
-def _pieces(shape: list) -> list[str]:
-    """The stretches of text a match of ``shape`` must contain, in normalised text with "|"
-    read as a space (where a word boundary is always a space: the text starts and ends with
-    one). A stretch starts with a space when a word is known to start there."""
-    pieces, piece, spaced = [], " ", True  # every pattern starts right after a space
-    for i, item in enumerate(shape):
-        if item is ANY:
-            if piece.strip():
-                pieces.append(piece)
-            piece, spaced = "", False
-        elif item is END:
-            after = shape[i + 1] if i + 1 < len(shape) else None
-            if piece and piece[-1].isalnum():
-                piece, spaced = piece + " ", True
-            elif not piece and isinstance(after, str) and after.isalnum():
-                piece, spaced = " ", True
-        elif item == " " and spaced:
-            spaced = False  # the space the boundary already implied
-        else:
-            piece, spaced = piece + item, False
-    if piece.strip():
-        pieces.append(piece)
-    return pieces
-
-
-def _has_anchor(anchors, pieces: list[str]) -> bool:
-    words = {w for p in pieces for i, w in enumerate(p.split(" ")) if w and 0 < i < p.count(" ")}
-    if anchors.words & words:
-        return True
-    if any(anchors.pairs[w] & words for w in words & anchors.pairs.keys()):
-        return True
-    return any(start in piece for piece in pieces for start in anchors.starts)
-
-
-def _pattern_shapes(pattern) -> list[list]:
-    assert pattern.pattern.startswith("(?<= )(?=[a-z])"), "patterns start after a space"
-    return _shapes(list(sre_parse.parse(pattern.pattern)))
-
-
-@pytest.mark.parametrize("category", list(safety._RISK))
-def test_every_way_a_risk_pattern_can_match_contains_an_anchor(category):
-    shapes = _pattern_shapes(safety._RISK[category])
-    missing = [_pieces(s) for s in shapes if not _has_anchor(safety._ANCHORS[category], _pieces(s))]
-    assert not missing, f"add anchors to _ANCHOR_SPEC[{category!r}] for: {missing[:10]}"
-    assert len(shapes) > 20
+@pytest.mark.parametrize("group", list(safety._GROUPS))
+def test_every_way_a_pattern_can_match_contains_one_of_its_anchors(group):
+    """The proof that the pre-check cannot skip a match (tests/anchor_shapes.py)."""
+    shapes = 0
+    for rule in safety._RULES:
+        if rule.group != group:
+            continue
+        missing = anchor_shapes.uncovered(rule.source, rule.anchors)
+        assert not missing, f"regenerate the anchors of {rule.source!r}: {missing[:5]}"
+        shapes += len(anchor_shapes.pattern_shapes(rule.source))
+    assert shapes > 0
 
 
 def test_look_alike_masks_end_at_a_word_boundary():
     """Masking replaces whole words only, so the words the patterns then read are words of
     the normalised text the pre-check reads."""
-    for shape in _pattern_shapes(safety._LOOKALIKES):
-        assert shape and shape[-1] is END, shape
+    for source in safety.LOOKALIKES:
+        for shape in anchor_shapes.pattern_shapes(source):
+            assert shape and shape[-1] is anchor_shapes.END, (source, shape)
 
 
 def test_shape_expansion_catches_a_missing_anchor():
     """The proof above must be able to fail: a pattern with no anchor is reported."""
-    pattern = safety._compile(r"\bquiero (volar|nadar) lejos\b")
+    source = norm.fold_pattern(r"\bquiero (volar|nadar) lejos\b")
     anchors = safety._Anchors.parse("volar")
-    missing = [s for s in _pattern_shapes(pattern) if not _has_anchor(anchors, _pieces(s))]
-    assert [_pieces(s) for s in missing] == [[" quiero nadar lejos "]]
+    assert anchor_shapes.uncovered(source, anchors) == [[" quiero nadar lejos "]]
+    assert anchor_shapes.uncovered(source, safety._Anchors.parse(anchor_shapes.choose(source))) == []

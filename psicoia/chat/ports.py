@@ -42,10 +42,12 @@ class IProvider(Interface):
 
     online = Attribute("bool: a key is configured; False means offline mode (no calls made)")
 
-    def complete(messages, trace_id):
+    def complete(messages, trace_id, model=None, max_tokens=None):
         """Ask for one reply.
 
         ``messages`` is the OpenAI-style list of ``{"role": ..., "content": ...}`` dicts.
+        ``model`` and ``max_tokens`` (optional, keyword) override the configured ones for this
+        call only (the crisis layer's second opinion asks a guard model for a few tokens).
         Returns a Deferred firing with the reply text (str), or failing with ProviderError.
         Cancelling the Deferred abandons the call.
         """

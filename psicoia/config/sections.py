@@ -108,14 +108,30 @@ class LogConfig:
 
 @dataclass(frozen=True)
 class SafetyConfig:
-    """The crisis layer (docs/safety.md)."""
+    """The crisis layer (docs/safety.md). Resources are ``"label: number"`` lines, one per
+    entry, no commas (the environment override splits on commas)."""
 
-    # Shown with every reply to a message at risk, and by /recursos.
+    # Tier "risk": shown with every reply to a message at risk, and by /recursos.
     resources: tuple[str, ...] = _setting(texts.CRISIS_RESOURCES_DEFAULT, resource_lines)
+    # Tier "acute" (an act in progress or done): the emergency numbers, first in the reply.
+    acute_resources: tuple[str, ...] = _setting(texts.ACUTE_RESOURCES_DEFAULT, resource_lines)
+    # Tier "third_party" (someone else at risk): how to reach help for them.
+    third_party_resources: tuple[str, ...] = _setting(texts.THIRD_PARTY_RESOURCES_DEFAULT,
+                                                      resource_lines)
+    # Tier "help" (asks for a person, a number, "ayuda"): where a person answers.
+    help_resources: tuple[str, ...] = _setting(texts.HELP_RESOURCES_DEFAULT, resource_lines)
     # After a message at risk, this many of the next replies carry a short reminder.
     reminder_turns: int = _setting(3, non_negative)
     # A message at risk waits at most this long for the model, then gets the resources anyway.
     crisis_reply_seconds: float = _setting(20.0, positive)
+    # The model's second opinion (psicoia/chat/second_opinion.py, docs/safety.md): "auto" when
+    # a key is set, or "off"; a guard model name (None: llm.model with a short prompt); its own
+    # budget, deadline, and how many of the latest user messages it reads.
+    classifier: str = _setting("auto", one_of("auto", "off"))
+    classifier_model: Optional[str] = _setting(None)
+    classifier_max_in_flight: int = _setting(4, positive)
+    classifier_timeout_seconds: float = _setting(4.0, positive)
+    classifier_turns: int = _setting(3, positive)
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,8 @@ class CircuitBreaker:
         """The provider's start-up model check (ChatProvider.check_model), passed through."""
         return self.provider.check_model()
 
-    def complete(self, messages: Sequence[dict], trace_id: str) -> Deferred:
+    def complete(self, messages: Sequence[dict], trace_id: str, model: Optional[str] = None,
+                 max_tokens: Optional[int] = None) -> Deferred:
         if self.state == OPEN or (self.state == HALF_OPEN and self._probing):
             self.log.info("[{trace_id}] breaker {state}: fallback without calling the provider",
                           trace_id=trace_id, state=self.state)
@@ -112,7 +113,10 @@ class CircuitBreaker:
         if probe:
             self._probing = True
             self.log.info("[{trace_id}] breaker half_open: probe call", trace_id=trace_id)
-        result = self.provider.complete(messages, trace_id)
+        if model is None and max_tokens is None:
+            result = self.provider.complete(messages, trace_id)
+        else:
+            result = self.provider.complete(messages, trace_id, model=model, max_tokens=max_tokens)
         slow = self._watch(result, trace_id)
         result.addCallbacks(self._succeeded, self._failed, callbackArgs=(probe, slow),
                             errbackArgs=(probe, slow))

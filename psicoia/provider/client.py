@@ -155,20 +155,24 @@ class ChatProvider:
     def online(self) -> bool:
         return bool(self._api_key) and self._http is not None
 
-    def complete(self, messages: Sequence[dict], trace_id: str) -> Deferred:
-        """Deferred firing with the reply text, or failing with ProviderError."""
-        return ensureDeferred(self._complete(list(messages), trace_id))
+    def complete(self, messages: Sequence[dict], trace_id: str, model: Optional[str] = None,
+                 max_tokens: Optional[int] = None) -> Deferred:
+        """Deferred firing with the reply text, or failing with ProviderError. ``model`` and
+        ``max_tokens`` override ``llm.model`` / ``llm.max_tokens`` for this call only."""
+        return ensureDeferred(self._complete(list(messages), trace_id, model, max_tokens))
 
-    async def _complete(self, messages: list, trace_id: str) -> str:
+    async def _complete(self, messages: list, trace_id: str, model: Optional[str] = None,
+                        max_tokens: Optional[int] = None) -> str:
         if not self.online:
             raise ProviderError("offline")
         cfg = self.config
+        max_tokens = max_tokens or cfg.max_tokens
         body = json.dumps(
             {
-                "model": cfg.model,
+                "model": model or cfg.model,
                 "messages": messages,
                 "temperature": cfg.temperature,
-                "max_tokens": cfg.max_tokens,
+                "max_tokens": max_tokens,
             }
         ).encode("utf-8")
         attempt = refusals = 0
@@ -177,7 +181,7 @@ class ChatProvider:
             attempt += 1
             ticket = await self.limit.acquire()
             if self._pacer is not None:
-                tokens = len(body) / 4 + cfg.max_tokens
+                tokens = len(body) / 4 + max_tokens
                 if not self._pacer.spend_now(tokens):
                     try:
                         await self._paced(tokens, trace_id, attempt)

@@ -1,5 +1,7 @@
-"""The risk detector: text in, an assessment out. Pure functions, no I/O (docs/safety.md)."""
+"""The risk detector: text (and a conversation's risk state) in, an assessment out. Pure
+code, no I/O (docs/safety.md)."""
 
-from psicoia.chat.detector.rules import Assessment, assess, is_risk
+from psicoia.chat.detector.rules import TIERS, Assessment, assess, is_risk
+from psicoia.chat.detector.state import RiskState
 
-__all__ = ["Assessment", "assess", "is_risk"]
+__all__ = ["TIERS", "Assessment", "RiskState", "assess", "is_risk"]

@@ -1,333 +1,70 @@
 """
-The crisis layer: a deterministic detector of risk language, in front of the model and
+The crisis detector: a deterministic reader of risk language, in front of the model and
 independent of it.
 
 A language model alone misses a large share of crisis messages, and the model may be down,
-slow or rate-limited exactly when someone writes one. So every message is checked here first,
-with plain compiled regular expressions (no I/O, no state, microseconds per message), and the
-session manager makes sure a message at risk gets the crisis resources whatever the provider
-does. Method, measured numbers and known misses: docs/safety.md.
+slow or rate-limited exactly when someone writes one. So every message is read here first,
+with plain compiled regular expressions (no I/O, microseconds per ordinary message), and the
+crisis layer (:mod:`psicoia.chat.crisis`) makes sure a message at risk gets the resources of
+its tier whatever the provider does. Method, numbers and known misses: docs/safety.md.
 
 How a message is read (each step is a choice, documented where it is made):
 
 1. :func:`normalize` folds case, accents, punctuation, spacing, repeated letters, digit swaps
-   and a few chat spellings, so ``"Me kiero m4tar!!"`` and ``"me quiero matar"`` read the same.
-2. :data:`_LOOKALIKES` masks common non-risk uses that share words with risk language
-   (``"me muero de risa"``, ``"cortarme el pelo"``, ``"dying to see"``), so they cannot match.
-3. :data:`_RISK` patterns, grouped by category, look for ideation, self-harm, plans or intent,
-   perceived burdensomeness and acute hopelessness, in Spanish (rioplatense and neutral) and
-   English.
-4. A match preceded by a simple negation (``"no quiero matarme"``, ``"I would never hurt
-   myself"``) does not count, unless a contrast follows it (``"... pero lo pienso todo el
-   tiempo"``). Patterns whose meaning *is* a negation (``"no quiero vivir más"``) are written
-   with the negation inside them, so it cannot cancel them.
+   and chat spelling (``q``/``xq``/``k``, ``d``/``dl``, dropped vowels, words run together),
+   so ``"Me kiero m4tar!!"`` and ``"me quiero matar"`` read the same.
+2. :data:`LOOKALIKES` masks common non-risk uses that share words with risk language
+   (``"me muero de risa"``, ``"cortarme el pelo"``, ``"this exam is killing me"``).
+3. :data:`_STRONG` patterns, one group per category (ideation, passive wishes, burden,
+   hopelessness with finality, goodbyes and affairs in order, plans and means, self-harm,
+   acts in progress or done, someone else at risk, asks for a human), each enough alone to
+   give the message a tier. :data:`WEAK` patterns are signals that are not enough alone
+   (despair, a decision, a time, a goodbye phrase, a means, an ending): they carry a weight,
+   add up within the message and, through :class:`~psicoia.chat.detector.state.RiskState`,
+   across the turns of a conversation.
+4. A match preceded by a simple negation (``"no quiero matarme"``) does not count, unless a
+   contrast follows it (``"... pero lo pienso"``).
 5. Before 2-4, :func:`in_reach` looks up :data:`_ANCHOR_SPEC`: a message with no anchor of a
-   category cannot match that category's patterns, so most messages cost only step 1. The
-   tests prove, pattern by pattern, that this never changes a verdict.
+   group cannot match that group's patterns, so most messages cost only step 1. The tests
+   prove, pattern by pattern, that this never changes a verdict.
 
 Errors are meant to fall on the safe side: laughter (``"jaja"``) never cancels a match, and a
-negated statement followed by "pero"/"but" counts as risk.
+negated statement followed by "pero"/"but" counts.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
-import unicodedata
 from dataclasses import dataclass
+from importlib import resources
 from typing import Optional
 
-# --- 1. normalisation ------------------------------------------------------------------------
+from psicoia.chat.detector.acts import ACTS
+from psicoia.chat.detector.lexicon import THIRD_REACH, THIRD_SUBJECT
+from psicoia.chat.detector.lookalikes import LOOKALIKES
+from psicoia.chat.detector.normalize import compile_one, fold_word, normalize
+from psicoia.chat.detector.signals import (CONTEXT_ONLY, SCORED, WEAK, WEAK_THRESHOLD,
+                                           WEAK_WEIGHTS)
+from psicoia.chat.detector.words import WORDS
 
-# Digits and symbols people swap for letters, applied only inside words that also have letters
-# ("m4tarme", "m0rir", "k1ll"), so numbers such as "135" or "24" stay numbers. A "word" here
-# is a run of letters, digits, "@" and "$"; only runs with both a letter and one of these
-# symbols change, so only they are matched (anchored at the start of a run, so a long run costs
-# one pass, not one per position).
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t",
-                       "@": "a", "$": "s"})
-_LEETABLE = re.compile(r"[0-9@$]")
-_LEET_RUN = re.compile(r"(?<![a-z0-9@$])(?=[0-9@$]*[a-z])[a-z0-9@$]*[0-9@$][a-z0-9@$]*")
-# Punctuation that ends a clause becomes a "|" token: negations and look-ahead rules never
-# reach across it ("no sé, quiero morirme" is not a negated "quiero morirme").
-_CLAUSE = re.compile(r"[.!?¡¿;:,()\[\]\n\r]+")
-# Every other ASCII character that is not a lower-case letter, a digit, "|" or a space becomes
-# a space (runs of spaces are then joined into one). A byte table, not a regular expression:
-# the text is ASCII by then, and bytes.translate does this in one C pass.
-_OTHERS_TO_SPACE = bytes(b if chr(b) in "abcdefghijklmnopqrstuvwxyz0123456789| " else 32
-                         for b in range(256))
-# Every run of a repeated letter becomes one letter ("moriiir", "mataaar", "diiie"). This
-# also turns "kill" into "kil" and "llorar" into "lorar"; patterns are collapsed the same way
-# when compiled (:func:`_compile`), so they are written in normal spelling.
-_REPEATS = re.compile(r"([a-z])\1+")
-# Four or more single letters in a row are one spaced-out word ("m o r i r m e"). Such a run
-# always contains " x y " (two one-letter words), which a search for a leading space finds
-# fast; most messages have none.
-_SPACED = re.compile(r"(?<![a-z])(?:[a-z] ){3,}[a-z](?![a-z])")
-_SPACED_HINT = re.compile(r" [a-z] [a-z] ")
+# Anchors of every pattern, keyed by its folded source: generated data (section 5).
+ANCHORS: dict[str, str] = json.loads(
+    resources.files("psicoia.chat.detector").joinpath("anchors.json").read_text("utf-8"))
 
-# Chat spellings and English contractions, keyed by their normalised (collapsed) form.
-_WORDS = {
-    "q": "que", "ke": "que", "k": "que", "xq": "porque", "pq": "porque",
-    "kiero": "quiero", "qiero": "quiero", "qero": "quiero", "kiere": "quiere", "kerer": "querer",
-    "wana": "want to", "gona": "going to", "kms": "kil myself",
-    "im": "i am", "ive": "i have", "id": "i would", "dont": "do not", "doesnt": "does not",
-    "didnt": "did not", "wont": "will not", "wouldnt": "would not", "cant": "can not",
-    "canot": "can not", "isnt": "is not", "theres": "there is", "aint": "am not",
-}
-_WORD = re.compile(r"(?<![a-z])(?:" + "|".join(sorted(_WORDS, key=len, reverse=True))
-                   + r")(?![a-z])")
+__all__ = ["TIERS", "WEAK_WEIGHTS", "Assessment", "assess", "decide", "in_reach", "is_risk",
+           "match_groups", "normalize"]
 
-
-def normalize(text: str) -> str:
-    """Fold ``text`` into the form the patterns read: lower-case ASCII words and "|" tokens.
-
-    The result starts and ends with a space so patterns can rely on word boundaries. This runs
-    on every message on the reactor thread, so each step is skipped when it cannot change the
-    text, and the character-by-character ones are translation tables; the steps and their
-    order are the contract (tests/test_safety.py compares it with the plain version).
-    """
-    folded = text.casefold().replace("'", "").replace("\u2019", "")  # "don't" -> "dont"
-    folded = _CLAUSE.sub(" | ", folded)
-    # Accents off ("á" -> "a", "ñ" -> "n"); anything else not ASCII (emoji...) goes too.
-    if not folded.isascii():
-        folded = unicodedata.normalize("NFKD", folded).encode("ascii", "ignore").decode("ascii")
-    if _LEETABLE.search(folded):
-        folded = _LEET_RUN.sub(_unleet, folded)
-    folded = " ".join(folded.encode("ascii").translate(_OTHERS_TO_SPACE).decode("ascii").split())
-    if _SPACED_HINT.search(folded):
-        folded = _SPACED.sub(_join_letters, folded)
-    folded = _seseo(folded)
-    if _REPEATS.search(folded):
-        folded = _REPEATS.sub(r"\1", folded)
-    folded = _WORD.sub(_expand, folded)
-    return f" {folded} "
-
-
-def _unleet(match: re.Match) -> str:
-    return match.group(0).translate(_LEET)
-
-
-def _join_letters(match: re.Match) -> str:
-    return match.group(0).replace(" ", "")
-
-
-def _expand(match: re.Match) -> str:
-    return _WORDS[match.group(0)]
-
-
-def _seseo(text: str) -> str:
-    """Fold the spellings of the "s" sound most Spanish speakers do not distinguish
-    ("suisidarme", "desaparesser"): "ce"/"ci" -> "se"/"si", "z" -> "s"."""
-    return text.replace("ce", "se").replace("ci", "si").replace("z", "s")
-
-
-def _compile(*patterns: str) -> re.Pattern:
-    """One alternation, with letter runs collapsed like the text (never after a backslash).
-
-    Every pattern starts at a word, and in normalised text every word follows a space: the
-    leading look-behind lets the engine skip all other positions (about 3 times faster on a
-    4 KB message, and this runs on every message, on the reactor thread).
-    """
-    for pattern in patterns:
-        if not pattern.startswith("\\b"):
-            raise ValueError(f"a crisis pattern must start at a word: {pattern!r}")
-    joined = _seseo("|".join(f"(?:{p})" for p in patterns))
-    joined = re.sub(r"(?<!\\)([a-z])\1+", r"\1", joined)
-    return re.compile(r"(?<= )(?=[a-z])(?:" + joined + ")")
-
-
-# --- 2. look-alikes: masked before matching ----------------------------------------------------
-
-_IDIOM_NOUNS = (r"risa|hambre|ganas|sueno|frio|calor|verguenza|nervios|miedo|aburrimiento|amor"
-                r"|envidia|sed|curiosidad|cansancio|pena|ansiedad|emocion|celos|embole")
-_GROOMING = (r"pelo|cabello|flequillo|unas|una|barba|bigote|puntas|flequi|dedo|labio|mano"
-             r"|luz|agua|internet|wifi|senal|conexion|llamada|cesped|pasto|carne|pan|cebolla")
-_BODY_INJURY = r"rodilla|tobillo|pie|mano|espalda|brazo|dedo|muneca|hombro|cuello|pierna"
-
-_LOOKALIKES = _compile(
-    # "me muero de risa / hambre / ganas...", "morirme de la vergüenza", "muerta de cansancio".
-    rf"\b(muero|mori|morir|morirme|muera|muriendo|morire|moria|muerto|muerta|muertos) "
-    rf"(de|por) (la |el |los )?({_IDIOM_NOUNS})\b",
-    r"\bmuero por\b",  # "me muero por ir al recital"
-    r"\b(miedo|terror|panico) (de|a) morir(me)?\b",  # fear of dying is anxiety, not intent
-    # "me mato estudiando", "me mato de risa"; "me mató el examen" (accents are gone, so a
-    # determiner after "me mato" marks a third-person subject; "esta noche" is a time).
-    r"\bmat\w* (de (la )?risa|estudiando|trabajando|laburando|entrenando|corriendo)\b",
-    r"\bme mato (el|la|los|las|ese|esa|mi|tu|su|este(?! finde)|esta(?! noche| tarde| semana))\b",
-    r"\b(va|van|vas|vamos) a matarme\b", r"\b(quiere|quieren|queres) matarme\b",
-    r"\bmat\w* el (tiempo|rato|hambre)\b",
-    # "cortarme el pelo", "me corté el dedo", "se me cortó la luz".
-    rf"\bcort\w* (el |la |los |las |un |una |mis |tus )?({_GROOMING})\b",
-    r"\bse me cort\w*\b",
-    rf"\blastim\w* (el |la |los |las |un |una )?({_BODY_INJURY})\b",
-    r"\blastim\w* (jugando|entrenando|corriendo)\b",
-    rf"\bdano en (el |la |los |las |mi |mis )?({_BODY_INJURY})\b",
-    # English idioms.
-    r"\bdying (to|of|for)\b", r"\bdie (of|from) (laughter|embarrassment|boredom)\b",
-    r"\bdied laughing\b", r"\bdie (my|her|his|your|the) (hair|clothes|shirt)\b",
-    r"\bcould kill for\b", r"\bkill\w* (time|it)\b",
-    r"\bcut\w* myself (shaving|cooking|a (slice|piece)|on (a|the)|by accident|accidentally)\b",
-    r"\bkill\w* myself (laughing|working|studying)\b",
-)
-
-# --- 3. risk patterns ------------------------------------------------------------------------
-
-_END = r"(?= *(\||$))"  # end of the clause or the message
-
-_RISK: dict[str, re.Pattern] = {
-    "ideation": _compile(
-        # Spanish: wanting to die or to kill oneself.
-        r"\b(quiero|quisiera|queria|deseo|necesito|ganas de|pienso en|pensando en|pense en"
-        r"|prefiero|preferiria) morir(me)?\b",
-        r"\bme (quiero|quisiera|gustaria|queria) morir\b",
-        r"\bmorirme\b",
-        r"\bmatarme\b",
-        r"\bme (quiero|voy a|vuelvo a|dan ganas de|gustaria|quisiera|queria) matar\b",
-        r"\bsui[cs]idarme\b",
-        r"\bme (voy a|quiero|quisiera|gustaria|pienso) sui[cs]idar\b",
-        r"\b(soy|me siento|estoy|pensamientos|ideas|ideacion) sui[cs]idas?\b",
-        r"\b(intento|intentos|intente|pienso en el|pensando en el) (de )?sui[cs]idio\b",
-        r"\bojala (me )?muera\b", r"\bojala (estuviera|estar) muert[oa]\b",
-        r"\b(prefiero|preferiria|quisiera|quiero|desearia|deseo) estar muert[oa]\b",
-        r"\bmejor muert[oa]\b",
-        r"\bno (quiero|tengo ganas de|se si quiero) (seguir )?(vivir|viviendo|estar viv[oa]|existir)"
-        r"\b(?! (en|con|cerca|lejos|aca|alla|de|solo|sola|sin)\b)(?! mas (en|con|cerca|lejos|aca|alla|de)\b)",
-        r"\b(sin|perdi las|no tengo) ganas de vivir\b",
-        r"\b(cansad[oa]|hart[oa]) de vivir\b",
-        r"\b(dejar de|no quiero|no quisiera) existir\b",
-        r"\bpara que (seguir viviendo|sigo viviendo|seguir vivo|seguir viva|vivir|seguir)" + _END,
-        r"\bno (le )?(encuentro|veo) (ningun |el )?sentido (a|de) (la vida|vivir|seguir|mi vida)\b",
-        r"\b(la vida|vivir) no (vale la pena|tiene sentido)\b",
-        r"\bno vale la pena (vivir|seguir)\b",
-        r"\bpienso (mucho |todo el tiempo |siempre )?en (la muerte|morir(me)?)\b(?! de\b)",
-        r"\b(irme|me quiero ir|me voy a ir|dejar|desaparecer) de este mundo\b",
-        r"\b(quiero|quisiera|ganas de|me gustaria) desaparecer\b(?! de (?!este mundo))"
-        r"(?! (un rato|un tiempo|unos dias|una semana|del)\b)",
-        # Added after the first held-out run (docs/safety.md): wider wording of the same ideas.
-        r"\b(desearia|quisiera|quiero|me gustaria|ojala|prefiero|preferiria) (no existir"
-        r"|dejar de vivir|no vivir|no haber nacido)\b",
-        r"\bno (quiero|quisiera) (estar|seguir|quedarme) (mas )?en este mundo\b",
-        r"\b(da|es) (igual|lo mismo) (vivir o morir|si vivo o (me )?muero|morir(me)?)\b",
-        r"\b(bueno|lindo|mejor|ojala|quisiera|quiero|deseo|desearia|prefiero|preferiria)"
-        r" no despertar(me|a)?\b",
-        r"\b(quiero|necesito|ojala) que (se )?(termine|acabe) todo\b",
-        r"\bno (tengo|me quedan) (fuerzas|ganas|motivos|razones) (para|de) (seguir|vivir)\b",
-        r"\bmejor (me muero|desaparezco|me mato|no existo)\b",
-        # Added after the second held-out run (docs/safety.md).
-        r"\bdejar de (respirar|estar vivo|estar viva)\b",
-        r"\b(si|no) (vale|valdria) la pena (vivir|seguir)\b(?! (con|en|estudiando|trabajando)\b)",
-        r"\bojala\b[^|]{0,30}\bme (muera|atropelle|pise|mate|lleve)\b",
-        r"\b(irme|me voy|desaparecer|dormir|dormirme) para siempre\b(?! (a|de|al|con)\b)",
-        r"\bno (quiero )?despertar(me)?( nunca)? mas\b",
-        r"\b(no quiero|ojala no|quisiera no|y no) despertar(me|a)?\b",
-        # English.
-        r"\b(want|wanted|wish|wishing|ready|need) to die\b",
-        r"\bwant to dye\b(?! (my|her|his|your|the|it)\b)",  # a common homophone slip
-        r"\bwish i (was|were) dead\b", r"\b(rather|want to) be dead\b", r"\bbetter off dead\b",
-        r"\bkill(ing)? myself\b",
-        r"\bsuicidal\b",
-        r"\b(thinking|thought|think|considering|contemplating) (about |of )?(suicide|dying|killing myself)\b",
-        r"\b(commit|committing|attempt|attempted) suicide\b",
-        r"\bdo not want to (live|be alive|exist|wake up)\b(?! (in|with|here|there|near|alone)\b)",
-        r"\bno reason to (live|go on|keep going|be here)\b", r"\bnothing to live for\b",
-        r"\b(life|it) (is not|isnt) worth living\b", r"\bnot worth living\b",
-        r"\b(never|not) wake up\b",
-        r"\bwant to disappear\b(?! from\b)", r"\bdisappear forever\b",
-        r"\bnot see (the |any )?point (of|in) (living|going on|being alive|life)\b",
-        r"\bno point (in |of )?(living|going on|being alive)\b",
-        r"\b(stop|cease) existing\b", r"\bwant to not exist\b",
-        r"\bdone with (life|living)\b",
-    ),
-    "self_harm": _compile(
-        r"\bcortarme\b",
-        r"\bme (quiero|voy a|volvi a|vuelvo a|dan ganas de|gustaria|quisiera) cortar\b",
-        r"\bcort\w* (las )?venas\b",
-        r"\bme (corto|corte|cortaria)\b( (los|las|la|el|mis))? "
-        r"(brazos|piernas|munecas|muneca|venas|piel|panza|muslos|brazo|pierna)\b",
-        r"\bme (corto|corte)\b( (cuando|a proposito|otra vez|de nuevo|para))",
-        r"\bme cortaria\b",
-        r"\bme (hago|hice) cortes\b",
-        r"\blastimarme\b", r"\bme lastimaria\b",
-        r"\bme lastimo\b(?! (la|el|los|las|jugando|entrenando)\b)",
-        r"\bme lastime (a proposito|otra vez|de nuevo)\b",
-        r"\b(hacerme|me hago|me hice|me haria|me voy a hacer|me quiero hacer) dano\b",
-        r"\bautolesion\w*\b",
-        r"\bme (rasguno|rasco|corto|muerdo|golpeo|quemo|pego) hasta (sangrar|lastimarme)\b",
-        r"\b(ganas de|quiero|voy a|necesito) hacerme (mal|dano)\b",
-        r"\bme (quemo|queme|golpeo|golpee|pego|rasguno|muerdo)\b[^|]{0,40}\ba proposito\b",
-        r"\b(hurt|hurting|harm|harming|cut|cutting|burn|burning) myself\b",
-        r"\bself ?harm\w*\b",
-        r"\bcutting (again|myself)\b", r"\bcut again\b",
-        r"\bcortes (en|por) (los |las |mis )?(brazos|piernas|munecas|muslos|panza)\b",
-        r"\b(me (pego|golpeo|doy)|golpearme|pegarme) (la cabeza |cabezazos )?(contra|con)"
-        r" (la pared|el piso|la puerta)\b",
-        r"\b(burn|burning|cut|cutting|hurt|hurting|scratch|scratching) my "
-        r"(arms|wrists|legs|thighs|skin)\b",
-    ),
-    "plan": _compile(
-        r"\b(terminar|acabar|termino|acabo) con (mi vida|mi existencia)\b",
-        r"\b(quitarme|sacarme|me quito|me saco) la vida\b",
-        r"\bponer(le)? fin a (mi vida|todo)\b",
-        r"\btomar(me)? todas (las|mis) pastillas\b",
-        r"\b(junte|juntando|guardando|guarde|acumulando|acumule) pastillas\b",
-        r"\b(hacerme|tomar|tomarme) una sobredosis\b",
-        r"\b(tirarme|tiro|tirar|tiraria) (de|del|desde|por|abajo|bajo|debajo|delante|adelante|a)"
-        r" (de |del |la |el |un |una |las |los )*(puente|balcon|edificio|piso|techo|terraza"
-        r"|ventana|tren|auto|colectivo|bondi|camion|subte|vias|vacio)\b",
-        r"\bahorcarme\b", r"\bcolgarme (de )?(una|la|el|del) (soga|viga|techo|arbol)\b",
-        r"\b(escribi|escribo|escribiendo|deje|tengo) (mi|una|la) carta de despedida\b",
-        r"\bme mato\b" + _END,
-        r"\bme mato (hoy|esta noche|ya|manana|de una vez)\b",
-        r"\b(hoy|esta noche|manana|ya) me mato\b",
-        # English.
-        r"\bend(ing)? (my life|it all|it tonight|everything)\b",
-        r"\b(take|taking) my (own )?life\b",
-        r"\bsuicide note\b", r"\b(wrote|writing|write) (a|my) goodbye (note|letter)\b",
-        r"\b(saving|hoarding|stockpiling|collecting) pills\b", r"\bto overdose\b",
-        r"\btake all (my|the) pills\b",
-        r"\bjump(ing)? (off|from|in front of|before) (a |the |my )?(bridge|building|roof"
-        r"|balcony|window|train|car|bus|cliff)\b",
-        r"\bhang myself\b",
-        r"\b(compre|tengo|consegui) (una )?soga\b",
-        r"\btengo (las|todas las|muchas) pastillas (aca|listas|juntas|guardadas)\b",
-        r"\bpills (ready|saved|lined up)\b",
-        r"\bme (voy a|quiero) colgar" + _END, r"\bcolgarme" + _END,
-        r"\btomar(me)? (el|un|una|toda la|todo el) (frasco|caja|blister)\b",
-        r"\b(quiero|voy a|pienso|para|a punto de) (saltar|tirarme)" + _END,
-        r"\b(standing|sitting) on (the|a) (bridge|ledge|roof|edge)\b",
-        r"\b(night|day) i end it\b", r"\bi end it" + _END, r"\bend it (tonight|today|now)\b",
-    ),
-    "burden": _compile(
-        r"\b(estarian|estaria|estarias|seria|vivirian) mejor sin mi\b",
-        r"\bmejor (si|que) no (estuviera|existiera|estuviese|existiese|hubiera nacido)\b",
-        r"\bojala no (hubiera|haber) nacido\b",
-        r"\bsoy una carga\b", r"\bme siento una carga para (todos|mi familia|los demas|mis viejos)\b",
-        r"\bsi me (muero|muriera|desaparezco|desapareciera|mato|matara)\b",
-        r"\bbetter off without me\b",
-        r"\bmejor si (yo )?no (estuviera|existiera|estuviese|existiese)\b",
-        r"\bsoy (un estorbo|una molestia|un peso) para\b",
-        r"\bsoy (un problema|una carga) para (todos|los demas|mi familia|mis viejos)\b",
-        r"\bsi (yo )?no (estuviera|existiera|estuviese|existiese)\b",
-        r"\b(i am|im) (just |only )?a burden\b", r"\bburden (to|on) (everyone|everybody|my family)\b",
-        r"\bnadie (me )?(va a extranar|extranaria|me extranaria)\b",
-        r"\b(nobody|no one) (would|will) miss me\b",
-        r"\b(better|happier) (if|when) i (was|were|am) (gone|dead)\b",
-        r"\b(nobody|no one) would (care|notice|miss me) if i (died|was gone|were gone|disappeared)\b",
-    ),
-    "hopelessness": _compile(
-        r"\bno (aguanto|soporto|puedo|doy) mas\b(?=( *(\||$))| (con )?(esta vida|mi vida|la vida"
-        r"|vivir|esto|nada|todo|asi|de verdad|en serio|ya)\b)",
-        r"\b(terminar|acabar|termino|acabo) con todo\b(?! (el|la|los|las|lo|esto de)\b)",
-        r"\bno (le )?(veo|encuentro|tengo) (ninguna )?salida\b", r"\bno hay salida\b",
-        r"\bcan not (take it|take this|do this|handle (it|this|life)) any ?more\b",
-        r"\bcan not (go on|keep going)\b(?=( *(\||$))| like this| any ?more| living)",
-        r"\bend it all\b",
-    ),
-}
+# The strong groups in the order they are tried (and reported).
+_STRONG: dict[str, tuple] = {name: {**ACTS, **WORDS}[name] for name in (
+    "acute", "third_party", "ideation", "passive", "burden", "hopeless", "goodbye", "plan", "self_harm", "help"
+)}
+_SIGNALS = frozenset(_STRONG) | SCORED  # what can make a tier (context and "third_act" cannot)
 
 # --- 4. negation -------------------------------------------------------------------------------
 
-_NEGATORS = frozenset({"no", "nunca", "jamas", "ni", "tampoco", "not", "never"})
+_NEGATORS = frozenset({"no", "nunca", "jamas", "ni", "tampoco", "not", "never", "nao"})
 # Words that may sit between a negator and the match ("no *me voy a* matar", "not *going to*").
 _FILLERS = frozenset({
     "me", "te", "lo", "yo", "ya", "a", "voy", "quiero", "pienso", "pense", "tengo", "ganas",
@@ -336,15 +73,19 @@ _FILLERS = frozenset({
 })
 _NEGATION_REACH = 4
 # A contrast after a negated match keeps it ("no quiero matarme pero lo pienso").
+_CONTRAST_REACH = 80  # characters after the match: the same sentence or the next one
 _CONTRAST = re.compile(r"\b(pero|aunque|igual|sin embargo|but|though|although|yet)\b")
 
 
 def _negated(text: str, start: int, end: int) -> bool:
     """True when a negator governs the match at ``text[start:end]`` and no contrast follows."""
-    before = text[:start].split()
+    window = max(0, start - 100)  # 4 words back is never longer than this
+    before = text[window:start].split()
+    if window and text[window - 1] != " " and before:
+        before = before[1:]  # a cut word is not a word
     for word in reversed(before[-_NEGATION_REACH:]):
         if word in _NEGATORS:
-            return not _CONTRAST.search(text, end)
+            return not _CONTRAST.search(text, end, end + _CONTRAST_REACH)
         if word not in _FILLERS:
             return False
     return False
@@ -352,79 +93,23 @@ def _negated(text: str, start: int, end: int) -> bool:
 
 # --- 5. the fast path: anchors --------------------------------------------------------------
 
-# Most messages contain no risk language at all, and the risk patterns are long alternations
-# tried at every word (about 35 of the 50 microseconds an ordinary message used to cost). So
-# after normalising, a set lookup first asks whether a category *could* match: every way a
-# pattern of that category can match contains one of its anchors below, so a message with none
-# of them cannot match and skips the look-alikes and the patterns. This is only a pre-check:
-# the verdict on a message that has an anchor is the full detector's, unchanged.
+# Most messages contain no risk language at all, and Python's regular expressions try every
+# alternative at every word. So each pattern (look-alikes included) has anchors: every way it
+# can match contains one of them, so a message with none of them cannot match it, and the
+# pattern is not run. A message with no anchor at all costs only its normalisation.
 #
-# An entry is a word that must appear as a whole word ("venas"), a word plus the words one
-# of which must appear with it anywhere in the message ("salida+veo/hay": common words are
-# only anchors together), or the start of a word ("sui*"). Words are written in normal
-# spelling and folded like the patterns (seseo, repeated letters), so "pastillas" reads
-# "pastilas". tests/test_safety.py expands every risk pattern into each literal shape it
-# can match and fails if a shape has no anchor: adding a pattern means adding its anchor here.
-_ANCHOR_SPEC = {
-    "ideation": """
-        morir morirme muera muerto muerta muerte matar matarme sui*
-        vivir viviendo vivo viva existir existo exist existing nacido
-        desaparecer desaparezco disappear despertar despertarme despertara atropelle
-        die dye dead alive
-        seguir+para/ganas/fuerzas/motivos/razones/sentido/pena
-        sentido+vida/vivir/seguir  pena+vida/vivir/seguir  mundo+este  todo+termine/acabe
-        muero+mejor  mato+mejor  respirar+dejar  pise+ojala  mate+ojala  lleve+ojala
-        siempre+irme/voy/dormir/dormirme
-        myself+kill/killing  dying+thinking/thought/think/considering/contemplating
-        live+want/nothing  reason+no  living+worth/point/done  wake+never/not/want
-        point+going/life  done+life
-    """,
-    "self_harm": """
-        cortarme cortar cortaria venas lastimarme lastimaria sangrar autolesion* selfharm* self
-        corto+me  corte+me  cortes+hago/hice/brazos/piernas/munecas/muslos/panza
-        lastimo+me  lastime+proposito/vez/nuevo
-        dano+hacerme/hago/hice/haria/hacer  hacerme+mal
-        proposito+quemo/queme/golpeo/golpee/pego/rasguno/muerdo
-        pared+pego/golpeo/doy/golpearme/pegarme  piso+pego/golpeo/doy/golpearme/pegarme
-        puerta+pego/golpeo/doy/golpearme/pegarme
-        myself+hurt/hurting/harm/harming/cut/cutting/burn/burning  again+cut/cutting
-        wrists thighs  arms+burn/burning/cut/cutting/hurt/hurting/scratch/scratching
-        legs+burn/burning/cut/cutting/hurt/hurting/scratch/scratching
-        skin+burn/burning/cut/cutting/hurt/hurting/scratch/scratching
-    """,
-    "plan": """
-        existencia pastillas pills sobredosis overdose tirarme ahorcarme colgarme colgar
-        despedida mato soga frasco blister goodbye bridge ledge tiro tirar tiraria sui*
-        vida+terminar/acabar/termino/acabo/quitarme/sacarme/quito/saco  fin+poner/ponerle
-        jump+building/roof/balcony/window/train/car/bus/cliff
-        jumping+building/roof/balcony/window/train/car/bus/cliff
-        roof+standing/sitting  edge+standing/sitting  caja+tomar/tomarme
-        saltar+quiero/voy/pienso/para/punto  myself+hang
-        end+life/all/tonight/everything/it  ending+life/all/tonight/everything
-        life+take/taking
-    """,
-    "burden": """
-        nacido existiera existiese muriera desaparezco desapareciera matara estorbo burden
-        extranar extranaria disappeared
-        sin+mejor  estuviera+no  estuviese+no  carga+soy/siento  muero+si  mato+si
-        without+better  molestia+soy  peso+soy  problema+soy  miss+nobody/one
-        gone+better/happier/nobody/one  dead+better/happier  died+nobody/one
-    """,
-    "hopelessness": """
-        mas+aguanto/soporto/puedo/doy  todo+terminar/acabar/termino/acabo
-        salida+veo/encuentro/tengo/hay  can+anymore/more/go  going+keep  end+all
-    """,
-}
-
-
-def _fold_word(word: str) -> str:
-    """A word as :func:`normalize` leaves it (seseo, then repeated letters collapsed)."""
-    return _REPEATS.sub(r"\1", _seseo(word))
+# An anchor is a word that must appear as a whole word ("venas"), a word plus the words one of
+# which must appear with it anywhere in the message ("salida+veo/hay": common words are only
+# anchors together), or the start of a word ("sui*"). The anchors live in
+# :mod:`psicoia.chat.detector.anchors`, keyed by the folded pattern source, generated by
+# ``python -m tests.anchor_shapes --write``; tests/test_safety.py expands every pattern into
+# each literal shape it can match and fails if a shape has none of its anchors (or if a
+# pattern has no entry), so a changed pattern needs its anchors regenerated.
 
 
 @dataclass(frozen=True)
 class _Anchors:
-    """One category's anchors, parsed from :data:`_ANCHOR_SPEC`."""
+    """One pattern's anchors, parsed from its spec."""
 
     words: frozenset  # enough alone
     pairs: dict  # word -> frozenset of words, one of which must also be there
@@ -435,14 +120,14 @@ class _Anchors:
         words, pairs, starts = set(), {}, []
         for entry in spec.split():
             if entry.endswith("*"):
-                starts.append(" " + _fold_word(entry[:-1]))
+                starts.append(" " + fold_word(entry[:-1]))
             elif "+" in entry:
                 word, others = entry.split("+")
-                word = _fold_word(word)
-                also = {_fold_word(other) for other in others.split("/")}
+                word = fold_word(word)
+                also = {fold_word(other) for other in others.split("/")}
                 pairs[word] = pairs.get(word, frozenset()) | also
             else:
-                words.add(_fold_word(entry))
+                words.add(fold_word(entry))
         return cls(frozenset(words), pairs, tuple(starts))
 
     def present(self, words: set, normal: str) -> bool:
@@ -454,64 +139,233 @@ class _Anchors:
         return any(start in normal for start in self.starts)
 
 
-_ANCHORS = {category: _Anchors.parse(spec) for category, spec in _ANCHOR_SPEC.items()}
-if list(_ANCHORS) != list(_RISK):
-    raise ValueError("every risk category needs anchors, in the same order")
-# Any anchor word at all: one set lookup clears most messages.
-_ANY_WORD = frozenset().union(*(a.words | a.pairs.keys() for a in _ANCHORS.values()))
-_ANY_START = tuple(sorted({s for a in _ANCHORS.values() for s in a.starts}))
+_GROUPS: dict[str, tuple] = {**_STRONG, **WEAK}
+_GROUPS["lookalike"] = LOOKALIKES
+
+
+@dataclass(frozen=True)
+class _Rule:
+    group: str
+    source: str
+    pattern: re.Pattern
+    anchors: _Anchors
+
+
+# Set only by ``python -m tests.anchor_shapes --write``, which regenerates the anchors.
+_BOOTSTRAP = os.environ.get("PSICOIA_ANCHOR_BOOTSTRAP") == "1"
+
+
+def _rules() -> tuple:
+    missing = [source for sources in _GROUPS.values() for source in sources
+               if source not in ANCHORS]
+    if missing and not _BOOTSTRAP:
+        raise ValueError(f"patterns without anchors (run python -m tests.anchor_shapes "
+                         f"--write): {missing[:3]}")
+    return tuple(_Rule(group, source, compile_one(source), _Anchors.parse(ANCHORS.get(source, "")))
+                 for group, sources in _GROUPS.items() for source in sources)
+
+
+_RULES = _rules()
+# The index: anchor word -> rules it may start; pair word -> (other words, rule); word starts.
+_BY_WORD: dict = {}
+_BY_PAIR: dict = {}
+_BY_START: list = []
+for _index, _rule in enumerate(_RULES):
+    for _word in _rule.anchors.words:
+        _BY_WORD.setdefault(_word, []).append(_index)
+    for _word, _others in _rule.anchors.pairs.items():
+        _BY_PAIR.setdefault(_word, []).append((_others, _index))
+    if _rule.anchors.starts:
+        _BY_START.append((_rule.anchors.starts, _index))
+_WORD_KEYS = frozenset(_BY_WORD)
+_PAIR_KEYS = frozenset(_BY_PAIR)
+_ANY_WORD = _WORD_KEYS | _PAIR_KEYS
 
 
 def in_reach(normal: str) -> tuple:
-    """The categories whose anchors are in ``normal`` (a :func:`normalize` result).
-
-    Only these can match: an empty answer means "certainly no risk language"; a category in it
-    means "maybe", and the patterns decide.
+    """The indexes (in :data:`_RULES`) of the patterns whose anchors are in ``normal`` (a
+    :func:`normalize` result), in order. Only these can match: an empty answer means
+    "certainly no risk language"; a pattern in it means "maybe", and the pattern decides.
     """
-    # A "|" a person typed stays glued to its word ("morirme|"), and \b still matches next to
-    # it: read it as a space here, so a word is a whole run of letters and digits.
-    spaced = normal.replace("|", " ")
+    spaced = normal.replace("|", " ") if "|" in normal else normal
     words = set(spaced.split())
-    if words.isdisjoint(_ANY_WORD) and not any(start in spaced for start in _ANY_START):
-        return ()
-    return tuple(c for c, anchors in _ANCHORS.items() if anchors.present(words, spaced))
+    found = set()
+    if not words.isdisjoint(_ANY_WORD):
+        for word in words & _WORD_KEYS:  # set & frozenset: iterates the smaller one
+            found.update(_BY_WORD[word])
+        for word in words & _PAIR_KEYS:
+            for others, index in _BY_PAIR[word]:
+                if not others.isdisjoint(words):
+                    found.add(index)
+    for starts, index in _BY_START:
+        if any(start in spaced for start in starts):
+            found.add(index)
+    return tuple(sorted(found))
+
+
+def groups_in_reach(normal: str) -> tuple:
+    """The groups with at least one pattern in reach (look-alikes left out)."""
+    return tuple(dict.fromkeys(_RULES[i].group for i in in_reach(normal)
+                               if _RULES[i].group != "lookalike"))
 
 
 # --- the API -------------------------------------------------------------------------------
 
+TIERS = ("acute", "risk", "third_party", "help")
+# Which tier a strong group gives; the most urgent tier found wins (TIERS order).
+_TIER_OF = {"acute": "acute", "ideation": "risk", "passive": "risk", "burden": "risk",
+            "hopeless": "risk", "goodbye": "risk", "plan": "risk", "self_harm": "risk",
+            "third_party": "third_party", "help": "help"}
+
 
 @dataclass(frozen=True)
 class Assessment:
-    """The verdict on one message: ``category`` is None when no risk was found."""
+    """The verdict on one message.
 
-    category: Optional[str] = None
+    ``tier``: "acute" (an act in progress or done: emergency number first), "risk" (the
+    crisis lines), "third_party" (someone else at risk), "help" (asks for a human) or None.
+    ``categories``: the pattern groups that matched (strong and weak), in a fixed order.
+    ``score``: the weak signals' weight this turn plus what the conversation carried (0 when
+    there is no weak signal); a strong match needs no score.
+    """
+
+    tier: Optional[str] = None
+    categories: tuple = ()
+    score: float = 0.0
 
     @property
     def risk(self) -> bool:
-        return self.category is not None
+        """True for the tiers that get crisis resources about the person or someone else."""
+        return self.tier in ("acute", "risk", "third_party")
+
+    @property
+    def category(self) -> Optional[str]:
+        """The first strong category (kept for older callers), or None."""
+        for name in self.categories:
+            if name in _TIER_OF:
+                return name
+        return None
 
 
 NO_RISK = Assessment()
 
+# Laughter next to ideation words with no sign of meaning it ("me quiero matar jaja mandé el
+# audio al grupo equivocado") is hyperbole far more often than not: the match then counts only
+# as a weak despair signal, which still adds up with the conversation's other signals. Plans,
+# self-harm, acts and goodbyes are never downgraded (only ideation and passive wishes), nor
+# what is said to be serious.
+_JOKE_PRONE = frozenset({"ideation", "passive"})
+_LAUGH = re.compile(r"(?<= )(?:ja(?:ja)+j?|je(?:je)+|jsj\w*|lol|lmao|xd|ha(?:ha)+)(?= )")
+_SERIOUS = re.compile(r"(?<= )(?:en serio|no es (?:chiste|joda|broma)|posta|de verdad|not joking"
+                      r"|no joke|seriously|nao e brincadeira|sin joda|enserio)(?= )")
 
-def assess(text: str) -> Assessment:
-    """Read one message; the first category with a match that is not negated wins.
 
-    Categories without an anchor in the message cannot match and are not tried
-    (:func:`in_reach`); a message with no anchor at all costs only its normalisation.
-    """
+def match_groups(text: str) -> tuple:
+    """The pattern groups (strong and weak) with a match that is not negated, in
+    :data:`_GROUPS` order. Patterns without an anchor in the message are not run."""
     normal = normalize(text)
     reach = in_reach(normal)
     if not reach:
-        return NO_RISK
-    normal = _LOOKALIKES.sub(" | ", normal)
-    for category in reach:
-        for match in _RISK[category].finditer(normal):
+        return ()
+    return _match(normal, [_RULES[i] for i in reach])
+
+
+# Weak signals add up only when they are near each other: within this many characters of
+# normalised text (about 30 words), so a long message of ordinary sentences, each with one
+# innocent weak word, is not read as risk. The best window wins.
+_WINDOW = 160
+
+
+def _best_window(weak_at: dict) -> set:
+    """The weak groups inside the window of :data:`_WINDOW` characters with the most weight."""
+    best, best_weight = set(), -1.0
+    for start in sorted(p for positions in weak_at.values() for p in positions):
+        inside = {g for g, positions in weak_at.items()
+                  if any(start <= p < start + _WINDOW for p in positions)}
+        weight = sum(WEAK_WEIGHTS[g] for g in inside)
+        if weight > best_weight:
+            best, best_weight = inside, weight
+    return best
+
+
+def _match(normal: str, rules: list) -> tuple:
+    """Mask the look-alikes among ``rules`` (in order), then try the others."""
+    for rule in rules:
+        if rule.group == "lookalike":
+            normal = rule.pattern.sub(" | ", normal)
+    joking = _LAUGH.search(normal) is not None and _SERIOUS.search(normal) is None
+    found = {}
+    weak_at: dict = {}  # weak group -> where its matches start
+    third_act = False  # a third-person act with no subject in this message
+    for rule in rules:
+        weak = rule.group in SCORED
+        if rule.group == "lookalike" or (rule.group in found and not weak):
+            continue
+        for match in rule.pattern.finditer(normal):
+            if rule.group == "third_party" and not THIRD_SUBJECT.search(
+                    normal, max(0, match.start() - THIRD_REACH), match.end()):
+                third_act = third_act or not _negated(normal, match.start(), match.end())
+                continue
             if not _negated(normal, match.start(), match.end()):
-                return Assessment(category)
-    return NO_RISK
+                found[rule.group] = True
+                if not weak:
+                    break
+                weak_at.setdefault(rule.group, []).append(match.start())
+    if len(weak_at) > 1:
+        for group in weak_at.keys() - _best_window(weak_at):
+            del found[group]
+    groups = [("despair" if joking and g in _JOKE_PRONE else g) for g in _GROUPS if g in found]
+    if third_act and "third_party" not in found:
+        groups.append("third_act")
+    # The time of day alone ("hoy", "esta noche") is not a signal: it only counts next to another.
+    if "soon" in groups and not any(g != "soon" and g in _SIGNALS for g in groups):
+        groups.remove("soon")
+    return tuple(dict.fromkeys(groups))
+
+
+def decide(groups: tuple, carried: Optional[dict] = None) -> Assessment:
+    """The tier for a message whose matching ``groups`` are known, given the weak signals the
+    conversation ``carried`` (name -> decayed weight, from RiskState; None for a lone message).
+    """
+    tiers = {_TIER_OF[g] for g in groups if g in _TIER_OF}
+    weak = [g for g in groups if g in WEAK_WEIGHTS and g not in CONTEXT_ONLY]
+    here = sum(WEAK_WEIGHTS[g] for g in weak)
+    carry = sum(w for g, w in carried.items() if g not in CONTEXT_ONLY) if carried else 0.0
+    # A third-person act whose subject was named in an earlier turn.
+    if "third_act" in groups and carried and carried.get("third_subject", 0) > 0.1:
+        tiers.add("third_party")
+    score = round(here + carry, 3) if weak else 0.0
+    # A weak signal this turn is needed: a quiet message is never flagged by the past alone,
+    # and the time of day alone ("hoy") is not a signal.
+    if weak and weak != ["soon"] and score >= WEAK_THRESHOLD:
+        tiers.add("risk")
+    # Risk at a height ("estoy en la terraza" earlier, or now) is an act about to happen.
+    at_height = "place" in weak or bool(carried and carried.get("place", 0) > 0.1)
+    if "risk" in tiers and at_height and ("jump" in weak or "plan" in groups or "ending" in weak
+                                          or "hopeless" in groups):
+        tiers.add("acute")
+    for tier in TIERS:
+        if tier in tiers:
+            # Risk words about oneself beat a third party; an act in progress beats both.
+            return Assessment(tier, groups, score)
+    return Assessment(None, groups, score)
+
+
+def assess(text: str, state=None) -> Assessment:
+    """Read one message, alone or as the next turn of a conversation.
+
+    ``state`` (a :class:`~psicoia.chat.detector.state.RiskState`, optional) supplies the weak
+    signals of earlier turns and is updated in place with this turn's (numbers only). Never
+    raises on odd input; costs only the normalisation when no anchor is present.
+    """
+    groups = match_groups(text)
+    if state is None:
+        return decide(groups)
+    assessment = decide(groups, state.carried())
+    state.observe(assessment)
+    return assessment
 
 
 def is_risk(text: str) -> bool:
-    """True when ``text`` shows risk language (see :func:`assess`)."""
+    """True when ``text`` alone shows risk language about the writer or someone else."""
     return assess(text).risk
