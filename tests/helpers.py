@@ -30,6 +30,9 @@ def make_config(api_key: Optional[str] = "test-key", **sections: dict) -> config
     sections["llm"] = {"check_model": False, **sections.get("llm", {})}
     # Conversations in memory unless a test asks for a database (then a real file it names).
     sections["storage"] = {"backend": "memory", **sections.get("storage", {})}
+    # No second-opinion calls to the provider unless a test asks: they would take scripted
+    # answers meant for the chat (tests/test_second_opinion.py turns it on).
+    sections["safety"] = {"classifier": "off", **sections.get("safety", {})}
     changed = config_module.replace(base, server=server, **sections)
     return dataclasses.replace(changed, api_key=api_key)
 

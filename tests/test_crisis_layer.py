@@ -244,7 +244,7 @@ class Opinion:
         self.stub = StubTreq(self.fake)
         config = make_config(api_key=api_key, llm={"max_retries": 0, "pacing": False,
                                                    "timeout_seconds": 30},
-                             safety=safety)
+                             safety={"classifier": "auto", **safety})
         self.provider = ChatProvider(config.llm, api_key, self.clock,
                                      self.stub if api_key else None, random=lambda: 0.0)
         self.opinion = SecondOpinion(self.provider, config.safety, self.clock)

@@ -53,7 +53,10 @@ def local_config(tmp_path: Path, extra: str = "", name: str = "config.yaml") -> 
         "  tcp: \"tcp:0:interface=127.0.0.1\"\n"
         "  websocket: null\n"
         "  http: null\n"
-        "  shutdown_grace_seconds: 5\n" + extra,
+        "  shutdown_grace_seconds: 5\n"
+        # The model's second opinion would take the fake provider's scripted answers.
+        "safety:\n"
+        "  classifier: \"off\"\n" + extra,
         encoding="utf-8",
     )
     return str(path)

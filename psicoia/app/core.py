@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 from psicoia.chat.ports import IConversationStore, IProvider, ISharedState
 from psicoia.chat.manager import SessionManager
+from psicoia.chat.second_opinion import SecondOpinion
 from psicoia.config import Config
 from psicoia.ops.instruments import Instruments
 from psicoia.provider.breaker import CircuitBreaker
@@ -65,11 +66,17 @@ def build_core(config: Config, reactor: Any, clock: Any = None,
     if provider is None:
         breaker, pool = build_provider(config, reactor, clock, instruments, http)
         provider = breaker
+    # The second opinion asks the client itself, not the breaker: a wrong guard-model name
+    # must not open the chat's breaker (docs/safety.md).
+    second_opinion = None
+    if config.safety.classifier != "off":
+        client = breaker.provider if breaker is not None else provider
+        second_opinion = SecondOpinion(client, config.safety, clock)
     if store is None:
         store = MemoryStore()
     if slots is None:
         slots = LocalSlots(config.llm.max_in_flight, config.llm.max_waiting,
                            instruments.semaphore_changed)
     manager = SessionManager(config, provider, clock, store, slots, instruments=instruments,
-                             system_prompt=system_prompt)
+                             system_prompt=system_prompt, second_opinion=second_opinion)
     return Core(manager, breaker, pool)

@@ -27,6 +27,8 @@ from psicoia.chat.ports import (
     StorageUnavailable,
 )
 from psicoia.chat.ratelimit import RateLimiter, SlidingWindowLimiter
+from psicoia.chat.crisis import CrisisLayer
+from psicoia.chat.second_opinion import SecondOpinion
 from psicoia.chat.session import Session
 from psicoia.config import Config
 from psicoia.ops.instruments import Instruments
@@ -64,6 +66,7 @@ class SessionManager:
         resume_throttle: Optional["WrongCodes"] = None,
         instruments: Optional[Instruments] = None,
         system_prompt: Optional[str] = None,
+        second_opinion: Optional[SecondOpinion] = None,
     ) -> None:
         self.config = config
         self.provider = provider
@@ -75,6 +78,8 @@ class SessionManager:
         # Wrong /retomar codes per address: a few a minute, then "wait a minute".
         self.resume_throttle = resume_throttle or WrongCodes(clock)
         self.instruments = instruments or Instruments()
+        self.crisis = CrisisLayer(config.safety, self.instruments)
+        self.second_opinion = second_opinion  # the model's reading of risk, when configured
         self.system_prompt = system_prompt or load_system_prompt(config.llm.system_prompt_path)
         self.crisis_prompt = f"{self.system_prompt}\n\n{load_crisis_note()}"
         # Conversation id -> how to evict the one connection that carries it (take-over).
@@ -118,7 +123,8 @@ class SessionManager:
         self.limiter.forget(user)
 
     def resources_text(self) -> str:
-        return "; ".join(self.config.safety.resources)
+        """The crisis lines (tier "risk") as one line, for /recursos."""
+        return self.crisis.resources_text("risk")
 
     # --- storage: never on the reply's path -------------------------------------------------
 

@@ -12,7 +12,6 @@ each provider slot is released once.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, NamedTuple, Optional
 
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
@@ -20,7 +19,8 @@ from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from psicoia import texts
 from psicoia.chat import commands
 from psicoia.chat.companion import Companion
-from psicoia.chat.detector import assess
+from psicoia.chat.crisis import CRISIS_TIERS, most_urgent
+from psicoia.chat.detector import RiskState
 from psicoia.chat.history import build_prompt
 from psicoia.chat.ports import Conversation, ISessionListener, ProviderError, Turn
 from psicoia.chat.vocabulary import Kind, Reply, fold_lines
@@ -64,8 +64,11 @@ class Session:
         self.code = code
         self.turns: list[dict] = [{"role": t.role, "content": t.content}
                                   for t in conversation.turns]
-        # Crisis layer (docs/safety.md): replies left that carry the gentle reminder.
-        self.reminders_left = int(conversation.risk.get("reminders_left", 0))
+        # The crisis layer's state for this conversation (numbers only, docs/safety.md).
+        self.risk = RiskState.from_dict(conversation.risk)
+        self._saved_risk = self.risk.to_dict()
+        self._late_tier: Optional[str] = None  # found by the second opinion after its reply
+        self._opinion: Optional[Deferred] = None
         self.companion: Optional[Companion] = None  # the offline companion, made on first use
 
     def greeting(self) -> list[str]:
@@ -86,10 +89,12 @@ class Session:
         """
         command = commands.parse(text)
         # The crisis check runs here, at arrival, before any limit can answer for the message.
-        crisis = command is None and not self.closed and self._crisis_check(text)
+        tier = None
+        if command is None and not self.closed:
+            tier = self._crisis_check(text)
         return self._enqueue(
-            lambda trace_id, arrived: self._handle(text, command, trace_id, crisis, arrived),
-            checked=command is None, crisis=crisis)
+            lambda trace_id, arrived: self._handle(text, command, trace_id, tier, arrived),
+            checked=command is None, tier=tier)
 
     def submit_too_long(self) -> Submission:
         """A message the transport could not accept because of its size; answered in order."""
@@ -102,7 +107,7 @@ class Session:
         )
 
     def _enqueue(self, work: Callable[[str, float], Deferred], checked: bool = True,
-                 crisis: bool = False) -> Submission:
+                 tier: Optional[str] = None) -> Submission:
         if self.closed:  # the transport is gone: nothing to answer, no state to create
             return Submission(None, succeed(Reply("", Kind.ERROR)))
         self._messages += 1
@@ -110,7 +115,7 @@ class Session:
         self.listener.on_accepted(trace_id)
         manager = self.manager
         # Rate limiting and other checks happen at arrival, not when the turn comes.
-        arrival = self._at_arrival(trace_id, crisis) if checked else None
+        arrival = self._at_arrival(trace_id, tier) if checked else None
         behind = bool(self._pending) and arrival is None  # waits for this user's earlier one
         if behind:
             manager.queued_behind += 1
@@ -143,7 +148,7 @@ class Session:
         # Whatever path the reply took (busy, failed, shutting down...), the crisis layer has
         # the last word on it, before the transport writes it.
         result.addCallbacks(self._with_safety, self._unexpected_safe,
-                            callbackArgs=(crisis,), errbackArgs=(trace_id, crisis))
+                            callbackArgs=(tier,), errbackArgs=(trace_id, tier))
         if previous is None:
             self._take_turn(turn)
         else:
@@ -178,7 +183,7 @@ class Session:
         manager.instruments.reply_ready(self.transport, manager.clock.seconds() - arrived)
         return outcome
 
-    def _at_arrival(self, trace_id: str, crisis: bool) -> Optional[Reply]:
+    def _at_arrival(self, trace_id: str, tier: Optional[str]) -> Optional[Reply]:
         """Checks made when a message arrives (before waiting its turn); a Reply stops it.
 
         A message at risk is counted by the rate limiter but never refused by it: it goes on to
@@ -191,7 +196,7 @@ class Session:
             # It would wait behind this user's earlier message while the service is full.
             return self.notice(trace_id, texts.BUSY, Kind.BUSY)
         wait = manager.limiter.check(self.user)
-        if wait and not crisis:
+        if wait and not tier:
             return self.notice(trace_id, texts.RATE_LIMITED.format(seconds=max(1, round(wait))),
                                 Kind.RATE_LIMITED)
         return None
@@ -199,7 +204,7 @@ class Session:
     # --- answering --------------------------------------------------------------------------
 
     def _handle(self, text: str, command: Optional[commands.Command], trace_id: str,
-                crisis: bool, arrived: float) -> Deferred:
+                tier: Optional[str], arrived: float) -> Deferred:
         """Answer one message; its turn has come (earlier ones of this user are answered)."""
         if command is not None:
             return commands.run(self, command, trace_id)
@@ -207,19 +212,19 @@ class Session:
         manager.log.info("[{trace_id}] message chars={chars}", trace_id=trace_id,
                          chars=len(text), user=self.user, transport=self.transport)
         if not manager.provider.online:
-            return succeed(self._fallback(trace_id, text, "offline", crisis))
+            return succeed(self._fallback(trace_id, text, "offline", tier))
         # Nobody waits longer than reply_deadline_seconds from arrival (their own queue
         # included); a message at risk has its resources within crisis_reply_seconds.
         left = manager.config.llm.reply_deadline_seconds - (manager.clock.seconds() - arrived)
-        if crisis:
+        if tier:
             left = min(left, manager.config.safety.crisis_reply_seconds)
         if left <= 0:
-            return succeed(self._fallback(trace_id, text, "deadline", crisis))
-        reply = self._ask_provider(text, trace_id, crisis)
+            return succeed(self._fallback(trace_id, text, "deadline", tier))
+        reply = self._ask_provider(text, trace_id, tier)
         return reply.addTimeout(
             left, manager.clock,
             onTimeoutCancel=lambda _result, _timeout: self._fallback(
-                trace_id, text, "deadline", crisis))
+                trace_id, text, "deadline", tier))
 
     def notice(self, trace_id: str, text: str, outcome: str, close: bool = False) -> Reply:
         self.manager.log.info("[{trace_id}] {outcome}", trace_id=trace_id, outcome=outcome,
@@ -227,20 +232,20 @@ class Session:
         self.manager.instruments.message_handled(self.transport, outcome)
         return Reply(text, outcome, trace_id, close)
 
-    def _fallback(self, trace_id: str, text: str, reason: str, crisis: bool = False) -> Reply:
+    def _fallback(self, trace_id: str, text: str, reason: str, tier: Optional[str] = None) -> Reply:
         """The reply when the model cannot answer: offline, or the provider failed.
 
         The offline companion answers (psicoia/chat/companion.py); a message at risk gets the
         crisis support line instead (_with_safety adds the resources).
         """
         outcome = Kind.OFFLINE if reason == "offline" else Kind.FALLBACK
-        if crisis:
+        if tier:
             return self.notice(trace_id, texts.CRISIS_SUPPORT, outcome)
         if self.companion is None:
             self.companion = Companion(seed=self.number)
         return self.notice(trace_id, self.companion.reply(text), outcome)
 
-    def _ask_provider(self, text: str, trace_id: str, crisis: bool) -> Deferred:
+    def _ask_provider(self, text: str, trace_id: str, tier: Optional[str]) -> Deferred:
         """Wait for a provider slot, then ask the provider; a Deferred firing with the Reply.
 
         Plain Deferreds, not a coroutine (docs/benchmarks.md): when a slot is free it is ours
@@ -254,8 +259,8 @@ class Session:
                 lambda position: self._queued(trace_id, position),
                 manager.config.llm.max_waiting - manager.queued_behind)
             if acquired.called:  # a free slot (or a full queue): nothing to wait for
-                return self._with_slot(acquired.result, text, trace_id, crisis, queued_at)
-            return acquired.addCallback(self._with_slot, text, trace_id, crisis, queued_at)
+                return self._with_slot(acquired.result, text, trace_id, tier, queued_at)
+            return acquired.addCallback(self._with_slot, text, trace_id, tier, queued_at)
         except Exception:  # noqa: BLE001 - the caller's errback handles it (_unexpected)
             return fail()
 
@@ -264,7 +269,7 @@ class Session:
                               position=position)
         self.listener.on_queued(trace_id, position)
 
-    def _with_slot(self, slot, text: str, trace_id: str, crisis: bool, queued_at: float):
+    def _with_slot(self, slot, text: str, trace_id: str, tier: Optional[str], queued_at: float):
         """The slot is ours (None: the queue was full): every path from here releases it."""
         if slot is None:
             return succeed(self.notice(trace_id, texts.BUSY, Kind.BUSY))
@@ -276,7 +281,7 @@ class Session:
             manager.instruments.queue_wait(manager.clock.seconds() - queued_at)
             self.listener.on_waiting(trace_id)
             prompt = build_prompt(
-                manager.crisis_prompt if crisis else manager.system_prompt,
+                manager.crisis_prompt if tier in CRISIS_TIERS else manager.system_prompt,
                 self.turns,
                 text,
                 manager.config.history.max_messages,
@@ -290,7 +295,7 @@ class Session:
         # Both release the slot themselves (one callback less than a separate addBoth).
         return reply.addCallbacks(self._answered, self._provider_failed,
                                   callbackArgs=(slot, text, trace_id),
-                                  errbackArgs=(slot, text, trace_id, crisis))
+                                  errbackArgs=(slot, text, trace_id, tier))
 
     def _answered(self, answer: str, slot, text: str, trace_id: str) -> Reply:
         try:
@@ -304,10 +309,10 @@ class Session:
         finally:
             self.manager.slots.release_slot(slot)
 
-    def _provider_failed(self, failure, slot, text: str, trace_id: str, crisis: bool) -> Reply:
+    def _provider_failed(self, failure, slot, text: str, trace_id: str, tier: Optional[str]) -> Reply:
         try:
             failure.trap(ProviderError)  # anything else (a cancel) goes on as it is
-            return self._fallback(trace_id, text, failure.value.reason, crisis)
+            return self._fallback(trace_id, text, failure.value.reason, tier)
         finally:
             self.manager.slots.release_slot(slot)
 
@@ -324,42 +329,51 @@ class Session:
 
     # --- the crisis layer (docs/safety.md) --------------------------------------------------
 
-    def _crisis_check(self, text: str) -> bool:
-        """Run the detector on an arriving message; count a detection (never its content)."""
-        if not assess(text).risk:
-            return False
-        self.manager.instruments.crisis_detected(self.transport)
-        return True
+    def _crisis_check(self, text: str) -> Optional[str]:
+        """Read an arriving message as the next turn of this conversation (psicoia/chat/
+        crisis.py): its tier or None. Starts the model's second opinion when it could add
+        something; it never delays the reply (see :meth:`_with_safety`)."""
+        manager = self.manager
+        tier = manager.crisis.check(self.risk, text, self.transport)
+        self._save_risk()
+        opinion = manager.second_opinion
+        if opinion is not None and opinion.wanted(tier):
+            recent = [turn["content"] for turn in self.turns if turn["role"] == "user"]
+            self._opinion = opinion.ask([*recent, text], f"{self.user}:check")
+            self._opinion.addCallback(self._second_opinion)
+        return tier
 
-    def _with_safety(self, reply: Reply, crisis: bool) -> Reply:
-        """The crisis layer's last word on a reply: resources for a message at risk, whatever
-        happened to it (a busy or rate-limit notice is replaced, never sent alone), and a short
-        reminder on the next ``safety.reminder_turns`` replies."""
+    def _second_opinion(self, tier: Optional[str]) -> None:
+        """The model saw a tier the rules did not: the next turns read with that alert, and
+        the reply not yet written (this one, or the next) carries its resources."""
+        if tier is not None:
+            self.manager.crisis.confirm(self.risk, tier)
+            self._late_tier = most_urgent(self._late_tier, tier)
+
+    def _with_safety(self, reply: Reply, tier: Optional[str]) -> Reply:
+        """The crisis layer's last word on a reply, whatever path it took (decorate: resources
+        by tier, the support line instead of "busy", reminders afterwards)."""
         if not reply.text:  # the user left: nothing is written
             return reply
-        if not crisis and self.reminders_left <= 0:  # most replies: nothing to add
+        if self._late_tier is not None and reply.outcome != Kind.COMMAND:
+            tier, self._late_tier = most_urgent(tier, self._late_tier), None
+        if tier is None and self.risk.reminders_left <= 0:  # most replies: nothing to add
             return reply
-        resources_line = texts.CRISIS_RESOURCES.format(resources=self.manager.resources_text())
-        if crisis:
-            self._set_reminders(self.manager.config.safety.reminder_turns)
-            text = reply.text
-            if reply.outcome not in (Kind.ANSWERED, Kind.OFFLINE, Kind.FALLBACK):
-                text = texts.CRISIS_SUPPORT
-            return replace(reply, text=f"{text} {resources_line}", crisis=True, tier="risk",
-                           resources=tuple(self.manager.config.safety.resources))
-        if self.reminders_left > 0 and reply.outcome != Kind.COMMAND:
-            self._set_reminders(self.reminders_left - 1)
-            extra = resources_line if reply.close else texts.CRISIS_REMINDER
-            return replace(reply, text=f"{reply.text} {extra}")
-        return reply
+        decorated = self.manager.crisis.decorate(reply, self.risk, tier)
+        self._save_risk()
+        return decorated
 
-    def _set_reminders(self, count: int) -> None:
-        self.reminders_left = count
-        self.manager.persist(self.manager.store.save_risk(
-            self.conversation_id, {"reminders_left": count}, self.manager.clock.seconds()))
+    def _save_risk(self) -> None:
+        """Store the crisis state when it changed (numbers only; not awaited)."""
+        state = self.risk.to_dict()
+        if state != self._saved_risk:
+            self._saved_risk = state
+            manager = self.manager
+            manager.persist(manager.store.save_risk(self.conversation_id, state,
+                                                    manager.clock.seconds()))
 
-    def _unexpected_safe(self, failure, trace_id: str, crisis: bool) -> Reply:
-        return self._with_safety(self._unexpected(failure, trace_id), crisis)
+    def _unexpected_safe(self, failure, trace_id: str, tier: Optional[str]) -> Reply:
+        return self._with_safety(self._unexpected(failure, trace_id), tier)
 
     def _unexpected(self, failure, trace_id: str) -> Reply:
         if failure.check(CancelledError):
