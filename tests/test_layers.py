@@ -171,15 +171,10 @@ def test_twistd_plugins_name_modules_and_import_nothing_heavy():
         assert [name for name, _ in top + nested] == ["twisted.application.service.ServiceMaker"]
 
 
-# Being split by work in progress (the WebSocket by composition, issue 10).
-# on main already, 476 lines before the crisis layer's safety keys).
-NOT_YET = {"transports/websocket.py"}
-
-
 def test_no_module_is_over_about_400_lines():
     long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > 450}
-    assert set(long) <= NOT_YET, long
+    assert long == {}
 
 
 # --- the checks can fail ----------------------------------------------------------------------

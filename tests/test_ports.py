@@ -14,7 +14,7 @@ from psicoia.chat.ports import (
 )
 from psicoia.storage.memory import LocalSlots, MemoryStore
 from psicoia.transports.tcp import ChatLineProtocol
-from psicoia.transports.websocket import ChatWebSocketProtocol
+from psicoia.transports.chat_socket import ChatWebSocketProtocol
 from tests.helpers import fired
 
 

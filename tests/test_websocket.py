@@ -18,13 +18,9 @@ from twisted.logger import globalLogPublisher
 
 from psicoia import texts
 from psicoia.ops.connections import ConnectionRegistry
-from psicoia.transports.websocket import (
-    HARD_CAP_MIN_BYTES,
-    JSON_PROTOCOL,
-    ChatWebSocketFactory,
-    ChatWebSocketProtocol,
-    OriginPolicy,
-)
+from psicoia.transports.chat_socket import ChatWebSocketFactory, ChatWebSocketProtocol
+from psicoia.transports.origins import OriginPolicy
+from psicoia.transports.websocket import HARD_CAP_MIN_BYTES, JSON_PROTOCOL
 from tests.fake_provider import FakeProvider, Scripted, completion, serve
 from tests.helpers import fired, make_manager  # noqa: F401
 from tests.helpers import LOCAL, connect_line_client, make_config, port_of, start_service

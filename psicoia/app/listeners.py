@@ -22,7 +22,7 @@ from psicoia.ops.observers import Waiters
 from psicoia.transports.http import build_site
 from psicoia.transports.proxy import TrustedProxies, listening_endpoint
 from psicoia.transports.status import Report
-from psicoia.transports.websocket import OriginPolicy
+from psicoia.transports.origins import OriginPolicy
 
 
 class ListenFailed(SystemExit, Exception):

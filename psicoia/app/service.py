@@ -21,7 +21,7 @@ from psicoia.app.listeners import Listener, add_browser_listeners
 from psicoia.ops.metrics import Metrics
 from psicoia.transports.status import StatusReport
 from psicoia.transports.tcp import ChatLineFactory
-from psicoia.transports.websocket import ChatWebSocketFactory
+from psicoia.transports.chat_socket import ChatWebSocketFactory
 from psicoia.chat.manager import SessionManager
 from psicoia.storage import open_store
 from psicoia.storage.retention import RetentionService

@@ -1,0 +1,149 @@
+"""
+The WebSocket backed by this process's chat core: a :class:`ChatSocket` whose messages go to a
+session (psicoia/chat/session.py), and the factory the service listens with.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+from twisted.internet.interfaces import IReactorTime
+
+from psicoia import texts
+from psicoia.chat.manager import SessionManager
+from psicoia.chat.ports import SessionListener
+from psicoia.chat.vocabulary import Kind, Reply
+from psicoia.ops.connections import ConnectionRegistry
+from psicoia.transports.backlog import ReplyBacklog
+from psicoia.transports.origins import OriginPolicy
+from psicoia.transports.websocket import (
+    CLOSE_NORMAL,
+    CLOSE_TRY_AGAIN,
+    ChatSocket,
+    ChatSocketFactory,
+)
+
+
+class ChatWebSocketProtocol(ChatSocket, SessionListener):
+    """A browser (or wscat) talking to this process's session manager.
+
+    In JSON mode it shows what the session tells it (accepted, queued, waiting) as events
+    carrying the message's ``ref``. Events raised while :meth:`Session.submit` runs are held
+    until it returns with the trace id, then sent with the ref (:meth:`_submit`).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.session = None
+        self._refs: dict[str, Any] = {}
+        self._held: Optional[list] = None  # events raised inside submit(), sent after it
+        # Stops reading from the socket when far ahead of the replies (as on TCP).
+        self.backlog = ReplyBacklog(lambda: self.transport.pauseProducing(),
+                                    lambda: self.transport.resumeProducing())
+
+    def start(self, address: str) -> None:
+        opened = self.factory.manager.open(self.transport_name, address, self)
+        opened.addCallbacks(self._opened, self._open_failed, callbackArgs=(address,))
+
+    def _opened(self, session, address: str) -> None:
+        if self.closing:
+            session.close()
+            return
+        self.session = session
+        self.label = session.user
+        self.log.info("[{user}] connection open transport=websocket mode={mode} peer={peer}",
+                      user=session.user, mode="json" if self.json_mode else "line",
+                      peer=address)
+        self.send_greeting(session.user, session.greeting(), session.code)
+
+    def _open_failed(self, failure) -> None:
+        self.log.failure("could not open a conversation", failure)
+        self.send_notice(texts.ERROR, Kind.ERROR, None)
+        self.close(CLOSE_TRY_AGAIN)
+
+    def stop(self) -> None:
+        if self.session is None:
+            return
+        self.log.info("[{user}] connection closed transport=websocket", user=self.label)
+        self.session.close()
+
+    def message(self, text: str, ref) -> None:
+        if self.session is not None:
+            self._submit(lambda: self.session.submit(text), ref)
+
+    def message_too_long(self, ref) -> None:
+        if self.session is not None:
+            self._submit(self.session.submit_too_long, ref)
+
+    def _submit(self, submit: Callable, ref) -> None:
+        self._held = []
+        try:
+            submission = submit()
+        finally:
+            held, self._held = self._held, None
+        if submission.trace_id is not None:
+            self._refs[submission.trace_id] = ref
+        if self.json_mode:
+            for event_type, trace_id, fields in held:
+                self.send_event(event_type, trace_id, ref=ref, **fields)
+        self.backlog.added()
+        submission.reply.addCallback(self._write_reply)
+        submission.reply.addBoth(self._answered)
+
+    def _answered(self, result):
+        self.backlog.answered(self.closing)
+        return result
+
+    # --- what the session tells us (psicoia.chat.ports.ISessionListener) -------------------
+
+    def _event(self, event_type: str, trace_id: str, **fields: Any) -> None:
+        if self._held is not None:
+            self._held.append((event_type, trace_id, fields))
+        elif self.json_mode:
+            self.send_event(event_type, trace_id, ref=self._refs.get(trace_id), **fields)
+
+    def on_accepted(self, trace_id: str) -> None:
+        self._event("accepted", trace_id)
+
+    def on_queued(self, trace_id: str, position: int) -> None:
+        self._event("queued", trace_id, position=position)
+
+    def on_waiting(self, trace_id: str) -> None:
+        self._event("waiting", trace_id)
+
+    def on_taken_over(self) -> None:
+        self.send_notice(texts.TAKEN_OVER, Kind.TAKEN_OVER, None)
+        self.close(CLOSE_NORMAL)
+
+    def on_conversation(self, user: str, code: str, turns: list) -> None:
+        self.label = user
+        transcript = [{"role": turn.role, "text": turn.content} for turn in turns]
+        if self._held is not None:  # answering a resume/forget event: sent with its ref
+            self._held.append(("conversation", user, {"user": user, "resume_token": code,
+                                                      "transcript": transcript}))
+        elif self.json_mode:
+            self.send_event("conversation", user, ref=None, user=user, resume_token=code,
+                            transcript=transcript)
+
+    def _write_reply(self, reply: Reply) -> None:
+        ref = self._refs.pop(reply.trace_id, None)
+        if self.closing or not reply.text:
+            return
+        self.send_reply(reply, ref)
+        if reply.close:
+            self.close(CLOSE_NORMAL)
+
+
+class ChatWebSocketFactory(ChatSocketFactory):
+    protocol = ChatWebSocketProtocol
+
+    def __init__(self, manager: SessionManager, registry: ConnectionRegistry,
+                 clock: IReactorTime, origins: Optional[OriginPolicy] = None,
+                 reactor: Any = None, **options: Any) -> None:
+        limits = manager.config.limits
+        if origins is None:
+            origins = OriginPolicy(manager.config.server.allowed_origins)
+        super().__init__(registry, clock, limits.max_line_bytes, limits.idle_timeout_seconds,
+                         origins, reactor=reactor, helplines=manager.config.safety.resources,
+                         **options)
+        self.manager = manager
