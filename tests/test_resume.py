@@ -191,3 +191,16 @@ def test_commands_are_answered_even_when_rate_limited():
     say(session, "/ayuda")
     assert say(session, "/olvidar").outcome == Kind.COMMAND
     assert say(session, "/retomar ABCDE-FGHJK").outcome == Kind.COMMAND
+
+
+def test_while_the_store_is_down_conversations_live_in_memory_with_unused_numbers():
+    from psicoia.chat.manager import TEMPORARY_NUMBERS
+
+    manager, _, store, _ = build()
+    store.set_available(False)
+    session, _ = open_session(manager)
+    assert session.number >= TEMPORARY_NUMBERS
+    assert say(session, "/ayuda").text == texts.HELP, "it answers"
+    store.set_available(True)
+    again, _ = open_session(manager)
+    assert again.number < TEMPORARY_NUMBERS

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from psicoia.chat.ports import IConversationStore, IProvider, ISharedState
-from psicoia.chat.manager import SessionManager
+from psicoia.chat.manager import TEMPORARY_NUMBERS, SessionManager
 from psicoia.chat.second_opinion import SecondOpinion
 from psicoia.config import Config
 from psicoia.ops.instruments import Instruments
@@ -78,5 +78,6 @@ def build_core(config: Config, reactor: Any, clock: Any = None,
         slots = LocalSlots(config.llm.max_in_flight, config.llm.max_waiting,
                            instruments.semaphore_changed)
     manager = SessionManager(config, provider, clock, store, slots, instruments=instruments,
-                             system_prompt=system_prompt, second_opinion=second_opinion)
+                             system_prompt=system_prompt, second_opinion=second_opinion,
+                             fallback=MemoryStore(first_number=TEMPORARY_NUMBERS))
     return Core(manager, breaker, pool)

@@ -36,6 +36,9 @@ from psicoia.ops.logsetup import LevelLogger
 from psicoia.ops.observers import Waiters
 
 _SILENT = SessionListener()
+# Numbers for conversations opened while the store is down (in memory only): far above what a
+# store's counter reaches, so they never collide with stored ones.
+TEMPORARY_NUMBERS = 1_000_000_001
 
 
 def load_system_prompt(path: Optional[str]) -> str:
@@ -67,6 +70,7 @@ class SessionManager:
         instruments: Optional[Instruments] = None,
         system_prompt: Optional[str] = None,
         second_opinion: Optional[SecondOpinion] = None,
+        fallback: Optional[IConversationStore] = None,
     ) -> None:
         self.config = config
         self.provider = provider
@@ -82,6 +86,7 @@ class SessionManager:
         self.second_opinion = second_opinion  # the model's reading of risk, when configured
         self.system_prompt = system_prompt or load_system_prompt(config.llm.system_prompt_path)
         self.crisis_prompt = f"{self.system_prompt}\n\n{load_crisis_note()}"
+        self.fallback = fallback  # numbers conversations while the store is down
         # Conversation id -> how to evict the one connection that carries it (take-over).
         self.holders: dict[str, Callable[[], None]] = {}
         self.closing = False
@@ -98,7 +103,17 @@ class SessionManager:
         """A new conversation for a new connection; a Deferred firing with its Session."""
         code = resume.new_code()
         created = self.store.create(resume.hash_code(code), self.clock.seconds())
+        created.addErrback(self._in_memory, code)
         return created.addCallback(self._opened, code, transport, peer, listener or _SILENT)
+
+    def _in_memory(self, failure, code: str) -> Deferred:
+        """The store cannot number a conversation now (its disk or Redis is down): this one
+        lives in the ``fallback`` store (memory only), numbered from a range the store never
+        hands out (:data:`TEMPORARY_NUMBERS` up), so no number is ever given twice."""
+        failure.trap(StorageUnavailable)
+        if self.fallback is None:
+            return failure
+        return self.fallback.create(resume.hash_code(code), self.clock.seconds())
 
     def _opened(self, conversation: Conversation, code: str, transport: str, peer: str,
                 listener: ISessionListener) -> Session:
