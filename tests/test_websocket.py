@@ -772,3 +772,57 @@ async def test_json_resume_and_forget_events_carry_the_conversation():
         await second.hang_up()
     finally:
         await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_page_with_20_queued_messages_keeps_answering_pings_and_gets_20_replies():
+    """Held back by its backlog, the socket still reads control frames (issue 16, item 4)."""
+    from autobahn.twisted.websocket import WebSocketClientFactory
+    from twisted.internet.endpoints import TCP4ClientEndpoint
+
+    from tests.provider_stub import ControlledProvider
+
+    timers = Clock()
+    provider = ControlledProvider()
+    config = make_config(limits={"rate_max_messages": 100})
+    manager = make_manager(config, provider, reactor, system_prompt="s")
+    registry = ConnectionRegistry(10, 10)
+    factory = ChatWebSocketFactory(manager, registry, reactor, OriginPolicy(), reactor=reactor,
+                                   ping_interval=30, ping_timeout=10, timers_clock=timers)
+    factory.protocol = PongServerProtocol
+    factory.ponged = [Deferred() for _ in range(3)]
+    port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+    try:
+        client_factory = WebSocketClientFactory(f"ws://127.0.0.1:{port.getHost().port}/")
+        client_factory.protocol = PingClient
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port, timeout=5)
+        client = await endpoint.connect(client_factory)
+        await client.opened
+        await client.wait_frames(GREETING_LINES)
+        for number in range(20):
+            client.say(f"mensaje {number}")
+        for _ in range(100):  # bounded: until the first call is out (1 s)
+            if provider.calls:
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+        socket = registry.connections()[0]
+        for _ in range(100):  # until all 20 were read: 16 unanswered, 4 held
+            if len(socket._waiting) == 4:
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+        assert socket.backlog.paused and len(socket._waiting) == 4
+        timers.advance(30)
+        await soon(client.pinged[0])
+        await soon(factory.ponged[0])  # the pong was read although messages are held
+        timers.advance(15)
+        assert client.close_code is None, "not dropped by the keepalive"
+        for _ in range(40):
+            provider.answer_all()
+            await deferLater(reactor, 0, lambda: None)
+            if len(client.frames) >= GREETING_LINES + 20:
+                break
+        frames = await client.wait_frames(GREETING_LINES + 20)
+        assert frames[GREETING_LINES:] == [f"re: mensaje {n}" for n in range(20)]
+        await client.hang_up()
+    finally:
+        await port.stopListening()

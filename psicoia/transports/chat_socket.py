@@ -5,6 +5,7 @@ session (psicoia/chat/session.py), and the factory the service listens with.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, Callable, Optional
 
 from twisted.internet.interfaces import IReactorTime
@@ -24,6 +25,10 @@ from psicoia.transports.websocket import (
 )
 
 
+# Messages a socket holds (read, not yet submitted) before it stops reading the socket.
+WAITING_LIMIT = 256
+
+
 class ChatWebSocketProtocol(ChatSocket, SessionListener):
     """A browser (or wscat) talking to this process's session manager.
 
@@ -37,9 +42,14 @@ class ChatWebSocketProtocol(ChatSocket, SessionListener):
         self.session = None
         self._refs: dict[str, Any] = {}
         self._held: Optional[list] = None  # events raised inside submit(), sent after it
-        # Stops reading from the socket when far ahead of the replies (as on TCP).
-        self.backlog = ReplyBacklog(lambda: self.transport.pauseProducing(),
-                                    lambda: self.transport.resumeProducing())
+        # Far ahead of its replies, the socket holds new messages back instead of submitting
+        # them, but keeps reading, so pings, pongs and close frames still flow (a page with a
+        # slow provider is not dropped by keepalive). Only past WAITING_LIMIT held messages
+        # does it stop reading the socket: memory stays bounded for a flooder.
+        self.backlog = ReplyBacklog(self._hold, self._release)
+        self._waiting: deque = deque()  # (text or None for too long, ref)
+        self._holding = False
+        self._reading_paused = False
 
     def start(self, address: str) -> None:
         opened = self.factory.manager.open(self.transport_name, address, self)
@@ -68,12 +78,40 @@ class ChatWebSocketProtocol(ChatSocket, SessionListener):
         self.session.close()
 
     def message(self, text: str, ref) -> None:
-        if self.session is not None:
-            self._submit(lambda: self.session.submit(text), ref)
+        self._accept(text, ref)
 
     def message_too_long(self, ref) -> None:
-        if self.session is not None:
+        self._accept(None, ref)
+
+    def _accept(self, text: Optional[str], ref) -> None:
+        if self.session is None:
+            return
+        if self._holding or self._waiting:
+            self._waiting.append((text, ref))
+            if len(self._waiting) >= WAITING_LIMIT and not self._reading_paused:
+                self._reading_paused = True
+                self.transport.pauseProducing()
+            return
+        self._submit_one(text, ref)
+
+    def _submit_one(self, text: Optional[str], ref) -> None:
+        if text is None:
             self._submit(self.session.submit_too_long, ref)
+        else:
+            self._submit(lambda: self.session.submit(text), ref)
+
+    def _hold(self) -> None:
+        self._holding = True
+
+    def _release(self) -> None:
+        """Half the unanswered messages are answered: submit the held ones, in order, until
+        the backlog fills again; read the socket again once few are held."""
+        self._holding = False
+        while self._waiting and not self._holding and not self.closing:
+            self._submit_one(*self._waiting.popleft())
+        if self._reading_paused and len(self._waiting) < WAITING_LIMIT // 2:
+            self._reading_paused = False
+            self.transport.resumeProducing()
 
     def _submit(self, submit: Callable, ref) -> None:
         self._held = []
