@@ -33,6 +33,10 @@ TOO_LONG = (
     "Tu mensaje es muy largo para mí (el máximo es {limit} bytes). "
     "¿Me lo contás en partes más cortas?"
 )
+FLOODING = (
+    "Estás mandando muchísimos mensajes seguidos y no puedo leerlos así, así que cierro esta "
+    "conexión. Cuando quieras, volvé a escribirme con calma."
+)
 SERVER_FULL = "Ahora estoy acompañando a muchas personas. Probá de nuevo en unos minutos, por favor."
 TOO_MANY_FROM_ADDRESS = (
     "Hay demasiadas conexiones abiertas desde tu red. Cerrá alguna y volvé a intentar."
@@ -330,6 +334,7 @@ COMPANION_QUESTIONS = {
 NOTICES = (
     ("goodbye", GOODBYE),
     ("rate_limited", RATE_LIMITED),
+    ("rate_limited", FLOODING),
     ("busy", BUSY),
     ("too_long", TOO_LONG),
     ("offline", OFFLINE),

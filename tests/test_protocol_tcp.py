@@ -18,7 +18,7 @@ from psicoia.ops.connections import ConnectionRegistry
 from psicoia.transports.tcp import ChatLineFactory
 
 from tests.helpers import fired, make_manager  # noqa: F401
-from tests.helpers import make_config
+from tests.helpers import captured_logs, make_config
 from tests.provider_stub import ControlledProvider
 
 IAC, SB, SE, WILL, DO, DONT = 0xFF, 0xFA, 0xF0, 0xFB, 0xFD, 0xFE
@@ -420,3 +420,22 @@ def test_a_pasted_flood_is_read_as_replies_go_out_not_queued_without_bound():
     answered = [r for r in client.replies if r.startswith("re: ")]
     assert answered == sorted(answered, key=lambda r: int(r.rsplit(" ", 1)[1]))
     assert answered[0] == "re: linea 0"
+
+
+def test_a_connection_flooding_far_past_its_limit_is_told_and_closed():
+    from psicoia.chat.session import FLOOD_FACTOR
+
+    harness = Harness(online=False, limits={"rate_max_messages": 2})
+    client = harness.connect()
+    with captured_logs() as logs:
+        client.send(b"a\n" * (2 + FLOOD_FACTOR * 2 + 50))
+    replies = client.replies
+    # Two answered, then one notice per refused line, then the sanction; nothing after it.
+    assert len(replies) == 2 + FLOOD_FACTOR * 2 + 1
+    assert all(r.startswith("Vamos más despacio") for r in replies[2:-1])
+    assert replies[-1] == texts.FLOODING
+    assert not client.connected
+    # Only the first notice of the run is logged, and the sanction once.
+    lines = [line for line in logs.getvalue().splitlines() if "rate_limited" in line]
+    assert len(lines) == 1
+    assert logs.getvalue().count("flooding") == 1

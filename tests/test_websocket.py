@@ -17,6 +17,7 @@ from twisted.internet.task import Clock, deferLater
 from twisted.logger import globalLogPublisher
 
 from psicoia import texts
+from psicoia.chat.session import FLOOD_FACTOR
 from psicoia.ops.connections import ConnectionRegistry
 from psicoia.transports.chat_socket import ChatWebSocketFactory, ChatWebSocketProtocol
 from psicoia.transports.origins import OriginPolicy
@@ -730,12 +731,13 @@ async def test_a_flood_of_frames_is_read_as_replies_go_out_not_queued_without_bo
         provider.hanging[0].setResponseCode(200)
         provider.hanging[0].write(completion("primera"))
         provider.hanging[0].finish()
-        replies = await client.wait_frames(GREETING_LINES + frames, timeout=60)
-        replies = replies[GREETING_LINES:]
+        # Answered in order: the reply, one notice per refused frame, then the flood is told
+        # and closed (FLOOD_FACTOR x rate_max_messages refused in a row).
+        await client.closed.addTimeout(30, reactor)
+        replies = client.frames[GREETING_LINES:]
         assert replies[0] == "primera"
-        assert all(r.startswith("Vamos más despacio") for r in replies[1:])
-        assert not socket.backlog.paused
-        await client.hang_up()
+        assert all(r.startswith("Vamos más despacio") for r in replies[1:-1])
+        assert replies[-1] == texts.FLOODING and len(replies) == 1 + FLOOD_FACTOR + 1
     finally:
         await server.stop()
 

@@ -29,6 +29,10 @@ if TYPE_CHECKING:  # the manager imports this module; annotations only
     from psicoia.chat.manager import SessionManager
 
 
+# A connection refused this many times its rate_max_messages in a row is closed (flooding).
+FLOOD_FACTOR = 10
+
+
 class Submission(NamedTuple):
     """What :meth:`Session.submit` hands back: the message's trace id (None when the session
     was already closed) and a Deferred firing with its one :class:`Reply`."""
@@ -55,6 +59,7 @@ class Session:
         self._ready: list[Deferred] = []  # a list: 56 bytes empty, a deque 760
         self._advancing = False
         self._pending: dict[Deferred, None] = {}  # insertion order: close() cancels newest first
+        self._refused = 0  # messages refused by the rate limit in a row
 
     def adopt(self, conversation: Conversation, code: str) -> None:
         """This connection now carries ``conversation`` (at open, on /retomar, on /olvidar)."""
@@ -196,10 +201,25 @@ class Session:
             # It would wait behind this user's earlier message while the service is full.
             return self.notice(trace_id, texts.BUSY, Kind.BUSY)
         wait = manager.limiter.check(self.user)
-        if wait and not tier:
-            return self.notice(trace_id, texts.RATE_LIMITED.format(seconds=max(1, round(wait))),
-                                Kind.RATE_LIMITED)
-        return None
+        if not wait or tier:
+            self._refused = 0
+            return None
+        # Over the rate limit: each line still gets its notice (the contract), but only the
+        # first of a run is logged, and a connection that keeps sending far past its limit is
+        # told why and closed (docs/operations.md "Limits and abuse").
+        self._refused += 1
+        limit = manager.config.limits.rate_max_messages
+        if self._refused > FLOOD_FACTOR * limit:
+            manager.log.info("[{trace_id}] flooding: closing after {count} refused messages",
+                             trace_id=trace_id, count=self._refused, transport=self.transport)
+            manager.instruments.message_handled(self.transport, Kind.RATE_LIMITED)
+            return Reply(texts.FLOODING, Kind.RATE_LIMITED, trace_id, close=True)
+        reply = Reply(texts.RATE_LIMITED.format(seconds=max(1, round(wait))), Kind.RATE_LIMITED,
+                      trace_id)
+        if self._refused == 1:
+            return self.notice(trace_id, reply.text, Kind.RATE_LIMITED)
+        manager.instruments.message_handled(self.transport, Kind.RATE_LIMITED)
+        return reply
 
     # --- answering --------------------------------------------------------------------------
 
