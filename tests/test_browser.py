@@ -181,18 +181,26 @@ async def test_page_counter_follows_the_servers_limit_and_blocks_too_long(tmp_pa
             page = browser.browser.new_page()
             page.goto(f"http://127.0.0.1:{port}/")
             page.wait_for_selector("#messages .msg.greeting", timeout=TIMEOUT_MS)
-            page.fill("#input", "ñandú")  # 7 bytes
-            counter = page.inner_text("#counter")
+            page.fill("#input", "ñandú 😀")  # 7 characters as a person counts them, 12 bytes
+            counter = (page.inner_text("#counter"), page.is_disabled("#send"))
             page.fill("#input", "x" * 21)
             over = (page.inner_text("#counter"), page.is_disabled("#send"),
                     page.is_visible("#too-long"), page.get_attribute("#input", "aria-invalid"))
             page.keyboard.press("Enter")  # refused by the page: nothing is sent
-            return counter, over, page.input_value("#input")
+            left = page.input_value("#input")
+            # Few characters, but over the server's limit in UTF-8: blocked, and said kindly.
+            page.fill("#input", "ñ" * 15)
+            wide = (page.inner_text("#counter"), page.is_disabled("#send"),
+                    page.inner_text("#too-long"))
+            page.keyboard.press("Enter")
+            return counter, over, left, wide, page.inner_text("#composer")
 
-        counter, over, still = await browser.call(check)
-        assert counter == "7 / 20"
+        counter, over, still, wide, composer = await browser.call(check)
+        assert counter == ("7 / 20", False)
         assert over == ("21 / 20", True, True, "true")
         assert still == "x" * 21
+        assert wide[:2] == ("15 / 20", True) and "emojis y algunas letras" in wide[2]
+        assert "bytes" not in composer
         assert provider.requests == []
     finally:
         await browser.stop()
