@@ -7,6 +7,7 @@ no chromium binary can be found, and then says so loudly.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import warnings
@@ -263,3 +264,265 @@ async def test_page_follows_new_messages_only_when_scrolled_to_the_bottom():
         await browser.stop()
         await service.stopService()
         await provider_port.stopListening()
+
+
+# --- helpers for the tests below -------------------------------------------------------------
+
+AXE = Path(__file__).parent / "vendor" / "axe.min.js"
+
+
+class Running:
+    """A real server (fake provider behind it) and a browser, stopped together."""
+
+    def __init__(self, provider: FakeProvider, provider_port, service, port: int,
+                 browser: BrowserThread) -> None:
+        self.provider = provider
+        self.provider_port = provider_port
+        self.service = service
+        self.port = port
+        self.browser = browser
+        self.url = f"http://127.0.0.1:{port}/"
+
+    async def stop(self) -> None:
+        try:
+            await self.browser.stop()
+        finally:
+            for request in self.provider.hanging:
+                if not request.finished and not getattr(request, "_disconnected", False):
+                    request.finish()
+            if self.service.running:
+                await self.service.stopService()
+            await self.provider_port.stopListening()
+
+
+async def running(**sections) -> Running:
+    executable = chromium_or_skip()
+    provider = FakeProvider()
+    provider_port, url = await serve(provider)
+    llm = {"base_url": url}
+    llm.update(sections.pop("llm", {}))
+    config = make_config(server={"tcp": None, "http": LOCAL}, llm=llm, **sections)
+    service = await start_service(config)
+    port = await port_of(service, "http")
+    browser = BrowserThread(executable)
+    await browser.start()
+    return Running(provider, provider_port, service, port, browser)
+
+
+def open_chat(browser: BrowserThread, url: str, width: int = 390, height: int = 700,
+              scheme: str = "light", **options):
+    """A new context and page at ``url``, greeted (on the browser thread)."""
+    context = browser.browser.new_context(viewport={"width": width, "height": height},
+                                          color_scheme=scheme, **options)
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector("#status[data-state=open]", timeout=TIMEOUT_MS)
+    page.wait_for_function("!document.getElementById('send').disabled || "
+                           "document.getElementById('input').value === ''", timeout=TIMEOUT_MS)
+    page.wait_for_selector("#forget:not([disabled])", timeout=TIMEOUT_MS)
+    return context, page
+
+
+def say(page, text: str, replies_before: int) -> str:
+    """Send ``text`` and wait for PsicoIA's next bubble; its text."""
+    page.fill("#input", text)
+    page.keyboard.press("Enter")
+    bubble = page.locator("#messages .msg.bot").nth(replies_before)
+    bubble.wait_for(timeout=TIMEOUT_MS)
+    return bubble.locator(".text").inner_text()
+
+
+def drop_websockets(service) -> int:
+    """Abort every WebSocket of the server (no close frame: the page sees 1006)."""
+    dropped = 0
+    for connection in service.registry.connections():
+        if connection.transport_name == "websocket":
+            connection.transport.abortConnection()
+            dropped += 1
+    return dropped
+
+
+def bubbles(page) -> list:
+    return page.eval_on_selector_all(
+        "#messages .msg.user, #messages .msg.bot",
+        "(items) => items.map((li) => [li.classList.contains('user') ? 'user' : 'bot', "
+        "li.querySelector('.text').textContent])")
+
+
+# --- issue 12: resume on reload and reconnect, unanswered messages, forget -------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_reload_mid_conversation_redraws_the_transcript_and_the_model_remembers():
+    run = await running()
+    state: dict = {}
+    try:
+        def before():
+            context, page = open_chat(run.browser, run.url)
+            state["context"], state["page"] = context, page
+            say(page, "me llamo Ana y estoy triste", 0)
+            say(page, "hoy discutí con mi hermana", 1)
+            return (page.evaluate("localStorage.getItem('psicoia-token')"), bubbles(page))
+
+        token, shown = await browser_call(run, before)
+        assert token and len(token.strip('"')) == 11
+        assert [who for who, _ in shown] == ["user", "bot", "user", "bot"]
+
+        def reload():
+            page = state["page"]
+            # The stored copy is drawn at once, before the socket is even open.
+            page.reload(wait_until="domcontentloaded")
+            at_once = bubbles(page)
+            page.wait_for_selector("#messages .msg.divider", timeout=TIMEOUT_MS)
+            page.wait_for_selector("#forget:not([disabled])", timeout=TIMEOUT_MS)
+            after = bubbles(page)
+            resumed = page.inner_text("#messages")
+            reply = say(page, "¿te acordás cómo me llamo?", 2)
+            return at_once, after, resumed, reply, bubbles(page)
+
+        at_once, after, resumed, reply, final = await browser_call(run, reload)
+        assert at_once == shown
+        assert after == shown  # the server's transcript, the same turns
+        assert "Seguimos nuestra charla, Usuario-1" in resumed
+        assert "Usuario-2" not in resumed  # no new conversation
+        assert reply.startswith("Te escucho. ¿Qué sentís?")
+        assert len(final) == 6
+        sent = [m["content"] for m in run.provider.requests[-1]["json"]["messages"]]
+        assert "me llamo Ana y estoy triste" in sent and "hoy discutí con mi hermana" in sent
+        assert sent[-1] == "¿te acordás cómo me llamo?"
+    finally:
+        await run.stop()
+
+
+async def browser_call(run: Running, work):
+    return await run.browser.call(work)
+
+
+@pytest_twisted.ensureDeferred
+async def test_dropped_websocket_resumes_and_marks_the_message_in_flight_unanswered():
+    run = await running()
+    state: dict = {}
+    try:
+        def first():
+            context, page = open_chat(run.browser, run.url)
+            state["page"] = page
+            say(page, "hola, soy Ana", 0)
+            page.fill("#input", "esto queda sin respuesta")
+            page.keyboard.press("Enter")
+            page.wait_for_selector("#typing", state="visible", timeout=TIMEOUT_MS)
+
+        run.provider.push(Scripted(body=completion("Hola Ana.")), Scripted(hang=True))
+        await browser_call(run, first)
+        assert drop_websockets(run.service) == 1
+
+        def after_reconnect():
+            page = state["page"]
+            page.wait_for_selector("#connection-note", state="visible", timeout=TIMEOUT_MS)
+            page.wait_for_selector("#connection-note", state="hidden", timeout=TIMEOUT_MS)
+            page.wait_for_selector("#messages .msg.user.unanswered button.resend:not([disabled])",
+                                   timeout=TIMEOUT_MS)
+            marked = page.locator("#messages .msg.user.unanswered")
+            result = (page.inner_text("#messages"), marked.count(),
+                      marked.locator(".text").inner_text(), bubbles(page))
+            marked.locator("button.resend").click()
+            page.locator("#messages .msg.bot").nth(1).wait_for(timeout=TIMEOUT_MS)
+            return result + (bubbles(page), page.locator("#messages .unanswered").count())
+
+        text, marked, marked_text, shown, final, left = await browser_call(run, after_reconnect)
+        assert "Seguimos nuestra charla, Usuario-1" in text
+        assert "Esta respuesta no llegó." in text
+        assert marked == 1 and marked_text == "esto queda sin respuesta"
+        assert shown[:2] == [["user", "hola, soy Ana"], ["bot", "Hola Ana."]]
+        assert final[-2][1] == "esto queda sin respuesta" and final[-2][0] == "user"
+        assert final[-1][0] == "bot" and final[-1][1].startswith("Te escucho. ¿Qué sentís?")
+        assert left == 0
+        assert len(final) == 4  # sent again once: no duplicate bubble
+    finally:
+        await run.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_restart_with_stored_conversations_continues_on_the_page(tmp_path):
+    from psicoia import config as config_module
+
+    if "storage" not in config_module.SECTIONS:
+        pytest.skip("needs storage backend")
+    storage = {"backend": "sqlite", "sqlite_path": str(tmp_path / "psicoia.db")}
+    run = await running(storage=storage)
+    state: dict = {}
+    try:
+        def before():
+            context, page = open_chat(run.browser, run.url)
+            state["page"] = page
+            say(page, "me llamo Ana", 0)
+            return bubbles(page)
+
+        shown = await browser_call(run, before)
+        config = run.service.config
+        await run.service.stopService()
+        await browser_call(run, lambda: state["page"].wait_for_selector(
+            "#connection-note", state="visible", timeout=TIMEOUT_MS))
+        run.service = await start_service(dataclasses.replace(
+            config, server=dataclasses.replace(
+                config.server, http=f"tcp:{run.port}:interface=127.0.0.1")))
+
+        def after():
+            page = state["page"]
+            page.wait_for_selector("#connection-note", state="hidden", timeout=TIMEOUT_MS)
+            page.wait_for_function(
+                "document.getElementById('messages').innerText.includes('Seguimos nuestra charla')",
+                timeout=TIMEOUT_MS)
+            redrawn = bubbles(page)
+            say(page, "¿te acordás cómo me llamo?", 1)
+            return redrawn, page.inner_text("#messages")
+
+        redrawn, text = await browser_call(run, after)
+        assert redrawn == shown
+        assert "Usuario-1" in text and "Usuario-2" not in text
+        sent = [m["content"] for m in run.provider.requests[-1]["json"]["messages"]]
+        assert "me llamo Ana" in sent
+    finally:
+        await run.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_forget_asks_first_then_starts_fresh_and_clears_what_the_page_kept():
+    run = await running()
+    state: dict = {}
+    try:
+        def forget():
+            context, page = open_chat(run.browser, run.url)
+            state["page"] = page
+            say(page, "un secreto que no quiero guardar", 0)
+            token = page.evaluate("localStorage.getItem('psicoia-token')")
+            page.click("#forget")
+            asked = page.is_visible("#forget-confirm")
+            page.click("#forget-no")  # changed my mind: nothing happens
+            kept = (page.is_visible("#forget-confirm"), len(bubbles(page)))
+            page.click("#forget")
+            page.click("#forget-yes")
+            page.wait_for_function(
+                "document.getElementById('messages').innerText.includes('borré esta charla')",
+                timeout=TIMEOUT_MS)
+            page.wait_for_selector("#forget:not([disabled])", timeout=TIMEOUT_MS)
+            after = (page.evaluate("localStorage.getItem('psicoia-token')"),
+                     page.evaluate("sessionStorage.getItem('psicoia-transcript')"),
+                     bubbles(page), page.inner_text("#messages"))
+            page.reload()
+            page.wait_for_selector("#forget:not([disabled])", timeout=TIMEOUT_MS)
+            reloaded = page.inner_text("#messages")
+            reply = say(page, "empiezo de nuevo", 0)
+            return token, asked, kept, after, reloaded, reply
+
+        token, asked, kept, after, reloaded, reply = await browser_call(run, forget)
+        assert asked and kept == (False, 2)
+        new_token, stored, shown, text = after
+        assert new_token and new_token != token
+        assert "secreto" not in (stored or "")
+        assert shown == [] and "secreto" not in text and "Usuario-2" in text
+        assert "secreto" not in reloaded
+        assert reply.startswith("Te escucho. ¿Qué sentís?")
+        sent = [m["content"] for m in run.provider.requests[-1]["json"]["messages"]]
+        assert "un secreto que no quiero guardar" not in sent
+    finally:
+        await run.stop()
