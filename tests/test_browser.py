@@ -526,3 +526,157 @@ async def test_forget_asks_first_then_starts_fresh_and_clears_what_the_page_kept
         assert "un secreto que no quiero guardar" not in sent
     finally:
         await run.stop()
+
+
+# --- issue 17: bars never cover a message, the greeting's first line, bursts ------------------
+
+# Bottom of the last bubble (or notice) vs. the visible part of the log and the bar.
+GEOMETRY = """() => {
+  const chat = document.getElementById('chat').getBoundingClientRect();
+  const items = document.querySelectorAll('#messages .msg');
+  const last = items[items.length - 1].getBoundingClientRect();
+  const note = document.getElementById('connection-note').getBoundingClientRect();
+  return {lastTop: last.top, lastBottom: last.bottom, chatTop: chat.top,
+          chatBottom: chat.bottom, noteTop: note.top, noteBottom: note.bottom,
+          lastText: items[items.length - 1].innerText};
+}"""
+
+
+def fully_visible(box: dict) -> bool:
+    return (box["lastBottom"] <= box["chatBottom"] + 1 and box["lastBottom"] <= box["noteTop"] + 1
+            and box["lastTop"] >= box["chatTop"] - 1)
+
+
+@pytest_twisted.ensureDeferred
+async def test_connection_bars_never_cover_the_last_message_or_notice():
+    run = await running(limits={"rate_max_messages": 50})
+    state: dict = {}
+    try:
+        def chat_a_while():
+            context, page = open_chat(run.browser, run.url, width=390, height=600)
+            state["page"] = page
+            for index in range(5):
+                say(page, f"mensaje número {index}", index)
+            return page.evaluate("(() => { const c = document.getElementById('chat'); "
+                                 "return c.scrollHeight > c.clientHeight; })()")
+
+        assert await browser_call(run, chat_a_while)  # the log scrolls: the bars could cover
+        drop_websockets(run.service)
+
+        def lost():
+            page = state["page"]
+            page.wait_for_selector("#connection-note", state="visible", timeout=TIMEOUT_MS)
+            page.wait_for_timeout(300)
+            return page.evaluate(GEOMETRY), page.inner_text("#connection-note")
+
+        box, bar = await browser_call(run, lost)
+        assert "Se perdió la conexión" in bar
+        assert fully_visible(box), box
+
+        def goodbye():
+            page = state["page"]
+            page.wait_for_selector("#connection-note", state="hidden", timeout=TIMEOUT_MS)
+            page.wait_for_selector("#forget:not([disabled])", timeout=TIMEOUT_MS)
+            page.fill("#input", "salir")
+            page.keyboard.press("Enter")
+            page.wait_for_selector("#connection-note", state="visible", timeout=TIMEOUT_MS)
+            page.wait_for_timeout(300)
+            return page.evaluate(GEOMETRY), page.inner_text("#connection-note")
+
+        box, bar = await browser_call(run, goodbye)
+        assert "La charla terminó" in bar
+        assert box["lastText"].endswith("¡hasta pronto!")
+        assert fully_visible(box), box
+    finally:
+        await run.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_idle_timeout_notice_stays_visible_above_the_bar():
+    run = await running(limits={"idle_timeout_seconds": 2})
+    try:
+        def idle():
+            context, page = open_chat(run.browser, run.url, width=320, height=480)
+            page.wait_for_selector("#connection-note", state="visible", timeout=TIMEOUT_MS)
+            page.wait_for_timeout(300)
+            return page.evaluate(GEOMETRY), page.inner_text("#connection-note")
+
+        box, bar = await browser_call(run, idle)
+        assert box["lastText"] == texts.IDLE_TIMEOUT
+        assert "rato sin mensajes" in bar
+        assert fully_visible(box), box
+    finally:
+        await run.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_greeting_starts_at_its_first_line_at_320_px():
+    run = await running()
+    try:
+        def greeting():
+            context, page = open_chat(run.browser, run.url, width=320, height=568,
+                                      is_mobile=True, has_touch=True)
+            page.wait_for_timeout(300)
+            return page.evaluate("""() => {
+              const chat = document.getElementById('chat');
+              const g = document.querySelector('#messages .msg.greeting').getBoundingClientRect();
+              const c = chat.getBoundingClientRect();
+              return {top: g.top, bottom: g.bottom, chatTop: c.top, chatBottom: c.bottom,
+                      scrollable: chat.scrollHeight > chat.clientHeight};
+            }""")
+
+        box = await browser_call(run, greeting)
+        assert box["scrollable"], box  # long enough to be cut: the test can fail
+        assert box["chatTop"] - 1 <= box["top"] <= box["chatTop"] + 40, box
+    finally:
+        await run.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_each_reply_of_a_burst_of_eight_comes_right_after_its_message():
+    run = await running(limits={"rate_max_messages": 50})
+    run.provider.push(*[Scripted(body=completion(f"respuesta {index}"), delay=0.05)
+                        for index in range(8)])
+    try:
+        def burst():
+            context, page = open_chat(run.browser, run.url, width=1280, height=800)
+            for index in range(8):
+                page.fill("#input", f"mensaje {index}")
+                page.keyboard.press("Enter")
+            page.locator("#messages .msg.bot").nth(7).wait_for(timeout=TIMEOUT_MS)
+            return page.eval_on_selector_all(
+                "#messages .msg.user, #messages .msg.bot",
+                "(items) => items.map((li) => [li.getAttribute('data-ref'), "
+                "li.querySelector('.text').textContent])")
+
+        shown = await browser_call(run, burst)
+        assert len(shown) == 16
+        for index in range(8):
+            (user_ref, said), (reply_ref, reply) = shown[2 * index], shown[2 * index + 1]
+            assert said == f"mensaje {index}" and reply == f"respuesta {index}"
+            assert user_ref == reply_ref
+    finally:
+        await run.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_crisis_reply_lists_its_helplines_as_tel_links():
+    run = await running()
+    try:
+        def crisis():
+            context, page = open_chat(run.browser, run.url)
+            say(page, "me quiero morir", 0)
+            bubble = page.locator("#messages .msg.bot.crisis")
+            return (bubble.get_attribute("role"),
+                    bubble.locator(".helplines li").all_inner_texts(),
+                    bubble.locator(".helplines a").evaluate_all(
+                        "(links) => links.map((a) => a.getAttribute('href'))"),
+                    page.locator("#helplines li").all_text_contents())
+
+        role, items, links, header = await browser_call(run, crisis)
+        assert role == "alert"
+        assert items == list(run.service.config.safety.resources)
+        assert "tel:024" in links and "tel:135" in links and "tel:08009990091" in links
+        assert header == list(run.service.config.safety.resources)
+    finally:
+        await run.stop()
