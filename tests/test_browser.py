@@ -680,3 +680,224 @@ async def test_crisis_reply_lists_its_helplines_as_tel_links():
         assert header == list(run.service.config.safety.resources)
     finally:
         await run.stop()
+
+
+# --- against a scripted psicoia.v1 server: streaming, tiers, kinds, take-over ----------------
+
+
+class Scripted_:
+    """A scripted server and a browser, stopped together."""
+
+    def __init__(self, port, connections, browser) -> None:
+        self.port = port
+        self.connections = connections
+        self.browser = browser
+        self.url = f"http://127.0.0.1:{port.getHost().port}/"
+
+    async def stop(self) -> None:
+        try:
+            await self.browser.stop()
+        finally:
+            for connection in self.connections:
+                if connection.transport is not None:
+                    connection.transport.abortConnection()
+            await self.port.stopListening()
+
+
+async def scripted(script, greeting=None) -> Scripted_:
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import TCP4ServerEndpoint
+
+    from tests.browser import scripted_site
+
+    executable = chromium_or_skip()
+    site, connections = scripted_site(script, greeting)
+    port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(site)
+    browser = BrowserThread(executable)
+    await browser.start()
+    return Scripted_(port, connections, browser)
+
+
+PIECES = ["Te leo. ", "Contame un poco más ", "de lo que te pasa, ", "sin apuro."]
+
+
+def streams_a_reply(chat, event) -> None:
+    """Every message: accepted, waiting, four reply_delta 250 ms apart, then the final reply."""
+    if event.get("type") != "message":
+        return
+    ref = event["ref"]
+    chat.send("accepted", ref=ref)
+    chat.send("waiting", ref=ref)
+    for index, piece in enumerate(PIECES):
+        chat.later(0.25 * (index + 1), lambda piece=piece: chat.send(
+            "reply_delta", ref=ref, text=piece))
+    chat.later(0.25 * (len(PIECES) + 2), lambda: chat.send(
+        "reply", ref=ref, text="".join(PIECES), final=True, crisis=False))
+
+
+@pytest_twisted.ensureDeferred
+async def test_reply_grows_with_reply_delta_and_is_announced_once_complete():
+    run = await scripted(streams_a_reply)
+    try:
+        def stream():
+            context, page = open_chat(run.browser, run.url)
+            page.fill("#input", "hola")
+            page.keyboard.press("Enter")
+            seen = []
+            bubble = page.locator("#messages .msg.bot")
+            bubble.wait_for(timeout=TIMEOUT_MS)
+            while True:
+                text = bubble.locator(".text").text_content()
+                busy = bubble.get_attribute("aria-busy")
+                if not seen or seen[-1][0] != text or seen[-1][1] != busy:
+                    seen.append((text, busy, page.text_content("#announcer")))
+                if busy is None:
+                    break
+                page.wait_for_timeout(20)
+            return seen, bubble.count(), page.text_content("#announcer")
+
+        seen, count, announced = await browser_call(run, stream)
+        growing = [text for text, busy, _ in seen if busy == "true"]
+        assert len(growing) >= 3, seen  # seen growing, piece by piece
+        assert all(later.startswith(earlier) for earlier, later in zip(growing, growing[1:]))
+        assert all(said == "" for _, busy, said in seen if busy == "true")  # nothing read yet
+        final = seen[-1]
+        assert final[0] == "".join(PIECES) == growing[-1]  # the final text is the streamed one
+        assert count == 1
+        assert announced == "".join(PIECES)  # read once, complete
+    finally:
+        await run.stop()
+
+
+ACUTE = [
+    {"text": "Emergencias: 112", "phones": [{"shown": "112", "tel": "112"}]},
+    {"text": "España: 024", "phones": [{"shown": "024", "tel": "024"}]},
+]
+GREETING_LINES = [
+    {"text": "Testlandia: Línea Amiga 555-0100", "phones": [{"shown": "555-0100", "tel": "5550100"}]},
+    {"text": "Emergencias: 112", "phones": [{"shown": "112", "tel": "112"}]},
+]
+
+
+def answers_by_text(chat, event) -> None:
+    """A tiny script: what the page's message says picks the answer."""
+    if event.get("type") != "message":
+        return
+    ref, text = event["ref"], event["text"]
+    chat.send("accepted", ref=ref)
+    if text == "agudo":
+        chat.send("reply", ref=ref, text="Llamá ya mismo al 112.", final=True, crisis=True,
+                  tier="acute", helplines=ACUTE)
+    elif text == "sin modelo":
+        chat.send("notice", ref=ref, kind="offline", text="Sigo acá, contame.", crisis=False)
+    elif text == "otro tipo":
+        chat.send("notice", ref=ref, kind="charla_nueva", text="Un tipo nuevo.", crisis=False)
+    elif text == "sin lista":
+        chat.send("notice", ref=ref, kind="fallback", text="No soy charla.", crisis=False)
+    elif text == "otra ventana":
+        chat.send("notice", ref=None, kind="taken_over", text="Esta charla siguió en otra conexión.",
+                  crisis=False)
+        chat.close(1000)
+    else:
+        chat.send("reply", ref=ref, text="ok", final=True, crisis=False)
+
+
+@pytest_twisted.ensureDeferred
+async def test_tiers_kinds_limited_mode_and_take_over_from_a_scripted_server():
+    greeting = {"helplines": GREETING_LINES,
+                "conversational": ["answered", "command", "offline", "charla_nueva"]}
+    run = await scripted(answers_by_text, greeting)
+    try:
+        def check():
+            context, page = open_chat(run.browser, run.url)
+            header = (page.locator("#helplines li").all_text_contents(),
+                      page.locator("#helplines a").evaluate_all(
+                          "(links) => links.map((a) => a.getAttribute('href'))"))
+            stored = page.evaluate("localStorage.getItem('psicoia-helplines')")
+            result = {"header": header, "stored": stored}
+
+            say(page, "agudo", 0)
+            crisis = page.locator("#messages .msg.bot.crisis")
+            result["acute"] = (crisis.locator(".helplines").get_attribute("class"),
+                               crisis.locator(".helplines li").all_inner_texts(),
+                               crisis.locator(".helplines a").first.get_attribute("href"))
+
+            mode_before = page.is_visible("#mode")
+            say(page, "sin modelo", 1)
+            say(page, "sin modelo", 2)
+            result["limited"] = (mode_before, page.is_visible("#mode"),
+                                 page.locator("#mode").count(),
+                                 page.locator("#messages .msg.bot .who").all_inner_texts())
+            say(page, "otro tipo", 3)  # a kind the greeting calls conversational: a reply bubble
+            page.fill("#input", "sin lista")  # fallback, not in this greeting's list: a notice
+            page.keyboard.press("Enter")
+            page.locator("#messages .msg.notice").last.wait_for(timeout=TIMEOUT_MS)
+            result["kinds"] = (page.locator("#messages .msg.bot .text").last.inner_text(),
+                               page.locator("#messages .msg.notice .text").last.inner_text())
+            page.fill("#input", "otra ventana")
+            page.keyboard.press("Enter")
+            page.wait_for_selector("#connection-note", state="visible", timeout=TIMEOUT_MS)
+            page.wait_for_timeout(2500)  # a reconnect would have happened by now (1 s backoff)
+            result["taken"] = (page.inner_text("#connection-note"), len(run.connections),
+                               page.get_attribute("#status", "data-state"))
+            # Disconnected: the helplines from the greeting are still one tap away.
+            page.click("#helplines-panel summary")
+            result["offline_lines"] = page.locator("#helplines a").evaluate_all(
+                "(links) => links.filter((a) => a.offsetParent !== null).map((a) => a.href)")
+            return result
+
+        result = await browser_call(run, check)
+        assert result["header"] == ([line["text"] for line in GREETING_LINES], ["tel:5550100", "tel:112"])
+        assert "Testlandia" in result["stored"]
+        acute_class, acute_items, first_link = result["acute"]
+        assert "acute" in acute_class.split()
+        assert acute_items[0] == "Emergencias: 112" and first_link == "tel:112"
+        before, visible, once, labels = result["limited"]
+        assert before is False and visible is True and once == 1
+        assert all(label == "PsicoIA" for label in labels)  # no "modo limitado" on every reply
+        assert result["kinds"] == ("Un tipo nuevo.", "No soy charla.")
+        bar, connections, status = result["taken"]
+        assert "siguió en otra ventana" in bar and "Seguir acá" in bar
+        assert connections == 1 and status == "closed"
+        assert result["offline_lines"] == ["tel:5550100", "tel:112"]
+    finally:
+        await run.stop()
+
+
+def test_static_helplines_in_the_page_are_the_default_resources():
+    """A first visit with the server down still lists the default lines (psicoia/texts.py)."""
+    from html.parser import HTMLParser
+
+    from psicoia.transports.helplines import helplines
+
+    class Items(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inside = False
+            self.items: list = []
+            self.links: list = []
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "ul" and attrs.get("id") == "helplines":
+                self.inside = True
+            elif self.inside and tag == "li":
+                self.items.append("")
+            elif self.inside and tag == "a":
+                self.links.append(attrs["href"])
+
+        def handle_endtag(self, tag):
+            if tag == "ul":
+                self.inside = False
+
+        def handle_data(self, data):
+            if self.inside and self.items:
+                self.items[-1] += data
+
+    page = Items()
+    page.feed((Path(__file__).parent.parent / "web" / "index.html").read_text("utf-8"))
+    assert [item.strip() for item in page.items] == list(texts.CRISIS_RESOURCES_DEFAULT)
+    expected = [f"tel:{phone['tel']}" for entry in helplines(texts.CRISIS_RESOURCES_DEFAULT)
+                for phone in entry["phones"]]
+    assert page.links == expected
+    assert "911" not in (Path(__file__).parent.parent / "web" / "app.js").read_text("utf-8")
