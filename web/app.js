@@ -587,8 +587,13 @@
     var lines = crisis ? validHelplines(event.helplines) : null;
     if (lines) { item.appendChild(helplineBox(lines, event.tier)); }
     if (crisis) {
-      // Announced at once by screen readers, not after whatever else is being read.
-      item.setAttribute("role", "alert");
+      // Announced at once by screen readers, not after whatever else is being read (inside
+      // the list item, which keeps its list semantics).
+      var alert = document.createElement("div");
+      alert.className = "alert";
+      alert.setAttribute("role", "alert");
+      while (item.childNodes.length > 1) { alert.appendChild(item.childNodes[1]); }
+      item.appendChild(alert);
     } else {
       announce(event.text);
     }
