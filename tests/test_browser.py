@@ -133,7 +133,10 @@ async def test_page_chats_shows_waiting_renders_text_only_and_reconnects():
         resources = texts.CRISIS_RESOURCES.format(
             resources="; ".join(service.config.safety.resources))
         assert "crisis" in classes.split() and role == text  # the text is in the alert
-        assert text == f"Te escucho. ¿Qué sentís? (15) {resources}"
+        # The text up to its resources, which follow as a list of links (test below).
+        assert f"{text} {'; '.join(service.config.safety.resources)}." == (
+            f"Te escucho. ¿Qué sentís? (15) {resources}")
+        assert text.endswith("en soledad:")
         assert "crisis" not in calm_classes.split() and calm_role == 0
         assert style[0] == "6px" and style != calm_style
         assert images == 0
@@ -218,7 +221,7 @@ async def test_screenshots_light_dark_desktop_phone(tmp_path):
 
     target = Path(os.environ.get("PSICOIA_SCREENSHOTS") or tmp_path)
     written = await take_screenshots(executable, target)
-    assert len(written) == 4
+    assert len(written) == 6
     for path in written:
         data = path.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000

@@ -395,8 +395,10 @@
           markUnanswered(lastUser, turn.text);
         }
       } else if (turn.role === "assistant") {
-        var item = replyBubble(turn.text, turn.ref, turn.crisis, false);
-        if (turn.crisis && turn.helplines) { item.appendChild(helplineBox(turn.helplines, turn.tier)); }
+        var lines = turn.crisis ? validHelplines(turn.helplines) : null;
+        var item = replyBubble(lines ? beforeLines(turn.text, lines) : turn.text, turn.ref,
+                               turn.crisis, false);
+        if (lines) { item.appendChild(helplineBox(lines, turn.tier)); }
         list.appendChild(item);
       }
     });
@@ -416,10 +418,17 @@
     var lost = transcript.turns.filter(function (turn) {
       return turn.role === "user" && (turn.state === "pending" || turn.state === "unanswered");
     });
+    // Crisis replies we showed keep their look and their helplines (the server's turn is the
+    // model's words, without the resources line).
+    var crises = transcript.turns.filter(function (turn) { return turn.role === "assistant" && turn.crisis; });
     var fresh = [];
     (turns || []).forEach(function (turn) {
       if ((turn.role === "user" || turn.role === "assistant") && typeof turn.text === "string") {
-        fresh.push({ role: turn.role, text: turn.text });
+        var shown = { role: turn.role, text: turn.text };
+        for (var i = 0; turn.role === "assistant" && turn.text && i < crises.length; i++) {
+          if (crises[i].text.indexOf(turn.text) === 0) { shown = crises[i]; break; }
+        }
+        fresh.push(shown);
       }
     });
     lost = lost.filter(function (turn) {
@@ -580,11 +589,23 @@
     return box;
   }
 
+  // A crisis text ends with its helplines, which the list below it shows as links: the text
+  // is shown up to them (all of it when they are not at its end as expected).
+  function beforeLines(text, lines) {
+    var at = text.indexOf(lines[0].text);
+    if (at <= 0) { return text; }
+    var rest = text.slice(at);
+    for (var i = 0; i < lines.length; i++) {
+      if (rest.indexOf(lines[i].text) < 0) { return text; }
+    }
+    return text.slice(0, at).replace(/\s+$/, "");
+  }
+
   // A reply or conversational notice: PsicoIA talking.
   function showReply(event, limited) {
     var crisis = event.crisis === true;
-    var item = replyBubble(event.text, event.ref, crisis, limited);
     var lines = crisis ? validHelplines(event.helplines) : null;
+    var item = replyBubble(lines ? beforeLines(event.text, lines) : event.text, event.ref, crisis, limited);
     if (lines) { item.appendChild(helplineBox(lines, event.tier)); }
     if (crisis) {
       // Announced at once by screen readers, not after whatever else is being read (inside
