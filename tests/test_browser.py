@@ -321,8 +321,6 @@ def open_chat(browser: BrowserThread, url: str, width: int = 390, height: int = 
     page = context.new_page()
     page.goto(url)
     page.wait_for_selector("#status[data-state=open]", timeout=TIMEOUT_MS)
-    page.wait_for_function("!document.getElementById('send').disabled || "
-                           "document.getElementById('input').value === ''", timeout=TIMEOUT_MS)
     page.wait_for_selector("#forget:not([disabled])", timeout=TIMEOUT_MS)
     return context, page
 
@@ -474,7 +472,8 @@ async def test_restart_with_stored_conversations_continues_on_the_page(tmp_path)
             page = state["page"]
             page.wait_for_selector("#connection-note", state="hidden", timeout=TIMEOUT_MS)
             page.wait_for_function(
-                "document.getElementById('messages').innerText.includes('Seguimos nuestra charla')",
+                "() => document.getElementById('messages').innerText"
+                ".includes('Seguimos nuestra charla')",
                 timeout=TIMEOUT_MS)
             redrawn = bubbles(page)
             say(page, "¿te acordás cómo me llamo?", 1)
@@ -506,7 +505,7 @@ async def test_forget_asks_first_then_starts_fresh_and_clears_what_the_page_kept
             page.click("#forget")
             page.click("#forget-yes")
             page.wait_for_function(
-                "document.getElementById('messages').innerText.includes('borré esta charla')",
+                "() => document.getElementById('messages').innerText.includes('borré esta charla')",
                 timeout=TIMEOUT_MS)
             page.wait_for_selector("#forget:not([disabled])", timeout=TIMEOUT_MS)
             after = (page.evaluate("localStorage.getItem('psicoia-token')"),
