@@ -776,6 +776,9 @@ ACUTE = [
     {"text": "Emergencias: 112", "phones": [{"shown": "112", "tel": "112"}]},
     {"text": "España: 024", "phones": [{"shown": "024", "tel": "024"}]},
 ]
+# The lines in the middle of the text (as the acute tier words it): the whole text is shown.
+ACUTE_TEXT = ("Esto es una emergencia: llamá ahora mismo a Emergencias: 112; España: 024. "
+              "Si hay alguien cerca, avisale ya.")
 GREETING_LINES = [
     {"text": "Testlandia: Línea Amiga 555-0100", "phones": [{"shown": "555-0100", "tel": "5550100"}]},
     {"text": "Emergencias: 112", "phones": [{"shown": "112", "tel": "112"}]},
@@ -789,7 +792,7 @@ def answers_by_text(chat, event) -> None:
     ref, text = event["ref"], event["text"]
     chat.send("accepted", ref=ref)
     if text == "agudo":
-        chat.send("reply", ref=ref, text="Llamá ya mismo al 112.", final=True, crisis=True,
+        chat.send("reply", ref=ref, text=ACUTE_TEXT, final=True, crisis=True,
                   tier="acute", helplines=ACUTE)
     elif text == "sin modelo":
         chat.send("notice", ref=ref, kind="offline", text="Sigo acá, contame.", crisis=False)
@@ -821,7 +824,8 @@ async def test_tiers_kinds_limited_mode_and_take_over_from_a_scripted_server():
 
             say(page, "agudo", 0)
             crisis = page.locator("#messages .msg.bot.crisis")
-            result["acute"] = (crisis.locator(".helplines").get_attribute("class"),
+            result["acute"] = (crisis.locator(".text").inner_text(),
+                               crisis.locator(".helplines").get_attribute("class"),
                                crisis.locator(".helplines li").all_inner_texts(),
                                crisis.locator(".helplines a").first.get_attribute("href"))
 
@@ -852,7 +856,8 @@ async def test_tiers_kinds_limited_mode_and_take_over_from_a_scripted_server():
         result = await browser_call(run, check)
         assert result["header"] == ([line["text"] for line in GREETING_LINES], ["tel:5550100", "tel:112"])
         assert "Testlandia" in result["stored"]
-        acute_class, acute_items, first_link = result["acute"]
+        acute_text, acute_class, acute_items, first_link = result["acute"]
+        assert acute_text == ACUTE_TEXT
         assert "acute" in acute_class.split()
         assert acute_items[0] == "Emergencias: 112" and first_link == "tel:112"
         before, visible, once, labels = result["limited"]

@@ -589,15 +589,19 @@
     return box;
   }
 
-  // A crisis text ends with its helplines, which the list below it shows as links: the text
-  // is shown up to them (all of it when they are not at its end as expected).
+  // A crisis text usually ends with its helplines, which the list below it shows as links:
+  // then the text is shown up to them. When they are anywhere else (or not all there), the
+  // whole text is shown: nothing the server said is ever dropped.
   function beforeLines(text, lines) {
     var at = text.indexOf(lines[0].text);
     if (at <= 0) { return text; }
-    var rest = text.slice(at);
+    var end = at;
     for (var i = 0; i < lines.length; i++) {
-      if (rest.indexOf(lines[i].text) < 0) { return text; }
+      var found = text.indexOf(lines[i].text, end);
+      if (found < 0) { return text; }
+      end = found + lines[i].text.length;
     }
+    if (!/^[\s.;,]*$/.test(text.slice(end))) { return text; }
     return text.slice(0, at).replace(/\s+$/, "");
   }
 
