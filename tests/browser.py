@@ -108,7 +108,10 @@ def scripted_site(script: Callable[["ScriptedChat", dict], None],
     from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
     from autobahn.twisted.resource import WebSocketResource
 
-    from psicoia.transports.http import PrivacySite, StaticFiles, web_root
+    from twisted.web.server import Site
+
+    from psicoia.transports.http import content_security_policy, web_root
+    from psicoia.transports.static import PageRoot, load_page
 
     connections: list = []
     base = {"user": "Usuario-7", "lines": ["Usuario-7 conectado.", "Hola, soy PsicoIA.",
@@ -151,6 +154,20 @@ def scripted_site(script: Callable[["ScriptedChat", dict], None],
 
     factory = WebSocketServerFactory()
     factory.protocol = ScriptedChat
-    root = StaticFiles(str(web_root()), defaultType="application/octet-stream")
+    class PageSite(Site):
+        """The page as the real site serves it (same files, same Content-Security-Policy)."""
+
+        noisy = False
+
+        def log(self, request) -> None:
+            pass
+
+        def getResourceFor(self, request):
+            host = request.getHeader(b"host")
+            request.setHeader(b"Content-Security-Policy", content_security_policy(
+                host.decode("latin-1") if host else None))
+            return super().getResourceFor(request)
+
+    root = PageRoot(load_page(web_root()))
     root.putChild(b"ws", WebSocketResource(factory))
-    return PrivacySite(root), connections
+    return PageSite(root), connections
