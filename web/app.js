@@ -707,9 +707,11 @@
       becomeReady();
     },
     conversation: function (event) {
+      // It answers the resume or forget in flight (its ref may be null: a stored conversation
+      // is read asynchronously, after the event that asked for it).
       storeToken(event.resume_token);
-      if (event.ref === resumeRef) { resumed = true; }
-      if (event.ref === forgetRef) {
+      if (resumeRef !== null) { resumed = true; }
+      if (forgetRef !== null) {
         transcript = { next: transcript.next, turns: [] };
         pending = {};
         updateTyping();
