@@ -963,3 +963,30 @@ async def test_accessibility_checker_finds_no_serious_violations_light_and_dark(
                 assert violations == [], (scheme, width, violations)
     finally:
         await run.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_second_tab_takes_the_conversation_over_and_the_first_stays_closed():
+    run = await running()
+    try:
+        def two_tabs():
+            context, first = open_chat(run.browser, run.url)
+            say(first, "hola, soy Ana", 0)
+            second = context.new_page()  # same origin, same stored token: it resumes
+            second.goto(run.url)
+            second.wait_for_function(
+                "() => document.getElementById('messages').innerText"
+                ".includes('Seguimos nuestra charla')", timeout=TIMEOUT_MS)
+            first.wait_for_selector("#connection-note", state="visible", timeout=TIMEOUT_MS)
+            first.wait_for_timeout(2500)  # a reconnect would have happened by now
+            return (first.inner_text("#connection-note"),
+                    first.get_attribute("#status", "data-state"), bubbles(second),
+                    sum(1 for c in run.service.registry.connections()
+                        if c.transport_name == "websocket"))
+
+        bar, status, shown, connections = await browser_call(run, two_tabs)
+        assert "siguió en otra ventana" in bar and status == "closed"
+        assert shown[0] == ["user", "hola, soy Ana"] and shown[1][0] == "bot"
+        assert connections == 1  # the first tab did not come back by itself
+    finally:
+        await run.stop()
