@@ -8,6 +8,7 @@ reactor keeps serving the page. Shared by tests/test_browser.py and tests/screen
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import shutil
@@ -90,3 +91,83 @@ class BrowserThread:
             await self.call(self._shutdown)
         finally:
             self._jobs.put(None)
+
+
+# --- a scripted psicoia.v1 server, for what the real server does not send (yet) -------------
+
+
+def scripted_site(script: Callable[["ScriptedChat", dict], None],
+                  greeting: Optional[dict] = None) -> tuple[Any, list]:
+    """The page's files plus ``/ws`` speaking psicoia.v1 from a script.
+
+    ``script(protocol, event)`` runs for every JSON event the page sends; the protocol has
+    ``send(type, **fields)``, ``later(seconds, fn)`` and ``close(code)``. On connect it sends
+    ``greeting`` (defaults below, overridable). Returns (site, connections): every protocol
+    that connected, in order.
+    """
+    from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+    from autobahn.twisted.resource import WebSocketResource
+
+    from twisted.web.server import Site
+
+    from psicoia.transports.http import content_security_policy, web_root
+    from psicoia.transports.static import PageRoot, load_page
+
+    connections: list = []
+    base = {"user": "Usuario-7", "lines": ["Usuario-7 conectado.", "Hola, soy PsicoIA.",
+                                           "Cuando quieras irte, escribí salir."],
+            "protocol": "psicoia.v1", "max_message_bytes": 4096, "resume_token": "AAAAA-BBBBB",
+            "kinds": ["answered", "command", "offline"],
+            "conversational": ["answered", "command", "offline"], "helplines": []}
+    base.update(greeting or {})
+
+    class ScriptedChat(WebSocketServerProtocol):
+        def onConnect(self, request):
+            self.received: list = []
+            self.calls: list = []
+            return "psicoia.v1" if "psicoia.v1" in request.protocols else None
+
+        def onOpen(self):
+            connections.append(self)
+            self.send("greeting", **base)
+
+        def send(self, event_type: str, **fields: Any) -> None:
+            event = {"type": event_type, "trace_id": base["user"]}
+            event.update(fields)
+            self.sendMessage(json.dumps(event, ensure_ascii=False).encode("utf-8"))
+
+        def later(self, seconds: float, work: Callable[[], Any]) -> None:
+            self.calls.append(reactor.callLater(seconds, work))
+
+        def close(self, code: int = 1000) -> None:
+            self.sendClose(code)
+
+        def onMessage(self, payload, isBinary):
+            event = json.loads(payload.decode("utf-8"))
+            self.received.append(event)
+            script(self, event)
+
+        def onClose(self, wasClean, code, reason):
+            for call in self.calls:
+                if call.active():
+                    call.cancel()
+
+    factory = WebSocketServerFactory()
+    factory.protocol = ScriptedChat
+    class PageSite(Site):
+        """The page as the real site serves it (same files, same Content-Security-Policy)."""
+
+        noisy = False
+
+        def log(self, request) -> None:
+            pass
+
+        def getResourceFor(self, request):
+            host = request.getHeader(b"host")
+            request.setHeader(b"Content-Security-Policy", content_security_policy(
+                host.decode("latin-1") if host else None))
+            return super().getResourceFor(request)
+
+    root = PageRoot(load_page(web_root()))
+    root.putChild(b"ws", WebSocketResource(factory))
+    return PageSite(root), connections

@@ -16,7 +16,7 @@ from tests.browser import BrowserThread, find_chromium
 from tests.fake_provider import FakeProvider, Scripted, completion, serve
 from tests.helpers import LOCAL, make_config, port_of, start_service
 
-SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
+SIZES = {"desktop": (1280, 800), "phone": (390, 844), "small": (320, 640)}
 SCHEMES = ("light", "dark")
 CONVERSATION = [
     ("Hola. Esta semana estuve muy cansada y me cuesta dormir.",
@@ -34,7 +34,7 @@ def shoot(browser: BrowserThread, port: int, scheme: str, size: str, path: Path)
     width, height = SIZES[size]
     context = browser.browser.new_context(
         viewport={"width": width, "height": height}, color_scheme=scheme,
-        device_scale_factor=1, is_mobile=size == "phone", has_touch=size == "phone")
+        device_scale_factor=1, is_mobile=size != "desktop", has_touch=size != "desktop")
     try:
         page = context.new_page()
         page.goto(f"http://127.0.0.1:{port}/")
