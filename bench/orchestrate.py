@@ -9,14 +9,28 @@ Scenarios (docs/benchmarks.md explains each):
 (d) idle        10,000 idle TCP connections: RSS per connection, time to accept them all
 (e) saturation  max_in_flight 20, 500 users, open loop above capacity: queue wait, busy notices
 (f) floor       the floor server under (a) and (b), in the same rounds, as ratios
+(l) loaded      provider 200 ms, 100 TCP clients x 5 messages, no think time (~500 messages/s
+                offered), then 2x and 4x that in open loop; PsicoIA as configured by default
+                (sqlite storage and streaming, once they exist) against a floor that sends the
+                provider the same work; CPU per message from /proc as the primary ratio
+(s) storage     (b) with storage.backend sqlite against memory: CPU per message
+(t) streaming   provider streams 40 chunks over 400 ms: time to first byte added, CPU with and
+                without streaming, throughput against a streaming floor
+(h) hostile     polite p99 alone and while a chat flooder, slow-header connections and a
+                multi-range flood run
+(r) redis       storage.backend redis against memory (CPU per message); two instances behind
+                HAProxy against one
 
 Rounds of (a)/(c)/(f) and (b)/(f) are interleaved (PsicoIA, floor, PsicoIA over WebSocket, ...)
 so a noisy neighbour on the shared machine hits both sides alike; medians are reported.
+A scenario whose feature is not in this version of PsicoIA (no ``storage.backend``, no
+``llm.stream``, no Redis backend) is skipped with a line in the report saying so.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -34,7 +48,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Optional
 
-from .common import LOCAL, free_port
+from .common import LOCAL, cpu_seconds, free_port
+from .fake_provider import REPLY
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "benchmarks.md"
@@ -49,8 +64,14 @@ FULL = {
     "saturation": {"latency_ms": 200, "users": 500, "messages": 4, "rate": 200,
                    "max_in_flight": 20, "max_waiting": 200},
     "warmup": {"clients": 20, "messages": 3},
-    "hostile": {"latency_ms": 50, "clients": 20, "messages": 80, "think_ms": 100,
-                "slow_headers": 200, "trickle_ms": 500, "range_workers": 4},
+    "hostile": {"latency_ms": 50, "clients": 20, "messages": 5, "think_ms": 2000,
+                "slow_headers": 200, "trickle_ms": 500, "range_workers": 4, "flooders": 1},
+    "loaded": {"latency_ms": 200, "clients": 100, "messages": 5, "rounds": 3,
+               "open_clients": 500, "open_messages": 4, "open_factors": [2, 4]},
+    "storage": {"latency_ms": 0, "clients": 50, "messages": 40, "rounds": 3},
+    "streaming": {"latency_ms": 200, "chunks": 40, "stream_ms": 400, "clients": 100,
+                  "messages": 3, "rounds": 3},
+    "redis": {"latency_ms": 0, "clients": 50, "messages": 40, "rounds": 3},
 }
 SMOKE = {
     "overhead": {"latency_ms": 20, "clients": 4, "messages": 3, "think_ms": 10, "rounds": 1},
@@ -60,10 +81,29 @@ SMOKE = {
                    "max_in_flight": 2, "max_waiting": 4},
     "warmup": {"clients": 2, "messages": 1},
     "hostile": {"latency_ms": 10, "clients": 3, "messages": 3, "think_ms": 10,
-                "slow_headers": 10, "trickle_ms": 100, "range_workers": 1},
+                "slow_headers": 10, "trickle_ms": 100, "range_workers": 1, "flooders": 1},
+    "loaded": {"latency_ms": 20, "clients": 4, "messages": 2, "rounds": 1,
+               "open_clients": 8, "open_messages": 2, "open_factors": [2]},
+    "storage": {"latency_ms": 0, "clients": 4, "messages": 5, "rounds": 1},
+    "streaming": {"latency_ms": 20, "chunks": 5, "stream_ms": 40, "clients": 3, "messages": 2,
+                  "rounds": 1},
+    "redis": {"latency_ms": 0, "clients": 4, "messages": 5, "rounds": 1},
 }
 # Limits raised so they never interfere with what a scenario measures.
 OPEN_LIMITS = {"max_in_flight": 200, "max_waiting": 10000}
+# The loaded scenario at 4x offers ~2,000 messages/s to a 200 ms provider: 400 calls at once.
+LOADED_LIMITS = {"max_in_flight": 1000, "max_waiting": 100000}
+RAISED_RATE_LIMITS = {"rate_max_messages": 1000000, "rate_window_seconds": 1}
+# Every scenario, in the order a full run takes them.
+ALL_SCENARIOS = ["l", "a", "b", "s", "t", "r", "h", "d", "e"]
+
+
+def feature(section: str, key: str) -> bool:
+    """Whether this version of PsicoIA's configuration has ``section.key``."""
+    from psicoia import config
+
+    cls = config.SECTIONS.get(section)
+    return cls is not None and key in {f.name for f in dataclasses.fields(cls)}
 
 # Every name the server's configuration reads from the environment: cleared for the server.
 LEGACY_ENV = ("GROQ_API_KEY", "MODEL_NAME", "LLM_URL", "APP_PORT", "MAX_IN_FLIGHT",
@@ -136,7 +176,7 @@ class Bench:
         self.args = args
         self.params = json.loads(json.dumps(SMOKE if args.smoke else FULL))
         if args.rounds:
-            for name in ("overhead", "throughput"):
+            for name in ("overhead", "throughput", "loaded", "storage", "streaming", "redis"):
                 self.params[name]["rounds"] = args.rounds
         self.workdir = Path(tempfile.mkdtemp(prefix="psicoia-bench-"))
         self.procs = Processes(self.workdir)
@@ -148,6 +188,8 @@ class Bench:
         self.notes: list[str] = []  # worth saying in the report, not a failure
         self.websocket_available: Optional[bool] = None
         self.argv: list[str] = []
+        self.skipped: dict[str, str] = {}  # scenario -> why it did not run (a report line)
+        self.default_limits: set[str] = set()  # servers that keep the shipped rate limits
 
     # --- processes ----------------------------------------------------------------------------
 
@@ -158,10 +200,33 @@ class Bench:
                                       listening_line=True)
         return proc, f"http://{LOCAL}:{port}/v1"
 
-    def floor(self, provider_url: str, pool: int) -> tuple[subprocess.Popen, int]:
+    def floor(self, provider_url: str, pool: int,
+              stream: bool = False) -> tuple[subprocess.Popen, int]:
         command = [self.python, "-m", "bench.floor", "--provider", provider_url,
                    "--pool", str(pool), "--duration", str(self.args.max_process_seconds)]
+        if stream:
+            command.append("--stream")
         return self.procs.start("floor", command, env=self._bench_env(), listening_line=True)
+
+    def stream_provider(self, latency_ms: float, chunks: int,
+                        stream_ms: float) -> tuple[subprocess.Popen, str]:
+        command = [self.python, "-m", "bench.fake_provider", "--latency-ms", str(latency_ms),
+                   "--stream-chunks", str(chunks), "--stream-ms", str(stream_ms),
+                   "--duration", str(self.args.max_process_seconds)]
+        proc, port = self.procs.start(f"provider-stream-{latency_ms}", command,
+                                      env=self._bench_env(), listening_line=True)
+        return proc, f"http://{LOCAL}:{port}/v1"
+
+    def sqlite(self, name: str) -> Optional[dict]:
+        """``storage`` settings for a sqlite store in the run's temp folder (None: no storage
+        in this version, the server keeps conversations in memory)."""
+        if not feature("storage", "backend"):
+            return None
+        return {"backend": "sqlite", "sqlite_path": str(self.workdir / f"{name}.db")}
+
+    def shipped(self, name: str) -> Optional[dict]:
+        """The storage of the default config (sqlite), in the temp folder."""
+        return self.sqlite(name)
 
     def _bench_env(self) -> dict:
         env = dict(os.environ)
@@ -169,7 +234,7 @@ class Bench:
         return env
 
     def server(self, name: str, provider_url: str, llm: dict, profile: Optional[Path] = None,
-               websocket: bool = True) -> dict:
+               websocket: bool = True, storage: Optional[dict] = None) -> dict:
         """Start ``twistd -n psicoia`` with a generated config; return its pid and ports."""
         ports = {"tcp": free_port(), "http": free_port()}
         if websocket:
@@ -185,11 +250,13 @@ class Bench:
                 "shutdown_grace_seconds": 2,
             },
             "llm": {"base_url": provider_url, "api_key_env": KEY_ENV, **llm},
-            "limits": {"rate_max_messages": 1000000, "rate_window_seconds": 1},
+            "limits": {} if name in self.default_limits else dict(RAISED_RATE_LIMITS),
             "log": {"format": "text", "level": self.args.log_level},
             # The shipped default backend, in the run's own folder (never the repository).
             "storage": {"sqlite_path": str(self.workdir / f"{name}.db")},
         }
+        if storage:
+            settings["storage"] = storage
         config = self.workdir / f"{name}.yaml"
         config.write_text(json.dumps(settings, indent=2))  # JSON is YAML
         env = {k: v for k, v in self._bench_env().items()
@@ -273,7 +340,7 @@ class Bench:
              extra: tuple = ()) -> dict:
         options = ["--transport", transport, "--clients", str(p["clients"]),
                    "--messages", str(p["messages"]), "--think-ms", str(p.get("think_ms", 0)),
-                   *extra]
+                   *STREAMED_REPLIES, *extra]
         return self.loadgen("chat", port, pid, *options,
                             latencies=f"{tag}-{len(self.loadgen_commands)}" if tag else None)
 
@@ -309,7 +376,6 @@ class Bench:
         """(b) and the floor under (b)."""
         p = self.params["throughput"]
         _, url = self.provider(p["latency_ms"])
-        profile = self.workdir / "server-b.pstats" if self.args.profile else None
         server = self.server("server-b", url, dict(OPEN_LIMITS), websocket=False)
         floor_proc, floor_port = self.floor(url, OPEN_LIMITS["max_in_flight"])
         tcp = server["ports"]["tcp"]
@@ -322,22 +388,23 @@ class Bench:
             rounds["floor"].append(self.chat(floor_port, floor_proc.pid, p, tag="b-floor"))
         self.results["throughput"] = {"params": p, "rounds": rounds}
         self.procs.stop_all()
-        if profile is not None:
-            self._profile_run(url_latency=p["latency_ms"], params=p, path=profile)
 
-    def _profile_run(self, url_latency: float, params: dict, path: Path) -> None:
-        """Scenario (b) once more with the server (twistd --profile) and the floor under
+    def _profile_run(self, url_latency: float, params: dict, path: Path, scenario: str,
+                     llm: dict, storage: Optional[dict], floor_stream: bool) -> None:
+        """A scenario once more with the server (twistd --profile) and the floor under
         cProfile, one after the other; writes the top functions and a per-module comparison."""
         _, url = self.provider(url_latency)
-        server = self.server("server-profile", url, dict(OPEN_LIMITS), profile=path,
-                             websocket=False)
+        server = self.server("server-profile", url, llm, profile=path, websocket=False,
+                             storage=storage)
         self.warm(server["ports"]["tcp"], server["pid"])
         ours = self.chat(server["ports"]["tcp"], server["pid"], params)
         self.procs.stop(server["proc"])
         floor_path = self.workdir / "floor.pstats"
         command = [self.python, "-m", "cProfile", "-o", str(floor_path), "-m", "bench.floor",
-                   "--provider", url, "--pool", str(OPEN_LIMITS["max_in_flight"]),
+                   "--provider", url, "--pool", str(llm["max_in_flight"]),
                    "--duration", str(self.args.max_process_seconds)]
+        if floor_stream:
+            command.append("--stream")
         floor_proc, floor_port = self.procs.start("floor-profile", command,
                                                   env=self._bench_env(), listening_line=True)
         self.warm(floor_port, floor_proc.pid)
@@ -347,22 +414,34 @@ class Bench:
 
         self.out_dir.mkdir(parents=True, exist_ok=True)
         target = self.out_dir / "benchmarks-profile.txt"
-        target.write_text(compare(path, floor_path, ours, floor))
+        target.write_text(compare(path, floor_path, ours, floor, scenario))
         self.results["profile"] = target.name
 
     def scenario_idle(self) -> None:
-        """(d): many idle TCP connections with their session state; a fresh server for each of
-        two variants: greeted only, and after one message each (history and rate-limit state)."""
+        """(d): many idle TCP connections with their session state; a fresh server for each
+        variant: greeted only, after one message each (history and rate-limit state) with
+        memory storage, and after one message each with the shipped sqlite storage (where
+        history need not stay in RAM for idle users), when this version has storage."""
         p = self.params["idle"]
-        for key, say in (("idle", 0), ("idle_chatted", 1)):
+        variants = [("idle", 0, None), ("idle_chatted", 1, None)]
+        if feature("storage", "backend"):
+            variants = [("idle", 0, self.shipped("server-idle")),
+                        ("idle_chatted", 1, {"backend": "memory"}),
+                        ("idle_chatted_sqlite", 1, self.sqlite("server-idle-sqlite"))]
+        else:
+            self.notes.append("(d) with sqlite storage not run: storage.backend is not in this "
+                              "version's configuration; the figures are with history in memory")
+        for key, say, storage in variants:
             _, url = self.provider(0)
-            server = self.server(f"server-{key}", url, dict(OPEN_LIMITS), websocket=False)
+            server = self.server(f"server-{key}", url, dict(OPEN_LIMITS), websocket=False,
+                                 storage=storage)
             log(f"(d) {p['connections']} idle connections, {say} message(s) each first")
             result = self.loadgen("idle", server["ports"]["tcp"], server["pid"],
                                   "--connections", str(p["connections"]),
                                   "--connect-concurrency", str(p["connect_concurrency"]),
                                   "--say", str(say))
-            self.results[key] = {"params": p, "result": result}
+            self.results[key] = {"params": p, "result": result,
+                                 "storage": (storage or {}).get("backend", "memory")}
             self.procs.stop_all()
 
     def scenario_saturation(self) -> None:
@@ -385,10 +464,13 @@ class Bench:
 
     def scenario_hostile(self) -> None:
         """(h): polite chat p99 without and then with the HTTP attackers of issue 16 running
-        (slow headers, a range flood) against the same server. Opt-in: ``--only h``."""
+        (slow headers, a range flood) and the chat flooder against the same server. The server
+        keeps the shipped rate limits (the flooder meets them); polite clients stay under them."""
         p = self.params["hostile"]
         _, url = self.provider(p["latency_ms"])
-        server = self.server("server-h", url, dict(OPEN_LIMITS), websocket=False)
+        self.default_limits.add("server-h")
+        server = self.server("server-h", url, dict(OPEN_LIMITS), websocket=False,
+                             storage=self.shipped("server-h"))
         tcp, http = server["ports"]["tcp"], server["ports"]["http"]
         self.warm(tcp, server["pid"])
         log(f"(h) {p['clients']} polite clients, no attackers")
@@ -397,17 +479,192 @@ class Bench:
                    "--slow-headers", str(p["slow_headers"]), "--trickle-ms",
                    str(p["trickle_ms"]), "--range-workers", str(p["range_workers"])]
         attackers, _ = self.procs.start("attackers", command, env=self._bench_env())
-        time.sleep(1.0)  # the slow connections are open and trickling
+        flooders = [self.procs.start(f"flooder-{n}", [
+            self.python, "-m", "bench.flooder", "--port", str(tcp),
+            "--seconds", str(self.args.max_process_seconds)], env=self._bench_env())[0]
+            for n in range(p["flooders"])]
+        time.sleep(1.0)  # the slow connections are open and trickling, the flood is on
         log(f"(h) the same, with {p['slow_headers']} slow-header connections and "
             f"{p['range_workers']} range-flood loops")
         attacked = self.chat(tcp, server["pid"], p, tag="h-attacked")
         self.procs.stop(attackers)
+        flood = []
+        for n, flooder in enumerate(flooders):
+            self.procs.stop(flooder)
+            out = self.workdir / f"flooder-{n}.out"
+            lines = out.read_text().strip().splitlines() if out.exists() else []
+            flood.append(json.loads(lines[-1]) if lines else {})
         out = self.workdir / "attackers.out"
         lines = out.read_text().strip().splitlines() if out.exists() else []
         attack = json.loads(lines[-1]) if lines else {}
         self.results["hostile"] = {"params": p, "calm": calm, "attacked": attacked,
-                                   "attack": attack}
+                                   "attack": attack, "flood": flood}
         self.procs.stop_all()
+
+    def scenario_loaded(self) -> None:
+        """(l): the loaded case of issue 19. Closed loop with no think time (about
+        clients / provider latency messages/s offered), then open loop at each of
+        ``open_factors`` times that rate; PsicoIA with the shipped defaults (sqlite storage and
+        streaming once they exist) against the floor doing the same provider-side work,
+        interleaved rounds; the server's CPU per message from /proc is the primary ratio."""
+        p = self.params["loaded"]
+        stream = feature("llm", "stream")  # on by default once it exists: the floor streams too
+        _, url = self.provider(p["latency_ms"])
+        server = self.server("server-l", url, dict(LOADED_LIMITS), websocket=False,
+                             storage=self.shipped("server-l"))
+        floor_proc, floor_port = self.floor(url, LOADED_LIMITS["max_in_flight"], stream=stream)
+        tcp = server["ports"]["tcp"]
+        self.warm(tcp, server["pid"])
+        self.warm(floor_port, floor_proc.pid)
+        base_rate = p["clients"] * 1000.0 / p["latency_ms"]
+        levels = [("closed", None)] + [(f"{f}x", base_rate * f) for f in p["open_factors"]]
+        rounds: dict[str, list] = {}
+        load = {"before": loadavg()}
+        for number in range(p["rounds"]):
+            log(f"(l) round {number + 1}/{p['rounds']}")
+            for level, rate in levels:
+                if rate is None:
+                    shape = p
+                    extra: tuple = ()
+                else:
+                    shape = {"clients": p["open_clients"], "messages": p["open_messages"]}
+                    extra = ("--rate", str(rate), "--connect-concurrency", "200")
+                for who, port, pid in (("psicoia", tcp, server["pid"]),
+                                       ("floor", floor_port, floor_proc.pid)):
+                    rounds.setdefault(f"{level}-{who}", []).append(
+                        self.chat(port, pid, shape, tag=f"l-{level}-{who}", extra=extra))
+        load["after"] = loadavg()
+        self.results["loaded"] = {
+            "params": p, "rounds": rounds, "levels": [[lv, r] for lv, r in levels],
+            "base_rate": base_rate, "loadavg": load, "stream": stream,
+            "storage": (self.shipped("x") or {}).get("backend", "memory (no storage.backend)")}
+        self.procs.stop_all()
+        if self.args.profile:
+            self._profile_run(p["latency_ms"], p, self.workdir / "server-l.pstats",
+                              scenario="the loaded scenario (l), closed loop, default config",
+                              llm=dict(LOADED_LIMITS), storage=self.shipped("server-profile"),
+                              floor_stream=stream)
+
+    def scenario_storage(self) -> None:
+        """(s): (b) on a server with sqlite storage against one with memory storage."""
+        if not feature("storage", "backend"):
+            self.skip("s", "storage.backend is not in this version's configuration "
+                      "(branch storage not merged): the sqlite scenario did not run")
+            return
+        p = self.params["storage"]
+        _, url = self.provider(p["latency_ms"])
+        servers = {
+            "memory": self.server("server-s-memory", url, dict(OPEN_LIMITS), websocket=False,
+                                  storage={"backend": "memory"}),
+            "sqlite": self.server("server-s-sqlite", url, dict(OPEN_LIMITS), websocket=False,
+                                  storage=self.sqlite("server-s-sqlite")),
+        }
+        for server in servers.values():
+            self.warm(server["ports"]["tcp"], server["pid"])
+        rounds: dict[str, list] = {key: [] for key in servers}
+        for number in range(p["rounds"]):
+            log(f"(s) round {number + 1}/{p['rounds']}")
+            order = list(servers) if number % 2 == 0 else list(reversed(servers))
+            for key in order:
+                server = servers[key]
+                rounds[key].append(self.chat(server["ports"]["tcp"], server["pid"], p,
+                                             tag=f"s-{key}"))
+        self.results["storage"] = {"params": p, "rounds": rounds}
+        self.procs.stop_all()
+
+    def scenario_streaming(self) -> None:
+        """(t): the provider streams ``chunks`` chunks over ``stream_ms`` after ``latency_ms``;
+        PsicoIA with llm.stream on and off, and the floor streaming, interleaved rounds."""
+        if not feature("llm", "stream"):
+            self.skip("t", "llm.stream is not in this version's configuration (branch "
+                      "streaming not merged): the streaming scenario did not run")
+            return
+        p = self.params["streaming"]
+        _, url = self.stream_provider(p["latency_ms"], p["chunks"], p["stream_ms"])
+        storage = {"backend": "memory"} if feature("storage", "backend") else None
+        sides = {
+            "stream": self.server("server-t-stream", url, {**OPEN_LIMITS, "stream": True},
+                                  websocket=False, storage=storage),
+            "plain": self.server("server-t-plain", url, {**OPEN_LIMITS, "stream": False},
+                                 websocket=False, storage=storage),
+        }
+        floor_proc, floor_port = self.floor(url, OPEN_LIMITS["max_in_flight"], stream=True)
+        targets = [(key, s["ports"]["tcp"], s["pid"]) for key, s in sides.items()]
+        targets.append(("floor", floor_port, floor_proc.pid))
+        for _, port, pid in targets:
+            self.warm(port, pid)
+        rounds: dict[str, list] = {key: [] for key, _, _ in targets}
+        for number in range(p["rounds"]):
+            log(f"(t) round {number + 1}/{p['rounds']}")
+            for key, port, pid in targets:
+                rounds[key].append(self.chat(port, pid, p, tag=f"t-{key}"))
+        self.results["streaming"] = {"params": p, "rounds": rounds}
+        self.procs.stop_all()
+
+    def scenario_redis(self) -> None:
+        """(r): one instance on Redis against one in memory, (b)'s load, CPU per message; then
+        two instances on the same Redis behind HAProxy against one behind the same HAProxy."""
+        if not feature("storage", "backend"):
+            self.skip("r", "storage.backend is not in this version's configuration (branches "
+                      "storage and redis not merged): the Redis scenario did not run")
+            return
+        redis_server, haproxy = shutil.which("redis-server"), shutil.which("haproxy")
+        if not redis_server:
+            self.skip("r", "no redis-server on PATH: the Redis scenario did not run")
+            return
+        p = self.params["redis"]
+        redis_port = free_port()
+        self.procs.start("redis", [redis_server, "--port", str(redis_port), "--bind", LOCAL,
+                                   "--save", "", "--appendonly", "no"])
+        wait_port(redis_port)
+        redis = {"backend": "redis", "redis_url": f"redis://{LOCAL}:{redis_port}/0"}
+        _, url = self.provider(p["latency_ms"])
+        try:
+            one = self.server("server-r-redis", url, dict(OPEN_LIMITS), websocket=False,
+                              storage=redis)
+        except RuntimeError as error:
+            self.skip("r", f"a server with storage.backend redis did not start ({error}): "
+                      "the Redis scenario did not run")
+            return
+        memory = self.server("server-r-memory", url, dict(OPEN_LIMITS), websocket=False,
+                             storage={"backend": "memory"})
+        for server in (one, memory):
+            self.warm(server["ports"]["tcp"], server["pid"])
+        rounds: dict[str, list] = {"redis": [], "memory": []}
+        for number in range(p["rounds"]):
+            log(f"(r) round {number + 1}/{p['rounds']}")
+            for key, server in (("redis", one), ("memory", memory)):
+                rounds[key].append(self.chat(server["ports"]["tcp"], server["pid"], p,
+                                             tag=f"r-{key}"))
+        self.procs.stop(memory["proc"])
+        result: dict = {"params": p, "rounds": rounds}
+        if not haproxy:
+            result["haproxy"] = "no haproxy on PATH: two instances were not measured"
+        else:
+            two = self.server("server-r-redis-2", url, dict(OPEN_LIMITS), websocket=False,
+                              storage=redis)
+            self.warm(two["ports"]["tcp"], two["pid"])
+            ports = {"one": free_port(), "two": free_port()}
+            config = self.workdir / "haproxy.cfg"
+            config.write_text(haproxy_config(ports, one["ports"]["tcp"], two["ports"]["tcp"]))
+            self.procs.start("haproxy", [haproxy, "-db", "-f", str(config)])
+            for port in ports.values():
+                wait_port(port)
+            spread: dict[str, list] = {"one": [], "two": []}
+            for number in range(p["rounds"]):
+                log(f"(r) HAProxy round {number + 1}/{p['rounds']}")
+                for key in ("one", "two"):
+                    cpu_before = cpu_seconds(two["pid"])
+                    run = self.chat(ports[key], one["pid"], p, tag=f"r-haproxy-{key}")
+                    run["second_instance_cpu_s"] = round(cpu_seconds(two["pid"]) - cpu_before, 3)
+                    spread[key].append(run)
+            result["haproxy"] = spread
+        self.results["redis"] = result
+        self.procs.stop_all()
+
+    def skip(self, key: str, why: str) -> None:
+        log(f"({key}) skipped: {why}")
+        self.skipped[key] = why
 
     # --- the whole run ------------------------------------------------------------------------
 
@@ -422,10 +679,12 @@ class Bench:
     def run(self) -> int:
         started = time.time()
         load_before = Path("/proc/loadavg").read_text().split()[:3]
-        chosen = self.args.only.split(",") if self.args.only else ["a", "b", "d", "e"]
+        chosen = self.args.only.split(",") if self.args.only else ALL_SCENARIOS
         steps = {"a": self.scenario_overhead, "b": self.scenario_throughput,
                  "d": self.scenario_idle, "e": self.scenario_saturation,
-                 "h": self.scenario_hostile}
+                 "h": self.scenario_hostile, "l": self.scenario_loaded,
+                 "s": self.scenario_storage, "t": self.scenario_streaming,
+                 "r": self.scenario_redis}
         try:
             for key in chosen:
                 try:
@@ -441,6 +700,7 @@ class Bench:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         from .report import render, targets
 
+        self.results["skipped"] = dict(self.skipped)
         summary = targets(self.results, self.websocket_available)
         plot = None
         try:
@@ -451,7 +711,9 @@ class Bench:
             self.notes.append(f"no plot: {error} (pip install -e '.[bench]')")
         document = render(self.results, summary, machine_facts(load_before, load_after),
                           commands=self.procs.commands, loadgen=self.loadgen_commands,
-                          plot=plot, problems=self.problems + self.notes, smoke=self.args.smoke,
+                          plot=plot, problems=self.problems + self.notes
+                          + [f"({key}) skipped: {why}" for key, why in self.skipped.items()],
+                          smoke=self.args.smoke,
                           seconds=time.time() - started,
                           analysis=ANALYSIS.read_text() if ANALYSIS.exists() else "",
                           invocation=shlex.join(["bench/run", *self.argv]))
@@ -469,6 +731,11 @@ class Bench:
             log(f"errors: {errors}; problems: {self.problems}")
             return 1
         return 0
+
+
+# A streamed reply may keep the last word's trailing space (bench/fake_provider.py sends one
+# chunk per word, or REPLY x 4 in timed chunks): the load generator accepts all three shapes.
+STREAMED_REPLIES = ("--also-expect", REPLY + " ", "--also-expect", " ".join([REPLY] * 4))
 
 
 def queue_wait(before: dict, after: dict) -> dict:
@@ -513,6 +780,49 @@ def count_errors(results: dict) -> int:
     return errors
 
 
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def wait_port(port: int, seconds: float = 20) -> None:
+    """Until something accepts on 127.0.0.1:port (a helper we started), or RuntimeError."""
+    import socket
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((LOCAL, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listened on {LOCAL}:{port} within {seconds} s")
+
+
+def haproxy_config(ports: dict, first: int, second: int) -> str:
+    """HAProxy in TCP mode on 127.0.0.1: ``one`` forwards to the first instance only, ``two``
+    round-robins connections over both (each chat connection stays on its instance)."""
+    return f"""global
+    maxconn 20000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+frontend one
+    bind {LOCAL}:{ports['one']}
+    default_backend first
+frontend two
+    bind {LOCAL}:{ports['two']}
+    default_backend both
+backend first
+    server a {LOCAL}:{first}
+backend both
+    balance roundrobin
+    server a {LOCAL}:{first}
+    server b {LOCAL}:{second}
+"""
+
+
 def machine_facts(load_before, load_after) -> dict:
     import autobahn
     import treq
@@ -549,13 +859,15 @@ def parse(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench/run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true",
                         help="tiny version of every scenario; writes to a temp folder")
-    parser.add_argument("--only", help="comma-separated subset of a,b,d,e, or h (the hostile "
-                        "scenario, opt-in) (c and f always run with a and b)")
+    parser.add_argument("--only", help="comma-separated subset of " + ",".join(ALL_SCENARIOS)
+                        + " (c and f always run with a and b)")
     parser.add_argument("--out-dir", help="where to write benchmarks.md and the plot "
                         "(default docs/, or a temp folder with --smoke)")
     parser.add_argument("--profile", action="store_true",
-                        help="also run (b) with the server under cProfile")
-    parser.add_argument("--rounds", type=int, help="interleaved rounds of (a) and (b)")
+                        help="also run (l), closed loop, with the server and the floor under "
+                        "cProfile; writes benchmarks-profile.txt")
+    parser.add_argument("--rounds", type=int,
+                        help="interleaved rounds of (a), (b), (l), (s), (t) and (r)")
     parser.add_argument("--log-level", default="warn",
                         help="the server's log.level (warn keeps logging off the hot path)")
     parser.add_argument("--max-process-seconds", type=float, default=1800,
