@@ -5,7 +5,7 @@ One TCP connection that reads the greeting and then writes ``a\\n`` as fast as t
 takes it (a streaming producer: it stops when Twisted's write buffer is full and goes on when
 it drains). It reads whatever the server answers. A connection the server closes (the sanction
 for sustained abuse) is counted and opened again after ``--reconnect-ms``, so the pressure
-stays on for the whole run.
+stays on for the whole run (``--max-bytes`` caps it, for toy runs).
 
 Runs until SIGTERM/SIGINT or ``--seconds``, then prints one JSON line: bytes and lines sent,
 bytes read, connections opened and closed by the server. Talks to 127.0.0.1 only.
@@ -53,6 +53,8 @@ class Flood(Protocol):
         for _ in range(16):
             if self.paused or self.stopped or not self.greeted or not self.run.running:
                 return
+            if self.run.max_bytes and self.run.counts["bytes_sent"] >= self.run.max_bytes:
+                return  # a toy-sized flood (bench/run --smoke): the connection stays open
             self.transport.write(BURST)
             self.run.counts["bytes_sent"] += len(BURST)
         self.run.reactor.callLater(0, self.resumeProducing)
@@ -71,7 +73,8 @@ class Flood(Protocol):
 
 
 class FloodRun:
-    def __init__(self, reactor, port: int, reconnect_ms: float) -> None:
+    def __init__(self, reactor, port: int, reconnect_ms: float, max_bytes: int = 0) -> None:
+        self.max_bytes = max_bytes
         self.reactor = reactor
         self.endpoint = TCP4ClientEndpoint(reactor, LOCAL, port, timeout=5)
         self.reconnect_s = reconnect_ms / 1000.0
@@ -94,12 +97,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, required=True, help="the TCP chat listener")
     parser.add_argument("--reconnect-ms", type=float, default=100.0)
+    parser.add_argument("--max-bytes", type=int, default=0,
+                        help="stop writing after this many bytes (0: never)")
     parser.add_argument("--seconds", type=float, default=600.0, help="stop by itself after this")
     args = parser.parse_args(argv)
 
     from twisted.internet import reactor
 
-    run = FloodRun(reactor, args.port, args.reconnect_ms)
+    run = FloodRun(reactor, args.port, args.reconnect_ms, args.max_bytes)
     run.open()
 
     def stop() -> None:

@@ -32,6 +32,8 @@ from twisted.web.client import Agent, HTTPConnectionPool
 
 from psicoia.chat.history import build_prompt
 
+from .common import raise_file_limit
+
 SYSTEM_PROMPT = (Path(__file__).resolve().parent.parent / "psicoia" / "chat" / "prompts"
                  / "system.txt").read_text("utf-8").strip()
 HISTORY_MAX_MESSAGES = 10  # psicoia.config.HistoryConfig's defaults
@@ -147,9 +149,7 @@ def main(argv=None) -> int:
     epollreactor.install()
     from twisted.internet import reactor
 
-    from psicoia.app.tap import raise_file_limit
-
-    raise_file_limit()
+        raise_file_limit()
     factory = FloorFactory(reactor, args.provider, args.pool, args.stream)
     port = reactor.listenTCP(args.port, factory, backlog=1024, interface="127.0.0.1")
     sys.stdout.write(f"listening {port.getHost().port}\n")

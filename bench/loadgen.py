@@ -31,9 +31,7 @@ from twisted.internet.defer import Deferred, DeferredList, DeferredSemaphore, en
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
 
-from psicoia.app.tap import raise_file_limit
-
-from .common import LOCAL, ProcessProbe, emit_result, memory_kib
+from .common import LOCAL, ProcessProbe, emit_result, memory_kib, raise_file_limit
 from .common import summarize_latencies
 from .fake_provider import REPLY
 

@@ -81,7 +81,8 @@ SMOKE = {
                    "max_in_flight": 2, "max_waiting": 4},
     "warmup": {"clients": 2, "messages": 1},
     "hostile": {"latency_ms": 10, "clients": 3, "messages": 3, "think_ms": 10,
-                "slow_headers": 10, "trickle_ms": 100, "range_workers": 1, "flooders": 1},
+                "slow_headers": 10, "trickle_ms": 100, "range_workers": 1, "flooders": 1,
+                "flood_bytes": 65536},
     "loaded": {"latency_ms": 20, "clients": 4, "messages": 2, "rounds": 1,
                "open_clients": 8, "open_messages": 2, "open_factors": [2]},
     "storage": {"latency_ms": 0, "clients": 4, "messages": 5, "rounds": 1},
@@ -156,6 +157,7 @@ class Processes:
         return proc, port
 
     def stop(self, proc: subprocess.Popen, timeout: float = 20) -> None:
+        started = time.monotonic()
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -163,6 +165,8 @@ class Processes:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+        if time.monotonic() - started > 2:
+            log(f"stopping {shown(proc.args)[:60]} took {time.monotonic() - started:.1f} s")
         if proc in self.running:
             self.running.remove(proc)
 
@@ -345,6 +349,8 @@ class Bench:
                             latencies=f"{tag}-{len(self.loadgen_commands)}" if tag else None)
 
     def warm(self, port: int, pid: int, transport: str = "tcp") -> None:
+        if self.args.smoke:  # toy sizes: the measured runs are the first use, and that is fine
+            return
         result = self.chat(port, pid, self.params["warmup"], transport)
         if result.get("errors"):
             self.problems.append(f"warm-up over {transport} had errors: "
@@ -481,7 +487,8 @@ class Bench:
         attackers, _ = self.procs.start("attackers", command, env=self._bench_env())
         flooders = [self.procs.start(f"flooder-{n}", [
             self.python, "-m", "bench.flooder", "--port", str(tcp),
-            "--seconds", str(self.args.max_process_seconds)], env=self._bench_env())[0]
+            "--seconds", str(self.args.max_process_seconds),
+            "--max-bytes", str(p.get("flood_bytes", 0))], env=self._bench_env())[0]
             for n in range(p["flooders"])]
         time.sleep(1.0)  # the slow connections are open and trickling, the flood is on
         log(f"(h) the same, with {p['slow_headers']} slow-header connections and "
