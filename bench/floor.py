@@ -149,7 +149,7 @@ def main(argv=None) -> int:
     epollreactor.install()
     from twisted.internet import reactor
 
-        raise_file_limit()
+    raise_file_limit()
     factory = FloorFactory(reactor, args.provider, args.pool, args.stream)
     port = reactor.listenTCP(args.port, factory, backlog=1024, interface="127.0.0.1")
     sys.stdout.write(f"listening {port.getHost().port}\n")

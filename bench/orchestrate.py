@@ -621,8 +621,9 @@ class Bench:
             return
         p = self.params["redis"]
         redis_port = free_port()
-        self.procs.start("redis", [redis_server, "--port", str(redis_port), "--bind", LOCAL,
-                                   "--save", "", "--appendonly", "no"])
+        redis_proc, _ = self.procs.start("redis", [
+            redis_server, "--port", str(redis_port), "--bind", LOCAL, "--save", "",
+            "--appendonly", "no"])
         wait_port(redis_port)
         redis = {"backend": "redis", "redis_url": f"redis://{LOCAL}:{redis_port}/0"}
         _, url = self.provider(p["latency_ms"])
@@ -641,8 +642,10 @@ class Bench:
         for number in range(p["rounds"]):
             log(f"(r) round {number + 1}/{p['rounds']}")
             for key, server in (("redis", one), ("memory", memory)):
-                rounds[key].append(self.chat(server["ports"]["tcp"], server["pid"], p,
-                                             tag=f"r-{key}"))
+                redis_cpu = cpu_seconds(redis_proc.pid)
+                run = self.chat(server["ports"]["tcp"], server["pid"], p, tag=f"r-{key}")
+                run["redis_cpu_s"] = round(cpu_seconds(redis_proc.pid) - redis_cpu, 3)
+                rounds[key].append(run)
         self.procs.stop(memory["proc"])
         result: dict = {"params": p, "rounds": rounds}
         if not haproxy:
@@ -809,7 +812,7 @@ def haproxy_config(ports: dict, first: int, second: int) -> str:
     """HAProxy in TCP mode on 127.0.0.1: ``one`` forwards to the first instance only, ``two``
     round-robins connections over both (each chat connection stays on its instance)."""
     return f"""global
-    maxconn 20000
+    maxconn 8000
 defaults
     mode tcp
     timeout connect 5s
