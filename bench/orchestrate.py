@@ -259,6 +259,8 @@ class Bench:
             # The shipped default backend, in the run's own folder (never the repository).
             "storage": {"sqlite_path": str(self.workdir / f"{name}.db")},
         }
+        if storage is None:  # the shipped default (sqlite), in a file of its own
+            storage = self.shipped(name)
         if storage:
             settings["storage"] = storage
         config = self.workdir / f"{name}.yaml"
@@ -446,9 +448,11 @@ class Bench:
                                   "--connections", str(p["connections"]),
                                   "--connect-concurrency", str(p["connect_concurrency"]),
                                   "--say", str(say))
-            self.results[key] = {"params": p, "result": result,
-                                 "storage": (storage or {}).get("backend", "memory")}
             self.procs.stop_all()
+            backend = (storage or {}).get("backend", "memory")
+            if backend == "sqlite" and say and not sqlite_written(storage):
+                backend += " (configured; nothing written: not wired in this version)"
+            self.results[key] = {"params": p, "result": result, "storage": backend}
 
     def scenario_saturation(self) -> None:
         """(e): more users than the provider cap can serve, open loop at 2x capacity."""
@@ -541,10 +545,14 @@ class Bench:
                     rounds.setdefault(f"{level}-{who}", []).append(
                         self.chat(port, pid, shape, tag=f"l-{level}-{who}", extra=extra))
         load["after"] = loadavg()
+        self.procs.stop_all()
+        storage_label = (self.shipped("x") or {}).get("backend", "memory (no storage.backend)")
+        if feature("storage", "backend") and not sqlite_written(self.shipped("server-l")):
+            storage_label += " configured, but nothing was written to its file (not wired)"
         self.results["loaded"] = {
             "params": p, "rounds": rounds, "levels": [[lv, r] for lv, r in levels],
             "base_rate": base_rate, "loadavg": load, "stream": stream,
-            "storage": (self.shipped("x") or {}).get("backend", "memory (no storage.backend)")}
+            "storage": storage_label}
         self.procs.stop_all()
         if self.args.profile:
             self._profile_run(p["latency_ms"], p, self.workdir / "server-l.pstats",
@@ -576,8 +584,13 @@ class Bench:
                 server = servers[key]
                 rounds[key].append(self.chat(server["ports"]["tcp"], server["pid"], p,
                                              tag=f"s-{key}"))
-        self.results["storage"] = {"params": p, "rounds": rounds}
         self.procs.stop_all()
+        in_use = sqlite_written(self.sqlite("server-s-sqlite"))
+        self.results["storage"] = {"params": p, "rounds": rounds, "in_use": in_use}
+        if not in_use:
+            self.notes.append("(s) the sqlite server wrote nothing to its database file: storage "
+                              "is not wired into the server in this version, so (s) compared "
+                              "two servers that differ in nothing")
 
     def scenario_streaming(self) -> None:
         """(t): the provider streams ``chunks`` chunks over ``stream_ms`` after ``latency_ms``;
@@ -631,8 +644,12 @@ class Bench:
             one = self.server("server-r-redis", url, dict(OPEN_LIMITS), websocket=False,
                               storage=redis)
         except RuntimeError as error:
-            self.skip("r", f"a server with storage.backend redis did not start ({error}): "
-                      "the Redis scenario did not run")
+            said = [line for path in (self.workdir / "server-r-redis.log",
+                                      self.workdir / "server-r-redis.err") if path.exists()
+                    for line in path.read_text(errors="replace").splitlines() if "redis" in line]
+            self.skip("r", "a server with storage.backend redis did not start ("
+                      + (said[-1].strip()[-160:] if said else str(error))
+                      + "): the Redis scenario did not run")
             return
         memory = self.server("server-r-memory", url, dict(OPEN_LIMITS), websocket=False,
                              storage={"backend": "memory"})
@@ -647,7 +664,11 @@ class Bench:
                 run["redis_cpu_s"] = round(cpu_seconds(redis_proc.pid) - redis_cpu, 3)
                 rounds[key].append(run)
         self.procs.stop(memory["proc"])
-        result: dict = {"params": p, "rounds": rounds}
+        keys = redis_keys(redis_port)
+        result: dict = {"params": p, "rounds": rounds, "in_use": bool(keys), "redis_keys": keys}
+        if not keys:
+            self.notes.append("(r) the Redis instance holds no keys after the Redis rounds: the "
+                              "backend is not wired in this version; (r) is not a measurement")
         if not haproxy:
             result["haproxy"] = "no haproxy on PATH: two instances were not measured"
         else:
@@ -788,6 +809,27 @@ def count_errors(results: dict) -> int:
             errors += result.get("errors", 0) + result.get("failed", 0)
             errors += result.get("closed_early", 0) + (1 if "failure" in result else 0)
     return errors
+
+
+def sqlite_written(storage: Optional[dict]) -> bool:
+    """Whether the sqlite database of these ``storage`` settings (or its -wal) holds data."""
+    if not storage or storage.get("backend") != "sqlite":
+        return False
+    files = [Path(storage["sqlite_path"]), Path(storage["sqlite_path"] + "-wal")]
+    return any(path.exists() and path.stat().st_size > 0 for path in files)
+
+
+def redis_keys(port: int) -> int:
+    """DBSIZE of the redis-server we started on 127.0.0.1:port (-1: no answer)."""
+    import socket
+
+    try:
+        with socket.create_connection((LOCAL, port), timeout=2) as sock:
+            sock.sendall(b"*1\r\n$6\r\nDBSIZE\r\n")
+            answer = sock.recv(64)
+    except OSError:
+        return -1
+    return int(answer[1:].split(b"\r\n")[0]) if answer.startswith(b":") else -1
 
 
 def loadavg() -> str:
