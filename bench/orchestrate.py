@@ -424,6 +424,7 @@ class Bench:
         target = self.out_dir / "benchmarks-profile.txt"
         target.write_text(compare(path, floor_path, ours, floor, scenario))
         self.results["profile"] = target.name
+        self.results["profile_scenario"] = scenario
 
     def scenario_idle(self) -> None:
         """(d): many idle TCP connections with their session state; a fresh server for each

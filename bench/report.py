@@ -181,7 +181,8 @@ def render(results: dict, summary: list[dict], machine: dict, commands: list[str
             "load generator saw it: from writing the line to reading its reply.")
         add("")
     if results.get("profile"):
-        add(f"Profiles of PsicoIA and the floor under scenario (b), side by side, per module: "
+        add(f"Profiles of PsicoIA and the floor under "
+            f"{results.get('profile_scenario', 'scenario (b)')}, side by side, per module: "
             f"[{results['profile']}]({results['profile']}) (`bench/run --profile`).")
         add("")
     if problems:
