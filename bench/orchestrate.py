@@ -923,6 +923,8 @@ def parse(argv) -> argparse.Namespace:
                         help="interleaved rounds of (a), (b), (l), (s), (t) and (r)")
     parser.add_argument("--log-level", default="warn",
                         help="the server's log.level (warn keeps logging off the hot path)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temp folder (logs, configs, .pstats) after a good run")
     parser.add_argument("--max-process-seconds", type=float, default=1800,
                         help="every helper process stops by itself after this long")
     return parser.parse_args(argv)
@@ -943,7 +945,7 @@ def main(argv) -> int:
         return code
     finally:
         bench.procs.stop_all()
-        if code == 0:  # keep the logs and configs of a failed run for a look
+        if code == 0 and not args.keep:  # keep the logs and configs of a failed run
             shutil.rmtree(bench.workdir, ignore_errors=True)
         else:
             log(f"process logs kept in {bench.workdir}")
