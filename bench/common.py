@@ -8,6 +8,7 @@ import os
 import resource
 import socket
 import sys
+import time
 from typing import Optional, Sequence
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -103,3 +104,9 @@ def raise_file_limit() -> int:
         except (ValueError, OSError):
             pass
     return soft
+
+
+def log(text: str) -> None:
+    """A progress line of bench/run on stderr."""
+    sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {text}\n")
+    sys.stderr.flush()
