@@ -141,9 +141,10 @@ def _loaded_table(results: dict, add) -> None:
     add("")
     add(f"Provider latency {p['latency_ms']} ms. Closed loop: {p['clients']} TCP clients x "
         f"{p['messages']} messages, no think time (about {loaded['base_rate']:.0f} messages/s "
-        f"offered). Open loop: {p['open_clients']} clients x {p['open_messages']} messages sent "
-        "on schedule at the rate shown, whatever the replies (each client's messages are far "
-        "enough apart that a user's own ordering queue does not wait). PsicoIA runs the "
+        f"offered). Open loop: {p['open_messages']} messages per client sent on schedule at "
+        "the rate shown, whatever the replies, by enough clients (at least "
+        f"{p['open_clients']}) that each one's messages are {p['open_spacing_s']} s apart, so a "
+        "user's own ordering queue does not wait unless the server is late. PsicoIA runs the "
         f"shipped defaults (storage: {loaded['storage']}; streaming: "
         f"{'on' if loaded['stream'] else 'not in this version'}), with `max_in_flight` "
         "1000 so the provider semaphore queues nothing; the floor sends the provider the same "

@@ -59,7 +59,9 @@ class FeatureScenarios:
                     shape = p
                     extra: tuple = ()
                 else:
-                    shape = {"clients": p["open_clients"], "messages": p["open_messages"]}
+                    # Enough users that each one's messages are open_spacing_s apart.
+                    clients = max(p["open_clients"], int(rate * p["open_spacing_s"]))
+                    shape = {"clients": clients, "messages": p["open_messages"]}
                     extra = ("--rate", str(rate), "--connect-concurrency", "200")
                 for who, port, pid in (("psicoia", tcp, server["pid"]),
                                        ("floor", floor_port, floor_proc.pid)):
