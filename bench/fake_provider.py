@@ -7,10 +7,13 @@ benchmark measures is the server in front of it. Written as a bare HTTP/1.1 keep
 2-core machine it shares with the server under test and the load generator.
 
 Options: ``--latency-ms``, ``--stream`` (answer as server-sent events, as ``"stream": true``
-requests also get), ``--fault-rate`` (this fraction of requests get a 503), ``--duration``
-(stop by itself after this many seconds). Prints ``listening PORT`` on stdout once ready.
+requests also get), ``--stream-chunks N --stream-ms T`` (a streamed answer is N content chunks
+written over T ms after the latency, as a model writes; without them all chunks go at once),
+``--fault-rate`` (this fraction of requests get a 503), ``--duration`` (stop by itself after
+this many seconds). Prints ``listening PORT`` on stdout once ready.
 
     python -m bench.fake_provider --port 0 --latency-ms 200
+    python -m bench.fake_provider --port 0 --latency-ms 0 --stream-chunks 40 --stream-ms 400
 """
 
 from __future__ import annotations
@@ -39,6 +42,32 @@ def response(status: bytes, content_type: bytes, body: bytes) -> bytes:
     return (b"HTTP/1.1 " + status + b"\r\nContent-Type: " + content_type
             + b"\r\nContent-Length: " + str(len(body)).encode("ascii")
             + b"\r\nConnection: keep-alive\r\n\r\n" + body)
+
+
+STREAM_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+               b"Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n")
+
+
+def _chunked(event: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(event), event)
+
+
+def timed_stream(text: str, chunks: int) -> list[bytes]:
+    """The writes of a streamed answer in ``chunks`` content pieces: the first carries the
+    headers, the last the finish chunk, ``[DONE]`` and the end of the body."""
+    words = text.split(" ")
+    pieces = [" ".join(words[i * len(words) // chunks:(i + 1) * len(words) // chunks])
+              for i in range(chunks)]
+    writes = []
+    for index, piece in enumerate(pieces):
+        content = piece if index == 0 else " " + piece
+        delta = {"choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}]}
+        writes.append(_chunked(b"data: " + json.dumps(delta).encode("utf-8") + b"\n\n"))
+    writes[0] = STREAM_HEAD + writes[0]
+    finish = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    writes[-1] += (_chunked(b"data: " + json.dumps(finish).encode("utf-8") + b"\n\n")
+                   + _chunked(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+    return writes
 
 
 def stream_response(text: str) -> bytes:
@@ -116,14 +145,31 @@ class ProviderProtocol(Protocol):
     def _ready(self, slot: list) -> None:
         slot[0] = True
         while self._queue and self._queue[0][0]:
+            answer = self._queue[0][1]
+            if isinstance(answer, list):  # a timed stream: the next answers wait for its end
+                self._queue[0][0] = False
+                self._write_stream(answer, 0)
+                return
             self.transport.write(self._queue.pop(0)[1])
+
+    def _write_stream(self, writes: list, index: int) -> None:
+        if self.transport is None or self.transport.disconnected:
+            return
+        self.transport.write(writes[index])
+        if index + 1 < len(writes):
+            self.factory.reactor.callLater(self.factory.chunk_interval, self._write_stream,
+                                           writes, index + 1)
+            return
+        self._queue.pop(0)
+        if self._queue and self._queue[0][0]:
+            self._ready(self._queue[0])
 
 
 class ProviderFactory(Factory):
     noisy = False
 
     def __init__(self, reactor, latency_s: float, stream: bool, fault_rate: float,
-                 seed: int = 1) -> None:
+                 seed: int = 1, stream_chunks: int = 0, stream_ms: float = 0.0) -> None:
         self.reactor = reactor
         self.latency = latency_s
         self.stream = stream
@@ -131,6 +177,9 @@ class ProviderFactory(Factory):
         self.random = random.Random(seed).random
         self.answer = response(b"200 OK", b"application/json", completion_body(REPLY))
         self.stream_answer = stream_response(REPLY)
+        if stream_chunks > 0:
+            self.stream_answer = timed_stream(" ".join([REPLY] * 4), stream_chunks)
+            self.chunk_interval = stream_ms / 1000.0 / max(1, stream_chunks - 1)
         self.requests = 0
         self.faults = 0
 
@@ -143,6 +192,10 @@ def main(argv=None) -> int:
     parser.add_argument("--port", type=int, default=0, help="127.0.0.1 port (0: ephemeral)")
     parser.add_argument("--latency-ms", type=float, default=200.0)
     parser.add_argument("--stream", action="store_true", help="answer every request as SSE")
+    parser.add_argument("--stream-chunks", type=int, default=0,
+                        help="streamed answers: this many content chunks (0: all at once)")
+    parser.add_argument("--stream-ms", type=float, default=0.0,
+                        help="streamed answers: spread the chunks over this many ms")
     parser.add_argument("--fault-rate", type=float, default=0.0, help="fraction answered 503")
     parser.add_argument("--duration", type=float, default=3600.0,
                         help="stop by itself after this many seconds")
@@ -153,7 +206,8 @@ def main(argv=None) -> int:
     epollreactor.install()
     from twisted.internet import reactor
 
-    factory = ProviderFactory(reactor, args.latency_ms / 1000.0, args.stream, args.fault_rate)
+    factory = ProviderFactory(reactor, args.latency_ms / 1000.0, args.stream, args.fault_rate,
+                              stream_chunks=args.stream_chunks, stream_ms=args.stream_ms)
     port = reactor.listenTCP(args.port, factory, backlog=1024, interface="127.0.0.1")
     sys.stdout.write(f"listening {port.getHost().port}\n")
     sys.stdout.flush()

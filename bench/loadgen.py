@@ -31,9 +31,7 @@ from twisted.internet.defer import Deferred, DeferredList, DeferredSemaphore, en
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
 
-from psicoia.app.tap import raise_file_limit
-
-from .common import LOCAL, ProcessProbe, emit_result, memory_kib
+from .common import LOCAL, ProcessProbe, emit_result, memory_kib, raise_file_limit
 from .common import summarize_latencies
 from .fake_provider import REPLY
 
@@ -65,6 +63,13 @@ class ChatClient:
         self.send_line: Callable[[str], None] = lambda text: None
         self.close: Callable[[], None] = lambda: None
         self.lost = False
+        self.first_byte_seen = False  # of the reply now arriving
+
+    def partial(self) -> None:
+        """Bytes of a reply line arrived, not yet its end: the reply's first byte, if new."""
+        if self.greeted.called and self.sent and not self.first_byte_seen:
+            self.first_byte_seen = True
+            self.run.first_bytes.append(now() - self.sent[0])
 
     def on_line(self, text: str) -> None:
         if not self.greeted.called:
@@ -74,6 +79,8 @@ class ChatClient:
         if not self.sent:
             self.run.counts.error("unexpected line")
             return
+        self.partial()
+        self.first_byte_seen = False
         sent_at = self.sent.popleft()
         self.run.record(now() - sent_at, text)
         if self.reply_waiter is not None and not self.sent:
@@ -121,6 +128,8 @@ class TCPLineProtocol(Protocol):
         self._buffer = lines.pop()
         for line in lines:
             self.client.on_line(line.rstrip(b"\r").decode("utf-8", "replace"))
+        if self._buffer:
+            self.client.partial()
 
     def connectionLost(self, reason=None) -> None:
         self.client.on_lost()
@@ -162,11 +171,12 @@ class ChatRun:
         self.counts = Counts()
         self.latencies: list[float] = []
         self.busy_latencies: list[float] = []
-        self.expected = args.expect
+        self.expected = {args.expect, *(args.also_expect or ())}
+        self.first_bytes: list[float] = []  # send to the reply's first byte, seconds
         self.busy_text = _busy_text()
 
     def record(self, latency: float, text: str) -> None:
-        if text == self.expected:
+        if text in self.expected:
             self.counts.ok += 1
             self.latencies.append(latency)
         elif text == self.busy_text:
@@ -277,6 +287,7 @@ class ChatRun:
             "connect_s": round(connect_s, 3), "elapsed_s": round(elapsed, 3),
             "messages_per_s": round(answered / elapsed, 1) if elapsed > 0 else None,
             "latency": summarize_latencies(self.latencies),
+            "first_byte": summarize_latencies(self.first_bytes),
             "busy_latency": summarize_latencies(self.busy_latencies),
             **server,
         }
@@ -425,6 +436,8 @@ def parse(argv=None) -> argparse.Namespace:
     chat.add_argument("--seed", type=int, default=1, help="for the think-time jitter")
     chat.add_argument("--rate", type=float, default=0.0, help="open loop: messages/s in all")
     chat.add_argument("--expect", default=REPLY, help="the reply that counts as answered")
+    chat.add_argument("--also-expect", action="append",
+                      help="another reply that counts as answered (repeatable)")
     chat.add_argument("--connect-concurrency", type=int, default=100)
     chat.add_argument("--latencies-file", help="write every answered latency (ms) as JSON")
     chat.add_argument("--server-pid", type=int)

@@ -9,9 +9,22 @@ Scenarios (docs/benchmarks.md explains each):
 (d) idle        10,000 idle TCP connections: RSS per connection, time to accept them all
 (e) saturation  max_in_flight 20, 500 users, open loop above capacity: queue wait, busy notices
 (f) floor       the floor server under (a) and (b), in the same rounds, as ratios
+(l) loaded      provider 200 ms, 100 TCP clients x 5 messages, no think time (~500 messages/s
+                offered), then 2x and 4x that in open loop; PsicoIA as configured by default
+                (sqlite storage and streaming, once they exist) against a floor that sends the
+                provider the same work; CPU per message from /proc as the primary ratio
+(s) storage     (b) with storage.backend sqlite against memory: CPU per message
+(t) streaming   provider streams 40 chunks over 400 ms: time to first byte added, CPU with and
+                without streaming, throughput against a streaming floor
+(h) hostile     polite p99 alone and while a chat flooder, slow-header connections and a
+                multi-range flood run
+(r) redis       storage.backend redis against memory (CPU per message); two instances behind
+                HAProxy against one
 
 Rounds of (a)/(c)/(f) and (b)/(f) are interleaved (PsicoIA, floor, PsicoIA over WebSocket, ...)
 so a noisy neighbour on the shared machine hits both sides alike; medians are reported.
+A scenario whose feature is not in this version of PsicoIA (no ``storage.backend``, no
+``llm.stream``, no Redis backend) is skipped with a line in the report saying so.
 """
 
 from __future__ import annotations
@@ -34,7 +47,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Optional
 
-from .common import LOCAL, free_port
+from .common import LOCAL, free_port, log
+from .report import render, targets
+from .report_features import extra_targets, extra_tables
+from .scenarios import OPEN_LIMITS, FeatureScenarios, feature, sqlite_written
+from .fake_provider import REPLY
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "benchmarks.md"
@@ -49,8 +66,15 @@ FULL = {
     "saturation": {"latency_ms": 200, "users": 500, "messages": 4, "rate": 200,
                    "max_in_flight": 20, "max_waiting": 200},
     "warmup": {"clients": 20, "messages": 3},
-    "hostile": {"latency_ms": 50, "clients": 20, "messages": 80, "think_ms": 100,
-                "slow_headers": 200, "trickle_ms": 500, "range_workers": 4},
+    "hostile": {"latency_ms": 50, "clients": 20, "messages": 5, "think_ms": 2000,
+                "slow_headers": 200, "trickle_ms": 500, "range_workers": 4, "flooders": 1},
+    "loaded": {"latency_ms": 200, "clients": 100, "messages": 5, "rounds": 3,
+               "open_clients": 500, "open_messages": 4, "open_spacing_s": 0.5,
+               "open_factors": [2, 4]},
+    "storage": {"latency_ms": 0, "clients": 50, "messages": 40, "rounds": 3},
+    "streaming": {"latency_ms": 200, "chunks": 40, "stream_ms": 400, "clients": 100,
+                  "messages": 3, "rounds": 3},
+    "redis": {"latency_ms": 0, "clients": 50, "messages": 40, "rounds": 3},
 }
 SMOKE = {
     "overhead": {"latency_ms": 20, "clients": 4, "messages": 3, "think_ms": 10, "rounds": 1},
@@ -60,21 +84,26 @@ SMOKE = {
                    "max_in_flight": 2, "max_waiting": 4},
     "warmup": {"clients": 2, "messages": 1},
     "hostile": {"latency_ms": 10, "clients": 3, "messages": 3, "think_ms": 10,
-                "slow_headers": 10, "trickle_ms": 100, "range_workers": 1},
+                "slow_headers": 10, "trickle_ms": 100, "range_workers": 1, "flooders": 1,
+                "flood_bytes": 65536},
+    "loaded": {"latency_ms": 20, "clients": 4, "messages": 2, "rounds": 1,
+               "open_clients": 8, "open_messages": 2, "open_spacing_s": 0.02,
+               "open_factors": [2]},
+    "storage": {"latency_ms": 0, "clients": 4, "messages": 5, "rounds": 1},
+    "streaming": {"latency_ms": 20, "chunks": 5, "stream_ms": 40, "clients": 3, "messages": 2,
+                  "rounds": 1},
+    "redis": {"latency_ms": 0, "clients": 4, "messages": 5, "rounds": 1},
 }
-# Limits raised so they never interfere with what a scenario measures.
-OPEN_LIMITS = {"max_in_flight": 200, "max_waiting": 10000}
+RAISED_RATE_LIMITS = {"rate_max_messages": 1000000, "rate_window_seconds": 1}
+# Every scenario, in the order a full run takes them.
+ALL_SCENARIOS = ["l", "a", "b", "s", "t", "r", "h", "d", "e"]
+
 
 # Every name the server's configuration reads from the environment: cleared for the server.
 LEGACY_ENV = ("GROQ_API_KEY", "MODEL_NAME", "LLM_URL", "APP_PORT", "MAX_IN_FLIGHT",
               "RATE_MAX_MESSAGES", "RATE_WINDOW_SECONDS", "LLM_TEMPERATURE", "LLM_MAX_TOKENS",
               "LLM_TIMEOUT_SECONDS", "LLM_MAX_RETRIES", "LLM_BACKOFF_INITIAL", "LLM_BACKOFF_MAX",
               "LLM_HISTORY_MAX_MESSAGES", "LLM_INPUT_TOKEN_BUDGET", "LLM_CHARS_PER_TOKEN")
-
-
-def log(text: str) -> None:
-    sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {text}\n")
-    sys.stderr.flush()
 
 
 def shown(command: list[str]) -> str:
@@ -116,6 +145,7 @@ class Processes:
         return proc, port
 
     def stop(self, proc: subprocess.Popen, timeout: float = 20) -> None:
+        started = time.monotonic()
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -123,6 +153,8 @@ class Processes:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+        if time.monotonic() - started > 2:
+            log(f"stopping {shown(proc.args)[:60]} took {time.monotonic() - started:.1f} s")
         if proc in self.running:
             self.running.remove(proc)
 
@@ -131,12 +163,12 @@ class Processes:
             self.stop(proc)
 
 
-class Bench:
+class Bench(FeatureScenarios):
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.params = json.loads(json.dumps(SMOKE if args.smoke else FULL))
         if args.rounds:
-            for name in ("overhead", "throughput"):
+            for name in ("overhead", "throughput", "loaded", "storage", "streaming", "redis"):
                 self.params[name]["rounds"] = args.rounds
         self.workdir = Path(tempfile.mkdtemp(prefix="psicoia-bench-"))
         self.procs = Processes(self.workdir)
@@ -148,6 +180,8 @@ class Bench:
         self.notes: list[str] = []  # worth saying in the report, not a failure
         self.websocket_available: Optional[bool] = None
         self.argv: list[str] = []
+        self.skipped: dict[str, str] = {}  # scenario -> why it did not run (a report line)
+        self.default_limits: set[str] = set()  # servers that keep the shipped rate limits
 
     # --- processes ----------------------------------------------------------------------------
 
@@ -158,10 +192,33 @@ class Bench:
                                       listening_line=True)
         return proc, f"http://{LOCAL}:{port}/v1"
 
-    def floor(self, provider_url: str, pool: int) -> tuple[subprocess.Popen, int]:
+    def floor(self, provider_url: str, pool: int,
+              stream: bool = False) -> tuple[subprocess.Popen, int]:
         command = [self.python, "-m", "bench.floor", "--provider", provider_url,
                    "--pool", str(pool), "--duration", str(self.args.max_process_seconds)]
+        if stream:
+            command.append("--stream")
         return self.procs.start("floor", command, env=self._bench_env(), listening_line=True)
+
+    def stream_provider(self, latency_ms: float, chunks: int,
+                        stream_ms: float) -> tuple[subprocess.Popen, str]:
+        command = [self.python, "-m", "bench.fake_provider", "--latency-ms", str(latency_ms),
+                   "--stream-chunks", str(chunks), "--stream-ms", str(stream_ms),
+                   "--duration", str(self.args.max_process_seconds)]
+        proc, port = self.procs.start(f"provider-stream-{latency_ms}", command,
+                                      env=self._bench_env(), listening_line=True)
+        return proc, f"http://{LOCAL}:{port}/v1"
+
+    def sqlite(self, name: str) -> Optional[dict]:
+        """``storage`` settings for a sqlite store in the run's temp folder (None: no storage
+        in this version, the server keeps conversations in memory)."""
+        if not feature("storage", "backend"):
+            return None
+        return {"backend": "sqlite", "sqlite_path": str(self.workdir / f"{name}.db")}
+
+    def shipped(self, name: str) -> Optional[dict]:
+        """The storage of the default config (sqlite), in the temp folder."""
+        return self.sqlite(name)
 
     def _bench_env(self) -> dict:
         env = dict(os.environ)
@@ -169,7 +226,7 @@ class Bench:
         return env
 
     def server(self, name: str, provider_url: str, llm: dict, profile: Optional[Path] = None,
-               websocket: bool = True) -> dict:
+               websocket: bool = True, storage: Optional[dict] = None) -> dict:
         """Start ``twistd -n psicoia`` with a generated config; return its pid and ports."""
         ports = {"tcp": free_port(), "http": free_port()}
         if websocket:
@@ -185,11 +242,15 @@ class Bench:
                 "shutdown_grace_seconds": 2,
             },
             "llm": {"base_url": provider_url, "api_key_env": KEY_ENV, **llm},
-            "limits": {"rate_max_messages": 1000000, "rate_window_seconds": 1},
+            "limits": {} if name in self.default_limits else dict(RAISED_RATE_LIMITS),
             "log": {"format": "text", "level": self.args.log_level},
             # The shipped default backend, in the run's own folder (never the repository).
             "storage": {"sqlite_path": str(self.workdir / f"{name}.db")},
         }
+        if storage is None:  # the shipped default (sqlite), in a file of its own
+            storage = self.shipped(name)
+        if storage:
+            settings["storage"] = storage
         config = self.workdir / f"{name}.yaml"
         config.write_text(json.dumps(settings, indent=2))  # JSON is YAML
         env = {k: v for k, v in self._bench_env().items()
@@ -273,11 +334,13 @@ class Bench:
              extra: tuple = ()) -> dict:
         options = ["--transport", transport, "--clients", str(p["clients"]),
                    "--messages", str(p["messages"]), "--think-ms", str(p.get("think_ms", 0)),
-                   *extra]
+                   *STREAMED_REPLIES, *extra]
         return self.loadgen("chat", port, pid, *options,
                             latencies=f"{tag}-{len(self.loadgen_commands)}" if tag else None)
 
     def warm(self, port: int, pid: int, transport: str = "tcp") -> None:
+        if self.args.smoke:  # toy sizes: the measured runs are the first use, and that is fine
+            return
         result = self.chat(port, pid, self.params["warmup"], transport)
         if result.get("errors"):
             self.problems.append(f"warm-up over {transport} had errors: "
@@ -309,7 +372,6 @@ class Bench:
         """(b) and the floor under (b)."""
         p = self.params["throughput"]
         _, url = self.provider(p["latency_ms"])
-        profile = self.workdir / "server-b.pstats" if self.args.profile else None
         server = self.server("server-b", url, dict(OPEN_LIMITS), websocket=False)
         floor_proc, floor_port = self.floor(url, OPEN_LIMITS["max_in_flight"])
         tcp = server["ports"]["tcp"]
@@ -322,22 +384,23 @@ class Bench:
             rounds["floor"].append(self.chat(floor_port, floor_proc.pid, p, tag="b-floor"))
         self.results["throughput"] = {"params": p, "rounds": rounds}
         self.procs.stop_all()
-        if profile is not None:
-            self._profile_run(url_latency=p["latency_ms"], params=p, path=profile)
 
-    def _profile_run(self, url_latency: float, params: dict, path: Path) -> None:
-        """Scenario (b) once more with the server (twistd --profile) and the floor under
+    def _profile_run(self, url_latency: float, params: dict, path: Path, scenario: str,
+                     llm: dict, storage: Optional[dict], floor_stream: bool) -> None:
+        """A scenario once more with the server (twistd --profile) and the floor under
         cProfile, one after the other; writes the top functions and a per-module comparison."""
         _, url = self.provider(url_latency)
-        server = self.server("server-profile", url, dict(OPEN_LIMITS), profile=path,
-                             websocket=False)
+        server = self.server("server-profile", url, llm, profile=path, websocket=False,
+                             storage=storage)
         self.warm(server["ports"]["tcp"], server["pid"])
         ours = self.chat(server["ports"]["tcp"], server["pid"], params)
         self.procs.stop(server["proc"])
         floor_path = self.workdir / "floor.pstats"
         command = [self.python, "-m", "cProfile", "-o", str(floor_path), "-m", "bench.floor",
-                   "--provider", url, "--pool", str(OPEN_LIMITS["max_in_flight"]),
+                   "--provider", url, "--pool", str(llm["max_in_flight"]),
                    "--duration", str(self.args.max_process_seconds)]
+        if floor_stream:
+            command.append("--stream")
         floor_proc, floor_port = self.procs.start("floor-profile", command,
                                                   env=self._bench_env(), listening_line=True)
         self.warm(floor_port, floor_proc.pid)
@@ -347,23 +410,38 @@ class Bench:
 
         self.out_dir.mkdir(parents=True, exist_ok=True)
         target = self.out_dir / "benchmarks-profile.txt"
-        target.write_text(compare(path, floor_path, ours, floor))
+        target.write_text(compare(path, floor_path, ours, floor, scenario))
         self.results["profile"] = target.name
+        self.results["profile_scenario"] = scenario
 
     def scenario_idle(self) -> None:
-        """(d): many idle TCP connections with their session state; a fresh server for each of
-        two variants: greeted only, and after one message each (history and rate-limit state)."""
+        """(d): many idle TCP connections with their session state; a fresh server for each
+        variant: greeted only, after one message each (history and rate-limit state) with
+        memory storage, and after one message each with the shipped sqlite storage (where
+        history need not stay in RAM for idle users), when this version has storage."""
         p = self.params["idle"]
-        for key, say in (("idle", 0), ("idle_chatted", 1)):
+        variants = [("idle", 0, None), ("idle_chatted", 1, None)]
+        if feature("storage", "backend"):
+            variants = [("idle", 0, self.shipped("server-idle")),
+                        ("idle_chatted", 1, {"backend": "memory"}),
+                        ("idle_chatted_sqlite", 1, self.sqlite("server-idle-sqlite"))]
+        else:
+            self.notes.append("(d) with sqlite storage not run: storage.backend is not in this "
+                              "version's configuration; the figures are with history in memory")
+        for key, say, storage in variants:
             _, url = self.provider(0)
-            server = self.server(f"server-{key}", url, dict(OPEN_LIMITS), websocket=False)
+            server = self.server(f"server-{key}", url, dict(OPEN_LIMITS), websocket=False,
+                                 storage=storage)
             log(f"(d) {p['connections']} idle connections, {say} message(s) each first")
             result = self.loadgen("idle", server["ports"]["tcp"], server["pid"],
                                   "--connections", str(p["connections"]),
                                   "--connect-concurrency", str(p["connect_concurrency"]),
                                   "--say", str(say))
-            self.results[key] = {"params": p, "result": result}
             self.procs.stop_all()
+            backend = (storage or {}).get("backend", "memory")
+            if backend == "sqlite" and say and not sqlite_written(storage):
+                backend += " (configured; nothing written: not wired in this version)"
+            self.results[key] = {"params": p, "result": result, "storage": backend}
 
     def scenario_saturation(self) -> None:
         """(e): more users than the provider cap can serve, open loop at 2x capacity."""
@@ -385,10 +463,13 @@ class Bench:
 
     def scenario_hostile(self) -> None:
         """(h): polite chat p99 without and then with the HTTP attackers of issue 16 running
-        (slow headers, a range flood) against the same server. Opt-in: ``--only h``."""
+        (slow headers, a range flood) and the chat flooder against the same server. The server
+        keeps the shipped rate limits (the flooder meets them); polite clients stay under them."""
         p = self.params["hostile"]
         _, url = self.provider(p["latency_ms"])
-        server = self.server("server-h", url, dict(OPEN_LIMITS), websocket=False)
+        self.default_limits.add("server-h")
+        server = self.server("server-h", url, dict(OPEN_LIMITS), websocket=False,
+                             storage=self.shipped("server-h"))
         tcp, http = server["ports"]["tcp"], server["ports"]["http"]
         self.warm(tcp, server["pid"])
         log(f"(h) {p['clients']} polite clients, no attackers")
@@ -397,19 +478,29 @@ class Bench:
                    "--slow-headers", str(p["slow_headers"]), "--trickle-ms",
                    str(p["trickle_ms"]), "--range-workers", str(p["range_workers"])]
         attackers, _ = self.procs.start("attackers", command, env=self._bench_env())
-        time.sleep(1.0)  # the slow connections are open and trickling
+        flooders = [self.procs.start(f"flooder-{n}", [
+            self.python, "-m", "bench.flooder", "--port", str(tcp),
+            "--seconds", str(self.args.max_process_seconds),
+            "--max-bytes", str(p.get("flood_bytes", 0))], env=self._bench_env())[0]
+            for n in range(p["flooders"])]
+        time.sleep(1.0)  # the slow connections are open and trickling, the flood is on
         log(f"(h) the same, with {p['slow_headers']} slow-header connections and "
             f"{p['range_workers']} range-flood loops")
         attacked = self.chat(tcp, server["pid"], p, tag="h-attacked")
         self.procs.stop(attackers)
+        flood = []
+        for n, flooder in enumerate(flooders):
+            self.procs.stop(flooder)
+            out = self.workdir / f"flooder-{n}.out"
+            lines = out.read_text().strip().splitlines() if out.exists() else []
+            flood.append(json.loads(lines[-1]) if lines else {})
         out = self.workdir / "attackers.out"
         lines = out.read_text().strip().splitlines() if out.exists() else []
         attack = json.loads(lines[-1]) if lines else {}
         self.results["hostile"] = {"params": p, "calm": calm, "attacked": attacked,
-                                   "attack": attack}
+                                   "attack": attack, "flood": flood}
         self.procs.stop_all()
 
-    # --- the whole run ------------------------------------------------------------------------
 
     @property
     def out_dir(self) -> Path:
@@ -422,10 +513,12 @@ class Bench:
     def run(self) -> int:
         started = time.time()
         load_before = Path("/proc/loadavg").read_text().split()[:3]
-        chosen = self.args.only.split(",") if self.args.only else ["a", "b", "d", "e"]
+        chosen = self.args.only.split(",") if self.args.only else ALL_SCENARIOS
         steps = {"a": self.scenario_overhead, "b": self.scenario_throughput,
                  "d": self.scenario_idle, "e": self.scenario_saturation,
-                 "h": self.scenario_hostile}
+                 "h": self.scenario_hostile, "l": self.scenario_loaded,
+                 "s": self.scenario_storage, "t": self.scenario_streaming,
+                 "r": self.scenario_redis}
         try:
             for key in chosen:
                 try:
@@ -439,9 +532,8 @@ class Bench:
             self.procs.stop_all()
         load_after = Path("/proc/loadavg").read_text().split()[:3]
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        from .report import render, targets
-
-        summary = targets(self.results, self.websocket_available)
+        self.results["skipped"] = dict(self.skipped)
+        summary = targets(self.results, self.websocket_available) + extra_targets(self.results)
         plot = None
         try:
             from .plot import plot_latencies
@@ -451,10 +543,13 @@ class Bench:
             self.notes.append(f"no plot: {error} (pip install -e '.[bench]')")
         document = render(self.results, summary, machine_facts(load_before, load_after),
                           commands=self.procs.commands, loadgen=self.loadgen_commands,
-                          plot=plot, problems=self.problems + self.notes, smoke=self.args.smoke,
+                          plot=plot, problems=self.problems + self.notes
+                          + [f"({key}) skipped: {why}" for key, why in self.skipped.items()],
+                          smoke=self.args.smoke,
                           seconds=time.time() - started,
                           analysis=ANALYSIS.read_text() if ANALYSIS.exists() else "",
-                          invocation=shlex.join(["bench/run", *self.argv]))
+                          invocation=shlex.join(["bench/run", *self.argv]),
+                          sections=extra_tables)
         target = self.out_dir / DOC.name
         target.write_text(document)
         if self.args.smoke or self.args.out_dir:  # raw results, for tests and comparisons
@@ -469,6 +564,11 @@ class Bench:
             log(f"errors: {errors}; problems: {self.problems}")
             return 1
         return 0
+
+
+# A streamed reply may keep the last word's trailing space (bench/fake_provider.py sends one
+# chunk per word, or REPLY x 4 in timed chunks): the load generator accepts all three shapes.
+STREAMED_REPLIES = ("--also-expect", REPLY + " ", "--also-expect", " ".join([REPLY] * 4))
 
 
 def queue_wait(before: dict, after: dict) -> dict:
@@ -549,15 +649,19 @@ def parse(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench/run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true",
                         help="tiny version of every scenario; writes to a temp folder")
-    parser.add_argument("--only", help="comma-separated subset of a,b,d,e, or h (the hostile "
-                        "scenario, opt-in) (c and f always run with a and b)")
+    parser.add_argument("--only", help="comma-separated subset of " + ",".join(ALL_SCENARIOS)
+                        + " (c and f always run with a and b)")
     parser.add_argument("--out-dir", help="where to write benchmarks.md and the plot "
                         "(default docs/, or a temp folder with --smoke)")
     parser.add_argument("--profile", action="store_true",
-                        help="also run (b) with the server under cProfile")
-    parser.add_argument("--rounds", type=int, help="interleaved rounds of (a) and (b)")
+                        help="also run (l), closed loop, with the server and the floor under "
+                        "cProfile; writes benchmarks-profile.txt")
+    parser.add_argument("--rounds", type=int,
+                        help="interleaved rounds of (a), (b), (l), (s), (t) and (r)")
     parser.add_argument("--log-level", default="warn",
                         help="the server's log.level (warn keeps logging off the hot path)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temp folder (logs, configs, .pstats) after a good run")
     parser.add_argument("--max-process-seconds", type=float, default=1800,
                         help="every helper process stops by itself after this long")
     return parser.parse_args(argv)
@@ -578,7 +682,7 @@ def main(argv) -> int:
         return code
     finally:
         bench.procs.stop_all()
-        if code == 0:  # keep the logs and configs of a failed run for a look
+        if code == 0 and not args.keep:  # keep the logs and configs of a failed run
             shutil.rmtree(bench.workdir, ignore_errors=True)
         else:
             log(f"process logs kept in {bench.workdir}")

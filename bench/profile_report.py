@@ -7,9 +7,11 @@ import io
 import pstats
 from pathlib import Path
 
+REPO = str(Path(__file__).resolve().parent.parent) + "/"
+
 
 def _module(filename: str) -> str:
-    for marker in ("site-packages/", "/work/main/", "python3.11/"):
+    for marker in ("site-packages/", REPO, "python3.11/"):
         if marker in filename:
             filename = filename.split(marker, 1)[1]
     return filename
@@ -26,13 +28,14 @@ def by_module(path: Path) -> tuple[collections.Counter, float, int]:
     return totals, sum(totals.values()), stats.total_calls
 
 
-def compare(ours_path: Path, floor_path: Path, ours: dict, floor: dict) -> str:
+def compare(ours_path: Path, floor_path: Path, ours: dict, floor: dict,
+            scenario: str = "scenario (b)") -> str:
     out = io.StringIO()
     ours_by, ours_total, ours_calls = by_module(ours_path)
     floor_by, floor_total, floor_calls = by_module(floor_path)
     ours_n = ours.get("ok", 0) + ours.get("busy", 0) or 1
     floor_n = floor.get("ok", 0) or 1
-    out.write("cProfile of scenario (b), PsicoIA (twistd --profile) and the floor, one after "
+    out.write(f"cProfile of {scenario}, PsicoIA (twistd --profile) and the floor, one after "
               "the other.\nMicroseconds are under the profiler (several times the real cost); "
               "compare them with each other, not with the tables.\n"
               "Both runs include their warm-up messages and start-up.\n\n")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 TARGETS = {
     "throughput": 0.8,    # PsicoIA messages/s >= 0.8 x the floor's, scenario (b)
@@ -11,6 +11,13 @@ TARGETS = {
     "websocket_p50": 1.2,  # WebSocket p50 <= 1.2 x TCP p50, scenario (c) vs (a)
     "idle_bytes": 4096,   # RSS per idle connection with session state, scenario (d)
     "hostile_p99": 2.0,   # polite p99 under the HTTP attackers <= 2 x without, scenario (h)
+    "loaded_cpu": 1.1,    # PsicoIA CPU per message <= 1.1 x the same-work floor's, (l)
+    "loaded_p50_ratio": 1.1,  # PsicoIA added p50 <= 1.1 x the floor's + 5 ms, (l) closed loop
+    "loaded_p50_ms": 5.0,
+    "sqlite_cpu": 1.15,   # CPU per message with sqlite <= 1.15 x memory, (s)
+    "stream_ttfb_ms": 2.0,  # first byte added over the provider's first chunk, p50, (t)
+    "stream_cpu": 2.0,    # CPU per message streaming <= 2 x not streaming, (t)
+    "redis_cpu": 1.3,     # CPU per message on Redis <= 1.3 x memory, (r)
 }
 
 
@@ -116,7 +123,8 @@ def _f(value, digits=1) -> str:
 
 def render(results: dict, summary: list[dict], machine: dict, commands: list[str],
            loadgen: list[str], plot, problems: list[str], smoke: bool, seconds: float,
-           analysis: str, invocation: str = "bench/run") -> str:
+           analysis: str, invocation: str = "bench/run",
+           sections: Optional[Callable[[dict, Callable[[str], None]], None]] = None) -> str:
     out: list[str] = []
     add = out.append
     add("# Benchmarks")
@@ -145,9 +153,10 @@ def render(results: dict, summary: list[dict], machine: dict, commands: list[str
     add("")
     add("```sh")
     add(".venv/bin/pip install -e '.[bench]'   # matplotlib, for the plot")
-    add("bench/run            # everything, about 3 minutes; rewrites this page and the plot")
+    add("bench/run            # everything, under 12 minutes; rewrites this page and the plot")
     add("bench/run --smoke    # tiny sizes, what CI runs (tests/test_bench_smoke.py)")
-    add("bench/run --profile  # also profiles PsicoIA and the floor under (b), 1 more minute")
+    add("bench/run --profile  # also profiles PsicoIA and the floor under (l), closed loop")
+    add("bench/run --only l,s # some scenarios: l a b s t r h d e (c, f run with a, b)")
     add("```")
     add("")
     add("## Targets")
@@ -158,6 +167,8 @@ def render(results: dict, summary: list[dict], machine: dict, commands: list[str
         add(f"| {line['name']} | {line['value']} | {line['target']} | **{line['verdict']}** | "
             f"{line.get('detail', '')} |")
     add("")
+    if sections is not None:  # bench/report_features.py: (l), (s), (t), (r)
+        sections(results, add)
     _chat_tables(results, add)
     _idle_table(results, add)
     _saturation_table(results, add)
@@ -171,7 +182,8 @@ def render(results: dict, summary: list[dict], machine: dict, commands: list[str
             "load generator saw it: from writing the line to reading its reply.")
         add("")
     if results.get("profile"):
-        add(f"Profiles of PsicoIA and the floor under scenario (b), side by side, per module: "
+        add(f"Profiles of PsicoIA and the floor under "
+            f"{results.get('profile_scenario', 'scenario (b)')}, side by side, per module: "
             f"[{results['profile']}]({results['profile']}) (`bench/run --profile`).")
         add("")
     if problems:
@@ -248,7 +260,8 @@ def _row(add, label: str, row: dict) -> None:
 
 def _idle_table(results: dict, add) -> None:
     variants = [(label, results[key]) for key, label in (
-        ("idle", "greeted, then silent"), ("idle_chatted", "1 message each, then silent"))
+        ("idle", "greeted, then silent"), ("idle_chatted", "1 message each, then silent"),
+        ("idle_chatted_sqlite", "1 message each, then silent, sqlite storage"))
         if key in results]
     if not variants:
         return
@@ -272,6 +285,7 @@ def _idle_table(results: dict, add) -> None:
 
     for label, scenario in variants:
         r = scenario["result"]
+        label = f"{label} (storage: {scenario.get('storage', 'memory')})"
         add(f"| {label} | {r.get('open')} | {r.get('failed', 0) + r.get('closed_early', 0)} | "
             f"{_f(r.get('accept_s'), 2)} | {mib(r.get('server_rss_before_kib'))} | "
             f"{mib(r.get('server_rss_open_kib'))} | {mib(r.get('server_rss_after_close_kib'))} "
@@ -334,8 +348,10 @@ def _hostile_table(results: dict, add) -> None:
         f"{p['trickle_ms']} ms (dropped at `server.http_header_timeout_seconds` and reopened) "
         f"and {p['range_workers']} loops send six-range `GET /app.js` requests back to back. "
         "Caps are raised so that the attackers (also on 127.0.0.1) are not simply refused: this "
-        "measures what the attack costs the reactor. The chat flooder of issue 16 item 2 is not "
-        "part of this run (see its own scenario).")
+        "measures what the attack costs the reactor. With them, "
+        f"{p.get('flooders', 0)} chat flooder(s) write `a\\n` on the TCP listener as fast as "
+        "the socket takes it (reconnecting when closed); this server keeps the shipped rate "
+        "limits, which the polite clients stay under.")
     add("")
     add("| polite clients | p50 ms | p99 ms | max ms | messages/s | errors |")
     add("| --- | --- | --- | --- | --- | --- |")
@@ -352,3 +368,11 @@ def _hostile_table(results: dict, add) -> None:
             f"{attack.get('range_requests')} range requests answered "
             f"({_f((attack.get('range_bytes') or 0) / 1048576, 1)} MiB read).")
         add("")
+    for number, flood in enumerate(hostile.get("flood") or []):
+        add(f"Flooder {number + 1}: {_f(flood.get('bytes_sent', 0) / 1048576, 1)} MiB of `a\\n` "
+            f"sent ({flood.get('lines_sent', 0):,} lines), "
+            f"{_f(flood.get('bytes_read', 0) / 1024, 1)} KiB read back, "
+            f"{flood.get('opened', 0)} connections opened, "
+            f"{flood.get('closed_by_server', 0)} closed by the server.")
+        add("")
+

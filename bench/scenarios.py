@@ -1,0 +1,283 @@
+"""
+The scenarios of issue 19 (the loaded case) and of issues 12, 13 and 18 (sqlite storage,
+streaming, Redis and HAProxy), as a mixin of :class:`bench.orchestrate.Bench`: each starts its
+processes through the bench's helpers, records its rounds in ``self.results``, and skips itself
+with a report line when this version of PsicoIA lacks the feature.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Optional
+
+from .common import LOCAL, cpu_seconds, free_port, log
+
+# Limits raised so they never interfere with what a scenario measures.
+OPEN_LIMITS = {"max_in_flight": 200, "max_waiting": 10000}
+# The loaded scenario at 4x offers ~2,000 messages/s to a 200 ms provider: 400 calls at once.
+LOADED_LIMITS = {"max_in_flight": 1000, "max_waiting": 100000}
+
+
+def feature(section: str, key: str) -> bool:
+    """Whether this version of PsicoIA's configuration has ``section.key``."""
+    from psicoia import config
+
+    cls = config.SECTIONS.get(section)
+    return cls is not None and key in {f.name for f in dataclasses.fields(cls)}
+
+
+class FeatureScenarios:
+    """(l), (s), (t) and (r); needs the helpers of ``Bench`` (provider, server, floor, chat)."""
+
+    def scenario_loaded(self) -> None:
+        """(l): the loaded case of issue 19. Closed loop with no think time (about
+        clients / provider latency messages/s offered), then open loop at each of
+        ``open_factors`` times that rate; PsicoIA with the shipped defaults (sqlite storage and
+        streaming once they exist) against the floor doing the same provider-side work,
+        interleaved rounds; the server's CPU per message from /proc is the primary ratio."""
+        p = self.params["loaded"]
+        stream = feature("llm", "stream")  # on by default once it exists: the floor streams too
+        _, url = self.provider(p["latency_ms"])
+        server = self.server("server-l", url, dict(LOADED_LIMITS), websocket=False,
+                             storage=self.shipped("server-l"))
+        floor_proc, floor_port = self.floor(url, LOADED_LIMITS["max_in_flight"], stream=stream)
+        tcp = server["ports"]["tcp"]
+        self.warm(tcp, server["pid"])
+        self.warm(floor_port, floor_proc.pid)
+        base_rate = p["clients"] * 1000.0 / p["latency_ms"]
+        levels = [("closed", None)] + [(f"{f}x", base_rate * f) for f in p["open_factors"]]
+        rounds: dict[str, list] = {}
+        load = {"before": loadavg()}
+        for number in range(p["rounds"]):
+            log(f"(l) round {number + 1}/{p['rounds']}")
+            for level, rate in levels:
+                if rate is None:
+                    shape = p
+                    extra: tuple = ()
+                else:
+                    # Enough users that each one's messages are open_spacing_s apart.
+                    clients = max(p["open_clients"], int(rate * p["open_spacing_s"]))
+                    shape = {"clients": clients, "messages": p["open_messages"]}
+                    extra = ("--rate", str(rate), "--connect-concurrency", "200")
+                for who, port, pid in (("psicoia", tcp, server["pid"]),
+                                       ("floor", floor_port, floor_proc.pid)):
+                    rounds.setdefault(f"{level}-{who}", []).append(
+                        self.chat(port, pid, shape, tag=f"l-{level}-{who}", extra=extra))
+        load["after"] = loadavg()
+        self.procs.stop_all()
+        storage_label = (self.shipped("x") or {}).get("backend", "memory (no storage.backend)")
+        if feature("storage", "backend") and not sqlite_written(self.shipped("server-l")):
+            storage_label += " configured, but nothing was written to its file (not wired)"
+        self.results["loaded"] = {
+            "params": p, "rounds": rounds, "levels": [[lv, r] for lv, r in levels],
+            "base_rate": base_rate, "loadavg": load, "stream": stream,
+            "storage": storage_label}
+        self.procs.stop_all()
+        if self.args.profile:
+            self._profile_run(p["latency_ms"], p, self.workdir / "server-l.pstats",
+                              scenario="the loaded scenario (l), closed loop, default config",
+                              llm=dict(LOADED_LIMITS), storage=self.shipped("server-profile"),
+                              floor_stream=stream)
+
+    def scenario_storage(self) -> None:
+        """(s): (b) on a server with sqlite storage against one with memory storage."""
+        if not feature("storage", "backend"):
+            self.skip("s", "storage.backend is not in this version's configuration "
+                      "(branch storage not merged): the sqlite scenario did not run")
+            return
+        p = self.params["storage"]
+        _, url = self.provider(p["latency_ms"])
+        servers = {
+            "memory": self.server("server-s-memory", url, dict(OPEN_LIMITS), websocket=False,
+                                  storage={"backend": "memory"}),
+            "sqlite": self.server("server-s-sqlite", url, dict(OPEN_LIMITS), websocket=False,
+                                  storage=self.sqlite("server-s-sqlite")),
+        }
+        for server in servers.values():
+            self.warm(server["ports"]["tcp"], server["pid"])
+        rounds: dict[str, list] = {key: [] for key in servers}
+        for number in range(p["rounds"]):
+            log(f"(s) round {number + 1}/{p['rounds']}")
+            order = list(servers) if number % 2 == 0 else list(reversed(servers))
+            for key in order:
+                server = servers[key]
+                rounds[key].append(self.chat(server["ports"]["tcp"], server["pid"], p,
+                                             tag=f"s-{key}"))
+        self.procs.stop_all()
+        in_use = sqlite_written(self.sqlite("server-s-sqlite"))
+        self.results["storage"] = {"params": p, "rounds": rounds, "in_use": in_use}
+        if not in_use:
+            self.notes.append("(s) the sqlite server wrote nothing to its database file: storage "
+                              "is not wired into the server in this version, so (s) compared "
+                              "two servers that differ in nothing")
+
+    def scenario_streaming(self) -> None:
+        """(t): the provider streams ``chunks`` chunks over ``stream_ms`` after ``latency_ms``;
+        PsicoIA with llm.stream on and off, and the floor streaming, interleaved rounds."""
+        if not feature("llm", "stream"):
+            self.skip("t", "llm.stream is not in this version's configuration (branch "
+                      "streaming not merged): the streaming scenario did not run")
+            return
+        p = self.params["streaming"]
+        _, url = self.stream_provider(p["latency_ms"], p["chunks"], p["stream_ms"])
+        storage = {"backend": "memory"} if feature("storage", "backend") else None
+        sides = {
+            "stream": self.server("server-t-stream", url, {**OPEN_LIMITS, "stream": True},
+                                  websocket=False, storage=storage),
+            "plain": self.server("server-t-plain", url, {**OPEN_LIMITS, "stream": False},
+                                 websocket=False, storage=storage),
+        }
+        floor_proc, floor_port = self.floor(url, OPEN_LIMITS["max_in_flight"], stream=True)
+        targets = [(key, s["ports"]["tcp"], s["pid"]) for key, s in sides.items()]
+        targets.append(("floor", floor_port, floor_proc.pid))
+        for _, port, pid in targets:
+            self.warm(port, pid)
+        rounds: dict[str, list] = {key: [] for key, _, _ in targets}
+        for number in range(p["rounds"]):
+            log(f"(t) round {number + 1}/{p['rounds']}")
+            for key, port, pid in targets:
+                rounds[key].append(self.chat(port, pid, p, tag=f"t-{key}"))
+        self.results["streaming"] = {"params": p, "rounds": rounds}
+        self.procs.stop_all()
+
+    def scenario_redis(self) -> None:
+        """(r): one instance on Redis against one in memory, (b)'s load, CPU per message; then
+        two instances on the same Redis behind HAProxy against one behind the same HAProxy."""
+        if not feature("storage", "backend"):
+            self.skip("r", "storage.backend is not in this version's configuration (branches "
+                      "storage and redis not merged): the Redis scenario did not run")
+            return
+        redis_server, haproxy = shutil.which("redis-server"), shutil.which("haproxy")
+        if not redis_server:
+            self.skip("r", "no redis-server on PATH: the Redis scenario did not run")
+            return
+        p = self.params["redis"]
+        redis_port = free_port()
+        redis_proc, _ = self.procs.start("redis", [
+            redis_server, "--port", str(redis_port), "--bind", LOCAL, "--save", "",
+            "--appendonly", "no"])
+        wait_port(redis_port)
+        redis = {"backend": "redis", "redis_url": f"redis://{LOCAL}:{redis_port}/0"}
+        _, url = self.provider(p["latency_ms"])
+        try:
+            one = self.server("server-r-redis", url, dict(OPEN_LIMITS), websocket=False,
+                              storage=redis)
+        except RuntimeError as error:
+            said = [line for path in (self.workdir / "server-r-redis.log",
+                                      self.workdir / "server-r-redis.err") if path.exists()
+                    for line in path.read_text(errors="replace").splitlines() if "redis" in line]
+            self.skip("r", "a server with storage.backend redis did not start ("
+                      + (said[-1].strip()[-160:] if said else str(error))
+                      + "): the Redis scenario did not run")
+            return
+        memory = self.server("server-r-memory", url, dict(OPEN_LIMITS), websocket=False,
+                             storage={"backend": "memory"})
+        for server in (one, memory):
+            self.warm(server["ports"]["tcp"], server["pid"])
+        rounds: dict[str, list] = {"redis": [], "memory": []}
+        for number in range(p["rounds"]):
+            log(f"(r) round {number + 1}/{p['rounds']}")
+            for key, server in (("redis", one), ("memory", memory)):
+                redis_cpu = cpu_seconds(redis_proc.pid)
+                run = self.chat(server["ports"]["tcp"], server["pid"], p, tag=f"r-{key}")
+                run["redis_cpu_s"] = round(cpu_seconds(redis_proc.pid) - redis_cpu, 3)
+                rounds[key].append(run)
+        self.procs.stop(memory["proc"])
+        keys = redis_keys(redis_port)
+        result: dict = {"params": p, "rounds": rounds, "in_use": bool(keys), "redis_keys": keys}
+        if not keys:
+            self.notes.append("(r) the Redis instance holds no keys after the Redis rounds: the "
+                              "backend is not wired in this version; (r) is not a measurement")
+        if not haproxy:
+            result["haproxy"] = "no haproxy on PATH: two instances were not measured"
+        else:
+            two = self.server("server-r-redis-2", url, dict(OPEN_LIMITS), websocket=False,
+                              storage=redis)
+            self.warm(two["ports"]["tcp"], two["pid"])
+            ports = {"one": free_port(), "two": free_port()}
+            config = self.workdir / "haproxy.cfg"
+            config.write_text(haproxy_config(ports, one["ports"]["tcp"], two["ports"]["tcp"]))
+            self.procs.start("haproxy", [haproxy, "-db", "-f", str(config)])
+            for port in ports.values():
+                wait_port(port)
+            spread: dict[str, list] = {"one": [], "two": []}
+            for number in range(p["rounds"]):
+                log(f"(r) HAProxy round {number + 1}/{p['rounds']}")
+                for key in ("one", "two"):
+                    cpu_before = cpu_seconds(two["pid"])
+                    run = self.chat(ports[key], one["pid"], p, tag=f"r-haproxy-{key}")
+                    run["second_instance_cpu_s"] = round(cpu_seconds(two["pid"]) - cpu_before, 3)
+                    spread[key].append(run)
+            result["haproxy"] = spread
+        self.results["redis"] = result
+        self.procs.stop_all()
+
+    def skip(self, key: str, why: str) -> None:
+        log(f"({key}) skipped: {why}")
+        self.skipped[key] = why
+
+    # --- the whole run ------------------------------------------------------------------------
+
+
+def sqlite_written(storage: Optional[dict]) -> bool:
+    """Whether the sqlite database of these ``storage`` settings (or its -wal) holds data."""
+    if not storage or storage.get("backend") != "sqlite":
+        return False
+    files = [Path(storage["sqlite_path"]), Path(storage["sqlite_path"] + "-wal")]
+    return any(path.exists() and path.stat().st_size > 0 for path in files)
+
+
+def redis_keys(port: int) -> int:
+    """DBSIZE of the redis-server we started on 127.0.0.1:port (-1: no answer)."""
+    try:
+        with socket.create_connection((LOCAL, port), timeout=2) as sock:
+            sock.sendall(b"*1\r\n$6\r\nDBSIZE\r\n")
+            answer = sock.recv(64)
+    except OSError:
+        return -1
+    return int(answer[1:].split(b"\r\n")[0]) if answer.startswith(b":") else -1
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def wait_port(port: int, seconds: float = 20) -> None:
+    """Until something accepts on 127.0.0.1:port (a helper we started), or RuntimeError."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((LOCAL, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listened on {LOCAL}:{port} within {seconds} s")
+
+
+def haproxy_config(ports: dict, first: int, second: int) -> str:
+    """HAProxy in TCP mode on 127.0.0.1: ``one`` forwards to the first instance only, ``two``
+    round-robins connections over both (each chat connection stays on its instance)."""
+    return f"""global
+    maxconn 8000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+frontend one
+    bind {LOCAL}:{ports['one']}
+    default_backend first
+frontend two
+    bind {LOCAL}:{ports['two']}
+    default_backend both
+backend first
+    server a {LOCAL}:{first}
+backend both
+    balance roundrobin
+    server a {LOCAL}:{first}
+    server b {LOCAL}:{second}
+"""
