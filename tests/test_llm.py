@@ -264,7 +264,7 @@ async def test_request_wire_format_and_headers():
         assert request["headers"]["x-request-id"] == "Usuario-7:m3"
         assert request["headers"]["content-type"] == "application/json"
         assert request["json"] == {"model": "test-model", "messages": PROMPT,
-                                   "temperature": 0.2, "max_tokens": 77}
+                                   "temperature": 0.2, "max_tokens": 77, "stream": False}
     finally:
         await pool.closeCachedConnections()
         await port.stopListening()

@@ -23,7 +23,8 @@ class ProviderError(Exception):
 
     ``reason`` is one of: ``timeout``, ``connection``, ``status``, ``malformed``,
     ``retry_after_too_long``, ``paced_too_long``, ``offline``, ``breaker_open``, ``stalled``,
-    ``cut`` (a stream failed after some text was shown; ``partial`` holds that text).
+    ``stream_error`` (an error object inside a stream), ``cut`` (a stream failed after some
+    text was shown; ``partial`` holds that text, never retried).
     ``status`` is the last HTTP status, if any.
     """
 

@@ -77,6 +77,10 @@ class LLMConfig:
     pacing: bool = _setting(True)
     # At start, when online: GET {base_url}/models once and warn if llm.model is not listed.
     check_model: bool = _setting(True)
+    # Streaming (CONTRACT.md "Streaming"): ask for server-sent events; a stream silent for
+    # longer than this after its first token has failed.
+    stream: bool = _setting(True)
+    stream_stall_seconds: float = _setting(20.0, positive)
 
     @property
     def completions_url(self) -> str:

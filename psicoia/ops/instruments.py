@@ -74,3 +74,11 @@ class Instruments:
         """The conversation store became ``ok`` or ``degraded``; ``reason`` is the fault
         (``locked``, ``full``, ``unwritable``, ``corrupt``, ``io``, ``wrong_key``,
         ``newer_schema``) or ""."""
+
+    def provider_first_token(self, seconds: float) -> None:
+        """A streamed reply showed its first visible text ``seconds`` after the call began
+        (retries and pacing included)."""
+
+    def provider_stream(self, chunks: int, seconds: float) -> None:
+        """A streamed attempt ended after ``chunks`` data events, ``seconds`` from its first
+        token to its last chunk."""

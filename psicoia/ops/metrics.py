@@ -38,6 +38,7 @@ REPLY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.
 CLOSE_REASONS = {1000: "normal", 1001: "going_away", 1002: "protocol_error",
                  1006: "abnormal", 1008: "policy", 1009: "too_big", 1011: "server_error",
                  1013: "try_again"}
+RATE_BUCKETS = (5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
 BREAKER_STATES = ("closed", "half_open", "open")
 PROBLEM_KINDS = ("auth", "model", "endpoint")
 REJECTION_KINDS = PROBLEM_KINDS + ("concurrency",)
@@ -134,6 +135,17 @@ class Metrics(Instruments):
             {"version": psicoia.__version__, "python": platform.python_version()})
         ProcessCollector(registry=r)   # memory, CPU seconds, open file descriptors
         PlatformCollector(registry=r)  # the Python implementation
+        self.first_token = Histogram(
+            "psicoia_provider_first_token_seconds",
+            "Time from the start of a streamed provider call to its first visible text.",
+            buckets=PROVIDER_BUCKETS, registry=r)
+        self.stream_chunks = Counter(
+            "psicoia_provider_stream_chunks", "Data events (chunks) read from streamed replies.",
+            registry=r)
+        self.stream_rate = Histogram(
+            "psicoia_provider_stream_chunks_per_second",
+            "Chunks per second of each streamed attempt, from its first token to its last chunk.",
+            buckets=RATE_BUCKETS, registry=r)
         for state in BREAKER_STATES:
             self.breaker_state.labels(state).set(1 if state == "closed" else 0)
         for kind in REJECTION_KINDS:
@@ -211,6 +223,14 @@ class Metrics(Instruments):
 
     def provider_rejected(self, kind: str) -> None:
         self.rejections.labels(kind).inc()
+
+    def provider_first_token(self, seconds: float) -> None:
+        self.first_token.observe(max(0.0, seconds))
+
+    def provider_stream(self, chunks: int, seconds: float) -> None:
+        self.stream_chunks.inc(chunks)
+        if chunks > 1 and seconds > 0:
+            self.stream_rate.observe((chunks - 1) / seconds)
 
     def provider_problem(self, kind: "str | None") -> None:
         for known in PROBLEM_KINDS:

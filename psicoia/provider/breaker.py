@@ -4,7 +4,8 @@ fallback reply.
 
 Without it, every message during an outage holds a semaphore slot through all its retries
 (seconds each), the queue fills, and users wait only to get the fallback anyway. The breaker
-counts consecutive failed *calls* (one call = one ``complete``, retries included). After
+counts consecutive failed *calls* (one call = one ``complete`` or ``stream``, retries
+included; a stream cut after some text was shown is a failed call). After
 ``breaker_failure_threshold`` of them it opens: calls fail at once with
 ``ProviderError("breaker_open")`` and the provider is not contacted. After the cooldown
 (``breaker_cooldown_seconds``, or longer when the provider's ``Retry-After`` asked for more,
@@ -26,14 +27,15 @@ row. It stays until a call succeeds again.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from psicoia.ops.instruments import Instruments
-from psicoia.chat.ports import ProviderError
+from psicoia.chat.ports import IProvider, ProviderError
 from psicoia.provider.diagnosis import (
     AUTH, CONCURRENCY, ENDPOINT, HINTS, MODEL, PERSISTENT, ProviderRejected,
 )
@@ -65,8 +67,26 @@ def counts_as_failure(error: ProviderError) -> bool:
     return error.status >= 500 or error.status in UNHEALTHY_4XX
 
 
+class _SlowWatch:
+    """The slow-call timer of one call: ``fired`` once it counted the call as a failure."""
+
+    __slots__ = ("call", "fired", "disarmed")
+
+    def __init__(self) -> None:
+        self.call: Any = None
+        self.fired = False
+        self.disarmed = False  # the call ended, or its first text came: it is not slow
+
+    def disarm(self) -> None:
+        self.disarmed = True
+        if self.call is not None and self.call.active():
+            self.call.cancel()
+
+
+@implementer(IProvider)
 class CircuitBreaker:
-    """Same interface as :class:`psicoia.provider.client.ChatProvider` (``online``, ``complete``)."""
+    """Same interface as :class:`psicoia.provider.client.ChatProvider` (``online``,
+    ``complete``, ``stream``)."""
 
     log = Logger()
 
@@ -105,6 +125,26 @@ class CircuitBreaker:
 
     def complete(self, messages: Sequence[dict], trace_id: str, model: Optional[str] = None,
                  max_tokens: Optional[int] = None) -> Deferred:
+        """The provider's ``complete``, or ``ProviderError("breaker_open")`` at once."""
+        def whole(watch: "_SlowWatch") -> Deferred:
+            if model is None and max_tokens is None:
+                return self.provider.complete(messages, trace_id)
+            return self.provider.complete(messages, trace_id, model=model,
+                                          max_tokens=max_tokens)
+        return self._call(trace_id, whole)
+
+    def stream(self, messages: Sequence[dict], trace_id: str,
+               on_delta: Callable[[str], Any]) -> Deferred:
+        """The provider's ``stream``, counted like :meth:`complete`; it is slow only if its
+        first text comes after ``slow_call_seconds`` (a long reply being shown is not)."""
+        def first_text(watch: _SlowWatch) -> Deferred:
+            def delta(text: str) -> Any:
+                watch.disarm()
+                return on_delta(text)
+            return self.provider.stream(messages, trace_id, delta)
+        return self._call(trace_id, first_text)
+
+    def _call(self, trace_id: str, call: Callable[["_SlowWatch"], Deferred]) -> Deferred:
         if self.state == OPEN or (self.state == HALF_OPEN and self._probing):
             self.log.info("[{trace_id}] breaker {state}: fallback without calling the provider",
                           trace_id=trace_id, state=self.state)
@@ -113,24 +153,22 @@ class CircuitBreaker:
         if probe:
             self._probing = True
             self.log.info("[{trace_id}] breaker half_open: probe call", trace_id=trace_id)
-        if model is None and max_tokens is None:
-            result = self.provider.complete(messages, trace_id)
-        else:
-            result = self.provider.complete(messages, trace_id, model=model, max_tokens=max_tokens)
-        slow = self._watch(result, trace_id)
+        slow = _SlowWatch()
+        result = call(slow)
+        self._watch(slow, result, trace_id)
         result.addCallbacks(self._succeeded, self._failed, callbackArgs=(probe, slow),
                             errbackArgs=(probe, slow))
         return result
 
-    def _watch(self, result: Deferred, trace_id: str) -> Any:
+    def _watch(self, slow: _SlowWatch, result: Deferred, trace_id: str) -> None:
         """A call still running after ``slow_call_seconds`` counts as a failure now, so a
         provider that hangs opens the breaker in seconds, not after every slot has timed out
         (the call itself goes on; its outcome is not counted again)."""
-        if not self.slow_call_seconds or result.called:
-            return None
-        return self._clock.callLater(self.slow_call_seconds, self._slow, trace_id)
+        if self.slow_call_seconds and not result.called and not slow.disarmed:
+            slow.call = self._clock.callLater(self.slow_call_seconds, self._slow, slow, trace_id)
 
-    def _slow(self, trace_id: str) -> None:
+    def _slow(self, slow: _SlowWatch, trace_id: str) -> None:
+        slow.fired = True
         self.log.info("[{trace_id}] provider call slower than {seconds}s: counted as a failure",
                       trace_id=trace_id, seconds=self.slow_call_seconds)
         if self.state == CLOSED:
@@ -154,14 +192,10 @@ class CircuitBreaker:
     # --- outcomes -------------------------------------------------------------------------
 
     @staticmethod
-    def _settled(slow: Any) -> bool:
+    def _settled(slow: _SlowWatch) -> bool:
         """Stop the slow-call timer; True when it had already counted this call."""
-        if slow is None:
-            return False
-        if slow.active():
-            slow.cancel()
-            return False
-        return True
+        slow.disarm()
+        return slow.fired
 
     def _succeeded(self, reply: str, probe: bool, slow: Any) -> str:
         self._settled(slow)

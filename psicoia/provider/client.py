@@ -7,6 +7,9 @@ with backoff or after the provider's ``Retry-After``; everything else fails at o
 failure of the provider or the network reaches the caller as a :class:`ProviderError` with a
 short ``reason``; only a programming error escapes as itself (the session turns it into one
 error line).
+
+Streaming (docs/operations.md): either call reads JSON or an event stream, asked for or not
+(psicoia/provider/streaming.py); retried only while no text was shown, then ``cut``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from twisted.internet import error as net_error
 from twisted.internet.defer import (
     CancelledError,
     Deferred,
-    TimeoutError,
     ensureDeferred,
     fail,
     succeed,
@@ -49,7 +51,9 @@ from psicoia.provider.diagnosis import CONCURRENCY, ProviderRejected, diagnose
 from psicoia.provider.headers import gateway_retries, request_id
 from psicoia.provider.models import ModelCheck
 from psicoia.provider.pacing import Pacer, PacingTooLong
+from psicoia.provider.reasoning import ReasoningStyle, strip_reasoning
 from psicoia.provider.retry import backoff_delay, is_retryable_status, retry_after_seconds
+from psicoia.provider.streaming import ACCEPT_STREAM, StreamFailure, StreamReading, read_body
 
 USER_AGENT = b"PsicoIA/0.1 (+twisted treq)"
 
@@ -59,11 +63,6 @@ CONNECTION_ERRORS = (
     net_error.ConnectError, net_error.ConnectionLost, net_error.DNSLookupError,
     net_error.ConnectionDone, ResponseFailed, RequestNotSent, RequestTransmissionFailed,
 )
-
-
-def _timed_out(result: Any, timeout: float) -> None:
-    """``addTimeout``'s translation: whatever the cancelled request failed with, it timed out."""
-    raise TimeoutError(timeout, "provider attempt")
 
 
 class _Retryable(Exception):
@@ -84,12 +83,15 @@ def parse_reply(body: bytes) -> str:
 
 def parse_completion(body: bytes) -> tuple[str, Any]:
     """(the assistant's text, the body's ``id`` unchecked) from a chat-completions body, or
-    ProviderError("malformed")."""
+    ProviderError("malformed"). Reasoning is not text: ``reasoning`` / ``reasoning_content``
+    are not read, ``<think>`` blocks are removed; a reply with nothing else is malformed."""
     try:
         data = json.loads(body)
         content = data["choices"][0]["message"]["content"]
     except (ValueError, KeyError, IndexError, TypeError, RecursionError):
         raise ProviderError("malformed") from None
+    if isinstance(content, str):
+        content = strip_reasoning(content)
     if not isinstance(content, str) or not content.strip():
         raise ProviderError("malformed")
     # JSON may escape a lone surrogate (\ud800): not encodable, it would fail the write of
@@ -129,6 +131,7 @@ class ChatProvider:
         self._crowded_429s = 0  # plain 429s in a row that came while our other calls were out
         self._stacked_warned = False
         self._model_check: Optional[ModelCheck] = None
+        self.reasoning_style = ReasoningStyle()  # what this model does with <think> tags
 
     def check_model(self) -> Deferred:
         """Ask ``GET {base_url}/models`` once and warn when ``llm.model`` is not listed.
@@ -159,10 +162,21 @@ class ChatProvider:
                  max_tokens: Optional[int] = None) -> Deferred:
         """Deferred firing with the reply text, or failing with ProviderError. ``model`` and
         ``max_tokens`` override ``llm.model`` / ``llm.max_tokens`` for this call only."""
-        return ensureDeferred(self._complete(list(messages), trace_id, model, max_tokens))
+        return ensureDeferred(self._complete(list(messages), trace_id, model, max_tokens,
+                                             None, False))
 
-    async def _complete(self, messages: list, trace_id: str, model: Optional[str] = None,
-                        max_tokens: Optional[int] = None) -> str:
+    def stream(self, messages: Sequence[dict], trace_id: str,
+               on_delta: Callable[[str], Any]) -> Deferred:
+        """Like :meth:`complete`, calling ``on_delta(text)`` with each new piece of visible text
+        as it arrives (synchronously; the pieces join to the reply). Fails with
+        ``ProviderError("cut", partial=text shown)`` after text was shown. Without ``llm.stream``
+        (or from a server that does not stream) ``on_delta`` gets the whole reply once."""
+        return ensureDeferred(self._complete(list(messages), trace_id, None, None, on_delta,
+                                             self.config.stream))
+
+    async def _complete(self, messages: list, trace_id: str, model: Optional[str],
+                        max_tokens: Optional[int], on_delta: Optional[Callable[[str], Any]],
+                        stream: bool) -> str:
         if not self.online:
             raise ProviderError("offline")
         cfg = self.config
@@ -173,8 +187,11 @@ class ChatProvider:
                 "messages": messages,
                 "temperature": cfg.temperature,
                 "max_tokens": max_tokens,
+                "stream": stream,
             }
         ).encode("utf-8")
+        reading = StreamReading(self._clock, cfg.stream_stall_seconds, MAX_RESPONSE_BYTES,
+                                self.reasoning_style, on_delta, self._instruments, trace_id)
         attempt = refusals = 0
         first_started = self._clock.seconds()
         while True:
@@ -194,9 +211,11 @@ class ChatProvider:
                 trace_id=trace_id, attempt=attempt, size=len(body),
             )
             try:
-                text, status, rid = await self._attempt(body, trace_id)
+                text, status, rid = await self._attempt(body, trace_id, reading, stream)
             except _Retryable as retryable:
                 self.limit.release()
+                if reading.visible.shown:
+                    raise reading.cut(retryable.error, attempt, started)
                 error = retryable.error
                 error.attempts = attempt
                 error.retry_after = None if retryable.refused else retryable.retry_after
@@ -240,6 +259,8 @@ class ChatProvider:
                 continue
             except ProviderError as error:
                 self.limit.release()
+                if reading.visible.shown:
+                    raise reading.cut(error, attempt, started)
                 error.attempts = attempt
                 latency_ms = int((self._clock.seconds() - started) * 1000)
                 self._instruments.provider_attempt(
@@ -261,7 +282,9 @@ class ChatProvider:
                 trace_id=trace_id, attempt=attempt, status=status,
                 latency_ms=latency_ms, reply_chars=len(text), request_id=rid or "-",
             )
-            return text
+            if not reading.visible.shown:  # a whole reply at once: shown as one piece
+                reading.visible.add(text)
+            return reading.visible.reply()
 
     def _crowded(self, error: ProviderError, ticket: int) -> None:
         """A plain 429 (no concurrency marker) while our other calls were out: two in a row
@@ -306,15 +329,29 @@ class ChatProvider:
             error=error.reason, latency_ms=latency_ms,
         )
 
-    async def _attempt(self, body: bytes, trace_id: str) -> tuple[str, int, Optional[str]]:
+    async def _attempt(self, body: bytes, trace_id: str, reading: StreamReading,
+                       stream: bool) -> tuple[str, int, Optional[str]]:
         """One request with its own timeout: (text, status, the provider's request id or None);
         raises _Retryable or ProviderError (ProviderRejected for an error status).
 
-        Cancelling an HTTP request in flight makes treq fail with ResponseNeverReceived, not
-        CancelledError; so a timeout is recognised by ``_timed_out`` and a cancel from the caller
-        (the user left) by the flag, never mistaken for a connection error and retried.
+        The timeout runs until the whole reply, or a stream's first token. Cancelling an HTTP
+        request in flight makes treq fail with ResponseNeverReceived, not CancelledError; so a
+        timeout is recognised by its flag and a cancel from the caller (the user left) by its
+        own, never mistaken for a connection error and retried.
         """
-        post = self._post(body, trace_id)
+        timed_out = False
+
+        def expire() -> None:
+            nonlocal timed_out
+            timed_out = True
+            post.cancel()
+
+        def first_token() -> None:
+            if timer.active():
+                timer.cancel()
+
+        timer = self._clock.callLater(self.config.timeout_seconds, expire)
+        post = self._post(body, trace_id, reading, stream, first_token)
         cancelled = False
 
         def cancel(_: Deferred) -> None:
@@ -334,19 +371,28 @@ class ChatProvider:
 
         request: Deferred = Deferred(cancel)
         post.addBoth(relay)
-        request.addTimeout(self.config.timeout_seconds, self._clock, onTimeoutCancel=_timed_out)
         try:
             status, headers, payload = await request
-        except TimeoutError:
-            raise _Retryable(ProviderError("timeout")) from None
         except Exception as exc:
+            if timed_out:
+                raise _Retryable(ProviderError("timeout")) from None
             if cancelled or isinstance(exc, CancelledError):
                 raise CancelledError() from None
+            if isinstance(exc, StreamFailure):
+                # A stream that broke says the provider is unwell (the breaker counts it); a
+                # malformed one, like a malformed JSON reply, that it answered.
+                error = ProviderError(exc.reason, None if exc.retryable else 200)
+                if exc.retryable:
+                    raise _Retryable(error) from None
+                raise error from None
             if not isinstance(exc, CONNECTION_ERRORS):
                 raise
             self.log.debug("[{trace_id}] provider connection error {kind}",
                            trace_id=trace_id, kind=exc.__class__.__name__)
             raise _Retryable(ProviderError("connection")) from None
+        finally:
+            if timer.active():
+                timer.cancel()
         if cancelled:  # a reply that raced the cancel: the caller is gone
             raise CancelledError()
         if self._pacer is not None:
@@ -356,6 +402,8 @@ class ChatProvider:
             self.log.warn("the gateway retried upstream and so do we (llm.max_retries={count}): "
                           "retry at one layer only", count=self.config.max_retries)
         if status == 200:
+            if isinstance(payload, str):  # a stream, read and checked as it came
+                return payload, status, request_id(headers, None)
             try:
                 text, body_id = parse_completion(payload)
             except ProviderError as error:
@@ -372,11 +420,13 @@ class ChatProvider:
             raise _Retryable(error, retry_after_seconds(headers, self._clock.seconds()))
         raise error
 
-    def _post(self, body: bytes, trace_id: str) -> Deferred:
+    def _post(self, body: bytes, trace_id: str, reading: StreamReading, stream: bool,
+              on_token: Callable[[], None]) -> Deferred:
         """Deferred firing with (status, headers, payload): one request and its whole body.
 
-        Plain callbacks, not a coroutine: one ``ensureDeferred`` less per attempt; cancelling
-        it cancels whichever of the request or the body read is pending.
+        ``payload`` is the body's bytes, or for an event stream the visible text ``reading``
+        took from it. Plain callbacks, not a coroutine: one ``ensureDeferred`` less per
+        attempt; cancelling it cancels whichever of the request or the body read is pending.
         """
         try:
             request = self._http.post(
@@ -385,14 +435,14 @@ class ChatProvider:
                 headers={
                     b"Authorization": [self._bearer()],
                     b"Content-Type": [b"application/json"],
-                    b"Accept": [b"application/json"],
+                    b"Accept": [ACCEPT_STREAM if stream else b"application/json"],
                     b"User-Agent": [USER_AGENT],
                     b"X-Request-ID": [trace_id.encode("ascii", "replace")],
                 },
             )
         except Exception:  # noqa: BLE001 - the caller sees a failed Deferred
             return fail()
-        return request.addCallback(read_response, MAX_RESPONSE_BYTES)
+        return request.addCallback(read_body, reading, on_token)
 
     def _bearer(self) -> bytes:
         if self._authorization is None:

@@ -1,0 +1,353 @@
+"""
+Reading one streamed chat completion (``text/event-stream``) as it arrives.
+
+The provider client (:mod:`psicoia.provider.client`) hands each ``200`` response whose
+content type is ``text/event-stream`` to :meth:`StreamReading.read`, whether the request asked
+for a stream or not. The body is parsed with :class:`psicoia.provider.sse.SSEParser`; each
+``data:`` event is one OpenAI-style chunk::
+
+    {"choices": [{"delta": {"content": "Ho"}, "finish_reason": null}]}
+    ...
+    {"choices": [], "usage": {...}}          a final usage chunk: fine
+    [DONE]                                   the end
+
+Only ``delta.content`` is visible text; ``reasoning`` / ``reasoning_content`` fields are never
+read (they count as tokens, not as text), and ``<think>`` blocks in the content are removed by
+:class:`psicoia.provider.reasoning.ThinkFilter`. What ends a stream, and how:
+
+- ``[DONE]``: the reply is complete.
+- the body ends without ``[DONE]``: complete if some chunk had a ``finish_reason``, else the
+  stream was cut (``connection``, retryable);
+- an ``error`` object (or an ``event: error``): ``stream_error``, retryable;
+- an event that is not a chunk (not JSON, wrong shapes), or a body over the size limit:
+  ``malformed``, not retried (as for a plain JSON reply);
+- no new data event for ``stall_seconds`` after the first token: ``stalled``, retryable;
+- the connection fails: ``connection``, retryable.
+
+Each ends the attempt exactly once, as a :class:`StreamFailure` or the visible text; the
+client turns a failure after visible text was shown into ``ProviderError("cut")``. After a
+failure the connection is closed, so a half-read stream never goes back to the pool.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Callable, Optional
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import Protocol
+from twisted.python.failure import Failure
+from twisted.web.client import ResponseDone
+from twisted.web.http import PotentialDataLoss
+
+from psicoia.chat.ports import ProviderError
+from psicoia.ops.instruments import Instruments
+from psicoia.ops.logsetup import LevelLogger
+from psicoia.provider._http import MAX_RESPONSE_BYTES, read_response, response_headers
+from psicoia.provider.reasoning import ReasoningStyle, ThinkFilter
+from psicoia.provider.sse import SSEParser
+
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+# What a streamed request accepts: a server that ignores "stream" answers JSON.
+ACCEPT_STREAM = b"text/event-stream, application/json"
+
+
+def read_body(response: Any, reading: "StreamReading", on_token: Callable[[], None]) -> Deferred:
+    """Deferred firing with (status, headers, payload): a 200 event stream read as it comes by
+    ``reading`` (payload: the visible text), anything else read whole (payload: bytes)."""
+    if response.code == 200 and is_event_stream(response):
+        return reading.read(response, on_token).addCallback(
+            lambda text: (response.code, response_headers(response), text))
+    return read_response(response, MAX_RESPONSE_BYTES)
+
+
+def is_event_stream(response: Any) -> bool:
+    """True when the response's Content-Type is ``text/event-stream`` (any parameters)."""
+    values = response.headers.getRawHeaders(b"content-type")
+    if not values:
+        return False
+    return values[-1].split(b";", 1)[0].strip().lower() == b"text/event-stream"
+
+
+class StreamFailure(Exception):
+    """One streamed attempt failed: ``reason`` is a ProviderError reason; ``retryable``
+    says whether another attempt may follow (when no visible text was shown yet)."""
+
+    def __init__(self, reason: str, retryable: bool) -> None:
+        super().__init__(reason, retryable)
+        self.reason = reason
+        self.retryable = retryable
+
+
+class VisibleText:
+    """The reply's visible text, delivered to ``on_delta`` as it grows.
+
+    The pieces given to ``on_delta`` always join to :attr:`text`: leading whitespace is
+    dropped, trailing whitespace is held back until more text follows (and dropped at the
+    end), and a lone surrogate (not encodable) becomes U+FFFD. ``on_delta`` is called
+    synchronously; whatever it raises propagates to the caller of :meth:`add`.
+    """
+
+    __slots__ = ("_on_delta", "_parts", "_space", "final")
+
+    def __init__(self, on_delta: Optional[Callable[[str], Any]] = None) -> None:
+        self._on_delta = on_delta
+        self._parts: list[str] = []
+        self._space = ""
+        self.final: Optional[str] = None   # set when the reply must differ from what was shown
+
+    @property
+    def shown(self) -> bool:
+        """Some visible text was delivered (a failure now is a cut, never a retry)."""
+        return bool(self._parts)
+
+    @property
+    def text(self) -> str:
+        """Everything delivered so far."""
+        return "".join(self._parts)
+
+    def reply(self) -> str:
+        """The reply to keep (history, final message): what was shown, unless overridden."""
+        return self.text if self.final is None else self.final
+
+    def add(self, piece: str) -> None:
+        if _LONE_SURROGATE.search(piece):
+            piece = _LONE_SURROGATE.sub("\ufffd", piece)
+        if not self._parts:
+            piece = piece.lstrip()
+        core = piece.rstrip()
+        if not core:
+            if self._parts:
+                self._space += piece
+            return
+        shown = self._space + core if self._space else core
+        self._space = piece[len(core):]
+        self._parts.append(shown)
+        if self._on_delta is not None:
+            self._on_delta(shown)
+
+
+class StreamReading:
+    """What lasts across the attempts of one call: the visible text and its timings.
+
+    ``on_delta`` gets each new visible piece (see :class:`VisibleText`). ``style`` is the
+    provider's :class:`ReasoningStyle`, learned from each completed stream. ``stall_seconds``
+    bounds the silence between data events after the first token; ``limit`` the body bytes.
+    """
+
+    log = LevelLogger()
+
+    def __init__(self, clock: IReactorTime, stall_seconds: float, limit: int,
+                 style: ReasoningStyle, on_delta: Optional[Callable[[str], Any]],
+                 instruments: Instruments, trace_id: str) -> None:
+        self.clock = clock
+        self.stall_seconds = stall_seconds
+        self.limit = limit
+        self.style = style
+        self.visible = VisibleText(on_delta)
+        self.instruments = instruments
+        self.trace_id = trace_id
+        self.started = clock.seconds()
+
+    def cut(self, error: ProviderError, attempt: int, started: float) -> ProviderError:
+        """The failure of attempt ``attempt`` (begun at ``started``) once text was shown:
+        ``ProviderError("cut")`` with that text in ``partial``, counted and logged."""
+        seconds = self.clock.seconds() - started
+        self.instruments.provider_attempt(error.reason, seconds)
+        cut = ProviderError("cut", error.status, attempt, partial=self.visible.reply())
+        self.log.error(
+            "[{trace_id}] provider cut attempt={attempt} status={status} error={error} "
+            "latency_ms={latency_ms} shown_chars={shown_chars}",
+            trace_id=self.trace_id, attempt=attempt, status=error.status, error=error.reason,
+            latency_ms=int(seconds * 1000), shown_chars=len(cut.partial),
+        )
+        return cut
+
+    def read(self, response: Any, on_token: Callable[[], None]) -> Deferred:
+        """Read one streamed response; Deferred firing with the reply's text or failing
+        with StreamFailure (or what ``on_delta`` raised). ``on_token()`` is called once, at the
+        first generated token (visible or reasoning). Cancelling it closes the connection."""
+        body = StreamBody(self, on_token)
+        response.deliverBody(body)
+        return body.done
+
+
+class StreamBody(Protocol):
+    """The body protocol of one streamed attempt; ``done`` fires exactly once."""
+
+    def __init__(self, reading: StreamReading, on_token: Callable[[], None]) -> None:
+        self.reading = reading
+        self.on_token = on_token
+        self.filter = ThinkFilter(hold=reading.style.hold)
+        self.parser = SSEParser()
+        self.done: Deferred = Deferred(self._cancel)
+        self.ended = False          # done has fired (or is about to): ignore the rest
+        self.size = 0
+        self.chunks = 0
+        self.first_token_at: Optional[float] = None
+        self.last_data_at = 0.0
+        self.finish_reason: Optional[str] = None
+        self.timer: Any = None
+
+    # --- the wire ------------------------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.ended:
+            return
+        self.size += len(data)
+        if self.size > self.reading.limit:
+            self._fail("malformed", False)
+            return
+        try:
+            for event in self.parser.feed(data):
+                self._event(event)
+                if self.ended:
+                    return
+        except Exception:  # noqa: BLE001 - on_delta's own error: the caller sees it as is
+            failure = Failure()
+            self._end()
+            self._close()
+            self.done.errback(failure)
+
+    def connectionLost(self, reason: Failure = None) -> None:
+        self.parser.close()
+        self._stop_timer()
+        if self.ended:
+            return
+        if reason is not None and reason.check(ResponseDone, PotentialDataLoss):
+            if self.finish_reason is not None:
+                self._complete()
+            else:
+                self._fail("connection", True)  # ended with no [DONE] and no finish_reason
+            return
+        self._fail("connection", True)
+
+    # --- events --------------------------------------------------------------------------
+
+    def _event(self, event: Any) -> None:
+        if event.event != "message":
+            if event.event == "error":
+                self._fail("stream_error", True)
+            return  # other named events (pings, metadata) carry no reply text
+        data = event.data
+        if data == "[DONE]":
+            self._complete()
+            return
+        try:
+            chunk = json.loads(data)
+        except (ValueError, RecursionError):
+            self._fail("malformed", False)
+            return
+        if not isinstance(chunk, dict):
+            self._fail("malformed", False)
+            return
+        if chunk.get("error"):
+            self._fail("stream_error", True)
+            return
+        self.chunks += 1
+        self.last_data_at = self.reading.clock.seconds()
+        choices = chunk.get("choices")
+        if not choices:
+            return  # a usage chunk, or metadata
+        choice = choices[0] if isinstance(choices, list) else None
+        if not isinstance(choice, dict):
+            self._fail("malformed", False)
+            return
+        delta = choice.get("delta")
+        if delta is None:
+            delta = choice.get("message")  # some servers send whole messages as chunks
+        if delta:
+            if not isinstance(delta, dict):
+                self._fail("malformed", False)
+                return
+            content = delta.get("content")
+            if content:
+                if not isinstance(content, str):
+                    self._fail("malformed", False)
+                    return
+                self._token()
+                self._show(self.filter.feed(content))
+            elif delta.get("reasoning") or delta.get("reasoning_content"):
+                self._token()
+        if choice.get("finish_reason"):
+            self.finish_reason = choice["finish_reason"]
+
+    def _token(self) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = self.last_data_at
+            self.on_token()
+            self.timer = self.reading.clock.callLater(self.reading.stall_seconds, self._check)
+
+    def _show(self, piece: str) -> None:
+        if not piece:
+            return
+        visible = self.reading.visible
+        if visible.shown:
+            visible.add(piece)
+            return
+        visible.add(piece)
+        if visible.shown:
+            reading = self.reading
+            reading.instruments.provider_first_token(reading.clock.seconds() - reading.started)
+
+    # --- endings -------------------------------------------------------------------------
+
+    def _check(self) -> None:
+        """The stall timer: fail if no data event came for ``stall_seconds``."""
+        self.timer = None
+        if self.ended:
+            self._close()  # [DONE] came long ago and the body never ended: let it go
+            return
+        stall = self.reading.stall_seconds
+        quiet = self.reading.clock.seconds() - self.last_data_at
+        if quiet >= stall:
+            self._fail("stalled", True)
+        else:
+            self.timer = self.reading.clock.callLater(stall - quiet, self._check)
+
+    def _complete(self) -> None:
+        reading = self.reading
+        self._show(self.filter.finish())
+        self._end(keep_timer=True)
+        reading.style.learn(self.filter)
+        if self.filter.leaked:
+            # A model that had not used this shape in this process: what preceded the tag was
+            # shown, but it stays out of the kept reply and the next replies are held.
+            reading.visible.final = self.filter.after_lone_close.strip()
+            reading.log.warn("[{trace_id}] provider reasoning shown before a lone </think>",
+                             trace_id=reading.trace_id)
+        if not reading.visible.reply():
+            self.done.errback(StreamFailure("malformed", False))
+            return
+        self.done.callback(reading.visible.reply())
+
+    def _fail(self, reason: str, retryable: bool) -> None:
+        self._end()
+        self._close()
+        self.done.errback(StreamFailure(reason, retryable))
+
+    def _cancel(self, _: Deferred) -> None:
+        if not self.ended:
+            self._end()
+            self._close()
+
+    def _end(self, keep_timer: bool = False) -> None:
+        self.ended = True
+        if not keep_timer:
+            self._stop_timer()
+        if self.chunks:
+            spent = self.last_data_at - (self.first_token_at or self.last_data_at)
+            self.reading.instruments.provider_stream(self.chunks, spent)
+
+    def _stop_timer(self) -> None:
+        if self.timer is not None:
+            if self.timer.active():
+                self.timer.cancel()
+            self.timer = None
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.loseConnection()
