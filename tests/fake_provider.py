@@ -10,13 +10,19 @@ status, headers and body shapes seen in the field (issue 15): :func:`error_body`
 OpenAI-style error body; the ``LITELLM_*``, ``OPENAI_*`` and ``GROQ_*`` constants are the answers
 themselves; ``max_parallel`` makes it refuse requests beyond a parallel limit as LiteLLM's
 per-key ``max_parallel_requests`` does; ``models`` is what ``GET /v1/models`` lists.
+
+Streaming: a :class:`Streamed` step answers with server-sent events written over time (one
+write per frame every ``interval`` seconds, or the bytes cut every ``split`` bytes so events
+and lines break anywhere), and can stall, drop the connection, or end without ``[DONE]``;
+:func:`stream_frames`, :func:`sse_event` and :func:`chunk` build the frames. Unscripted
+requests that ask for ``"stream": true`` get the default reply streamed word by word.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional, Sequence, Union
 
 from twisted.internet import reactor as default_reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
@@ -38,6 +44,48 @@ def error_body(message: str, type: Any = None, code: Any = None, param: Any = No
                                  "code": code}}).encode("utf-8")
 
 
+def chunk(content: Optional[str] = None, reasoning: Optional[str] = None,
+          reasoning_field: str = "reasoning_content", finish: Optional[str] = None) -> dict:
+    """One ``chat.completion.chunk``: a delta with ``content`` and/or a reasoning field."""
+    delta: dict = {}
+    if content is not None:
+        delta["content"] = content
+    if reasoning is not None:
+        delta[reasoning_field] = reasoning
+    return {"id": "x", "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+def sse_event(payload: Union[dict, str], line_end: str = "\n") -> bytes:
+    """``data: <payload>`` and the blank line that dispatches it (a dict is sent as JSON)."""
+    text = payload if isinstance(payload, str) else json.dumps(payload)
+    return f"data: {text}{line_end}{line_end}".encode("utf-8")
+
+
+def stream_frames(pieces: Sequence[str], *, reasoning: Sequence[str] = (),
+                  reasoning_field: str = "reasoning_content", finish: Optional[str] = "stop",
+                  usage: bool = False, done: bool = True, line_end: str = "\n",
+                  comment: bool = False) -> list[bytes]:
+    """The frames of a typical stream: a role chunk, the ``reasoning`` pieces (in
+    ``reasoning_field``), the content ``pieces``, a chunk with ``finish`` (None: no such
+    chunk), a usage chunk with empty choices, ``[DONE]``; ``comment`` adds a keep-alive."""
+    frames = [sse_event({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                      "finish_reason": None}]}, line_end)]
+    if comment:
+        frames.append(f": keep-alive{line_end}{line_end}".encode())
+    frames += [sse_event(chunk(reasoning=r, reasoning_field=reasoning_field), line_end)
+               for r in reasoning]
+    frames += [sse_event(chunk(content=p), line_end) for p in pieces]
+    if finish is not None:
+        frames.append(sse_event(chunk(finish=finish), line_end))
+    if usage:
+        frames.append(sse_event({"id": "x", "choices": [],
+                                 "usage": {"prompt_tokens": 9, "completion_tokens": 5}}, line_end))
+    if done:
+        frames.append(sse_event("[DONE]", line_end))
+    return frames
+
+
 @dataclass
 class Scripted:
     status: int = 200
@@ -47,11 +95,34 @@ class Scripted:
     hang: bool = False      # never answer
 
 
+@dataclass
+class Streamed(Scripted):
+    """An event-stream answer: ``frames`` written one per ``interval`` seconds (the first after
+    ``delay``), or their bytes cut into writes of ``split`` bytes. After ``stall_after``
+    writes it stops writing and keeps the response open; ``drop`` closes the connection after
+    the last write instead of ending the response."""
+
+    frames: list = field(default_factory=list)
+    interval: float = 0.0
+    split: int = 0
+    stall_after: Optional[int] = None
+    drop: bool = False
+    content_type: bytes = b"text/event-stream"
+
+    def writes(self) -> list[bytes]:
+        if not self.split:
+            return list(self.frames)
+        data = b"".join(self.frames)
+        return [data[i:i + self.split] for i in range(0, len(data), self.split)]
+
+
 class FakeProvider(Resource):
     isLeaf = True
 
-    def __init__(self, clock: Any = None, default_reply: str = "Te escucho. ¿Qué sentís?") -> None:
+    def __init__(self, clock: Any = None, default_reply: str = "Te escucho. ¿Qué sentís?",
+                 stream_interval: float = 0.0) -> None:
         super().__init__()
+        self.stream_interval = stream_interval  # seconds between default streamed words
         self.clock = clock or default_reactor
         self.default_reply = default_reply
         self.script: list[Scripted] = []
@@ -104,7 +175,14 @@ class FakeProvider(Resource):
             step = self.parallel_refusal()
             self._answer(request, step)
             return NOT_DONE_YET
-        step = self.script.pop(0) if self.script else Scripted(body=completion(self.reply_for(body)))
+        if self.script:
+            step = self.script.pop(0)
+        elif body.get("stream") is True:
+            words = self.reply_for(body).split(" ")
+            step = Streamed(frames=stream_frames([w + " " for w in words[:-1]] + words[-1:]),
+                            interval=self.stream_interval)
+        else:
+            step = Scripted(body=completion(self.reply_for(body)))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         finished = request.notifyFinish()
@@ -126,12 +204,40 @@ class FakeProvider(Resource):
     def _answer(self, request, step: Scripted) -> None:
         if request.finished or getattr(request, "_disconnected", False):
             return
+        if isinstance(step, Streamed):
+            request.setResponseCode(step.status)
+            for name, value in step.headers.items():
+                request.setHeader(name, value)
+            request.setHeader(b"Content-Type", step.content_type)
+            request.setHeader(b"Cache-Control", b"no-cache")
+            self._write(request, step, step.writes(), 0)
+            return
         request.setResponseCode(step.status)
         for name, value in step.headers.items():
             request.setHeader(name, value)
         request.setHeader(b"Content-Type", b"application/json")
         request.write(step.body or b"")
         request.finish()
+
+    def _write(self, request, step: "Streamed", writes: list, index: int) -> None:
+        """Write ``writes[index:]``, one per ``step.interval``, then end as the step says."""
+        while True:
+            if request.finished or getattr(request, "_disconnected", False):
+                return
+            if step.stall_after is not None and index >= step.stall_after:
+                self.hanging.append(request)
+                return
+            if index >= len(writes):
+                if step.drop:
+                    request.transport.abortConnection()
+                else:
+                    request.finish()
+                return
+            request.write(writes[index])
+            index += 1
+            if step.interval and index < len(writes):
+                self.clock.callLater(step.interval, self._write, request, step, writes, index)
+                return
 
     def _done(self, _):
         self.in_flight -= 1

@@ -234,6 +234,7 @@ class StreamBody(Protocol):
             return  # other named events (pings, metadata) carry no reply text
         data = event.data
         if data == "[DONE]":
+            self.last_data_at = self.reading.clock.seconds()
             self._complete()
             return
         try:
@@ -296,17 +297,17 @@ class StreamBody(Protocol):
     # --- endings -------------------------------------------------------------------------
 
     def _check(self) -> None:
-        """The stall timer: fail if no data event came for ``stall_seconds``."""
+        """The stall timer: fail if no data event came for ``stall_seconds``; after ``[DONE]``,
+        let go of a response the server never ended."""
         self.timer = None
-        if self.ended:
-            self._close()  # [DONE] came long ago and the body never ended: let it go
-            return
         stall = self.reading.stall_seconds
         quiet = self.reading.clock.seconds() - self.last_data_at
-        if quiet >= stall:
-            self._fail("stalled", True)
-        else:
+        if quiet < stall:
             self.timer = self.reading.clock.callLater(stall - quiet, self._check)
+        elif self.ended:
+            self._close()
+        else:
+            self._fail("stalled", True)
 
     def _complete(self) -> None:
         reading = self.reading
@@ -320,6 +321,7 @@ class StreamBody(Protocol):
             reading.log.warn("[{trace_id}] provider reasoning shown before a lone </think>",
                              trace_id=reading.trace_id)
         if not reading.visible.reply():
+            self._close()
             self.done.errback(StreamFailure("malformed", False))
             return
         self.done.callback(reading.visible.reply())
