@@ -26,14 +26,12 @@ from __future__ import annotations
 
 import codecs
 import re
-from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """One dispatched event: ``data`` (lines joined by LF), its ``event`` type and ``id``."""
 
     data: str
@@ -64,7 +62,14 @@ class SSEParser:
 
     def feed(self, data: bytes) -> list[Event]:
         """The events completed by ``data`` (possibly none), in order."""
-        text = self._decoder.decode(data)
+        decoder = self._decoder
+        if decoder.buffer:  # the end of a character split across reads
+            text = decoder.decode(data)
+        else:
+            try:
+                text = data.decode("utf-8")  # the usual case, without the decoder's overhead
+            except UnicodeDecodeError:
+                text = decoder.decode(data)
         if not text:
             return []
         if not self._started:
@@ -75,16 +80,31 @@ class SSEParser:
             text = text[1:]
         if not text:
             return []
-        self._after_cr = text[-1] == "\r"
-        lines = _LINE_END.split(text)
+        if "\r" in text:
+            self._after_cr = text[-1] == "\r"
+            lines = _LINE_END.split(text)
+        else:  # the usual case, and str.split is several times faster than a pattern
+            self._after_cr = False
+            lines = text.split("\n")
         if len(lines) == 1:
             self._line += text
             return []
-        lines[0] = self._line + lines[0]
+        if self._line:
+            lines[0] = self._line + lines[0]
         self._line = lines.pop()
         events: list[Event] = []
+        data_lines = self._data
         for line in lines:
-            self._process(line, events)
+            if line.startswith("data: "):  # the usual line, without the general parse
+                data_lines.append(line[6:])
+            elif not line:
+                if data_lines:
+                    events.append(Event("\n".join(data_lines), self._type or "message",
+                                        self._last_id))
+                    data_lines.clear()
+                self._type = ""
+            else:
+                self._process(line)
         return events
 
     def close(self) -> None:
@@ -94,13 +114,11 @@ class SSEParser:
             self._line += tail
         self.truncated = bool(self._line or self._data)
         self._line = ""
-        self._data = []
+        self._data.clear()
         self._type = ""
 
-    def _process(self, line: str, events: list[Event]) -> None:
-        if not line:
-            self._dispatch(events)
-            return
+    def _process(self, line: str) -> None:
+        """A line that is neither empty nor ``data: ...``."""
         if line[0] == ":":
             return
         field, colon, value = line.partition(":")
@@ -116,11 +134,3 @@ class SSEParser:
         elif field == "retry":
             if value.isascii() and value.isdigit():
                 self.retry = int(value)
-
-    def _dispatch(self, events: list[Event]) -> None:
-        if not self._data:
-            self._type = ""
-            return
-        events.append(Event("\n".join(self._data), self._type or "message", self._last_id))
-        self._data = []
-        self._type = ""

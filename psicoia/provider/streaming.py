@@ -114,7 +114,7 @@ class VisibleText:
         return self.text if self.final is None else self.final
 
     def add(self, piece: str) -> None:
-        if _LONE_SURROGATE.search(piece):
+        if not piece.isascii() and _LONE_SURROGATE.search(piece):
             piece = _LONE_SURROGATE.sub("\ufffd", piece)
         if not self._parts:
             piece = piece.lstrip()
