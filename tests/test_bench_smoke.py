@@ -160,3 +160,38 @@ def test_feature_scenarios_ran_or_say_why_not(smoke):
             for run in runs:
                 assert run["errors"] == 0, (name, run["error_examples"])
                 assert run["ok"] == run["clients"] * run["messages_per_client"], name
+
+
+def test_fake_provider_streams_n_chunks_over_time_and_keeps_the_connection():
+    """``--stream-chunks N --stream-ms T``: N content events, a finish chunk and [DONE], in
+    order on a keep-alive connection (no timing asserted: the spacing is bench/run's to show)."""
+    import http.client
+
+    from psicoia.provider.sse import SSEParser
+
+    provider = subprocess.Popen(
+        [sys.executable, "-m", "bench.fake_provider", "--latency-ms", "0", "--stream-chunks",
+         "5", "--stream-ms", "50", "--duration", "30"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+    )
+    try:
+        line = provider.stdout.readline().decode()
+        assert line.startswith("listening "), line
+        connection = http.client.HTTPConnection("127.0.0.1", int(line.split()[1]), timeout=10)
+        for _ in range(2):
+            connection.request("POST", "/v1/chat/completions", body=b'{"stream": true}')
+            response = connection.getresponse()
+            assert response.getheader("Content-Type") == "text/event-stream"
+            parser = SSEParser()
+            events = parser.feed(response.read())
+            assert [e.data for e in events][-1] == "[DONE]"
+            chunks = [json.loads(e.data) for e in events[:-1]]
+            texts = [c["choices"][0]["delta"].get("content") for c in chunks]
+            assert len(texts) == 6 and all(texts[:5]) and texts[5] is None
+            assert chunks[5]["choices"][0]["finish_reason"] == "stop"
+        connection.request("POST", "/v1/chat/completions", body=b"{}")
+        assert json.loads(connection.getresponse().read())["choices"][0]["message"]["content"]
+        connection.close()
+    finally:
+        provider.terminate()
+        provider.wait(10)
