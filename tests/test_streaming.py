@@ -532,6 +532,16 @@ def test_nothing_but_reasoning_is_a_malformed_reply(response, lone_close, known)
 
 # --- breaker, pacing, metrics ------------------------------------------------------------------
 
+def test_the_client_and_the_breaker_provide_the_provider_port():
+    from zope.interface.verify import verifyObject
+
+    from psicoia.chat.ports import IProvider
+
+    env = InMemory()
+    breaker = CircuitBreaker(env.client, env.clock, failure_threshold=2, cooldown_seconds=30)
+    assert verifyObject(IProvider, env.client) and verifyObject(IProvider, breaker)
+
+
 def test_the_breaker_counts_streamed_calls_like_complete_ones():
     env = InMemory(max_retries=0)
     breaker = CircuitBreaker(env.client, env.clock, failure_threshold=2, cooldown_seconds=30)

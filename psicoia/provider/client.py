@@ -32,8 +32,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.web.client import RequestNotSent, RequestTransmissionFailed, ResponseFailed
+from zope.interface import implementer
 
-from psicoia.chat.ports import ProviderError
+from psicoia.chat.ports import IProvider, ProviderError
 from psicoia.config import LLMConfig
 from psicoia.ops.instruments import Instruments
 from psicoia.ops.logsetup import LevelLogger
@@ -99,6 +100,7 @@ def parse_completion(body: bytes) -> tuple[str, Any]:
     return _LONE_SURROGATE.sub("\ufffd", content.strip()), data.get("id")
 
 
+@implementer(IProvider)
 class ChatProvider:
     """Calls the provider; knows nothing of users beyond the trace id it forwards."""
 
