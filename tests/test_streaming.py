@@ -560,6 +560,26 @@ def test_the_breaker_counts_streamed_calls_like_complete_ones():
     breaker.stop()
 
 
+def test_a_long_stream_is_slow_for_the_breaker_only_if_its_first_text_comes_late():
+    env = InMemory(stream_stall_seconds=5)
+    breaker = CircuitBreaker(env.client, env.clock, failure_threshold=1, cooldown_seconds=30,
+                             slow_call_seconds=2)
+    # 9 s in all, but the first words after 1.5 s: a reply being shown, not a hung provider.
+    env.fake.push(Streamed(frames=stream_frames(PIECES), interval=1.5))
+    env.stream(breaker)
+    env.advance(10)
+    assert env.outcome() == TEXT and breaker.state == "closed"
+    # The first words after 2.5 s: slow, counted at 2 s (the threshold is 1: open).
+    env.outcomes.clear()
+    env.fake.push(Streamed(frames=stream_frames(PIECES), interval=1.5, delay=1))
+    env.stream(breaker)
+    env.advance(2.1)
+    assert breaker.state == "open" and env.outcomes == []
+    env.advance(10)
+    assert env.outcome() == TEXT
+    breaker.stop()
+
+
 def test_pacing_reads_the_headers_of_a_streamed_reply_and_holds_the_next_call():
     clock_env = InMemory()
     pacer = Pacer(clock_env.clock, max_wait_seconds=10)
