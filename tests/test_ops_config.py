@@ -45,3 +45,20 @@ def test_operations_keys_can_be_overridden_from_the_environment(tmp_path):
     assert config.llm.pacing is False
     assert config.llm.breaker_failure_threshold == 2
     assert config.log.format == "json"
+
+
+def test_streaming_keys_defaults_match_the_shipped_config_and_are_checked(tmp_path):
+    from pathlib import Path
+
+    shipped = load(str(Path(__file__).resolve().parent.parent / "config.yaml"), environ={})
+    defaults = load(environ={}, cwd=tmp_path)
+    assert (shipped.llm.stream, shipped.llm.stream_stall_seconds) == (True, 20.0)
+    assert (defaults.llm.stream, defaults.llm.stream_stall_seconds) == (True, 20.0)
+    for text, named in (("llm: {stream: maybe}", "llm.stream"),
+                        ("llm: {stream_stall_seconds: 0}", "llm.stream_stall_seconds")):
+        with pytest.raises(ConfigError) as raised:
+            load_yaml(tmp_path, text)
+        assert str(raised.value).startswith(named)
+    config = load_yaml(tmp_path, "llm: {stream: true}", environ={
+        "PSICOIA_LLM_STREAM": "false", "PSICOIA_LLM_STREAM_STALL_SECONDS": "5"})
+    assert (config.llm.stream, config.llm.stream_stall_seconds) == (False, 5.0)
