@@ -61,7 +61,6 @@ def main(argv=None) -> int:
                      llm={"base_url": f"http://127.0.0.1:{port}/v1", "max_retries": 0})
     http, pool = make_http_client(reactor, args.concurrency)
     client = ChatProvider(config.llm, "bench-key", reactor, http=http)
-    client.reasoning_style.known = True  # a model already seen: stream from the first call
 
     first_delta_delays: list[float] = []
     original_read = streaming.StreamReading.read

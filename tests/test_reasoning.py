@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from psicoia.provider.reasoning import ReasoningStyle, ThinkFilter, strip_reasoning
+from psicoia.provider.reasoning import ReasoningStyle, ThinkFilter, may_reason, strip_reasoning
 
 SECRET = "el usuario parece en riesgo"  # stands for the model's private assessment
 
@@ -101,3 +101,20 @@ def test_the_style_holds_until_a_reply_shows_the_model_and_for_ever_after_a_lone
     assert style.hold
     style.learn(plain)
     assert style.hold
+
+
+@pytest.mark.parametrize("model, reasons", [
+    ("deepseek-r1-distill-llama-70b", True),
+    ("deepseek-ai/DeepSeek-R1-0528", True),
+    ("openrouter/deepseek/deepseek-r1:free", True),
+    ("qwen-qwq-32b", True),
+    ("Qwen/QwQ-32B", True),
+    ("qwen/qwen3-32b", True),
+    ("phi-4-reasoning", True),
+    ("llama-3.1-8b-instant", False),
+    ("llama-3.3-70b-versatile", False),
+    ("gemma2-9b-it", False),
+    ("llama-r10", False),
+])
+def test_model_names_that_suggest_reasoning(model, reasons):
+    assert may_reason(model) is reasons

@@ -47,11 +47,12 @@ SECRET = "el usuario parece en riesgo"
 class InMemory:
     """A ChatProvider wired to a FakeProvider through StubTreq, all on one Clock.
 
-    ``known=True`` (the default here) is a provider that has already seen one reply of its
-    model, so streams are shown as they come; ``known=False`` is a fresh process.
+    The default model (``llama-3.1-8b-instant``) is streamed from its first reply; ``known``
+    overrides that: False is a model whose reasoning shape is not known yet (replies held until
+    it is), True one already known to write none, or only ``<think>`` blocks.
     """
 
-    def __init__(self, known: bool = True, metrics=None, pacer=None, **llm) -> None:
+    def __init__(self, known=None, metrics=None, pacer=None, **llm) -> None:
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
         self.fake = FakeProvider(clock=self.clock)
@@ -63,7 +64,8 @@ class InMemory:
         self.config = make_config(llm=settings).llm
         self.client = ChatProvider(self.config, "k", self.clock, http=self.stub,
                                    random=lambda: 1.0, instruments=metrics, pacer=pacer)
-        self.client.reasoning_style.known = known
+        if known is not None:
+            self.client.reasoning_style.known = known
         self.deltas: list[str] = []
         self.outcomes: list = []
 
@@ -433,6 +435,19 @@ def test_reasoning_fields_in_a_stream_are_never_shown(field):
     env.finished_cleanly()
 
 
+@pytest.mark.parametrize("model, held", [("deepseek-r1-distill-llama-70b", True),
+                                          ("llama-3.1-8b-instant", False)])
+def test_only_a_model_whose_name_suggests_reasoning_has_its_first_reply_held(model, held):
+    env = InMemory(model=model)
+    env.fake.push(Streamed(frames=stream_frames(PIECES), interval=0.1))
+    env.stream()
+    env.advance(0.25)
+    assert env.deltas == ([] if held else ["Te", " escucho"])
+    env.settle()
+    assert "".join(env.deltas) == TEXT and not env.client.reasoning_style.hold
+    env.finished_cleanly()
+
+
 def test_a_first_reply_with_only_a_closing_tag_is_held_and_its_reasoning_dropped():
     env = InMemory(known=False)
     pieces = [SECRET[:12], SECRET[12:], "</thi", "nk>\n\nTe escucho", ". ¿Qué sentís?"]
@@ -620,9 +635,7 @@ async def real_client(url: str, **llm):
     settings.update(llm)
     config = make_config(llm=settings)
     http, pool = make_http_client(reactor, 2)
-    client = ChatProvider(config.llm, "k", reactor, http=http)
-    client.reasoning_style.known = True
-    return client, pool
+    return ChatProvider(config.llm, "k", reactor, http=http), pool
 
 
 async def until(predicate, seconds: float = 5.0) -> None:

@@ -52,7 +52,7 @@ from psicoia.provider.diagnosis import CONCURRENCY, ProviderRejected, diagnose
 from psicoia.provider.headers import gateway_retries, request_id
 from psicoia.provider.models import ModelCheck
 from psicoia.provider.pacing import Pacer, PacingTooLong
-from psicoia.provider.reasoning import ReasoningStyle, strip_reasoning
+from psicoia.provider.reasoning import ReasoningStyle, may_reason, strip_reasoning
 from psicoia.provider.retry import backoff_delay, is_retryable_status, retry_after_seconds
 from psicoia.provider.streaming import ACCEPT_STREAM, StreamFailure, StreamReading, read_body
 
@@ -133,7 +133,7 @@ class ChatProvider:
         self._crowded_429s = 0  # plain 429s in a row that came while our other calls were out
         self._stacked_warned = False
         self._model_check: Optional[ModelCheck] = None
-        self.reasoning_style = ReasoningStyle()  # what this model does with <think> tags
+        self.reasoning_style = ReasoningStyle(known=not may_reason(config.model))
 
     def check_model(self) -> Deferred:
         """Ask ``GET {base_url}/models`` once and warn when ``llm.model`` is not listed.

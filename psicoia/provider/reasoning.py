@@ -14,8 +14,11 @@ module: the client reads only ``content``.) Tags are matched without regard to c
 streams in, with tags split anywhere across pieces. The second shape is the hard one for a
 stream: until a ``</think>`` comes, nothing tells reasoning from answer. So the filter can
 *hold* the visible text until the shape is known, and :class:`ReasoningStyle` (one per
-provider, i.e. per model) learns which shape the model uses, so that only the first reply of a
-process (and every reply of a model seen to use the second shape) is held.
+provider, i.e. per model) says when: every reply of a model seen to use the second shape, and
+the first reply of a model whose name says it may reason (:func:`may_reason`: DeepSeek-R1 and
+its distills, QwQ, ...), until a reply shows which shape it uses. Any other model is streamed
+from its first reply; should it still answer in the second shape, that first reply's reasoning
+is shown (never kept), and from then on its replies are held.
 """
 
 from __future__ import annotations
@@ -25,6 +28,16 @@ import re
 OPEN = "<think>"
 CLOSE = "</think>"
 _TAG = re.compile(r"<(/?)think>", re.IGNORECASE)
+# Names of the model families that write their reasoning before the answer (a ``-r1-``, QwQ,
+# Qwen3, "think", "reasoning"...), as providers and gateways spell them.
+_REASONING_NAME = re.compile(
+    r"(?:^|[^a-z0-9])(?:r1|qwq|qwen3|think|thinking|thinker|reason|reasoning|reasoner)"
+    r"(?:$|[^a-z0-9])", re.IGNORECASE)
+
+
+def may_reason(model: str) -> bool:
+    """True when the model's name suggests it writes reasoning before its answer."""
+    return _REASONING_NAME.search(model) is not None
 
 
 def strip_reasoning(text: str) -> str:
@@ -146,9 +159,9 @@ class ThinkFilter:
 class ReasoningStyle:
     """What a provider's model has shown of its reasoning shape, for :class:`ThinkFilter`.
 
-    Unknown at first (hold); after one reply with no lone ``</think>`` the model is taken to
-    use only blocks or none (stream at once); once a lone ``</think>`` is seen, every reply is
-    held until its ``</think>`` (for the life of the process).
+    Unknown at first (hold) unless ``known``; after one reply with no lone ``</think>`` the
+    model is taken to use only blocks or none (stream at once); once a lone ``</think>`` is
+    seen, every reply is held until its ``</think>`` (for the life of the process).
     """
 
     __slots__ = ("known", "closing_only")
