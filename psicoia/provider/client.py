@@ -333,14 +333,11 @@ class ChatProvider:
 
     async def _attempt(self, body: bytes, trace_id: str, reading: StreamReading,
                        stream: bool) -> tuple[str, int, Optional[str]]:
-        """One request with its own timeout: (text, status, the provider's request id or None);
-        raises _Retryable or ProviderError (ProviderRejected for an error status).
-
-        The timeout runs until the whole reply, or a stream's first token. Cancelling an HTTP
-        request in flight makes treq fail with ResponseNeverReceived, not CancelledError; so a
-        timeout is recognised by its flag and a cancel from the caller (the user left) by its
-        own, never mistaken for a connection error and retried.
-        """
+        """One request with its own timeout (to the whole reply, or a stream's first token):
+        (text, status, the provider's request id or None); raises _Retryable or ProviderError
+        (ProviderRejected for an error status). Cancelling an HTTP request in flight makes treq
+        fail with ResponseNeverReceived, not CancelledError; so a timeout is recognised by its
+        flag and a cancel from the caller (the user left) by its own, never retried."""
         timed_out = False
 
         def expire() -> None:
