@@ -56,6 +56,8 @@ FALLBACK = (
     "Perdón, tuve un problema para pensar mi respuesta. Sigo acá: "
     "¿me lo contás de nuevo en un ratito?"
 )
+# A streamed reply that stopped half-way: said after the words that did arrive.
+REPLY_CUT = "(Perdón, se me cortó la respuesta a la mitad. ¿Me lo repetís o seguimos desde acá?)"
 ERROR = "Uy, algo falló de mi lado. Probá escribirme de nuevo, por favor."
 
 # --- Transport-specific notices. ---

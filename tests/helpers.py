@@ -27,7 +27,9 @@ def make_config(api_key: Optional[str] = "test-key", **sections: dict) -> config
     server = {"tcp": LOCAL, "websocket": None, "http": None}
     server.update(sections.pop("server", {}))
     # No start-up GET /models to the default (real) base_url: tests talk to 127.0.0.1 only.
-    sections["llm"] = {"check_model": False, **sections.get("llm", {})}
+    # Whole replies unless a test streams on purpose (tests/test_streamed_replies.py and the
+    # provider's own streaming tests): the JSON-mode tests count events.
+    sections["llm"] = {"check_model": False, "stream": False, **sections.get("llm", {})}
     # Conversations in memory unless a test asks for a database (then a real file it names).
     sections["storage"] = {"backend": "memory", **sections.get("storage", {})}
     # No second-opinion calls to the provider unless a test asks: they would take scripted

@@ -57,6 +57,14 @@ class ControlledProvider:
             self.on_call(call)
         return call.deferred
 
+    def stream(self, messages, trace_id: str, on_delta) -> Deferred:
+        """Like complete; the whole answer is one delta, given when the test answers."""
+        def delta(reply):
+            on_delta(reply)
+            return reply
+
+        return self.complete(messages, trace_id).addCallback(delta)
+
     @property
     def pending(self) -> list:
         return [c for c in self.calls if not c.deferred.called]

@@ -143,6 +143,9 @@ class Failing:
 
         return fail(ProviderError("status", 503))
 
+    def stream(self, prompt, trace_id, on_delta) -> Deferred:
+        return self.complete(prompt, trace_id)
+
 
 @pytest.mark.parametrize("online", [False, True], ids=["offline", "provider-failing"])
 def test_manager_answers_with_the_companion_and_never_logs_its_words(online):

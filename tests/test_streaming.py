@@ -59,7 +59,7 @@ class InMemory:
         self.stub = StubTreq(self.fake)
         settings = {"base_url": "http://provider.test/v1", "backoff_initial_seconds": 1,
                     "backoff_max_seconds": 1, "timeout_seconds": 10,
-                    "stream_stall_seconds": 5}
+                    "stream_stall_seconds": 5, "stream": True}
         settings.update(llm)
         self.config = make_config(llm=settings).llm
         self.client = ChatProvider(self.config, "k", self.clock, http=self.stub,
@@ -631,7 +631,7 @@ def test_time_to_first_token_and_chunks_reach_the_metrics():
 
 async def real_client(url: str, **llm):
     settings = {"base_url": url, "backoff_initial_seconds": 0.01, "backoff_max_seconds": 0.02,
-                "timeout_seconds": 5, "max_retries": 1}
+                "timeout_seconds": 5, "max_retries": 1, "stream": True}
     settings.update(llm)
     config = make_config(llm=settings)
     http, pool = make_http_client(reactor, 2)

@@ -23,7 +23,7 @@ from psicoia.chat.crisis import CRISIS_TIERS, most_urgent
 from psicoia.chat.detector import RiskState
 from psicoia.chat.history import build_prompt
 from psicoia.chat.ports import Conversation, ISessionListener, ProviderError, Turn
-from psicoia.chat.vocabulary import Kind, Reply, fold_lines
+from psicoia.chat.vocabulary import Kind, LineFolder, Reply, fold_lines
 
 if TYPE_CHECKING:  # the manager imports this module; annotations only
     from psicoia.chat.manager import SessionManager
@@ -308,7 +308,12 @@ class Session:
                 manager.config.history.input_token_budget,
                 manager.config.history.chars_per_token,
             )
-            reply = manager.provider.complete(prompt, trace_id)
+            if manager.config.llm.stream:
+                folder = LineFolder()
+                reply = manager.provider.stream(
+                    prompt, trace_id, lambda piece: self._delta(trace_id, folder, piece))
+            else:
+                reply = manager.provider.complete(prompt, trace_id)
         except BaseException:
             manager.slots.release_slot(slot)
             raise
@@ -316,6 +321,12 @@ class Session:
         return reply.addCallbacks(self._answered, self._provider_failed,
                                   callbackArgs=(slot, text, trace_id),
                                   errbackArgs=(slot, text, trace_id, tier))
+
+    def _delta(self, trace_id: str, folder: LineFolder, piece: str) -> None:
+        """A piece of the reply as it streams: what can be shown on one line, shown now."""
+        shown = folder.feed(piece)
+        if shown and not self.closed:
+            self.listener.on_delta(trace_id, shown)
 
     def _answered(self, answer: str, slot, text: str, trace_id: str) -> Reply:
         try:
@@ -332,7 +343,11 @@ class Session:
     def _provider_failed(self, failure, slot, text: str, trace_id: str, tier: Optional[str]) -> Reply:
         try:
             failure.trap(ProviderError)  # anything else (a cancel) goes on as it is
-            return self._fallback(trace_id, text, failure.value.reason, tier)
+            error = failure.value
+            if error.reason == "cut" and error.partial:  # text was shown: end that line
+                shown = fold_lines(error.partial)
+                return self.notice(trace_id, f"{shown} {texts.REPLY_CUT}", Kind.FALLBACK)
+            return self._fallback(trace_id, text, error.reason, tier)
         finally:
             self.manager.slots.release_slot(slot)
 

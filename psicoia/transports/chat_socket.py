@@ -149,6 +149,11 @@ class ChatWebSocketProtocol(ChatSocket, SessionListener):
     def on_waiting(self, trace_id: str) -> None:
         self._event("waiting", trace_id)
 
+    def on_delta(self, trace_id: str, text: str) -> None:
+        """JSON mode: a ``reply_delta`` per piece (the final ``reply`` has the whole text);
+        line mode sends the reply as one frame when it is complete."""
+        self._event("reply_delta", trace_id, text=text)
+
     def on_taken_over(self) -> None:
         self.send_notice(texts.TAKEN_OVER, Kind.TAKEN_OVER, None)
         self.close(CLOSE_NORMAL)

@@ -59,6 +59,7 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
         self._paused = False
         self._delivering = False
         self._closing = False
+        self._streamed: dict[str, str] = {}  # trace id -> reply text already written
         self._eof = False              # the client has shut its sending side
         # Stops reading (and handing on finished lines) when far ahead of the replies.
         self.backlog = ReplyBacklog(self._pause_reading, self._resume_reading)
@@ -219,19 +220,38 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
                 self._deliver()
         return result
 
+    def on_delta(self, trace_id: str, text: str) -> None:
+        """A streamed piece of the reply being written: out now, on the same line (the line
+        ends when the reply does, in :meth:`_write_reply`)."""
+        if self._closing:
+            return
+        data = text.encode("utf-8")
+        if trace_id not in self._streamed and self.editor.buffer and self.echoing:
+            data = CLEAR_LINE + data  # what the user was typing comes back after the line
+        self._streamed[trace_id] = self._streamed.get(trace_id, "") + text
+        self.transport.write(data)
+
     def _write_reply(self, reply: Reply) -> None:
+        shown = self._streamed.pop(reply.trace_id, None)
         if self._closing or not reply.text:
             return
-        self._send(reply.text)
+        if shown is None:
+            self._send(reply.text)
+        elif reply.text.startswith(shown):  # the rest: resources, reminders, a cut notice
+            self._send(reply.text[len(shown):], clear=False)
+        else:  # the reply changed after it was shown (a deadline cut the stream)
+            self._send(" " + reply.text, clear=False)
         if reply.close:
             self.session.close()
             self.disconnect()
 
-    def _send(self, text: str) -> None:
+    def _send(self, text: str, clear: bool = True) -> None:
+        """One line out (or the end of a streamed one: ``clear`` False). What the user was
+        typing is cleared from the screen first and drawn again after the line."""
         line = text.encode("utf-8") + NEWLINE
         typed = self.editor.buffer
         if typed and self.echoing:
-            line = CLEAR_LINE + line + bytes(typed)
+            line = (CLEAR_LINE if clear else b"") + line + bytes(typed)
         self.transport.write(line)
 
 
