@@ -30,7 +30,7 @@ from typing import Any, Optional, Protocol, Sequence
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
-from psicoia.chat.ports import Conversation, IConversationStore, Turn
+from psicoia.chat.ports import Conversation, IConversationStore, StorageUnavailable, Turn
 from psicoia.storage.redis_link import RedisLink
 
 PREFIX = "psicoia:"
@@ -102,23 +102,61 @@ class RedisStore:
     as context (the same ``TextCipher`` the SQLite backend uses).
     """
 
+    #: Numbers kept in hand (taken from the counter with one INCRBY) for conversations that
+    #: start while Redis is unreachable.
+    RESERVE = 20
+
     def __init__(self, link: RedisLink, retention_seconds: float,
                  cipher: Optional[Cipher] = None) -> None:
         self.link = link
         self.retention = max(1, int(retention_seconds))
         self.cipher = cipher
+        self.reserve: list[int] = []
+        self._refilling = False
 
     @property
     def health(self) -> str:
         return "ok" if self.link.up else "degraded"
 
+    @property
+    def reason(self) -> Optional[str]:
+        """Why it is degraded (``/readyz`` shows it), or None."""
+        return None if self.link.up else "redis unreachable"
+
     def create(self, secret_hash: bytes, now: float) -> Deferred:
+        """A new conversation numbered by the shared counter. While Redis is unreachable it
+        takes a number from :attr:`reserve` and lives only in this process (its resume code
+        will not work); StorageUnavailable only when the reserve is empty too."""
         conversation_id = secrets.token_hex(12)
         keys = [_conv(conversation_id), _secret(secret_hash), PREFIX + "number"]
         made = self._eval(_CREATE, keys, [conversation_id, secret_hash.hex(), repr(now),
                                           self.retention])
-        return made.addCallback(lambda number: Conversation(conversation_id, int(number),
-                                                            now, now))
+        made.addCallbacks(self._created, self._from_reserve,
+                          callbackArgs=(conversation_id, now),
+                          errbackArgs=(conversation_id, now))
+        return made
+
+    def _created(self, number: Any, conversation_id: str, now: float) -> Conversation:
+        if not self.reserve and not self._refilling:
+            self._refill()
+        return Conversation(conversation_id, int(number), now, now)
+
+    def _from_reserve(self, failure, conversation_id: str, now: float) -> Conversation:
+        failure.trap(StorageUnavailable)
+        if not self.reserve:
+            return failure
+        return Conversation(conversation_id, self.reserve.pop(0), now, now)
+
+    def _refill(self) -> None:
+        self._refilling = True
+        taken = self.link.call("incrby", PREFIX + "number", self.RESERVE)
+
+        def got(last: Any) -> None:
+            last = int(last)
+            self.reserve.extend(range(last - self.RESERVE + 1, last + 1))
+
+        taken.addCallbacks(got, lambda failure: failure.trap(StorageUnavailable))
+        taken.addBoth(lambda _: setattr(self, "_refilling", False))
 
     def resume(self, secret_hash: bytes, now: float) -> Deferred:
         found = self._eval(_RESUME, [_secret(secret_hash)],

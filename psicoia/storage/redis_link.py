@@ -17,7 +17,6 @@ import secrets
 from typing import Any, Callable, Optional
 from urllib.parse import parse_qs, urlparse
 
-import txredisapi
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.endpoints import UNIXClientEndpoint
 from twisted.internet.interfaces import IReactorTime
@@ -71,6 +70,7 @@ class RedisLink:
         self._probe.clock = clock
         self._probe.start(probe_seconds, now=False)
         self._probing = False
+        self._closed = False
 
     @property
     def address(self) -> dict:
@@ -96,7 +96,7 @@ class RedisLink:
             return fail(StorageUnavailable("redis: not connected"))
         try:
             sent = getattr(self.connection, command)(*args)
-        except txredisapi.ConnectionError as error:
+        except _client().ConnectionError as error:
             self._set(False)
             return fail(StorageUnavailable(f"redis: {error}"))
         sent.addTimeout(self.timeout, self.clock)
@@ -107,8 +107,6 @@ class RedisLink:
         return reply
 
     def _failed(self, failure) -> None:
-        if failure.check(txredisapi.ScriptDoesNotExist):
-            return failure  # txredisapi reloads the script; not an outage
         self._set(False)
         raise StorageUnavailable(f"redis: {failure.getErrorMessage() or failure.type.__name__}")
 
@@ -141,8 +139,9 @@ class RedisLink:
         if self._probe.running:
             self._probe.stop()
         disconnect = getattr(self.connection, "disconnect", None)
-        if disconnect is None:
+        if disconnect is None or self._closed:
             return succeed(None)
+        self._closed = True
         return disconnect().addCallback(lambda _: None)
 
 
@@ -154,8 +153,17 @@ def _where(url: str) -> str:
     return url
 
 
+def _client() -> Any:
+    """The ``txredisapi`` module, imported on first use: importing it imports the global
+    reactor, which must not happen before ``twistd`` or the bench install theirs."""
+    import txredisapi
+
+    return txredisapi
+
+
 def _connect(url: str, poolsize: int, timeout: float) -> Any:
     """A lazy txredisapi pool: returns at once and connects (and reconnects) by itself."""
+    txredisapi = _client()
     where = parse_url(url)
     if "path" in where:
         return txredisapi.lazyUnixConnectionPool(
@@ -172,6 +180,7 @@ def subscriber(url: str, on_message: Callable[[str, str], None],
     """A lazy txredisapi subscriber connection to ``url`` that re-subscribes to ``channels``
     after every reconnect and calls ``on_message(channel, message)``; returns its handler
     (call ``disconnect()`` on it to stop)."""
+    txredisapi = _client()
     where = parse_url(url)
 
     class Subscriber(txredisapi.SubscriberProtocol):
