@@ -160,16 +160,20 @@ class RedisSlots:
 
     # --- ISharedState -----------------------------------------------------------------------
 
-    def acquire_slot(self, on_queued: Callable[[int], None]) -> Deferred:
+    def acquire_slot(self, on_queued: Callable[[int], None],
+                     room: Optional[int] = None) -> Deferred:
+        """``room``: the global queue's length at which this caller gets the busy notice
+        (default ``max_waiting``)."""
         once = _Once(on_queued)
+        room = self.max_waiting if room is None else room
         if not self.link.up:
-            return self._local(once)
+            return self._local(once, room)
         member = next(self._names)
         asked = self.link.call("eval", _ACQUIRE, _KEYS,
-                               [self.limit, self.lease_ms, self.max_waiting, member, SLOTS])
+                               [self.limit, self.lease_ms, room, member, SLOTS])
         result: Deferred = Deferred(lambda _: self._cancel(member))
         asked.addCallbacks(self._answered, self._unavailable, callbackArgs=(member, once, result),
-                           errbackArgs=(once, result))
+                           errbackArgs=(once, room, result))
         return result
 
     def release_slot(self, slot: RedisSlot) -> None:
@@ -210,13 +214,13 @@ class RedisSlots:
             self._ensure_loop()
             self._changed()
 
-    def _unavailable(self, failure, once: "_Once", result: Deferred) -> None:
+    def _unavailable(self, failure, once: "_Once", room: int, result: Deferred) -> None:
         failure.trap(StorageUnavailable)
         if not result.called:
-            self._hand_over(self._local(once), result)
+            self._hand_over(self._local(once, room), result)
 
-    def _local(self, once: "_Once") -> Deferred:
-        got = self.local.acquire_slot(once)
+    def _local(self, once: "_Once", room: Optional[int] = None) -> Deferred:
+        got = self.local.acquire_slot(once, room)
         self._changed()
         return got.addCallback(self._local_slot)
 
