@@ -3,10 +3,12 @@ numbers unique across instances, and StorageUnavailable (never a hang) while Red
 
 from __future__ import annotations
 
+import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from zope.interface.verify import verifyObject
 
+from psicoia import config as config_module
 from psicoia.chat.ports import IConversationStore, StorageUnavailable, Turn
 from psicoia.storage.redis import RedisStore
 from psicoia.storage.redis_link import RedisLink, parse_url
@@ -142,3 +144,9 @@ async def test_down_fails_fast_and_comes_back(redis_server):
         assert (await store.create(b"\x07" * 32, 3.0)).number >= 1
     finally:
         await store.close()
+
+
+def test_a_redis_url_of_another_scheme_is_a_config_error(tmp_path):
+    (tmp_path / "c.yaml").write_text('storage:\n  redis_url: "http://127.0.0.1:6379"\n')
+    with pytest.raises(config_module.ConfigError, match="redis_url"):
+        config_module.load(path=str(tmp_path / "c.yaml"), environ={}, cwd=tmp_path)
