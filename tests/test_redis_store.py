@@ -150,3 +150,15 @@ def test_a_redis_url_of_another_scheme_is_a_config_error(tmp_path):
     (tmp_path / "c.yaml").write_text('storage:\n  redis_url: "http://127.0.0.1:6379"\n')
     with pytest.raises(config_module.ConfigError, match="redis_url"):
         config_module.load(path=str(tmp_path / "c.yaml"), environ={}, cwd=tmp_path)
+
+
+@pytest_twisted.ensureDeferred
+async def test_txredisapi_still_has_what_the_link_reads(redis_server):
+    """RedisLink.connected() reads txredisapi's private pool (psicoia.storage.redis_link)."""
+    link = RedisLink(redis_server.url, reactor)
+    try:
+        await link.call("ping")
+        assert hasattr(link.connection, "_factory") and link.connection._factory.pool
+        assert link.connected()
+    finally:
+        await link.close()

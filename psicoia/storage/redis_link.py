@@ -81,11 +81,15 @@ class RedisLink:
 
     def connected(self) -> bool:
         """Whether txredisapi holds at least one live connection now."""
-        factory = getattr(self.connection, "_factory", None)
-        return factory is None or factory.size > 0
+        if not hasattr(self.connection, "_factory"):
+            return True  # a connection handed in by a test
+        return bool(_live_connections(self.connection))
 
     def call(self, command: str, *args: Any) -> Deferred:
         """Run ``command`` (a txredisapi method name, e.g. ``"eval"``) with ``args``.
+
+        Connected, txredisapi's own reply timeout bounds the wait (and drops the connection);
+        while a connection is being made, a timeout of our own does.
 
         Deferred[reply]; fails with StorageUnavailable when Redis is unreachable, slow or
         refuses (``LOADING``, ``READONLY``, out of memory), and marks the link down.
@@ -99,11 +103,14 @@ class RedisLink:
         except _client().ConnectionError as error:
             self._set(False)
             return fail(StorageUnavailable(f"redis: {error}"))
-        sent.addTimeout(self.timeout, self.clock)
+        if not self.connected():
+            # Waiting for a (re)connection: txredisapi's reply timeout does not cover that.
+            sent.addTimeout(self.timeout, self.clock)
         return sent.addCallbacks(self._answered, self._failed)
 
     def _answered(self, reply: Any) -> Any:
-        self._set(True)
+        if not self.up:
+            self._set(True)
         return reply
 
     def _failed(self, failure) -> None:
@@ -151,6 +158,18 @@ def _where(url: str) -> str:
     if parts.password:
         return url.replace(f":{parts.password}@", ":***@")
     return url
+
+
+def _live_connections(handler: Any) -> list:
+    """The ready connections of a txredisapi pool handler (empty for a handed-in connection).
+
+    txredisapi has no public way to ask whether a lazy handler is connected. Private: ``ConnectionHandler._factory`` and
+    ``RedisFactory.pool`` (txredisapi 1.6.0; ``tests/test_redis_store.py`` checks they exist).
+    """
+    factory = getattr(handler, "_factory", None)
+    if factory is None:
+        return []
+    return [conn for conn in factory.pool if conn.connected]
 
 
 def _client() -> Any:
