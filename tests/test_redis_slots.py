@@ -48,7 +48,8 @@ async def test_three_instances_share_three_slots_in_one_fifo_queue(redis_server)
             await asked if n < 3 else pause(0.01)
         await eventually(lambda: len(granted) == 3 and sum(
             i.slots.waiting() for i in instances) == 6)
-        assert positions == [1, 2, 3, 4, 5, 6]
+        # Each ticket learns its place in the one queue (replies may arrive in any order).
+        assert sorted(positions) == [1, 2, 3, 4, 5, 6]
         queue = [line.decode() for line in redis_server.command(
             "ZRANGE", "psicoia:slots:queue", "0", "-1").split(b"\r\n")[2::2]]
         assert len(queue) == 6
