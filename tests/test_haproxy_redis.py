@@ -182,8 +182,6 @@ async def test_tcp_and_websocket_through_haproxy_are_answered(tmp_path, redis_se
         await fleet.stop()
 
 
-@pytest.mark.xfail(strict=False, reason="main's TCP transport reads the peer at connectionMade, "
-                   "before the PROXY header arrives; branch terminals reads it after (issue 17)")
 @pytest_twisted.ensureDeferred
 async def test_the_per_ip_cap_sees_the_clients_own_addresses_through_haproxy(
         tmp_path, redis_server):

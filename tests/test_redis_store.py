@@ -3,6 +3,9 @@ numbers unique across instances, and StorageUnavailable (never a hang) while Red
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
@@ -11,7 +14,9 @@ from zope.interface.verify import verifyObject
 from psicoia import config as config_module
 from psicoia.chat.ports import IConversationStore, StorageUnavailable, Turn
 from psicoia.storage.redis import RedisStore
+from psicoia.storage.redis_backend import RedisBackend
 from psicoia.storage.redis_link import RedisLink, parse_url
+from tests.helpers import make_config
 from tests.redis_support import eventually, redis_server  # noqa: F401 (fixture)
 
 
@@ -162,3 +167,22 @@ async def test_txredisapi_still_has_what_the_link_reads(redis_server):
         assert link.connected()
     finally:
         await link.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_with_a_storage_key_the_text_is_aes_gcm_sealed(redis_server):
+    """The backend seals with the same TextCipher as SQLite, keyed from the environment."""
+    key = base64.urlsafe_b64encode(bytes(range(32))).decode()
+    config = dataclasses.replace(
+        make_config(storage={"backend": "redis", "redis_url": redis_server.url}),
+        storage_key=key)
+    backend = RedisBackend.open(config, reactor)
+    try:
+        made = await backend.store.create(b"\x09" * 32, 1.0)
+        await backend.store.append(made.id, [Turn("user", "texto privado")], 10, 2.0)
+        raw = redis_server.command("LRANGE", f"psicoia:turns:{made.id}", "0", "-1")
+        assert b"privado" not in raw
+        found = await backend.store.resume(b"\x09" * 32, 3.0)
+        assert found.turns == [Turn("user", "texto privado")]
+    finally:
+        await backend.close()

@@ -24,6 +24,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from psicoia.config import Config
 from psicoia.ops.instruments import Instruments
+from psicoia.storage.crypto import TextCipher, parse_keys
 from psicoia.storage.redis import RedisStore
 from psicoia.storage.redis_bus import HEALTH, SLOTS, RedisBus
 from psicoia.storage.redis_health import RedisHealth
@@ -50,10 +51,15 @@ class RedisBackend:
     @classmethod
     def open(cls, config: Config, clock: IReactorTime,
              instruments: Optional[Instruments] = None, cipher: Any = None) -> "RedisBackend":
-        """Connect (lazily: returns at once) to ``storage.redis_url``. ``cipher`` seals turn
-        text at rest (``psicoia.storage.crypto.TextCipher``), or None."""
+        """Connect (lazily: returns at once) to ``storage.redis_url``. Turn text is sealed at
+        rest with ``cipher``, by default a ``TextCipher`` of the keys in the variable named by
+        ``storage.encryption_key_env`` (none set: plain text). Raises ConfigError for a
+        malformed key, like the sqlite store."""
         instruments = instruments or Instruments()
         storage = config.storage
+        if cipher is None:
+            keys = parse_keys(storage.encryption_key_env, config.storage_key)
+            cipher = TextCipher(keys) if keys else None
         link = RedisLink(storage.redis_url, clock)
         # The same gauge and counter as the sqlite store: psicoia_storage_degraded and
         # psicoia_storage_faults{reason="unreachable"}.
