@@ -33,7 +33,9 @@ ALLOWED = {
 CORE_FORBIDDEN = ("twisted.web", "autobahn", "treq", "sqlite3", "txredisapi", "cryptography")
 # Imports that may sit in a function, and why: twistd installs the reactor chosen with
 # --reactor before makeService runs; a module-level import would install the default first.
-FUNCTION_LEVEL_OK = {("psicoia.app.tap", "twisted.internet")}
+# txredisapi imports the global reactor when imported, so it is imported at first use too.
+FUNCTION_LEVEL_OK = {("psicoia.app.tap", "twisted.internet"),
+                     ("psicoia.storage.redis_link", "txredisapi")}
 
 
 def module_name(path: Path, root: Path) -> str:

@@ -20,6 +20,7 @@ from psicoia.provider.breaker import CircuitBreaker
 from psicoia.provider.client import ChatProvider, make_http_client
 from psicoia.provider.pacing import Pacer
 from psicoia.storage.memory import LocalSlots, MemoryStore
+from psicoia.storage.redis_backend import RedisBackend
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Core:
     manager: SessionManager
     breaker: Optional[CircuitBreaker]
     pool: Any  # the HTTP connection pool to close at shutdown, if we made one
+    redis: Optional[RedisBackend] = None  # storage.backend: redis (closed at shutdown)
 
 
 def build_provider(config: Config, reactor: Any, clock: Any, instruments: Instruments,
@@ -72,6 +74,10 @@ def build_core(config: Config, reactor: Any, clock: Any = None,
     if config.safety.classifier != "off":
         client = breaker.provider if breaker is not None else provider
         second_opinion = SecondOpinion(client, config.safety, clock)
+    redis = None
+    if store is None and slots is None and config.storage.backend == "redis":
+        redis = RedisBackend.open(config, clock, instruments)
+        store, slots = redis.store, redis.slots
     if store is None:
         store = MemoryStore()
     if slots is None:
@@ -80,4 +86,6 @@ def build_core(config: Config, reactor: Any, clock: Any = None,
     manager = SessionManager(config, provider, clock, store, slots, instruments=instruments,
                              system_prompt=system_prompt, second_opinion=second_opinion,
                              fallback=MemoryStore(first_number=TEMPORARY_NUMBERS))
-    return Core(manager, breaker, pool)
+    if redis is not None:
+        redis.on_claimed(manager.evict)
+    return Core(manager, breaker, pool, redis)

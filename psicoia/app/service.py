@@ -36,6 +36,7 @@ class PsicoiaService(ChatService):
         self.manager = manager
         self.pool = pool
         self.breaker: Any = None  # /readyz reads its state
+        self.redis: Any = None  # storage.backend: redis (its slots and bus), closed at the end
 
     def startService(self) -> None:
         super().startService()
@@ -74,6 +75,8 @@ class PsicoiaService(ChatService):
         if self.breaker is not None:
             self.breaker.stop()
         closing = [self.manager.store.close()]
+        if self.redis is not None:
+            closing.append(self.redis.close())
         if self.pool is not None:
             closing.append(self.pool.closeCachedConnections())
         return DeferredList(closing, consumeErrors=True)
@@ -89,15 +92,17 @@ def build_service(
     """Wire the service from ``config``. ``http`` replaces the treq client (tests)."""
     clock = clock or reactor
     instruments = instruments or Metrics()
-    store = open_store(config, clock, reactor, instruments)  # ConfigError: exit 2 (tap.py)
+    store = None  # redis: build_core makes the store with its shared slots
+    if config.storage.backend != "redis":
+        store = open_store(config, clock, reactor, instruments)  # ConfigError: exit 2 (tap.py)
     core = build_core(config, reactor, clock, instruments, http=http, store=store)
     manager = core.manager
     registry = ConnectionRegistry(
         config.server.max_connections, config.server.max_connections_per_ip, instruments
     )
     service = PsicoiaService(config, reactor, manager, registry, core.pool)
-    service.instruments, service.breaker = instruments, core.breaker
-    RetentionService(store, clock, config.storage.retention_hours,
+    service.instruments, service.breaker, service.redis = instruments, core.breaker, core.redis
+    RetentionService(manager.store, clock, config.storage.retention_hours,
                      config.storage.purge_interval_seconds).setServiceParent(service)
     lines = ChatLineFactory(manager, registry, clock)
     if config.server.tcp:

@@ -131,6 +131,13 @@ class SessionManager:
             del self.holders[previous_id]
         self.holders[conversation_id] = evict
 
+    def evict(self, conversation_id: str) -> None:
+        """``conversation_id`` was resumed elsewhere (another instance, told through the
+        storage): the connection here that carries it, if any, is evicted."""
+        holder = self.holders.pop(conversation_id, None)
+        if holder is not None:
+            holder()
+
     def left(self, conversation_id: str, evict: Callable[[], None], user: str) -> None:
         """A connection closed: it no longer holds its conversation; its rate window goes."""
         if self.holders.get(conversation_id) == evict:

@@ -153,6 +153,23 @@ class ISharedState(Interface):
         """int: callers queued now."""
 
 
+class ISharedHealth(Interface):
+    """What every instance knows about the provider's health (one process: in memory).
+
+    ``kind`` is ``"breaker"`` (the circuit breaker opened: no calls until then) or
+    ``"pacing"`` (the rate-limit budget is spent until then). Times are epoch seconds on the
+    injected clock. The breaker and the pacer report what they find and check before calling,
+    so N instances do not hammer a provider one of them already found down or out of quota.
+    """
+
+    def report(kind, until):
+        """No calls of ``kind`` should go out before ``until``; later reports win."""
+
+    def blocked_until(kind):
+        """float: the latest ``until`` any instance reported for ``kind`` (0.0: none).
+        Synchronous: answered from what this instance last heard."""
+
+
 class ISessionListener(Interface):
     """What a transport is told about its user's messages besides the final reply.
 

@@ -41,6 +41,12 @@ def non_empty(value: str) -> Optional[str]:
     return None if value.strip() else "must not be empty"
 
 
+def redis_url(value: str) -> Optional[str]:
+    if value.startswith(("redis://", "unix://")):
+        return None
+    return f"must start with redis:// or unix://, got {value!r}"
+
+
 def positive(value: Any) -> Optional[str]:
     return None if value > 0 else f"must be greater than 0, got {value!r}"
 

@@ -18,6 +18,7 @@ from psicoia.config.checks import (
     origins,
     positive,
     proxied_endpoint,
+    redis_url,
     resource_lines,
     url,
 )
@@ -144,10 +145,15 @@ class StorageConfig:
 
     backend: str = _setting("sqlite", one_of("sqlite", "memory", "redis"))
     sqlite_path: str = _setting("psicoia.db", non_empty)  # relative to the working directory
-    redis_url: str = _setting("redis://127.0.0.1:6379/0", non_empty)
+    redis_url: str = _setting("redis://127.0.0.1:6379/0", non_empty, redis_url)
     retention_hours: float = _setting(168.0, positive)  # counted from the last message
     purge_interval_seconds: float = _setting(600.0, positive)
     encryption_key_env: str = _setting("STORAGE_ENCRYPTION_KEY", non_empty)  # a name, not a key
+    # Redis backend (docs/operations.md, "Several instances"): a provider slot's lease, renewed
+    # while the call runs; the slots one instance uses alone while Redis is unreachable
+    # (0: half of llm.max_in_flight, at least 1).
+    lease_seconds: float = _setting(10.0, positive)
+    local_share: int = _setting(0, non_negative)
 
 
 SECTIONS: dict[str, type] = {

@@ -34,7 +34,8 @@ def open_store(config: Config, clock: IReactorTime, reactor: Any,
     if storage.backend == "memory":
         return MemoryStore(retention_seconds=retention)
     if storage.backend == "redis":
-        raise ConfigError("storage.backend: redis is not available yet; use sqlite or memory")
+        # Made with its shared provider slots by psicoia.storage.redis_backend (build_core).
+        raise ConfigError("storage.backend: redis is opened by build_core, not open_store")
     keys = parse_keys(storage.encryption_key_env, config.storage_key)
     cipher = TextCipher(keys) if keys else None
     if cipher is None:

@@ -1,0 +1,87 @@
+"""
+Provider health seen by every instance on Redis (:class:`~psicoia.chat.ports.ISharedHealth`).
+
+A report is kept in ``psicoia:health:<kind>`` (the epoch second until which no call of that
+kind should go out, expiring then) by a script that keeps the later of two reports, and is
+announced on ``psicoia:health``; every instance caches what it hears, and re-reads both keys
+every ``refresh_seconds`` (two commands; a missed announcement costs at most that long).
+Answers are synchronous, from the cache; while Redis is down this instance's own reports still
+count here.
+
+The breaker (``psicoia.provider.breaker``) and the pacer (``psicoia.provider.pacing``) are the
+callers; wiring them is left to the provider's owner (issue 15): the breaker reports
+``("breaker", opened_at + cooldown)`` when it opens and treats ``blocked_until("breaker") >
+now`` as open; the pacer reports the reset time of a spent budget and waits for
+``blocked_until("pacing")``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from zope.interface import implementer
+
+from psicoia.chat.ports import ISharedHealth, StorageUnavailable
+from psicoia.storage.health import KINDS, LocalHealth
+from psicoia.storage.redis_bus import HEALTH
+from psicoia.storage.redis_link import RedisLink
+
+_KEY = "psicoia:health:"
+
+# KEYS: the kind's key. ARGV: until (epoch s), ttl (ms), channel, kind.
+_REPORT = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) <= current then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4] .. ' ' .. ARGV[1])
+return 1
+"""
+
+
+@implementer(ISharedHealth)
+class RedisHealth:
+    """Reports go to Redis and to every instance; answers come from the local cache."""
+
+    def __init__(self, link: RedisLink, clock: IReactorTime,
+                 refresh_seconds: float = 5.0) -> None:
+        self.link = link
+        self.clock = clock
+        self.cache = LocalHealth()
+        self._refresh = LoopingCall(self.refresh)
+        self._refresh.clock = clock
+        self._refresh.start(refresh_seconds, now=False)
+
+    def report(self, kind: str, until: float) -> None:
+        self.cache.report(kind, until)
+        ttl_ms = max(1, int((until - self.clock.seconds()) * 1000))
+        sent = self.link.call("eval", _REPORT, [_KEY + kind], [repr(float(until)), ttl_ms,
+                                                                HEALTH, kind])
+        sent.addErrback(lambda failure: failure.trap(StorageUnavailable))
+
+    def blocked_until(self, kind: str) -> float:
+        return self.cache.blocked_until(kind)
+
+    def heard(self, message: str) -> None:
+        """An announcement on ``psicoia:health``: ``"<kind> <until>"``."""
+        kind, _, until = message.partition(" ")
+        if kind in KINDS:
+            self.cache.report(kind, float(until))
+
+    def refresh(self) -> Any:
+        if not self.link.up:
+            return None
+        read = self.link.call("mget", [_KEY + kind for kind in KINDS])
+
+        def got(values: list) -> None:
+            for kind, value in zip(KINDS, values):
+                if value is not None:
+                    self.cache.report(kind, float(value))
+
+        read.addCallbacks(got, lambda failure: failure.trap(StorageUnavailable))
+        return read
+
+    def stop(self) -> None:
+        if self._refresh.running:
+            self._refresh.stop()
