@@ -21,7 +21,7 @@ from psicoia.transports.tcp import ChatLineFactory
 from psicoia.chat.vocabulary import Kind
 
 from tests.fake_provider import FakeProvider
-from tests.helpers import fired, make_manager  # noqa: F401
+from tests.helpers import make_manager  # noqa: F401
 from tests.helpers import LOCAL, fired, make_config, port_of, start_service
 
 GREETING_LINES = 3 + len(texts.GREETING_BODY)

@@ -10,7 +10,7 @@ from psicoia import texts
 from psicoia.chat.companion import Companion, reflect, theme_of
 from psicoia.chat.vocabulary import Kind
 
-from tests.helpers import fired, make_manager  # noqa: F401
+from tests.helpers import make_manager  # noqa: F401
 from tests.helpers import captured_logs, fired, make_config
 
 CONVERSATION = [

@@ -21,7 +21,7 @@ from psicoia.ops.metrics import Metrics
 from psicoia.chat.vocabulary import Kind
 
 from tests.fake_provider import FakeProvider, Scripted, completion, serve
-from tests.helpers import fired, make_manager  # noqa: F401
+from tests.helpers import make_manager  # noqa: F401
 from tests.helpers import (
     LOCAL,
     captured_logs,

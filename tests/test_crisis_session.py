@@ -19,21 +19,11 @@ from psicoia.storage.memory import MemoryStore
 from tests.fake_provider import FakeProvider, Scripted, completion
 from tests.helpers import fired, make_config, make_manager
 from tests.provider_stub import ControlledProvider
+from tests.test_crisis_layer import ISSUE_EXAMPLES as LAYER_EXAMPLES
 
-ISSUE_EXAMPLES = [
-    ("les dejé todo ordenado: las claves del banco, los papeles y la carta", "risk"),
-    ("cuando ya no esté, que alguien le dé de comer a mi gato", "risk"),
-    ("estoy en la terraza de mi edificio pensando en tirarme", "acute"),
-    ("voy a abrir el gas de la cocina y acostarme, ya está", "risk"),
-    ("me quemo con el encendedor para sentir algo", "risk"),
-    ("ya me tomé todas las pastillas, me estoy durmiendo, perdón", "acute"),
-    ("ya no voy a ser un problema para nadie", "risk"),
-    ("tngo ganas d tirarme dl balcon", "risk"),
-    ("to pensando em me matar hoje de noite", "risk"),
-    ("mi amiga me dijo que se quiere matar, ¿qué hago?", "third_party"),
-    ("necesito hablar con una persona real", "help"),
-    ("ayuda", "help"),
-]
+# The issue's examples with their tiers, shared with the detector's own tests; here through the
+# session (the look-alike, tier None, is checked on its own below).
+ISSUE_EXAMPLES = [(text, tier) for text, tier in LAYER_EXAMPLES if tier is not None]
 
 
 def offline(store=None):

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from twisted.internet.defer import Deferred
-from twisted.protocols.haproxy._exceptions import InvalidProxyHeader as ProxyHeaderError
+from twisted.protocols.haproxy._exceptions import InvalidProxyHeader as ProxyHeaderError  # noqa: F401 (re-exported)
 from twisted.protocols.haproxy._v1parser import V1Parser
 from twisted.protocols.haproxy._v2parser import V2Parser
 from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory

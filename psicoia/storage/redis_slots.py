@@ -29,7 +29,7 @@ from __future__ import annotations
 import itertools
 from typing import Callable, Optional
 
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from zope.interface import implementer
