@@ -24,7 +24,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall, deferLater
 
-from psicoia.app.tap import raise_file_limit
+from psicoia.ops.process import raise_file_limit
 
 from .common import LOCAL
 

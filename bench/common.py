@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import resource
 import socket
 import sys
 import time
 from typing import Optional, Sequence
+
+from psicoia.ops.process import raise_file_limit  # noqa: F401 (light: no application import)
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -88,22 +89,6 @@ def emit_result(result: dict) -> None:
     """Tools print a human summary on stderr and one JSON line on stdout (for bench/run)."""
     sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
     sys.stdout.flush()
-
-
-def raise_file_limit() -> int:
-    """The soft RLIMIT_NOFILE raised to the hard one; the limit now in force. (The same as
-    ``psicoia.app.tap.raise_file_limit``, without importing the whole application into every
-    load-generator process: that import alone took 0.3 s of CPU per start.)"""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY:
-        hard = 1 << 20
-    if soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-        except (ValueError, OSError):
-            pass
-    return soft
 
 
 def log(text: str) -> None:

@@ -9,19 +9,14 @@ from __future__ import annotations
 
 import gc
 import sys
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from twisted.python import usage
 
 from psicoia.app.service import build_service
 from psicoia.config import Config, ConfigError, load
 from psicoia.ops.logsetup import make_observer, open_log_file
-
-try:
-    import resource
-except ImportError:  # pragma: no cover - not on POSIX
-    resource = None  # type: ignore[assignment]
-
+from psicoia.ops.process import raise_file_limit  # noqa: F401 (also the bench's)
 
 class Options(usage.Options):
     synopsis = "[--config PATH]"
@@ -32,24 +27,6 @@ class Options(usage.Options):
     optParameters = [
         ["config", "c", None, "Path to the YAML configuration file."],
     ]
-
-
-def raise_file_limit() -> Optional[int]:
-    """A chat server holds one descriptor per user: use the hard limit we are allowed.
-
-    Returns the soft limit now in force (None where there are no such limits)."""
-    if resource is None:  # pragma: no cover - not on POSIX
-        return None
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY:
-        hard = 1 << 20
-    if soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-        except (ValueError, OSError):
-            pass
-    return soft
 
 
 # Young-generation size for the cyclic garbage collector (CPython's default is 700).

@@ -73,7 +73,6 @@ class Session:
         self.risk = RiskState.from_dict(conversation.risk)
         self._saved_risk = self.risk.to_dict()
         self._late_tier: Optional[str] = None  # found by the second opinion after its reply
-        self._opinion: Optional[Deferred] = None
         self.companion: Optional[Companion] = None  # the offline companion, made on first use
 
     def greeting(self) -> list[str]:
@@ -374,8 +373,7 @@ class Session:
         opinion = manager.second_opinion
         if opinion is not None and opinion.wanted(tier):
             recent = [turn["content"] for turn in self.turns if turn["role"] == "user"]
-            self._opinion = opinion.ask([*recent, text], f"{self.user}:check")
-            self._opinion.addCallback(self._second_opinion)
+            opinion.ask([*recent, text], f"{self.user}:check").addCallback(self._second_opinion)
         return tier
 
     def _second_opinion(self, tier: Optional[str]) -> None:
