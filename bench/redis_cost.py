@@ -73,6 +73,7 @@ def main(argv: list[str]) -> int:
             bench.warm(server["ports"]["tcp"], server["pid"])
         per_message: dict[str, list[float]] = {name: [] for name in servers}
         rates: dict[str, list[float]] = {name: [] for name in servers}
+        p50s: dict[str, list[float]] = {name: [] for name in servers}
         redis_cpu_before = cpu_seconds(redis_proc.pid)
         for number in range(args.rounds):
             log(f"redis cost round {number + 1}/{args.rounds}")
@@ -82,6 +83,7 @@ def main(argv: list[str]) -> int:
                     raise RuntimeError(f"{name}: {result.get('error_examples')}")
                 per_message[name].append(result["server_cpu_ms_per_message"])
                 rates[name].append(result.get("messages_per_s") or 0.0)
+                p50s[name].append((result.get("latency") or {}).get("p50_ms") or 0.0)
         redis_cpu = cpu_seconds(redis_proc.pid) - redis_cpu_before
         answered = args.rounds * args.clients * args.messages
         summary = {
@@ -89,6 +91,7 @@ def main(argv: list[str]) -> int:
             "server_cpu_ms_per_message": {k: statistics.median(v) for k, v in per_message.items()},
             "rounds": per_message,
             "messages_per_second": {k: statistics.median(v) for k, v in rates.items()},
+            "p50_ms": {k: statistics.median(v) for k, v in p50s.items()},
             "redis_server_cpu_ms_per_message": round(redis_cpu * 1000 / answered, 3),
         }
         memory, redis = (summary["server_cpu_ms_per_message"][k] for k in ("memory", "redis"))

@@ -11,7 +11,9 @@ Keys (``PREFIX`` = ``psicoia:``), all expiring ``retention`` seconds after the l
   item is JSON ``[role, text]``; with a cipher the text is sealed and base64-encoded.
 - ``psicoia:secret:<hash hex>``: the conversation id that resume secret opens.
 
-Every operation is one Lua script (atomic in Redis, one round trip). Scripts build some key
+Every operation is one Lua script (atomic in Redis), run through the link's
+:class:`~psicoia.storage.redis_batch.ScriptBatch`: the writes of many messages (and the
+provider slots' scripts) asked for in one reactor turn share one round trip. Scripts build some key
 names from their arguments, so the keys must live on one Redis (no Redis Cluster). Resuming publishes a
 claim on ``psicoia:claims`` in the same script, so the instance that carried the conversation
 closes that connection (:mod:`psicoia.storage.redis_bus`).
@@ -113,6 +115,8 @@ class RedisStore:
         self.cipher = cipher
         self.reserve: list[int] = []
         self._refilling = False
+        for name, body in _SCRIPTS.items():
+            link.batch.define(name, body)
 
     @property
     def health(self) -> str:
@@ -129,7 +133,7 @@ class RedisStore:
         will not work); StorageUnavailable only when the reserve is empty too."""
         conversation_id = secrets.token_hex(12)
         keys = [_conv(conversation_id), _secret(secret_hash), PREFIX + "number"]
-        made = self._eval(_CREATE, keys, [conversation_id, secret_hash.hex(), repr(now),
+        made = self._eval("create", keys, [conversation_id, secret_hash.hex(), repr(now),
                                           self.retention])
         made.addCallbacks(self._created, self._from_reserve,
                           callbackArgs=(conversation_id, now),
@@ -159,7 +163,7 @@ class RedisStore:
         taken.addBoth(lambda _: setattr(self, "_refilling", False))
 
     def resume(self, secret_hash: bytes, now: float) -> Deferred:
-        found = self._eval(_RESUME, [_secret(secret_hash)],
+        found = self._eval("resume", [_secret(secret_hash)],
                            [PREFIX, CLAIMS, self.link.instance])
         return found.addCallback(self._conversation)
 
@@ -174,7 +178,7 @@ class RedisStore:
     def append(self, conversation_id: str, turns: Sequence[Turn], keep: int,
                now: float) -> Deferred:
         items = [self._item(conversation_id, turn) for turn in turns]
-        written = self._eval(_TOUCH_APPEND, [_conv(conversation_id), _turns(conversation_id),
+        written = self._eval("append", [_conv(conversation_id), _turns(conversation_id),
                                              PREFIX + "secret:"],
                              [repr(now), self.retention, max(1, keep), *items])
         return written.addCallback(lambda _: None)
@@ -186,7 +190,7 @@ class RedisStore:
         return self._touch(conversation_id, now, "clear", "")
 
     def _touch(self, conversation_id: str, now: float, what: str, risk: str) -> Deferred:
-        written = self._eval(_TOUCH, [_conv(conversation_id), _turns(conversation_id),
+        written = self._eval("touch", [_conv(conversation_id), _turns(conversation_id),
                                       PREFIX + "secret:"],
                              [repr(now), self.retention, what, risk])
         return written.addCallback(lambda _: None)
@@ -194,7 +198,7 @@ class RedisStore:
     def forget(self, conversation_id: str) -> Deferred:
         """Deletes the keys at once. With ``appendonly yes`` the text stays in the AOF file
         until Redis rewrites it (docs/operations.md, "Redis persistence")."""
-        gone = self._eval(_FORGET, [_conv(conversation_id), _turns(conversation_id),
+        gone = self._eval("forget", [_conv(conversation_id), _turns(conversation_id),
                                     PREFIX + "secret:"], [])
         return gone.addCallback(lambda _: None)
 
@@ -219,8 +223,8 @@ class RedisStore:
             text = self.cipher.open(base64.b64decode(text), conversation_id)
         return Turn(role, text)
 
-    def _eval(self, script: str, keys: list, args: list) -> Deferred:
-        return self.link.call("eval", script, keys, args)
+    def _eval(self, name: str, keys: list, args: list) -> Deferred:
+        return self.link.batch.run(name, keys, args)
 
 
 # KEYS: conv, turns, secret-prefix. ARGV: now, retention, keep, turns...
@@ -235,6 +239,9 @@ redis.call('EXPIRE', KEYS[2], ARGV[2])
 redis.call('EXPIRE', KEYS[3] .. secret, ARGV[2])
 return 1
 """
+
+_SCRIPTS = {"create": _CREATE, "resume": _RESUME, "touch": _TOUCH, "forget": _FORGET,
+            "append": _TOUCH_APPEND}
 
 
 def _conv(conversation_id: str) -> str:

@@ -24,6 +24,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from psicoia.chat.ports import StorageUnavailable
+from psicoia.storage.redis_batch import ScriptBatch
 
 log = Logger(namespace="psicoia.storage")
 
@@ -51,7 +52,8 @@ class RedisLink:
     ``up`` (bool) is the last known state; ``instance`` a random id naming this process in
     Redis (leases, claims). ``subscribe(listener)`` adds a callable told ``listener(up)`` on
     every change. ``connection`` may be handed in (tests); otherwise a lazy pool of
-    ``poolsize`` connections is opened to ``url``.
+    ``poolsize`` connections is opened to ``url``. ``batch`` runs the backend's Lua scripts,
+    those asked for in one reactor turn in one round trip (:mod:`~psicoia.storage.redis_batch`).
     """
 
     def __init__(self, url: str, clock: IReactorTime, timeout: float = 1.0,
@@ -66,6 +68,7 @@ class RedisLink:
         if connection is None:
             connection = _connect(url, poolsize, timeout)
         self.connection = connection
+        self.batch = ScriptBatch(self.call, clock)
         self._probe = LoopingCall(self._check)
         self._probe.clock = clock
         self._probe.start(probe_seconds, now=False)

@@ -17,7 +17,9 @@ Every script first expires stale leases and tickets and grants the head of the q
 fewer than ``max_in_flight`` slots are held. Grants made for other instances are announced on
 ``psicoia:slots`` (:mod:`psicoia.storage.redis_bus`); each instance also runs one batched
 script per ``poll_seconds`` while it has tickets waiting or slots held (renewing its leases),
-so Redis traffic is at most a few commands per second per instance beyond the two per call.
+so Redis traffic is at most a few commands per second per instance beyond the two scripts per
+call (and those share their round trip with whatever else this instance asked for in the same
+reactor turn: :mod:`psicoia.storage.redis_batch`).
 
 While Redis is unreachable the instance runs on :class:`~psicoia.storage.memory.LocalSlots`
 with its share (``storage.local_share``) and waiting callers move there; when Redis is back new
@@ -157,6 +159,8 @@ class RedisSlots:
         self._loop.clock = clock
         self._poll_seconds = min(poll_seconds, lease_seconds / 3)
         link.subscribe(self._link_changed)
+        for name, body in (("acquire", _ACQUIRE), ("release", _RELEASE), ("tick", _TICK)):
+            link.batch.define(name, body)
 
     # --- ISharedState -----------------------------------------------------------------------
 
@@ -169,7 +173,7 @@ class RedisSlots:
         if not self.link.up:
             return self._local(once, room)
         member = next(self._names)
-        asked = self.link.call("eval", _ACQUIRE, _KEYS,
+        asked = self.link.batch.run("acquire", _KEYS,
                                [self.limit, self.lease_ms, room, member, SLOTS])
         result: Deferred = Deferred(lambda _: self._cancel(member))
         asked.addCallbacks(self._answered, self._unavailable, callbackArgs=(member, once, result),
@@ -248,7 +252,7 @@ class RedisSlots:
     def _drop(self, members: list[str]) -> None:
         if not self.link.up:
             return  # the leases expire by themselves
-        dropped = self.link.call("eval", _RELEASE, _KEYS,
+        dropped = self.link.batch.run("release", _KEYS,
                                  [self.limit, self.lease_ms, SLOTS, *members])
         dropped.addErrback(lambda failure: failure.trap(StorageUnavailable))
 
@@ -270,7 +274,7 @@ class RedisSlots:
             return None  # the probe notices when Redis is back; nothing to renew meanwhile
         self._ticking = True
         held, waiting = sorted(self._held), list(self._waiting)
-        asked = self.link.call("eval", _TICK, _KEYS + [SLOTS],
+        asked = self.link.batch.run("tick", _KEYS + [SLOTS],
                                [self.limit, self.lease_ms, len(held), *held, *waiting])
         asked.addCallback(self._ticked, waiting)
         asked.addErrback(lambda failure: failure.trap(StorageUnavailable))

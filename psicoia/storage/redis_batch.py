@@ -1,0 +1,118 @@
+"""
+One Redis round trip per reactor turn: the scripts asked for in one turn go out together.
+
+Every operation of the ``redis`` backend is a Lua script (the store's writes, the provider
+slots' acquire and release). Sent one ``EVAL`` each, a message cost four round trips (the crisis
+state saved at arrival, a slot taken, the slot given back, the turns appended), and most of the
+CPU they cost this process is txredisapi's per-command work (building the command, its reply
+Deferred, its reply timeout). :class:`ScriptBatch` keeps the scripts as named Lua functions of
+one dispatcher script, collects the calls made during one reactor turn, and sends them as one
+``EVALSHA`` (txredisapi falls back to ``EVAL`` once per connection) at the start of the next
+turn. Under load, many users' messages share each round trip; a lone message waits one reactor
+turn more (microseconds). The measurements are in docs/benchmarks.md, scenario (r).
+
+Inside Redis the batch is one script, so it is atomic as a whole; its operations run in the
+order they were asked for, each in ``pcall`` so that one failing operation fails only its own
+caller. Scripts read their ``KEYS`` and ``ARGV`` as before (the dispatcher passes them as the
+function's arguments); like the scripts themselves, the batch builds key names from arguments,
+so the keys must live on one Redis (no Redis Cluster).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+
+from psicoia.chat.ports import StorageUnavailable
+
+# ARGV: (name, number of keys, number of args, keys..., args...) per operation.
+# Reply: per operation {1, result} (result nil/false: None) or {0, error text}.
+_DISPATCH = """
+local out, i, n = {}, 1, #ARGV
+while i <= n do
+  local name, nk, na = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local keys, args = {}, {}
+  for j = 1, nk do keys[j] = ARGV[i + 2 + j] end
+  for j = 1, na do args[j] = ARGV[i + 2 + nk + j] end
+  i = i + 3 + nk + na
+  local ok, result = pcall(ops[name], keys, args)
+  if ok then
+    out[#out + 1] = {1, result or false}
+  else
+    out[#out + 1] = {0, type(result) == 'table' and (result.err or 'error') or tostring(result)}
+  end
+end
+return out
+"""
+
+
+class ScriptBatch:
+    """Named Lua scripts, run together once per reactor turn.
+
+    ``call(command, *args)`` sends one command (``RedisLink.call``: a Deferred that fails with
+    StorageUnavailable when Redis cannot answer); ``clock`` schedules the flush;
+    ``max_operations`` bounds one round trip's size (more go in further round trips of the same
+    flush).
+    """
+
+    def __init__(self, call: Callable[..., Deferred], clock: IReactorTime,
+                 max_operations: int = 256) -> None:
+        self._call = call
+        self._clock = clock
+        self.max_operations = max_operations
+        self._bodies: dict[str, str] = {}
+        self._script = ""
+        self._chunks: list[tuple[list, list[Deferred]]] = []  # (ARGV, callers) each
+        self._flush: Any = None
+        self.round_trips = 0  # sent so far (tests and the bench read it)
+
+    def define(self, name: str, body: str) -> None:
+        """Make ``body`` (a Lua script reading ``KEYS`` and ``ARGV``) callable as ``name``."""
+        if self._bodies.get(name) != body:
+            self._bodies[name] = body
+            functions = "".join(f"ops[{n!r}] = function(KEYS, ARGV)\n{b}\nend\n"
+                                for n, b in self._bodies.items())
+            self._script = "local ops = {}\n" + functions + _DISPATCH
+
+    def run(self, name: str, keys: list, args: list) -> Deferred:
+        """Deferred[the script's reply] (Lua nil or false: None); fails with
+        StorageUnavailable when Redis cannot answer or the script raised."""
+        if name not in self._bodies:
+            raise KeyError(f"no Redis script named {name!r}")
+        if not self._chunks or len(self._chunks[-1][1]) >= self.max_operations:
+            self._chunks.append(([], []))
+        argv, waiting = self._chunks[-1]
+        argv.extend((name, len(keys), len(args), *keys, *args))
+        result: Deferred = Deferred()
+        waiting.append(result)
+        if self._flush is None:
+            self._flush = self._clock.callLater(0, self.flush)
+        return result
+
+    def flush(self) -> None:
+        """Send what was asked for (the scheduled call does it; tests may call it)."""
+        if self._flush is not None and self._flush.active():
+            self._flush.cancel()
+        self._flush = None
+        chunks, self._chunks = self._chunks, []
+        for argv, waiting in chunks:
+            self.round_trips += 1
+            sent = self._call("eval", self._script, [], argv)
+            sent.addCallbacks(self._answered, self._failed, callbackArgs=(waiting,),
+                              errbackArgs=(waiting,))
+
+    @staticmethod
+    def _answered(replies: list, waiting: list[Deferred]) -> None:
+        for result, (ok, value) in zip(waiting, replies):
+            if ok == 1:
+                result.callback(value)
+            else:
+                result.errback(StorageUnavailable(f"redis script: {value}"))
+
+    @staticmethod
+    def _failed(failure, waiting: list[Deferred]) -> None:
+        for result in waiting:
+            result.errback(failure.value if failure.check(StorageUnavailable)
+                           else StorageUnavailable(str(failure.value)))
