@@ -163,11 +163,17 @@ class ISharedHealth(Interface):
     """
 
     def report(kind, until):
-        """No calls of ``kind`` should go out before ``until``; later reports win."""
+        """No calls of ``kind`` should go out before ``until``; later reports win. Called on
+        transitions only (a breaker opening, a budget found spent), never per message."""
+
+    def clear(kind):
+        """``kind`` is fine again before its ``until`` (a breaker's probe call succeeded):
+        every instance forgets the report."""
 
     def blocked_until(kind):
-        """float: the latest ``until`` any instance reported for ``kind`` (0.0: none).
-        Synchronous: answered from what this instance last heard."""
+        """float: the latest ``until`` any instance reported for ``kind``, 0.0 when none or
+        after a ``clear`` (a report whose time has passed keeps its value). Synchronous:
+        answered from what this instance last heard."""
 
 
 class ISessionListener(Interface):

@@ -23,6 +23,16 @@ served, no chat API at ``llm.base_url``) count as failures whatever their status
 every call would fail the same way, and sets :attr:`problem` (a short reason that ``/readyz``
 shows and a metric counts) at once; a model or endpoint mistake sets it the second time in a
 row. It stays until a call succeeds again.
+
+Several instances (``storage.backend: redis``) share what their breakers find through
+``shared`` (:class:`~psicoia.chat.ports.ISharedHealth`, kind ``"breaker"``): an instance whose
+breaker opens reports until when; the others read that (a dictionary lookup, before each call)
+and open too, until the same moment, without having to fail their own calls first. After it,
+whichever instance gets the next call sends the probe; a success clears the report and closes
+the breakers that were open only because of it, a failure reports a new cooldown. A failed call
+whose provider asked for a ``Retry-After`` reports it as kind ``"pacing"``: the pacers of every
+instance hold their calls until then. Without ``shared`` (memory and sqlite storage) nothing of
+this happens.
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from psicoia.ops.instruments import Instruments
-from psicoia.chat.ports import IProvider, ProviderError
+from psicoia.chat.ports import IProvider, ISharedHealth, ProviderError
 from psicoia.provider.diagnosis import (
     AUTH, CONCURRENCY, ENDPOINT, HINTS, MODEL, PERSISTENT, ProviderRejected,
 )
@@ -99,6 +109,7 @@ class CircuitBreaker:
         cooldown_max_seconds: Optional[float] = None,
         instruments: Optional[Instruments] = None,
         slow_call_seconds: float = 0.0,
+        shared: Optional[ISharedHealth] = None,
     ) -> None:
         self.provider = provider
         self._clock = clock
@@ -114,6 +125,8 @@ class CircuitBreaker:
         self._timer: Any = None
         self.problem: Optional[str] = None  # e.g. "provider rejects the API key (...)"
         self._streak: tuple[Optional[str], int] = (None, 0)  # (persistent kind, calls in a row)
+        self._shared = shared  # what the other instances found (None: this process alone)
+        self._shared_open = False  # open because another instance's breaker opened
 
     @property
     def online(self) -> bool:
@@ -145,6 +158,8 @@ class CircuitBreaker:
         return self._call(trace_id, first_text)
 
     def _call(self, trace_id: str, call: Callable[["_SlowWatch"], Deferred]) -> Deferred:
+        if self._shared is not None:
+            self._follow(self._shared.blocked_until("breaker"))
         if self.state == OPEN or (self.state == HALF_OPEN and self._probing):
             self.log.info("[{trace_id}] breaker {state}: fallback without calling the provider",
                           trace_id=trace_id, state=self.state)
@@ -159,6 +174,25 @@ class CircuitBreaker:
         result.addCallbacks(self._succeeded, self._failed, callbackArgs=(probe, slow),
                             errbackArgs=(probe, slow))
         return result
+
+    def _follow(self, until: float) -> None:
+        """Take in what the other instances found: open until ``until`` if it is ahead (not
+        while our own probe is out); close if the report we followed was cleared (another
+        instance's probe succeeded)."""
+        if self.state == OPEN:
+            if until == 0.0 and self._shared_open:
+                self._stop_timer()
+                self.log.info("breaker closed: another instance's probe call succeeded")
+                self._move(CLOSED)
+            return
+        now = self._clock.seconds()
+        if until > now and not self._probing:
+            self._stop_timer()
+            self._timer = self._clock.callLater(until - now, self._half_open)
+            self._shared_open = True
+            self.log.warn("breaker open: another instance found the provider failing "
+                          "cooldown_s={cooldown}", cooldown=round(until - now, 3))
+            self._move(OPEN)
 
     def _watch(self, slow: _SlowWatch, result: Deferred, trace_id: str) -> None:
         """A call still running after ``slow_call_seconds`` counts as a failure now, so a
@@ -215,6 +249,10 @@ class CircuitBreaker:
             self._healthy(probe)
             return failure
         kind = _kind(error) if error else None
+        if self._shared is not None and error and error.retry_after and kind != CONCURRENCY:
+            # The provider said when to come back: every instance's pacer waits until then.
+            wait = min(error.retry_after, self.cooldown_max_seconds)
+            self._shared.report("pacing", self._clock.seconds() + wait)
         if kind in PERSISTENT:
             self._note(kind)
         if kind == AUTH and self.state == CLOSED:
@@ -237,6 +275,8 @@ class CircuitBreaker:
             self._probing = False
         if self.state == HALF_OPEN and probe:
             self._move(CLOSED)
+            if self._shared is not None and self._shared.blocked_until("breaker"):
+                self._shared.clear("breaker")  # the other instances close too
         if self.state == CLOSED:
             self.failures = 0
 
@@ -265,6 +305,9 @@ class CircuitBreaker:
             cooldown = min(retry_after, self.cooldown_max_seconds)
         self._stop_timer()
         self._timer = self._clock.callLater(cooldown, self._half_open)
+        self._shared_open = False
+        if self._shared is not None:
+            self._shared.report("breaker", self._clock.seconds() + cooldown)
         self.log.warn("breaker open failures={failures} cooldown_s={cooldown}",
                       failures=self.failures, cooldown=round(cooldown, 3))
         self._move(OPEN)
@@ -272,6 +315,7 @@ class CircuitBreaker:
     def _half_open(self) -> None:
         self._timer = None
         self._probing = False
+        self._shared_open = False
         self._move(HALF_OPEN)
 
     def _move(self, state: str) -> None:

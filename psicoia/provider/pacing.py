@@ -23,6 +23,14 @@ form). The rule, exactly (also in docs/operations.md):
    tells the circuit breaker how long the quota is gone), instead of holding a user for minutes.
 
 Waiting happens inside the semaphore slot, so a held provider also slows the queue behind it.
+
+With several instances on Redis, ``shared`` (:class:`~psicoia.chat.ports.ISharedHealth`, kind
+``"pacing"``) carries what one instance learnt to the others: a response that says a budget is
+spent (``remaining`` below 1) reports its reset time, and a call failed by the provider's
+``Retry-After`` reports its end (the circuit breaker does that). Rule 3 then also waits for
+the latest such time any instance reported, and rule 4 applies to that wait too. The report is
+written once per spent budget (the shared health writes only what moves its time later), and
+read as a dictionary lookup before each attempt.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
+from psicoia.chat.ports import ISharedHealth
 from psicoia.ops.instruments import Instruments
 from psicoia.provider.headers import parse_duration, ratelimit
 
@@ -65,13 +74,15 @@ class Pacer:
 
     def __init__(self, clock: IReactorTime, max_wait_seconds: float,
                  instruments: Optional[Instruments] = None,
-                 max_reset_seconds: float = DEFAULT_MAX_RESET_SECONDS) -> None:
+                 max_reset_seconds: float = DEFAULT_MAX_RESET_SECONDS,
+                 shared: Optional[ISharedHealth] = None) -> None:
         self._clock = clock
         self.max_wait_seconds = max_wait_seconds
         self.max_reset_seconds = max_reset_seconds
         self._capped: set[str] = set()
         self._instruments = instruments or Instruments()
         self.budgets: dict[str, Budget] = {}
+        self._shared = shared  # the other instances' spent budgets (None: this process alone)
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Record the budgets a response reports (lower-case header names)."""
@@ -90,6 +101,8 @@ class Pacer:
                                   kind=kind, wait_ms=int(self.max_reset_seconds * 1000))
                 reset = self.max_reset_seconds
             self.budgets[kind] = Budget(float(remaining), now + reset)
+            if self._shared is not None and remaining < 1 and reset > 0:
+                self._shared.report("pacing", now + reset)
 
     def delay(self, tokens: float) -> tuple[float, Optional[str]]:
         """Seconds the next attempt (costing one request and ``tokens``) must wait, and why."""
@@ -102,6 +115,10 @@ class Pacer:
             cost = 1 if kind == "requests" else tokens
             if budget.remaining - cost < 0 and budget.reset_at - now > longest:
                 longest, why = budget.reset_at - now, kind
+        if self._shared is not None:
+            until = self._shared.blocked_until("pacing")
+            if until - now > longest:
+                longest, why = until - now, "shared"
         return longest, why
 
     def spend_now(self, tokens: float) -> bool:

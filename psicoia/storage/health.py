@@ -26,5 +26,10 @@ class LocalHealth:
             raise ValueError(f"unknown health kind {kind!r}; one of {KINDS}")
         self.until[kind] = max(self.until[kind], float(until))
 
+    def clear(self, kind: str) -> None:
+        if kind not in self.until:
+            raise ValueError(f"unknown health kind {kind!r}; one of {KINDS}")
+        self.until[kind] = 0.0
+
     def blocked_until(self, kind: str) -> float:
         return self.until.get(kind, 0.0)

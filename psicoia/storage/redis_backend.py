@@ -9,9 +9,9 @@ The app layer hands the store and the slots to the core, and the bus's claims to
 ``SessionManager.evict``.
 
 What stays local to each instance, by design: the per-user rate window (a user's messages all
-come over one connection, so one instance sees them all) and the wrong-code throttle for
-``/retomar`` (per address and instance: N instances allow N times the attempts; a resume code
-has at least 40 bits, so that does not make guessing practical).
+come over one connection, so one instance sees them all). The wrong-code throttle for
+``/retomar`` is counted by every instance (:mod:`~psicoia.storage.redis_throttle`); the shared
+provider health is handed to the breaker and the pacer (``psicoia.app.core``).
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ from psicoia.config import Config
 from psicoia.ops.instruments import Instruments
 from psicoia.storage.crypto import TextCipher, parse_keys
 from psicoia.storage.redis import RedisStore
-from psicoia.storage.redis_bus import HEALTH, SLOTS, RedisBus
+from psicoia.storage.redis_bus import HEALTH, SLOTS, WRONG, RedisBus
 from psicoia.storage.redis_health import RedisHealth
 from psicoia.storage.redis_link import RedisLink
 from psicoia.storage.redis_slots import RedisSlots
+from psicoia.storage.redis_throttle import SharedWrongCodes
 
 
 def local_share(config: Config) -> int:
@@ -47,6 +48,7 @@ class RedisBackend:
     slots: RedisSlots
     bus: RedisBus
     shared_health: RedisHealth
+    throttle: SharedWrongCodes
 
     @classmethod
     def open(cls, config: Config, clock: IReactorTime,
@@ -73,7 +75,9 @@ class RedisBackend:
         bus.on(SLOTS, slots.wake)
         shared_health = RedisHealth(link, clock)
         bus.on(HEALTH, shared_health.heard)
-        return cls(link, store, slots, bus, shared_health)
+        throttle = SharedWrongCodes(clock, link)
+        bus.on(WRONG, throttle.heard)
+        return cls(link, store, slots, bus, shared_health, throttle)
 
     @property
     def health(self) -> str:

@@ -11,10 +11,12 @@ Channels and what they carry (all plain strings, never message text):
   instances that wait check at once instead of at their next poll
   (:mod:`psicoia.storage.redis_slots`).
 - ``psicoia:health``: the shared provider health changed (:mod:`psicoia.storage.redis_health`).
+- ``psicoia:wrong``: a wrong ``/retomar`` code from an address (its tag), counted by every
+  instance (:mod:`psicoia.storage.redis_throttle`).
 
 A message published while this instance is disconnected is lost: claims then rely on the
 next message of the old connection failing nothing (the stored history is shared), slots on
-the poll, health on its periodic read.
+the poll, health on its periodic read, a wrong code is counted only where it was typed.
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ log = Logger(namespace="psicoia.storage")
 CLAIMS = "psicoia:claims"
 SLOTS = "psicoia:slots"
 HEALTH = "psicoia:health"
+WRONG = "psicoia:wrong"
 
 
 class RedisBus:
-    """Routes messages of the three channels to handlers set with :meth:`on`.
+    """Routes messages of the four channels to handlers set with :meth:`on`.
 
     ``instance`` is this process's id (``RedisLink.instance``): its own claims are ignored
     (the local take-over already happened in the core).
@@ -44,7 +47,7 @@ class RedisBus:
         self.instance = instance
         self.handlers: dict[str, Callable[[str], None]] = {}
         self.received = 0
-        self.connection = connection or subscriber(url, self._message, [CLAIMS, SLOTS, HEALTH])
+        self.connection = connection or subscriber(url, self._message, [CLAIMS, SLOTS, HEALTH, WRONG])
 
     def on(self, channel: str, handler: Callable[[str], None]) -> None:
         """``handler(message)`` for each message on ``channel`` (one handler per channel)."""

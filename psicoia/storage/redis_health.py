@@ -8,11 +8,15 @@ every ``refresh_seconds`` (two commands; a missed announcement costs at most tha
 Answers are synchronous, from the cache; while Redis is down this instance's own reports still
 count here.
 
-The breaker (``psicoia.provider.breaker``) and the pacer (``psicoia.provider.pacing``) are the
-callers; wiring them is left to the provider's owner (issue 15): the breaker reports
-``("breaker", opened_at + cooldown)`` when it opens and treats ``blocked_until("breaker") >
-now`` as open; the pacer reports the reset time of a spent budget and waits for
-``blocked_until("pacing")``.
+The circuit breaker (``psicoia.provider.breaker``) reports ``("breaker", until)`` when it opens
+and clears it when its probe call succeeds; it treats ``blocked_until("breaker") > now`` as
+open. The pacer (``psicoia.provider.pacing``) reports the reset time of a budget the provider
+says is spent, and the end of a ``Retry-After`` that failed a call (through the breaker), and
+waits for ``blocked_until("pacing")``. Reports are written only when they move the time later
+than this instance already knows (transitions, not messages); reading is a dictionary lookup.
+
+Times are epoch seconds on each instance's clock: instances on different machines need their
+clocks in sync (NTP) to within a small part of a cooldown.
 """
 
 from __future__ import annotations
@@ -29,6 +33,13 @@ from psicoia.storage.redis_bus import HEALTH
 from psicoia.storage.redis_link import RedisLink
 
 _KEY = "psicoia:health:"
+
+# KEYS: the kind's key. ARGV: channel, kind.
+_CLEAR = """
+redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', ARGV[1], ARGV[2] .. ' 0')
+return 1
+"""
 
 # KEYS: the kind's key. ARGV: until (epoch s), ttl (ms), channel, kind.
 _REPORT = """
@@ -54,20 +65,35 @@ class RedisHealth:
         self._refresh.start(refresh_seconds, now=False)
 
     def report(self, kind: str, until: float) -> None:
+        if until <= self.cache.blocked_until(kind):
+            return  # known already (ours or heard): nothing to tell the others
         self.cache.report(kind, until)
         ttl_ms = max(1, int((until - self.clock.seconds()) * 1000))
         sent = self.link.call("eval", _REPORT, [_KEY + kind], [repr(float(until)), ttl_ms,
                                                                 HEALTH, kind])
         sent.addErrback(lambda failure: failure.trap(StorageUnavailable))
 
+    def clear(self, kind: str) -> None:
+        self.cache.clear(kind)
+        sent = self.link.call("eval", _CLEAR, [_KEY + kind], [HEALTH, kind])
+        sent.addErrback(lambda failure: failure.trap(StorageUnavailable))
+
     def blocked_until(self, kind: str) -> float:
         return self.cache.blocked_until(kind)
 
     def heard(self, message: str) -> None:
-        """An announcement on ``psicoia:health``: ``"<kind> <until>"``."""
+        """An announcement on ``psicoia:health``: ``"<kind> <until>"`` (``"<kind> 0"``: cleared)."""
         kind, _, until = message.partition(" ")
-        if kind in KINDS:
-            self.cache.report(kind, float(until))
+        if kind not in KINDS:
+            return
+        try:
+            seconds = float(until)
+        except ValueError:
+            return
+        if seconds == 0:
+            self.cache.clear(kind)
+        else:
+            self.cache.report(kind, seconds)
 
     def refresh(self) -> Any:
         if not self.link.up:
