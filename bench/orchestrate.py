@@ -18,8 +18,9 @@ Scenarios (docs/benchmarks.md explains each):
                 without streaming, throughput against a streaming floor
 (h) hostile     polite p99 alone and while a chat flooder, slow-header connections and a
                 multi-range flood run
-(r) redis       storage.backend redis against memory (CPU per message); two instances behind
-                HAProxy against one
+(r) redis       storage.backend redis against memory (CPU per message)
+(m) many        two instances on one Redis behind HAProxy against one, and a model of how it
+                scales with cores (bench/scale.py)
 
 Rounds of (a)/(c)/(f) and (b)/(f) are interleaved (PsicoIA, floor, PsicoIA over WebSocket, ...)
 so a noisy neighbour on the shared machine hits both sides alike; medians are reported.
@@ -51,6 +52,7 @@ from .common import LOCAL, free_port, log
 from .report import render, targets
 from .report_features import extra_targets, extra_tables
 from .scenarios import OPEN_LIMITS, FeatureScenarios, feature, sqlite_written
+from .scale import scenario_scale
 from .fake_provider import REPLY
 
 REPO = Path(__file__).resolve().parent.parent
@@ -96,7 +98,7 @@ SMOKE = {
 }
 RAISED_RATE_LIMITS = {"rate_max_messages": 1000000, "rate_window_seconds": 1}
 # Every scenario, in the order a full run takes them.
-ALL_SCENARIOS = ["l", "a", "b", "s", "t", "r", "h", "d", "e"]
+ALL_SCENARIOS = ["l", "a", "b", "s", "t", "r", "m", "h", "d", "e"]
 
 
 # Every name the server's configuration reads from the environment: cleared for the server.
@@ -518,7 +520,7 @@ class Bench(FeatureScenarios):
                  "d": self.scenario_idle, "e": self.scenario_saturation,
                  "h": self.scenario_hostile, "l": self.scenario_loaded,
                  "s": self.scenario_storage, "t": self.scenario_streaming,
-                 "r": self.scenario_redis}
+                 "r": self.scenario_redis, "m": lambda: scenario_scale(self)}
         try:
             for key in chosen:
                 try:
@@ -657,7 +659,7 @@ def parse(argv) -> argparse.Namespace:
                         help="also run (l), closed loop, with the server and the floor under "
                         "cProfile; writes benchmarks-profile.txt")
     parser.add_argument("--rounds", type=int,
-                        help="interleaved rounds of (a), (b), (l), (s), (t) and (r)")
+                        help="interleaved rounds of (a), (b), (l), (s), (t), (r) and (m)")
     parser.add_argument("--log-level", default="warn",
                         help="the server's log.level (warn keeps logging off the hot path)")
     parser.add_argument("--keep", action="store_true",

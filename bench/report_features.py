@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .report import TARGETS, _f, _lat, _line, _ratio, median, side
+from .scale import scale_table
 
 
 def _cpu(runs: list[dict]) -> Optional[float]:
@@ -130,6 +131,7 @@ def extra_tables(results: dict, add) -> None:
     _storage_table(results, add)
     _streaming_table(results, add)
     _redis_table(results, add)
+    scale_table(results, add)
 
 
 def _loaded_table(results: dict, add) -> None:
@@ -254,7 +256,7 @@ def _redis_table(results: dict, add) -> None:
     if not redis:
         return
     p = redis["params"]
-    add("## (r) Redis, and two instances behind HAProxy")
+    add("## (r) Redis against memory")
     add("")
     add(f"Scenario (b)'s load (provider {p['latency_ms']} ms, {p['clients']} clients x "
         f"{p['messages']} messages) on one instance with `storage.backend: redis` (a "
@@ -269,34 +271,4 @@ def _redis_table(results: dict, add) -> None:
     add(f"redis-server's own CPU per message (from /proc, over the Redis rounds): "
         f"{_f(redis_cpu, 3)} ms (/proc counts whole clock ticks of 10 ms: at toy sizes this "
         "is 0 or one tick).")
-    add("")
-    spread = redis.get("haproxy")
-    if isinstance(spread, str):
-        add(spread)
-        add("")
-        return
-    if not spread:
-        return
-    add("Through HAProxy (TCP mode, round robin per connection): the same load to one "
-        "instance, then to two on the same Redis. CPU is both instances' together.")
-    add("")
-    add("| behind HAProxy | messages/s | p50 ms | p99 ms | CPU ms/message, both instances | "
-        "errors |")
-    add("| --- " * 6 + "|")
-    for key, label in (("one", "one instance"), ("two", "two instances")):
-        runs = spread[key]
-        row = side(runs, p["latency_ms"])
-        cpu = median(((run.get("server_cpu_s") or 0) + run.get("second_instance_cpu_s", 0))
-                     * 1000 / max(1, run.get("ok", 0) + run.get("busy", 0)) for run in runs)
-        add(f"| {label} | {_f(row.get('messages_per_s'))} | {_f(row.get('p50_ms'), 2)} | "
-            f"{_f(row.get('p99_ms'), 2)} | {_f(cpu, 3)} | {row.get('errors')} |")
-    add("")
-    add("What a 2-core box can show: the load generator, the fake provider, redis-server, "
-        "HAProxy and the instances share two cores, so a second instance has no core of its "
-        "own and two instances cannot be faster than one here; what this measures is what "
-        "spreading costs (HAProxy's hop, Redis round trips per message). On a machine with a "
-        "core per instance, throughput would scale with instances up to the point where "
-        "redis-server (one core) or the provider's own limit is the bottleneck: with CPU per "
-        "message c ms per instance and r ms of Redis CPU per message, n instances give about "
-        "min(n x 1000 / c, 1000 / r) messages/s.")
     add("")

@@ -145,13 +145,13 @@ class FeatureScenarios:
         self.procs.stop_all()
 
     def scenario_redis(self) -> None:
-        """(r): one instance on Redis against one in memory, (b)'s load, CPU per message; then
-        two instances on the same Redis behind HAProxy against one behind the same HAProxy."""
+        """(r): one instance on Redis against one in memory, (b)'s load, CPU per message
+        (two instances behind HAProxy are scenario (m), bench/scale.py)."""
         if not feature("storage", "backend"):
             self.skip("r", "storage.backend is not in this version's configuration (branches "
                       "storage and redis not merged): the Redis scenario did not run")
             return
-        redis_server, haproxy = shutil.which("redis-server"), shutil.which("haproxy")
+        redis_server = shutil.which("redis-server")
         if not redis_server:
             self.skip("r", "no redis-server on PATH: the Redis scenario did not run")
             return
@@ -181,7 +181,8 @@ class FeatureScenarios:
         rounds: dict[str, list] = {"redis": [], "memory": []}
         for number in range(p["rounds"]):
             log(f"(r) round {number + 1}/{p['rounds']}")
-            for key, server in (("redis", one), ("memory", memory)):
+            pair = (("redis", one), ("memory", memory))
+            for key, server in (pair if number % 2 == 0 else pair[::-1]):
                 redis_cpu = cpu_seconds(redis_proc.pid)
                 run = self.chat(server["ports"]["tcp"], server["pid"], p, tag=f"r-{key}")
                 run["redis_cpu_s"] = round(cpu_seconds(redis_proc.pid) - redis_cpu, 3)
@@ -192,27 +193,6 @@ class FeatureScenarios:
         if not keys:
             self.notes.append("(r) the Redis instance holds no keys after the Redis rounds: the "
                               "backend is not wired in this version; (r) is not a measurement")
-        if not haproxy:
-            result["haproxy"] = "no haproxy on PATH: two instances were not measured"
-        else:
-            two = self.server("server-r-redis-2", url, dict(OPEN_LIMITS), websocket=False,
-                              storage=redis)
-            self.warm(two["ports"]["tcp"], two["pid"])
-            ports = {"one": free_port(), "two": free_port()}
-            config = self.workdir / "haproxy.cfg"
-            config.write_text(haproxy_config(ports, one["ports"]["tcp"], two["ports"]["tcp"]))
-            self.procs.start("haproxy", [haproxy, "-db", "-f", str(config)])
-            for port in ports.values():
-                wait_port(port)
-            spread: dict[str, list] = {"one": [], "two": []}
-            for number in range(p["rounds"]):
-                log(f"(r) HAProxy round {number + 1}/{p['rounds']}")
-                for key in ("one", "two"):
-                    cpu_before = cpu_seconds(two["pid"])
-                    run = self.chat(ports[key], one["pid"], p, tag=f"r-haproxy-{key}")
-                    run["second_instance_cpu_s"] = round(cpu_seconds(two["pid"]) - cpu_before, 3)
-                    spread[key].append(run)
-            result["haproxy"] = spread
         self.results["redis"] = result
         self.procs.stop_all()
 
