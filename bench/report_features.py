@@ -271,4 +271,9 @@ def _redis_table(results: dict, add) -> None:
     add(f"redis-server's own CPU per message (from /proc, over the Redis rounds): "
         f"{_f(redis_cpu, 3)} ms (/proc counts whole clock ticks of 10 ms: at toy sizes this "
         "is 0 or one tick).")
+    trips = median(run.get("redis_round_trips", 0) / max(1, run.get("ok", 0) + run.get("busy", 0))
+                   for run in redis["rounds"]["redis"])
+    add(f"Redis round trips per message (EVAL + EVALSHA calls, from redis-server's "
+        f"`INFO commandstats`): {_f(trips, 2)}; the scripts asked for in one reactor turn "
+        "share one round trip (psicoia/storage/redis_batch.py).")
     add("")

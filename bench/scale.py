@@ -21,6 +21,7 @@ import statistics
 from typing import Any, Callable, Optional
 
 from .common import LOCAL, cpu_seconds, free_port, log
+from .redis_probe import script_calls
 from .report import _f
 from .scenarios import OPEN_LIMITS, feature, haproxy_config, loadavg, wait_port
 
@@ -75,9 +76,11 @@ def scenario_scale(bench: Any) -> None:
         order = SIDES if number % 2 == 0 else tuple(reversed(SIDES))
         for key in order:
             before = {name: cpu_seconds(pid) for name, pid in watched.items()}
+            scripts = script_calls(redis_port)
             run = bench.chat(ports[key], instances[0]["pid"], p, tag=f"m-{key}")
             run["cpu_s"] = {name: round(cpu_seconds(pid) - before[name], 3)
                             for name, pid in watched.items()}
+            run["redis_round_trips"] = script_calls(redis_port) - scripts
             rounds[key].append(run)
     load["after"] = loadavg()
     bench.results["scale"] = {"params": p, "rounds": rounds, "loadavg": load}
@@ -125,8 +128,8 @@ def scale_table(results: dict, add: Callable[[str], None]) -> None:
         f"Load average {scale['loadavg']['before']} before, {scale['loadavg']['after']} after.")
     add("")
     add("| behind HAProxy | messages/s | p50 ms | p99 ms | CPU ms/msg: instances | HAProxy | "
-        "redis-server | fake provider | errors |")
-    add("| --- " * 9 + "|")
+        "redis-server | fake provider | Redis round trips/msg | errors |")
+    add("| --- " * 10 + "|")
     figures = {}
     for key, label in (("one", "one instance"), ("two", "two instances")):
         runs = rounds.get(key) or []
@@ -142,9 +145,11 @@ def scale_table(results: dict, add: Callable[[str], None]) -> None:
                for name in ("instances", "haproxy", "redis", "provider")}
         figures[key] = cpu
         errors = sum(run.get("errors", 0) for run in runs)
+        trips = statistics.median(run.get("redis_round_trips", 0) / max(1, answered(run))
+                                  for run in runs)
         add(f"| {label} | {_f(rate)} | {_f(p50, 2)} | {_f(p99, 2)} | "
             f"{_f(cpu['instances'], 3)} | {_f(cpu['haproxy'], 3)} | {_f(cpu['redis'], 3)} | "
-            f"{_f(cpu['provider'], 3)} | {errors} |")
+            f"{_f(cpu['provider'], 3)} | {_f(trips, 2)} | {errors} |")
     add("")
     two = figures.get("two")
     if not two or not all(two.get(k) for k in ("instances", "redis", "haproxy")):

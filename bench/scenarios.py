@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from .common import LOCAL, cpu_seconds, free_port, log
+from .redis_probe import script_calls
 
 # Limits raised so they never interfere with what a scenario measures.
 OPEN_LIMITS = {"max_in_flight": 200, "max_waiting": 10000}
@@ -183,9 +184,10 @@ class FeatureScenarios:
             log(f"(r) round {number + 1}/{p['rounds']}")
             pair = (("redis", one), ("memory", memory))
             for key, server in (pair if number % 2 == 0 else pair[::-1]):
-                redis_cpu = cpu_seconds(redis_proc.pid)
+                redis_cpu, scripts = cpu_seconds(redis_proc.pid), script_calls(redis_port)
                 run = self.chat(server["ports"]["tcp"], server["pid"], p, tag=f"r-{key}")
                 run["redis_cpu_s"] = round(cpu_seconds(redis_proc.pid) - redis_cpu, 3)
+                run["redis_round_trips"] = script_calls(redis_port) - scripts
                 rounds[key].append(run)
         self.procs.stop(memory["proc"])
         keys = redis_keys(redis_port)

@@ -162,6 +162,23 @@ def test_feature_scenarios_ran_or_say_why_not(smoke):
                 assert run["ok"] == run["clients"] * run["messages_per_client"], name
 
 
+def test_two_instances_behind_haproxy_ran_or_say_why_not(smoke):
+    """(m): one and two instances on Redis behind HAProxy answered every message, with each
+    process's CPU read, and the report has its table (bench/scale.py)."""
+    _, summary, out = smoke
+    results, report = summary["results"], (out / "benchmarks.md").read_text()
+    if "m" in results["skipped"]:
+        assert "(m) skipped: " in report
+        return
+    for key in ("one", "two"):
+        for run in results["scale"]["rounds"][key]:
+            assert run["errors"] == 0, (key, run["error_examples"])
+            assert run["ok"] == run["clients"] * run["messages_per_client"], key
+            assert set(run["cpu_s"]) == {"instance_1", "instance_2", "haproxy", "redis",
+                                         "provider"}
+    assert "## (m) two instances on Redis behind HAProxy" in report
+
+
 def test_fake_provider_streams_n_chunks_over_time_and_keeps_the_connection():
     """``--stream-chunks N --stream-ms T``: N content events, a finish chunk and [DONE], in
     order on a keep-alive connection (no timing asserted: the spacing is bench/run's to show)."""
