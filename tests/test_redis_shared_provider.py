@@ -16,9 +16,10 @@ from psicoia.provider.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from psicoia.provider.client import ProviderError
 from psicoia.provider.pacing import Pacer
 from psicoia.storage.health import LocalHealth
+from psicoia.storage.redis_throttle import tag
 from tests.fake_provider import FakeProvider, Scripted, serve
 from tests.helpers import connect_line_client, make_config, port_of, start_service
-from tests.redis_support import eventually, pause, redis_server  # noqa: F401 (fixture)
+from tests.redis_support import eventually, redis_server  # noqa: F401 (fixture)
 
 GREETING_LINES = 3 + len(texts.GREETING_BODY)
 PROMPT = [{"role": "user", "content": "hola"}]
@@ -161,7 +162,7 @@ async def test_instances_on_redis_learn_the_providers_outage_from_one_of_them(re
     provider = FakeProvider()
     provider_port, url = await serve(provider)
     config = redis_config(redis_server.url, url, breaker_failure_threshold=2,
-                          breaker_cooldown_seconds=1.0)
+                          breaker_cooldown_seconds=2.0)
     services = [await start_service(config) for _ in range(2)]
     ports = [await port_of(service, "tcp") for service in services]
     try:
@@ -178,7 +179,8 @@ async def test_instances_on_redis_learn_the_providers_outage_from_one_of_them(re
         await second.wait_lines(GREETING_LINES + 1)
         assert len(completions(provider)) == 2, "the second instance called a failing provider"
         assert services[1].breaker.state == OPEN
-        await pause(1.1)  # the shared cooldown passes; the provider is back
+        until = services[1].breaker._shared.blocked_until("breaker")
+        await eventually(lambda: reactor.seconds() > until, timeout=5)  # the provider is back
         second.say("sigo acá")
         lines = await second.wait_lines(GREETING_LINES + 2)
         assert lines[-1].startswith("Te escucho.") and len(completions(provider)) == 3
@@ -215,7 +217,9 @@ async def test_wrong_resume_codes_are_counted_across_instances(redis_server):
             said[side] += 1
             lines = await clients[side].wait_lines(GREETING_LINES + said[side])
             assert lines[-1] == texts.RESUME_UNKNOWN
-            await pause(0.05)  # the announcement reaches the other instance
+            # The announcement reaches the other instance (a few milliseconds).
+            await eventually(lambda: all(len(s.manager.resume_throttle._recent(
+                tag("127.0.0.1"))) == n + 1 for s in services))
         for side in (0, 1):  # now neither instance checks a code from this address
             clients[side].say(f"/retomar {good}")
             said[side] += 1

@@ -185,6 +185,8 @@ class CircuitBreaker:
                 self.log.info("breaker closed: another instance's probe call succeeded")
                 self._move(CLOSED)
             return
+        if not until:
+            return  # the usual case: nothing reported
         now = self._clock.seconds()
         if until > now and not self._probing:
             self._stop_timer()
