@@ -107,3 +107,26 @@ def test_evict_closes_the_local_connection_that_carries_the_conversation():
     assert (kept.taken_over, evicted.taken_over) == (0, 1)
     assert sessions[1].closed and not sessions[0].closed
     assert sessions[1].conversation_id not in manager.holders
+
+
+@pytest_twisted.ensureDeferred
+async def test_one_instance_wins_the_probe_until_it_clears_or_the_claim_lapses(redis_server):
+    links = [RedisLink(redis_server.url, reactor, probe_seconds=0.1) for _ in range(2)]
+    healths = [RedisHealth(link, reactor, refresh_seconds=5) for link in links]
+    try:
+        assert await healths[0].claim_probe("breaker", 30) is True
+        assert await healths[1].claim_probe("breaker", 30) is False
+        healths[0].clear("breaker")  # its probe succeeded: the claim goes with the report
+        await eventually(lambda: redis_server.command(
+            "EXISTS", "psicoia:health:breaker:probe") == b":0\r\n")
+        assert await healths[1].claim_probe("breaker", 0.2) is True
+        await eventually(lambda: redis_server.command(
+            "EXISTS", "psicoia:health:breaker:probe") == b":0\r\n")  # lapsed
+        assert await healths[0].claim_probe("breaker", 30) is True
+        redis_server.stop()
+        assert await healths[1].claim_probe("breaker", 30) is True  # alone: decide locally
+    finally:
+        for health in healths:
+            health.stop()
+        for link in links:
+            await link.close()

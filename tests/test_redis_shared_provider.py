@@ -50,7 +50,8 @@ def result_of(deferred: Deferred):
 
 def two_instances(threshold=2, cooldown=30.0):
     """Two breakers on one clock sharing one health (what Redis does between processes)."""
-    clock, health = Clock(), LocalHealth()
+    clock = Clock()
+    health = LocalHealth(clock)  # exclusive probe claims, as in Redis
     clock.advance(1_000_000)  # epoch-like times: "0.0" means "nothing reported"
     made = []
     for _ in range(2):
@@ -107,6 +108,36 @@ def test_a_failed_probe_elsewhere_keeps_the_others_from_probing():
     assert a.state == OPEN
     assert result_of(b.complete(PROMPT, "u:m")).reason == "breaker_open"
     assert pb.calls == [] and b.state == OPEN
+
+
+def test_one_probe_for_the_whole_service_and_its_success_closes_the_others():
+    clock, health, [(pa, a), (pb, b)] = two_instances()
+    fail(a, pa), fail(a, pa)
+    result_of(b.complete(PROMPT, "u:m"))
+    clock.advance(30.1)
+    assert a.state == HALF_OPEN and b.state == HALF_OPEN
+    probe = a.complete(PROMPT, "u:m")  # A claims the one probe
+    assert len(pa.calls) == 3
+    assert result_of(b.complete(PROMPT, "u:m")).reason == "breaker_open"  # B does not probe
+    assert pb.calls == [] and b.state == HALF_OPEN
+    pa.calls[-1].callback("ok")
+    assert result_of(probe) == "ok" and a.state == CLOSED
+    call = b.complete(PROMPT, "u:m")  # the clear reached B: closed, its call goes out
+    assert b.state == CLOSED and len(pb.calls) == 1
+    pb.calls[0].callback("ok")
+    assert result_of(call) == "ok"
+
+
+def test_a_probe_claim_lapses_when_its_instance_never_answers():
+    clock, health, [(pa, a), (pb, b)] = two_instances()
+    fail(a, pa), fail(a, pa)
+    result_of(b.complete(PROMPT, "u:m"))  # B follows A's report
+    clock.advance(30.1)
+    a.complete(PROMPT, "u:m")  # A claims the probe, then (say) dies: no outcome ever
+    assert result_of(b.complete(PROMPT, "u:m")).reason == "breaker_open"
+    clock.advance(30.1)  # the claim lapses after the cooldown
+    b.complete(PROMPT, "u:m")
+    assert len(pb.calls) == 1  # B probes now
 
 
 def test_a_retry_after_that_failed_a_call_holds_every_instances_pacer():
@@ -184,6 +215,7 @@ async def test_instances_on_redis_learn_the_providers_outage_from_one_of_them(re
         second.say("sigo acá")
         lines = await second.wait_lines(GREETING_LINES + 2)
         assert lines[-1].startswith("Te escucho.") and len(completions(provider)) == 3
+        assert redis_server.command("EXISTS", "psicoia:health:breaker:probe") == b":0\r\n"
         # The probe's success reaches the first instance: it closes without its own probe.
         await eventually(lambda: services[0].breaker._shared.blocked_until("breaker")
                          == 0.0)

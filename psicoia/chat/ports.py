@@ -168,7 +168,12 @@ class ISharedHealth(Interface):
 
     def clear(kind):
         """``kind`` is fine again before its ``until`` (a breaker's probe call succeeded):
-        every instance forgets the report."""
+        every instance forgets the report, and the probe claim is released."""
+
+    def claim_probe(kind, seconds):
+        """Deferred[bool]: True if this instance may send the one probe call of ``kind``
+        (``"breaker"``) now; the claim lapses after ``seconds`` (an instance that died while
+        probing). False: another instance is probing. Never fails (no shared state: True)."""
 
     def blocked_until(kind):
         """float: the latest ``until`` any instance reported for ``kind``, 0.0 when none or

@@ -28,8 +28,10 @@ Several instances (``storage.backend: redis``) share what their breakers find th
 ``shared`` (:class:`~psicoia.chat.ports.ISharedHealth`, kind ``"breaker"``): an instance whose
 breaker opens reports until when; the others read that (a dictionary lookup, before each call)
 and open too, until the same moment, without having to fail their own calls first. After it,
-whichever instance gets the next call sends the probe; a success clears the report and closes
-the breakers that were open only because of it, a failure reports a new cooldown. A failed call
+the first instance to get a call claims the one probe of the service (a short claim in Redis,
+taken only while half open); the others answer with the fallback meanwhile. The probe's success
+clears the report and closes every breaker that was open or half open because of it; its failure
+reports a new cooldown. A failed call
 whose provider asked for a ``Retry-After`` reports it as kind ``"pacing"``: the pacers of every
 instance hold their calls until then. Without ``shared`` (memory and sqlite storage) nothing of
 this happens.
@@ -167,7 +169,34 @@ class CircuitBreaker:
         probe = self.state == HALF_OPEN
         if probe:
             self._probing = True
+            if self._shared is not None:
+                claimed = self._shared.claim_probe("breaker", self.cooldown_seconds)
+                return claimed.addCallbacks(self._claimed, self._claim_lost,
+                                            callbackArgs=(trace_id, call))
             self.log.info("[{trace_id}] breaker half_open: probe call", trace_id=trace_id)
+        return self._start(trace_id, call, probe)
+
+    def _claimed(self, won: bool, trace_id: str,
+                 call: Callable[["_SlowWatch"], Deferred]) -> Deferred:
+        """The answer to our claim of the service's one probe call."""
+        if self.state == CLOSED:  # another instance's probe succeeded meanwhile
+            self._probing = False
+            return self._start(trace_id, call, False)
+        if not won or self.state != HALF_OPEN:
+            self._probing = False
+            self.log.info("[{trace_id}] breaker {state}: another instance probes; fallback",
+                          trace_id=trace_id, state=self.state)
+            return fail(ProviderError("breaker_open"))
+        self.log.info("[{trace_id}] breaker half_open: probe call", trace_id=trace_id)
+        return self._start(trace_id, call, True)
+
+    def _claim_lost(self, failure):
+        """The caller left while we claimed the probe: no probe from us this time."""
+        self._probing = False
+        return failure
+
+    def _start(self, trace_id: str, call: Callable[["_SlowWatch"], Deferred],
+               probe: bool) -> Deferred:
         slow = _SlowWatch()
         result = call(slow)
         self._watch(slow, result, trace_id)
@@ -179,11 +208,14 @@ class CircuitBreaker:
         """Take in what the other instances found: open until ``until`` if it is ahead (not
         while our own probe is out); close if the report we followed was cleared (another
         instance's probe succeeded)."""
-        if self.state == OPEN:
-            if until == 0.0 and self._shared_open:
+        if self.state != CLOSED and until == 0.0 and (self._shared_open or
+                                                      self.state == HALF_OPEN):
+            if not self._probing:
                 self._stop_timer()
                 self.log.info("breaker closed: another instance's probe call succeeded")
                 self._move(CLOSED)
+            return
+        if self.state == OPEN:
             return
         if not until:
             return  # the usual case: nothing reported

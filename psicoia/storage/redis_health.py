@@ -10,7 +10,8 @@ count here.
 
 The circuit breaker (``psicoia.provider.breaker``) reports ``("breaker", until)`` when it opens
 and clears it when its probe call succeeds; it treats ``blocked_until("breaker") > now`` as
-open. The pacer (``psicoia.provider.pacing``) reports the reset time of a budget the provider
+open, and once half open it sends a probe only if it wins ``psicoia:health:breaker:probe``
+(``SET NX`` with an expiry): one probe for the whole service. The pacer (``psicoia.provider.pacing``) reports the reset time of a budget the provider
 says is spent, and the end of a ``Retry-After`` that failed a call (through the breaker), and
 waits for ``blocked_until("pacing")``. Reports are written only when they move the time later
 than this instance already knows (transitions, not messages); reading is a dictionary lookup.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from zope.interface import implementer
@@ -34,9 +36,9 @@ from psicoia.storage.redis_link import RedisLink
 
 _KEY = "psicoia:health:"
 
-# KEYS: the kind's key. ARGV: channel, kind.
+# KEYS: the kind's key, its probe claim. ARGV: channel, kind.
 _CLEAR = """
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('PUBLISH', ARGV[1], ARGV[2] .. ' 0')
 return 1
 """
@@ -75,8 +77,19 @@ class RedisHealth:
 
     def clear(self, kind: str) -> None:
         self.cache.clear(kind)
-        sent = self.link.call("eval", _CLEAR, [_KEY + kind], [HEALTH, kind])
+        sent = self.link.call("eval", _CLEAR, [_KEY + kind, _KEY + kind + ":probe"],
+                              [HEALTH, kind])
         sent.addErrback(lambda failure: failure.trap(StorageUnavailable))
+
+    def claim_probe(self, kind: str, seconds: float) -> Deferred:
+        """One ``SET NX PX`` (only when a breaker is half open, never per message); while Redis
+        cannot answer, this instance decides alone (True)."""
+        # txredisapi's set(key, value, expire, pexpire, only_if_not_exists): "OK" or None.
+        claimed = self.link.call("set", _KEY + kind + ":probe", self.link.instance, None,
+                                 max(1, int(seconds * 1000)), True)
+        claimed.addCallback(lambda reply: reply is not None)
+        claimed.addErrback(lambda failure: failure.trap(StorageUnavailable) and True)
+        return claimed
 
     def blocked_until(self, kind: str) -> float:
         return self.cache.blocked_until(kind)
