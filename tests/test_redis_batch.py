@@ -59,6 +59,11 @@ async def test_a_failing_script_fails_only_its_caller(redis_server):
         assert link.up  # a script's error is not Redis being down
         with pytest.raises(KeyError):
             link.batch.run("unknown", [], [])
+        with pytest.raises(ValueError):  # fields travel NUL-separated
+            link.batch.run("count", ["psicoia:test:\x00n"], [])
+        link.batch.define("echo", "return {KEYS[1], ARGV[1], ARGV[2], ARGV[3], #ARGV}")
+        assert await link.batch.run("echo", ["k"], ["", "ñandú ✓", 7]) == [
+            "k", "", "ñandú ✓", "7", 3]
     finally:
         await link.close()
 

@@ -27,16 +27,23 @@ from twisted.internet.interfaces import IReactorTime
 
 from psicoia.chat.ports import StorageUnavailable
 
-# ARGV: (name, number of keys, number of args, keys..., args...) per operation.
+# ARGV: one string per operation, its fields joined by NUL: name, number of keys, keys...,
+# args... (one argument per operation, not one per field: txredisapi's cost is per argument).
 # Reply: per operation {1, result} (result nil/false: None) or {0, error text}.
 _DISPATCH = """
-local out, i, n = {}, 1, #ARGV
-while i <= n do
-  local name, nk, na = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+local out = {}
+for i = 1, #ARGV do
+  local fields, start, s = {}, 1, ARGV[i]
+  while true do
+    local at = string.find(s, '\\0', start, true)
+    if not at then fields[#fields + 1] = string.sub(s, start); break end
+    fields[#fields + 1] = string.sub(s, start, at - 1)
+    start = at + 1
+  end
+  local name, nk = fields[1], tonumber(fields[2])
   local keys, args = {}, {}
-  for j = 1, nk do keys[j] = ARGV[i + 2 + j] end
-  for j = 1, na do args[j] = ARGV[i + 2 + nk + j] end
-  i = i + 3 + nk + na
+  for j = 1, nk do keys[j] = fields[2 + j] end
+  for j = 3 + nk, #fields do args[#args + 1] = fields[j] end
   local ok, result = pcall(ops[name], keys, args)
   if ok then
     out[#out + 1] = {1, result or false}
@@ -46,6 +53,7 @@ while i <= n do
 end
 return out
 """
+_SEPARATOR = "\0"
 
 
 class ScriptBatch:
@@ -78,13 +86,20 @@ class ScriptBatch:
 
     def run(self, name: str, keys: list, args: list) -> Deferred:
         """Deferred[the script's reply] (Lua nil or false: None); fails with
-        StorageUnavailable when Redis cannot answer or the script raised."""
+        StorageUnavailable when Redis cannot answer or the script raised.
+
+        ``keys`` and ``args`` are strings or numbers without a NUL character (ValueError
+        otherwise: the fields of one operation travel NUL-separated). KeyError for a name
+        never defined."""
         if name not in self._bodies:
             raise KeyError(f"no Redis script named {name!r}")
+        packed = _SEPARATOR.join((name, str(len(keys)), *map(str, keys), *map(str, args)))
+        if packed.count(_SEPARATOR) != 1 + len(keys) + len(args):
+            raise ValueError(f"a key or argument of Redis script {name!r} contains NUL")
         if not self._chunks or len(self._chunks[-1][1]) >= self.max_operations:
             self._chunks.append(([], []))
         argv, waiting = self._chunks[-1]
-        argv.extend((name, len(keys), len(args), *keys, *args))
+        argv.append(packed)
         result: Deferred = Deferred()
         waiting.append(result)
         if self._flush is None:
