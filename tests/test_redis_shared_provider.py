@@ -135,6 +135,8 @@ def test_a_probe_claim_lapses_when_its_instance_never_answers():
     clock.advance(30.1)
     a.complete(PROMPT, "u:m")  # A claims the probe, then (say) dies: no outcome ever
     assert result_of(b.complete(PROMPT, "u:m")).reason == "breaker_open"
+    clock.advance(0.5)
+    assert result_of(b.complete(PROMPT, "u:m")).reason == "breaker_open"  # not asked again yet
     clock.advance(30.1)  # the claim lapses after the cooldown
     b.complete(PROMPT, "u:m")
     assert len(pb.calls) == 1  # B probes now

@@ -29,12 +29,12 @@ Several instances (``storage.backend: redis``) share what their breakers find th
 breaker opens reports until when; the others read that (a dictionary lookup, before each call)
 and open too, until the same moment, without having to fail their own calls first. After it,
 the first instance to get a call claims the one probe of the service (a short claim in Redis,
-taken only while half open); the others answer with the fallback meanwhile. The probe's success
-clears the report and closes every breaker that was open or half open because of it; its failure
-reports a new cooldown. A failed call
-whose provider asked for a ``Retry-After`` reports it as kind ``"pacing"``: the pacers of every
-instance hold their calls until then. Without ``shared`` (memory and sqlite storage) nothing of
-this happens.
+taken only while half open; an instance that lost it asks again after :data:`RECLAIM_SECONDS`);
+the others answer with the fallback meanwhile. The probe's success clears the report and closes
+every breaker that was open or half open because of it; its failure reports a new cooldown. A
+failed call whose provider asked for a ``Retry-After`` reports it as kind ``"pacing"``: the
+pacers of every instance hold their calls until then. Without ``shared`` (memory and sqlite
+storage) nothing of this happens.
 """
 
 from __future__ import annotations
@@ -58,6 +58,10 @@ HALF_OPEN = "half_open"
 
 # HTTP statuses that mean the provider (or our account with it) is unwell, not this request.
 UNHEALTHY_4XX = frozenset({401, 403, 408, 409, 429})
+
+# Half open, an instance that lost the service's probe to another asks again after this long
+# (seconds): meanwhile its calls get the fallback without a round trip to Redis.
+RECLAIM_SECONDS = 1.0
 
 # The same operator mistake this many calls in a row is a readiness problem. A rejected key
 # opens the breaker at the first call, so it is one at once too.
@@ -129,6 +133,7 @@ class CircuitBreaker:
         self._streak: tuple[Optional[str], int] = (None, 0)  # (persistent kind, calls in a row)
         self._shared = shared  # what the other instances found (None: this process alone)
         self._shared_open = False  # open because another instance's breaker opened
+        self._reclaim_at = 0.0  # half open: when to ask for the probe again after losing it
 
     @property
     def online(self) -> bool:
@@ -162,7 +167,8 @@ class CircuitBreaker:
     def _call(self, trace_id: str, call: Callable[["_SlowWatch"], Deferred]) -> Deferred:
         if self._shared is not None:
             self._follow(self._shared.blocked_until("breaker"))
-        if self.state == OPEN or (self.state == HALF_OPEN and self._probing):
+        if self.state == OPEN or (self.state == HALF_OPEN and (
+                self._probing or self._reclaim_at > self._clock.seconds())):
             self.log.info("[{trace_id}] breaker {state}: fallback without calling the provider",
                           trace_id=trace_id, state=self.state)
             return fail(ProviderError("breaker_open"))
@@ -184,6 +190,7 @@ class CircuitBreaker:
             return self._start(trace_id, call, False)
         if not won or self.state != HALF_OPEN:
             self._probing = False
+            self._reclaim_at = self._clock.seconds() + RECLAIM_SECONDS
             self.log.info("[{trace_id}] breaker {state}: another instance probes; fallback",
                           trace_id=trace_id, state=self.state)
             return fail(ProviderError("breaker_open"))
@@ -349,6 +356,7 @@ class CircuitBreaker:
     def _half_open(self) -> None:
         self._timer = None
         self._probing = False
+        self._reclaim_at = 0.0
         self._shared_open = False
         self._move(HALF_OPEN)
 
