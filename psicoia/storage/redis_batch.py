@@ -125,6 +125,8 @@ class ScriptBatch:
                 result.callback(value)
             else:
                 result.errback(StorageUnavailable(f"redis script: {value}"))
+        for result in waiting[len(replies):]:  # never expected; no caller may hang on it
+            result.errback(StorageUnavailable("redis script: no reply for this operation"))
 
     @staticmethod
     def _failed(failure, waiting: list[Deferred]) -> None:
