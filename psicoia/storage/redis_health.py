@@ -62,6 +62,7 @@ class RedisHealth:
         self.link = link
         self.clock = clock
         self.cache = LocalHealth()
+        self._clears = 0  # a read sent before a clear must not bring the cleared report back
         self._refresh = LoopingCall(self.refresh)
         self._refresh.clock = clock
         self._refresh.start(refresh_seconds, now=False)
@@ -76,6 +77,7 @@ class RedisHealth:
         sent.addErrback(lambda failure: failure.trap(StorageUnavailable))
 
     def clear(self, kind: str) -> None:
+        self._clears += 1
         self.cache.clear(kind)
         sent = self.link.call("eval", _CLEAR, [_KEY + kind, _KEY + kind + ":probe"],
                               [HEALTH, kind])
@@ -104,6 +106,7 @@ class RedisHealth:
         except ValueError:
             return
         if seconds == 0:
+            self._clears += 1
             self.cache.clear(kind)
         else:
             self.cache.report(kind, seconds)
@@ -112,8 +115,11 @@ class RedisHealth:
         if not self.link.up:
             return None
         read = self.link.call("mget", [_KEY + kind for kind in KINDS])
+        clears = self._clears
 
         def got(values: list) -> None:
+            if clears != self._clears:
+                return  # cleared meanwhile: these values may be older than the clear
             for kind, value in zip(KINDS, values):
                 if value is not None:
                     self.cache.report(kind, float(value))
