@@ -116,3 +116,15 @@ def proxy_header_parser(head: bytes) -> Optional[Any]:
     if len(head) > 12 and head.startswith(PROXY_V2_SIGNATURE) and head[12] & 0xF0 == 0x20:
         return V2Parser()
     return None
+
+
+# --- Twisted's write buffer (tests of the output bound, psicoia.transports.tcp) ---------------
+
+def unsent_bytes(transport: Any) -> int:
+    """Bytes a socket transport holds that the peer has not taken yet: what a client that
+    never reads costs the server. Twisted keeps them in ``FileDescriptor.dataBuffer`` (from
+    ``offset``) and ``_tempDataBuffer`` (``_tempDataLen`` bytes); a wrapper (PROXY protocol,
+    TLS) is looked through to the socket's transport."""
+    while not hasattr(transport, "dataBuffer") and hasattr(transport, "transport"):
+        transport = transport.transport
+    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen

@@ -6,6 +6,12 @@ A user's messages are answered one at a time, in order. Without a bound, a clien
 file (or floods frames) while a reply is pending makes the server queue every message. Past
 ``limit`` unanswered messages the connection stops reading, and TCP flow control holds the client
 back; it reads again once half of them are answered.
+
+The other bounds of a line transport live here too (used by :mod:`psicoia.transports.tcp`):
+lines handled per reactor turn, lines held before reading stops, and how long a closed
+connection may take to drain. The output side is bounded by Twisted itself: the protocol is
+its transport's streaming producer (``registerProducer``) and stops answering while the
+transport's write buffer is over its high-water mark.
 """
 
 from __future__ import annotations
@@ -13,6 +19,16 @@ from __future__ import annotations
 from typing import Callable
 
 UNANSWERED_LIMIT = 16
+# A connection hands at most this many lines to the session per reactor turn, the rest on the
+# next turn: a flood of lines answered at once (rate-limit notices, the offline companion)
+# cannot hold the reactor while other users wait (issue 16; bench scenario (h)).
+LINES_PER_TURN = 32
+# Finished lines a connection holds before it stops reading its socket (one 64 KiB read of a
+# flood is 32,768 lines: it reads again once they are handed on).
+LINES_HELD = 64
+# A connection we closed whose client does not take its last lines (a flooder that never
+# reads) is cut off after this long, instead of holding its buffer until the idle timeout.
+CLOSE_GRACE_SECONDS = 10.0
 
 
 class ReplyBacklog:

@@ -8,13 +8,21 @@ in order. The rules live in :mod:`psicoia.chat.session`.
 
 Half-close: a client that shuts its sending side (``nc -N``, ``printf ... | ncat``) still gets
 every line it sent answered, in order; then the server closes (``IHalfCloseableProtocol``).
+
+Flow control (issue 16, docs/operations.md "Limits and abuse"): the protocol is its
+transport's streaming producer, so a client that does not read what it is sent makes the
+transport pause it once its write buffer passes Twisted's high-water mark (64 KiB); while
+paused the connection hands no line on (each is answered later, never dropped), and reads
+only until LINES_HELD lines wait. At most :data:`~psicoia.transports.backlog.LINES_PER_TURN` lines of one connection
+are handled per reactor turn, so a flood cannot hold the reactor; and reading stops while
+more than :data:`~psicoia.transports.backlog.LINES_HELD` finished lines wait.
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
-from twisted.internet.interfaces import IHalfCloseableProtocol, IReactorTime
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer, IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
@@ -26,7 +34,12 @@ from psicoia.ops.connections import REFUSALS, ConnectionRegistry
 from psicoia.chat.ports import SessionListener
 from psicoia.chat.vocabulary import Reply
 from psicoia.chat.manager import SessionManager
-from psicoia.transports.backlog import ReplyBacklog
+from psicoia.transports.backlog import (
+    CLOSE_GRACE_SECONDS,
+    LINES_HELD,
+    LINES_PER_TURN,
+    ReplyBacklog,
+)
 from psicoia.transports.lineedit import TOO_LONG, LineEditor
 from psicoia.transports.telnet import IAC, TelnetCodec
 
@@ -35,13 +48,17 @@ NEWLINE = b"\r\n"
 # clear the line (ANSI), so the reply does not land in the middle of it; the line is redrawn.
 CLEAR_LINE = b"\r\x1b[K"
 
+# Why a connection is not reading its socket (bits of ChatLineProtocol._holds); it reads
+# again when none is left. BACKLOG also stops handing lines to the session.
+OPENING, BACKLOG, LINES, EOF = 1, 2, 4, 8
+
 
 def peer_address(transport) -> str:
     peer = transport.getPeer()
     return getattr(peer, "host", None) or type(peer).__name__
 
 
-@implementer(IHalfCloseableProtocol)
+@implementer(IHalfCloseableProtocol, IPushProducer)
 class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
     transport_name = "tcp"
     log = Logger()
@@ -56,7 +73,11 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
         self.telnet: Optional[TelnetCodec] = None
         self._lines: list = []         # finished lines not yet handed to the session (a list:
                                        # 56 bytes empty, a deque 760)
-        self._paused = False
+        self._holds = 0                # OPENING | BACKLOG | LINES | EOF
+        self._output_full = False      # the client is not reading: no new line is handed on
+        self._budget = LINES_PER_TURN  # lines this connection may still hand on this turn
+        self._next_turn = None         # the callLater(0) that refills the budget
+        self._producing = False        # registered as the transport's producer
         self._delivering = False
         self._closing = False
         self._streamed: dict[str, str] = {}  # trace id -> reply text already written
@@ -75,9 +96,12 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
             self._closing = True
             self.transport.loseConnection()
             return
+        # The transport pauses us when the client does not read what we write.
+        self.transport.registerProducer(self, True)
+        self._producing = True
         opened = self.factory.manager.open(self.transport_name, address, self)
         if not opened.called:  # the store is numbering it: read nothing until it is ready
-            self.transport.pauseProducing()
+            self._hold(OPENING)
         opened.addCallbacks(self._opened, self._open_failed, callbackArgs=(address,))
 
     def _opened(self, session, address: str) -> None:
@@ -85,8 +109,7 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
             session.close()
             return
         self.session = session
-        if not self._eof:
-            self.transport.resumeProducing()
+        self._release(OPENING)
         self.log.info("[{user}] connection open transport=tcp peer={peer}",
                       user=session.user, peer=address)
         for line in session.greeting():
@@ -105,6 +128,7 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
         if self._eof or self._closing:
             return
         self._eof = True
+        self._holds |= EOF  # a half-closed socket must not be polled for reading again
         self._lines.extend(self.editor.finish())
         self._deliver()
 
@@ -115,6 +139,8 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
         self.setTimeout(None)
         self._closing = True
         self._lines.clear()
+        if self._next_turn is not None and self._next_turn.active():
+            self._next_turn.cancel()
         self.factory.registry.release(self)  # idempotent; a refused connection was never in it
         if self.session is None:
             return
@@ -122,6 +148,9 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
         self.session.close()
 
     def timeoutConnection(self) -> None:
+        if self._closing:  # closed by us, and the client has not taken its last lines
+            self.transport.abortConnection()
+            return
         self.log.info("[{user}] idle timeout", user=self.session.user)
         self.factory.registry.instruments.idle_timeout(self.transport_name)
         self._send(texts.IDLE_TIMEOUT)
@@ -137,6 +166,13 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
         self.disconnect()
 
     def disconnect(self) -> None:
+        """Close once the last lines are written; a client that does not take them within
+        CLOSE_GRACE_SECONDS is cut off (its buffer must not stay for the idle timeout)."""
+        if self._producing:  # a registered producer would keep the connection open
+            self._producing = False
+            self.transport.unregisterProducer()
+        if not self._closing:
+            self.setTimeout(CLOSE_GRACE_SECONDS)
         self._closing = True
         self.transport.loseConnection()
 
@@ -163,18 +199,33 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
         if lines:
             self.resetTimeout()
             self._lines.extend(lines)
+            if len(self._lines) > LINES_HELD:
+                self._hold(LINES)
 
     def _deliver(self) -> None:
-        """Hand finished lines to the session, unless paused; once the client is done sending
-        and everything is answered, close."""
+        """Hand finished lines to the session, unless held back, at most LINES_PER_TURN per
+        reactor turn (the rest on the next turn); once the client is done sending and
+        everything is answered, close."""
         if self._delivering or self.session is None:
             return
         self._delivering = True
+        lines = self._lines
+        done = 0
         try:
-            while self._lines and not self._paused and not self._closing:
-                self._line(self._lines.pop(0))
+            while (done < len(lines) and not self._holds & BACKLOG and not self._output_full
+                   and not self._closing):
+                if not self._budget:
+                    if self._next_turn is None:
+                        self._next_turn = self.factory.clock.callLater(0, self._new_turn)
+                    break
+                self._budget -= 1
+                done += 1
+                self._line(lines[done - 1])
         finally:
+            del lines[:done]  # one move per batch: pop(0) per line is quadratic in a flood
             self._delivering = False
+        if self._holds & LINES and len(lines) <= LINES_HELD // 2:
+            self._release(LINES)
         if self._eof and not self._lines and not self.backlog.count and not self._closing:
             self.disconnect()
 
@@ -186,16 +237,47 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
         if text.strip():
             self._answer(self.session.submit(text).reply)
 
-    def _pause_reading(self) -> None:
-        self._paused = True
-        if not self._eof:  # a half-closed socket must not be polled for reading again
+    def _new_turn(self) -> None:
+        self._next_turn = None
+        self._budget = LINES_PER_TURN
+        self._deliver()
+
+    def _hold(self, reason: int) -> None:
+        """Stop reading the socket for ``reason`` (one of the bits above)."""
+        if not self._holds and not self._closing:
             self.transport.pauseProducing()
+        self._holds |= reason
+
+    def _release(self, reason: int) -> None:
+        """``reason`` no longer holds reading back; read again if nothing else does."""
+        if self._holds & reason:
+            self._holds &= ~reason
+            if not self._holds and not self._closing:
+                self.transport.resumeProducing()
+
+    def _pause_reading(self) -> None:
+        self._hold(BACKLOG)
 
     def _resume_reading(self) -> None:
-        self._paused = False
-        if not self._eof:
-            self.transport.resumeProducing()
+        self._release(BACKLOG)
         self._deliver()
+
+    # --- the transport's producer (twisted.internet.interfaces.IPushProducer) --------------
+
+    def pauseProducing(self) -> None:
+        """The client is not reading: its write buffer passed the high-water mark. No new
+        line is handed on (so no new reply is made); reading goes on until LINES_HELD lines
+        wait, so a TLS handshake or a client's half-close still gets through."""
+        self._output_full = True
+
+    def resumeProducing(self) -> None:
+        """The write buffer drained: answer again."""
+        self._output_full = False
+        self._deliver()
+
+    def stopProducing(self) -> None:
+        """The connection is going away (connectionLost follows)."""
+        self._closing = True
 
     @property
     def echoing(self) -> bool:
