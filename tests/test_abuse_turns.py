@@ -12,7 +12,12 @@ from twisted.internet.testing import StringTransport
 
 from psicoia import texts
 from psicoia.chat.session import FLOOD_FACTOR
-from psicoia.transports.backlog import CLOSE_GRACE_SECONDS, LINES_HELD, LINES_PER_TURN
+from psicoia.transports.backlog import (
+    CLOSE_GRACE_SECONDS,
+    FEED_BYTES,
+    LINES_HELD,
+    LINES_PER_TURN,
+)
 from tests.test_protocol_tcp import Harness
 
 RAISED = {"rate_max_messages": 1_000_000, "rate_window_seconds": 1}
@@ -33,6 +38,18 @@ def test_lines_answered_at_once_are_handed_on_a_reactor_turn_at_a_time():
     harness.clock.advance(0)  # Clock runs every turn that is due, one after the other
     assert client.replies[-1] and len(client.replies) == lines  # every line answered once
     assert client.transport.producerState == "producing"
+
+
+def test_one_big_read_is_split_into_lines_a_slice_at_a_time():
+    # The line editor splits 64 KiB of "a\n" (32,768 lines) in a whole turn's worth of time:
+    # it gets the read FEED_BYTES at a time, as the lines before are handed on.
+    harness = Harness(online=False, limits=RAISED)
+    client = harness.connect()
+    lines = 4096
+    client.send(b"a\n" * lines)
+    assert len(client.protocol._lines) <= FEED_BYTES // 2
+    harness.clock.advance(0)
+    assert len(client.replies) == lines
 
 
 def test_reading_stops_while_many_finished_lines_wait_and_resumes_when_they_are_handed_on():

@@ -23,6 +23,9 @@ UNANSWERED_LIMIT = 16
 # next turn: a flood of lines answered at once (rate-limit notices, the offline companion)
 # cannot hold the reactor while other users wait (issue 16; bench scenario (h)).
 LINES_PER_TURN = 32
+# A read bigger than this reaches the line editor this many bytes at a time, as the lines
+# before it are handed on (the editor splits 64 KiB of ``a\n`` in ~200 ms, one whole turn).
+FEED_BYTES = 1024
 # Finished lines a connection holds before it stops reading its socket (one 64 KiB read of a
 # flood is 32,768 lines: it reads again once they are handed on).
 LINES_HELD = 64

@@ -14,8 +14,10 @@ transport's streaming producer, so a client that does not read what it is sent m
 transport pause it once its write buffer passes Twisted's high-water mark (64 KiB); while
 paused the connection hands no line on (each is answered later, never dropped), and reads
 only until LINES_HELD lines wait. At most :data:`~psicoia.transports.backlog.LINES_PER_TURN` lines of one connection
-are handled per reactor turn, so a flood cannot hold the reactor; and reading stops while
-more than :data:`~psicoia.transports.backlog.LINES_HELD` finished lines wait.
+are handled per reactor turn, and a big read reaches the line editor
+:data:`~psicoia.transports.backlog.FEED_BYTES` at a time as the lines before it are handed on,
+so a flood cannot hold the reactor; reading stops while more than
+:data:`~psicoia.transports.backlog.LINES_HELD` finished lines (or unfed bytes) wait.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from psicoia.chat.vocabulary import Reply
 from psicoia.chat.manager import SessionManager
 from psicoia.transports.backlog import (
     CLOSE_GRACE_SECONDS,
+    FEED_BYTES,
     LINES_HELD,
     LINES_PER_TURN,
     ReplyBacklog,
@@ -73,6 +76,7 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
         self.telnet: Optional[TelnetCodec] = None
         self._lines: list = []         # finished lines not yet handed to the session (a list:
                                        # 56 bytes empty, a deque 760)
+        self._unfed = b""              # read, not yet given to the line editor
         self._holds = 0                # OPENING | BACKLOG | LINES | EOF
         self._output_full = False      # the client is not reading: no new line is handed on
         self._budget = LINES_PER_TURN  # lines this connection may still hand on this turn
@@ -129,7 +133,8 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
             return
         self._eof = True
         self._holds |= EOF  # a half-closed socket must not be polled for reading again
-        self._lines.extend(self.editor.finish())
+        if not self._unfed:  # else once the last unfed bytes are edited (_feed)
+            self._lines.extend(self.editor.finish())
         self._deliver()
 
     def writeConnectionLost(self) -> None:
@@ -139,6 +144,7 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
         self.setTimeout(None)
         self._closing = True
         self._lines.clear()
+        self._unfed = b""
         if self._next_turn is not None and self._next_turn.active():
             self._next_turn.cancel()
         self.factory.registry.release(self)  # idempotent; a refused connection was never in it
@@ -192,7 +198,26 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
         self._deliver()
 
     def _keys(self, data: bytes) -> None:
-        """The user's bytes, telnet commands taken out."""
+        """The user's bytes, telnet commands taken out. A big read (a paste, a flood: 64 KiB
+        of ``a\\n`` is 32,768 lines) is edited FEED_BYTES at a time, as the lines before it
+        are handed on, so no single turn splits all of it."""
+        if self._unfed or len(data) > FEED_BYTES:
+            self._unfed += data
+            self._feed()
+        else:
+            self._edit(data)
+
+    def _feed(self) -> None:
+        """Edit unfed bytes until LINES_HELD lines wait; hold reading while any are left."""
+        while self._unfed and len(self._lines) < LINES_HELD:
+            data, self._unfed = self._unfed[:FEED_BYTES], self._unfed[FEED_BYTES:]
+            self._edit(data)
+        if self._eof and not self._unfed:  # a half-closed client's unterminated last line
+            self._lines.extend(self.editor.finish())
+        if self._unfed or len(self._lines) > LINES_HELD:
+            self._hold(LINES)
+
+    def _edit(self, data: bytes) -> None:
         lines, echo = self.editor.feed(data)
         if echo and self.echoing:
             self.transport.write(echo)
@@ -212,8 +237,14 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
         lines = self._lines
         done = 0
         try:
-            while (done < len(lines) and not self._holds & BACKLOG and not self._output_full
-                   and not self._closing):
+            while not self._holds & BACKLOG and not self._output_full and not self._closing:
+                if done == len(lines):
+                    if not self._unfed:
+                        break
+                    del lines[:done]
+                    done = 0
+                    self._feed()
+                    continue
                 if not self._budget:
                     if self._next_turn is None:
                         self._next_turn = self.factory.clock.callLater(0, self._new_turn)
@@ -224,9 +255,10 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
         finally:
             del lines[:done]  # one move per batch: pop(0) per line is quadratic in a flood
             self._delivering = False
-        if self._holds & LINES and len(lines) <= LINES_HELD // 2:
+        if self._holds & LINES and not self._unfed and len(lines) <= LINES_HELD // 2:
             self._release(LINES)
-        if self._eof and not self._lines and not self.backlog.count and not self._closing:
+        if (self._eof and not self._lines and not self._unfed and not self.backlog.count
+                and not self._closing):
             self.disconnect()
 
     def _line(self, line) -> None:
