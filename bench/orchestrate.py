@@ -17,7 +17,7 @@ Scenarios (docs/benchmarks.md explains each):
 (t) streaming   provider streams 40 chunks over 400 ms: time to first byte added, CPU with and
                 without streaming, throughput against a streaming floor
 (h) hostile     polite p99 alone and while a chat flooder, slow-header connections and a
-                multi-range flood run
+                multi-range flood run, in interleaved rounds (medians)
 (r) redis       storage.backend redis against memory (CPU per message)
 (m) many        two instances on one Redis behind HAProxy against one, and a model of how it
                 scales with cores (bench/scale.py)
@@ -69,7 +69,8 @@ FULL = {
                    "max_in_flight": 20, "max_waiting": 200},
     "warmup": {"clients": 20, "messages": 3},
     "hostile": {"latency_ms": 50, "clients": 20, "messages": 5, "think_ms": 2000,
-                "slow_headers": 200, "trickle_ms": 500, "range_workers": 4, "flooders": 1},
+                "slow_headers": 200, "trickle_ms": 500, "range_workers": 4, "flooders": 1,
+                "rounds": 3},
     "loaded": {"latency_ms": 200, "clients": 100, "messages": 5, "rounds": 3,
                "open_clients": 500, "open_messages": 4, "open_spacing_s": 0.5,
                "open_factors": [2, 4]},
@@ -87,7 +88,7 @@ SMOKE = {
     "warmup": {"clients": 2, "messages": 1},
     "hostile": {"latency_ms": 10, "clients": 3, "messages": 3, "think_ms": 10,
                 "slow_headers": 10, "trickle_ms": 100, "range_workers": 1, "flooders": 1,
-                "flood_bytes": 65536},
+                "flood_bytes": 65536, "rounds": 1},
     "loaded": {"latency_ms": 20, "clients": 4, "messages": 2, "rounds": 1,
                "open_clients": 8, "open_messages": 2, "open_spacing_s": 0.02,
                "open_factors": [2]},
@@ -462,47 +463,6 @@ class Bench(FeatureScenarios):
                                       "queue_wait": queue_wait(before, after),
                                       "busy_counted_by_server": busy_count(before, after)}
         self.procs.stop_all()
-
-    def scenario_hostile(self) -> None:
-        """(h): polite chat p99 without and then with the HTTP attackers of issue 16 running
-        (slow headers, a range flood) and the chat flooder against the same server. The server
-        keeps the shipped rate limits (the flooder meets them); polite clients stay under them."""
-        p = self.params["hostile"]
-        _, url = self.provider(p["latency_ms"])
-        self.default_limits.add("server-h")
-        server = self.server("server-h", url, dict(OPEN_LIMITS), websocket=False,
-                             storage=self.shipped("server-h"))
-        tcp, http = server["ports"]["tcp"], server["ports"]["http"]
-        self.warm(tcp, server["pid"])
-        log(f"(h) {p['clients']} polite clients, no attackers")
-        calm = self.chat(tcp, server["pid"], p, tag="h-calm")
-        command = [self.python, "-m", "bench.attackers", "--port", str(http),
-                   "--slow-headers", str(p["slow_headers"]), "--trickle-ms",
-                   str(p["trickle_ms"]), "--range-workers", str(p["range_workers"])]
-        attackers, _ = self.procs.start("attackers", command, env=self._bench_env())
-        flooders = [self.procs.start(f"flooder-{n}", [
-            self.python, "-m", "bench.flooder", "--port", str(tcp),
-            "--seconds", str(self.args.max_process_seconds),
-            "--max-bytes", str(p.get("flood_bytes", 0))], env=self._bench_env())[0]
-            for n in range(p["flooders"])]
-        time.sleep(1.0)  # the slow connections are open and trickling, the flood is on
-        log(f"(h) the same, with {p['slow_headers']} slow-header connections and "
-            f"{p['range_workers']} range-flood loops")
-        attacked = self.chat(tcp, server["pid"], p, tag="h-attacked")
-        self.procs.stop(attackers)
-        flood = []
-        for n, flooder in enumerate(flooders):
-            self.procs.stop(flooder)
-            out = self.workdir / f"flooder-{n}.out"
-            lines = out.read_text().strip().splitlines() if out.exists() else []
-            flood.append(json.loads(lines[-1]) if lines else {})
-        out = self.workdir / "attackers.out"
-        lines = out.read_text().strip().splitlines() if out.exists() else []
-        attack = json.loads(lines[-1]) if lines else {}
-        self.results["hostile"] = {"params": p, "calm": calm, "attacked": attacked,
-                                   "attack": attack, "flood": flood}
-        self.procs.stop_all()
-
 
     @property
     def out_dir(self) -> Path:

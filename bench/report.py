@@ -343,7 +343,8 @@ def _hostile_table(results: dict, add) -> None:
     add("## (h) hostile: polite clients while the HTTP attackers run")
     add("")
     add(f"Provider latency {p['latency_ms']} ms; {p['clients']} polite TCP clients x "
-        f"{p['messages']} messages, closed loop, think time {p['think_ms']} ms; first alone, "
+        f"{p['messages']} messages, closed loop, think time {p['think_ms']} ms, in "
+        f"{p.get('rounds', 1)} interleaved rounds (medians below; each round: alone, "
         f"then while {p['slow_headers']} connections trickle one header byte every "
         f"{p['trickle_ms']} ms (dropped at `server.http_header_timeout_seconds` and reopened) "
         f"and {p['range_workers']} loops send six-range `GET /app.js` requests back to back. "
@@ -351,7 +352,7 @@ def _hostile_table(results: dict, add) -> None:
         "measures what the attack costs the reactor. With them, "
         f"{p.get('flooders', 0)} chat flooder(s) write `a\\n` on the TCP listener as fast as "
         "the socket takes it (reconnecting when closed); this server keeps the shipped rate "
-        "limits, which the polite clients stay under.")
+        "limits, which the polite clients stay under.)")
     add("")
     add("| polite clients | p50 ms | p99 ms | max ms | messages/s | errors |")
     add("| --- | --- | --- | --- | --- | --- |")
@@ -362,6 +363,22 @@ def _hostile_table(results: dict, add) -> None:
             f"{_f(latency.get('max_ms'), 2)} | {_f(run.get('messages_per_s'))} | "
             f"{run.get('errors')} |")
     add("")
+    rounds = hostile.get("rounds") or {}
+    rounds = [{"calm": calm, "attacked": attacked} for calm, attacked in
+              zip(rounds.get("calm", []), rounds.get("attacked", []))]
+    if rounds:
+        add("| round | p99 alone ms | p99 attacked ms | ratio | server CPU s alone / attacked "
+            "| load average (attacked) |")
+        add("| --- | --- | --- | --- | --- | --- |")
+        for number, one in enumerate(rounds, 1):
+            calm_p99 = one["calm"]["latency"].get("p99_ms")
+            attacked_p99 = one["attacked"]["latency"].get("p99_ms")
+            add(f"| {number} | {_f(calm_p99, 2)} | {_f(attacked_p99, 2)} | "
+                f"{_f(_ratio(attacked_p99, calm_p99), 2)} | "
+                f"{_f(one['calm'].get('server_cpu_s'), 2)} / "
+                f"{_f(one['attacked'].get('server_cpu_s'), 2)} | "
+                f"{one['attacked'].get('load', '')} |")
+        add("")
     if attack:
         add(f"Attackers: {attack.get('slow_opened')} slow-header connections opened, "
             f"{attack.get('slow_dropped')} dropped by the server, "

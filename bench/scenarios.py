@@ -1,6 +1,6 @@
 """
-The scenarios of issue 19 (the loaded case) and of issues 12, 13 and 18 (sqlite storage,
-streaming, Redis and HAProxy), as a mixin of :class:`bench.orchestrate.Bench`: each starts its
+The scenarios of issue 19 (the loaded case), of issues 12, 13 and 18 (sqlite storage,
+streaming, Redis and HAProxy) and of issue 16 (hostile clients), as a mixin of :class:`bench.orchestrate.Bench`: each starts its
 processes through the bench's helpers, records its rounds in ``self.results``, and skips itself
 with a report line when this version of PsicoIA lacks the feature.
 """
@@ -8,7 +8,9 @@ with a report line when this version of PsicoIA lacks the feature.
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
+import statistics
 import socket
 import time
 from pathlib import Path
@@ -32,7 +34,7 @@ def feature(section: str, key: str) -> bool:
 
 
 class FeatureScenarios:
-    """(l), (s), (t) and (r); needs the helpers of ``Bench`` (provider, server, floor, chat)."""
+    """(l), (s), (t), (r) and (h); needs the helpers of ``Bench`` (provider, server, floor, chat)."""
 
     def scenario_loaded(self) -> None:
         """(l): the loaded case of issue 19. Closed loop with no think time (about
@@ -198,11 +200,104 @@ class FeatureScenarios:
         self.results["redis"] = result
         self.procs.stop_all()
 
+    def scenario_hostile(self) -> None:
+        """(h): polite chat p99 without and with the attackers of issue 16 (a chat flooder on
+        the TCP listener, slow-header connections and a range flood on HTTP), in ``rounds``
+        interleaved rounds (calm, attacked, calm, ...) against one server, so a noisy
+        neighbour hits both sides alike; the report gives the medians. The server keeps the
+        shipped rate limits (the flooder meets them); polite clients stay under them."""
+        p = self.params["hostile"]
+        _, url = self.provider(p["latency_ms"])
+        self.default_limits.add("server-h")
+        server = self.server("server-h", url, dict(OPEN_LIMITS), websocket=False,
+                             storage=self.shipped("server-h"))
+        tcp, http, pid = server["ports"]["tcp"], server["ports"]["http"], server["pid"]
+        self.warm(tcp, pid)
+        rounds = []
+        for number in range(p.get("rounds", 1)):
+            log(f"(h) round {number + 1}/{p.get('rounds', 1)}: {p['clients']} polite clients, "
+                "no attackers")
+            calm = dict(self.chat(tcp, pid, p, tag="h-calm"), load=loadavg())
+            log(f"(h) the same, with {p['flooders']} flooder(s), {p['slow_headers']} "
+                f"slow-header connections and {p['range_workers']} range-flood loops")
+            attacked, attack, flood = self._under_attack(number, tcp, http, pid, p)
+            rounds.append({"calm": calm, "attacked": attacked, "attack": attack,
+                           "flood": flood})
+        self.results["hostile"] = {
+            "params": p,
+            # The bench's shape for interleaved rounds (its error count reads it).
+            "rounds": {"calm": [r["calm"] for r in rounds],
+                       "attacked": [r["attacked"] for r in rounds]},
+            "calm": _median_run([r["calm"] for r in rounds]),
+            "attacked": _median_run([r["attacked"] for r in rounds]),
+            "attacks": [r["attack"] for r in rounds],
+            "attack": _summed([r["attack"] for r in rounds]),
+            "flood": [_summed(each) for each in zip(*(r["flood"] for r in rounds))]}
+        self.procs.stop_all()
+
+    def _under_attack(self, number: int, tcp: int, http: int, pid: int,
+                      p: dict) -> tuple[dict, dict, list]:
+        """One attacked round: start the attackers, let them settle, chat, stop them; the
+        chat result and what each attacker printed."""
+        name = f"attackers-{number}"
+        attackers, _ = self.procs.start(name, [
+            self.python, "-m", "bench.attackers", "--port", str(http),
+            "--slow-headers", str(p["slow_headers"]), "--trickle-ms", str(p["trickle_ms"]),
+            "--range-workers", str(p["range_workers"])], env=self._bench_env())
+        flooders = [(f"flooder-{number}-{n}", self.procs.start(f"flooder-{number}-{n}", [
+            self.python, "-m", "bench.flooder", "--port", str(tcp),
+            "--seconds", str(self.args.max_process_seconds),
+            "--max-bytes", str(p.get("flood_bytes", 0))], env=self._bench_env())[0])
+            for n in range(p["flooders"])]
+        time.sleep(1.0)  # the slow connections are open and trickling, the flood is on
+        before = cpu_seconds(attackers.pid), [cpu_seconds(f.pid) for _, f in flooders]
+        attacked = dict(self.chat(tcp, pid, p, tag="h-attacked"), load=loadavg())
+        attacked["attackers_cpu_s"] = round(cpu_seconds(attackers.pid) - before[0], 3)
+        attacked["flooders_cpu_s"] = [round(cpu_seconds(f.pid) - cpu, 3)
+                                      for (_, f), cpu in zip(flooders, before[1])]
+        self.procs.stop(attackers)
+        for _, flooder in flooders:
+            self.procs.stop(flooder)
+        return (attacked, self._last_json(name),
+                [self._last_json(flooder) for flooder, _ in flooders])
+
+    def _last_json(self, name: str) -> dict:
+        out = self.workdir / f"{name}.out"
+        lines = out.read_text().strip().splitlines() if out.exists() else []
+        return json.loads(lines[-1]) if lines else {}
+
     def skip(self, key: str, why: str) -> None:
         log(f"({key}) skipped: {why}")
         self.skipped[key] = why
 
     # --- the whole run ------------------------------------------------------------------------
+
+
+def _median_run(runs: list[dict]) -> dict:
+    """One chat result standing for ``runs``: the median of each latency figure and of the
+    rate and server CPU; answers and errors summed."""
+    def mid(values):
+        values = [v for v in values if v is not None]
+        return statistics.median(values) if values else None
+
+    latency = {key: mid([r["latency"].get(key) for r in runs])
+               for key in ("p50_ms", "p90_ms", "p99_ms", "max_ms")}
+    return {"latency": latency, "rounds": len(runs),
+            "messages_per_s": mid([r.get("messages_per_s") for r in runs]),
+            "server_cpu_s": mid([r.get("server_cpu_s") for r in runs]),
+            "ok": sum(r.get("ok", 0) for r in runs),
+            "errors": sum(r.get("errors", 0) for r in runs),
+            "error_examples": {k: v for r in runs for k, v in r.get("error_examples", {}).items()}}
+
+
+def _summed(counts) -> dict:
+    """Attacker counts (dicts of numbers) added up over rounds."""
+    total: dict = {}
+    for each in counts:
+        for key, value in each.items():
+            if isinstance(value, (int, float)):
+                total[key] = total.get(key, 0) + value
+    return total
 
 
 def sqlite_written(storage: Optional[dict]) -> bool:
