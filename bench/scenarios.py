@@ -1,8 +1,9 @@
 """
 The scenarios of issue 19 (the loaded case), of issues 12, 13 and 18 (sqlite storage,
-streaming, Redis and HAProxy) and of issue 16 (hostile clients), as a mixin of :class:`bench.orchestrate.Bench`: each starts its
-processes through the bench's helpers, records its rounds in ``self.results``, and skips itself
-with a report line when this version of PsicoIA lacks the feature.
+streaming, Redis and HAProxy) and of issue 16 (hostile clients), as a mixin of
+:class:`bench.orchestrate.Bench`: each starts its processes through the bench's helpers,
+records its rounds in ``self.results``, and skips itself with a report line when this version
+of PsicoIA lacks the feature.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def feature(section: str, key: str) -> bool:
 
 
 class FeatureScenarios:
-    """(l), (s), (t), (r) and (h); needs the helpers of ``Bench`` (provider, server, floor, chat)."""
+    """(l), (s), (t), (r) and (h); needs the helpers of ``Bench`` (provider, server, floor,
+    chat)."""
 
     def scenario_loaded(self) -> None:
         """(l): the loaded case of issue 19. Closed loop with no think time (about

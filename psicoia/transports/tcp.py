@@ -9,15 +9,14 @@ in order. The rules live in :mod:`psicoia.chat.session`.
 Half-close: a client that shuts its sending side (``nc -N``, ``printf ... | ncat``) still gets
 every line it sent answered, in order; then the server closes (``IHalfCloseableProtocol``).
 
-Flow control (issue 16, docs/operations.md "Limits and abuse"): the protocol is its
-transport's streaming producer, so a client that does not read what it is sent makes the
-transport pause it once its write buffer passes Twisted's high-water mark (64 KiB); while
-paused the connection hands no line on (each is answered later, never dropped), and reads
-only until LINES_HELD lines wait. At most :data:`~psicoia.transports.backlog.LINES_PER_TURN` lines of one connection
-are handled per reactor turn, and a big read reaches the line editor
-:data:`~psicoia.transports.backlog.FEED_BYTES` at a time as the lines before it are handed on,
-so a flood cannot hold the reactor; reading stops while more than
-:data:`~psicoia.transports.backlog.LINES_HELD` finished lines (or unfed bytes) wait.
+Flow control (issue 16, docs/operations.md "Limits and abuse"; the numbers live in
+:mod:`psicoia.transports.backlog`): the protocol is its transport's streaming producer, so a
+client that does not read what it is sent makes the transport pause it once its write buffer
+passes Twisted's high-water mark (64 KiB); while paused the connection hands no line on (each
+is answered later, never dropped). At most ``LINES_PER_TURN`` lines of one connection are
+handed on per reactor turn, and a big read reaches the line editor ``FEED_BYTES`` at a time
+as the lines before it are handed on, so a flood cannot hold the reactor; reading stops while
+more than ``LINES_HELD`` finished lines (or any unfed bytes) wait.
 """
 
 from __future__ import annotations
