@@ -64,6 +64,12 @@ def peer_address(transport) -> str:
 class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
     transport_name = "tcp"
     log = Logger()
+    # Flow control (class defaults: an idle connection stores none of them, docs/benchmarks.md)
+    _unfed = b""              # read, not yet given to the line editor
+    _holds = 0                # why the socket is not read: OPENING | BACKLOG | LINES | EOF
+    _output_full = False      # the client is not reading: no new line is handed on
+    _budget = LINES_PER_TURN  # lines this connection may still hand on this turn
+    _next_turn = None         # the callLater(0) that refills the budget
 
     def __init__(self, factory: "ChatLineFactory") -> None:
         self.factory = factory
@@ -75,12 +81,6 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
         self.telnet: Optional[TelnetCodec] = None
         self._lines: list = []         # finished lines not yet handed to the session (a list:
                                        # 56 bytes empty, a deque 760)
-        self._unfed = b""              # read, not yet given to the line editor
-        self._holds = 0                # OPENING | BACKLOG | LINES | EOF
-        self._output_full = False      # the client is not reading: no new line is handed on
-        self._budget = LINES_PER_TURN  # lines this connection may still hand on this turn
-        self._next_turn = None         # the callLater(0) that refills the budget
-        self._producing = False        # registered as the transport's producer
         self._delivering = False
         self._closing = False
         self._streamed: dict[str, str] = {}  # trace id -> reply text already written
@@ -99,9 +99,9 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
             self._closing = True
             self.transport.loseConnection()
             return
-        # The transport pauses us when the client does not read what we write.
+        # The transport pauses us when the client does not read what we write (unregistered
+        # by the first disconnect(): a registered producer would hold the close).
         self.transport.registerProducer(self, True)
-        self._producing = True
         opened = self.factory.manager.open(self.transport_name, address, self)
         if not opened.called:  # the store is numbering it: read nothing until it is ready
             self._hold(OPENING)
@@ -173,10 +173,8 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
     def disconnect(self) -> None:
         """Close once the last lines are written; a client that does not take them within
         CLOSE_GRACE_SECONDS is cut off (its buffer must not stay for the idle timeout)."""
-        if self._producing:  # a registered producer would keep the connection open
-            self._producing = False
-            self.transport.unregisterProducer()
         if not self._closing:
+            self.transport.unregisterProducer()
             self.setTimeout(CLOSE_GRACE_SECONDS)
         self._closing = True
         self.transport.loseConnection()
