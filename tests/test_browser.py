@@ -8,6 +8,7 @@ no chromium binary can be found, and then says so loudly.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 import warnings
@@ -681,6 +682,65 @@ async def test_crisis_reply_lists_its_helplines_as_tel_links():
         assert items == list(run.service.config.safety.resources)
         assert "tel:024" in links and "tel:135" in links and "tel:08009990091" in links
         assert header == list(run.service.config.safety.resources)
+    finally:
+        await run.stop()
+
+
+# --- issue 13: a streamed reply from the real service grows on the page ---------------------
+
+STREAMED = ["Hola, ", "te ", "escucho. ", "¿Qué ", "pasó ", "hoy?"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_real_service_streams_a_reply_that_grows_and_ends_as_the_streamed_text():
+    """The real service (llm.stream on) reading real SSE from the fake provider on 127.0.0.1,
+    one chunk every 300 ms: the page's bubble grows over several observations before the final
+    ``reply`` event arrives, and the final text is the concatenation of the streamed deltas."""
+    from tests.fake_provider import Streamed, stream_frames
+
+    run = await running(llm={"stream": True, "max_retries": 0, "stream_stall_seconds": 5})
+    run.provider.push(Streamed(frames=stream_frames(STREAMED), interval=0.3))
+    try:
+        def stream():
+            frames: list = []  # every psicoia.v1 event the page received, in order
+            context = run.browser.browser.new_context(viewport={"width": 390, "height": 700})
+            page = context.new_page()
+            page.on("websocket", lambda socket: socket.on(
+                "framereceived", lambda payload: frames.append(json.loads(payload))))
+            page.goto(run.url)
+            page.wait_for_selector("#status[data-state=open]", timeout=TIMEOUT_MS)
+            page.wait_for_selector("#forget:not([disabled])", timeout=TIMEOUT_MS)
+            page.fill("#input", "hola")
+            page.keyboard.press("Enter")
+            bubble = page.locator("#messages .msg.bot")
+            bubble.wait_for(timeout=TIMEOUT_MS)
+            seen = []  # (text, aria-busy, how many events the page had then, final seen)
+            while True:
+                text = bubble.locator(".text").text_content()
+                busy = bubble.get_attribute("aria-busy")
+                final = any(event["type"] == "reply" for event in frames)
+                if not seen or seen[-1][:2] != (text, busy):
+                    seen.append((text, busy, final))
+                if busy is None:
+                    break
+                page.wait_for_timeout(20)
+            return seen, bubble.count(), list(frames)
+
+        seen, count, frames = await browser_call(run, stream)
+        deltas = [event["text"] for event in frames if event["type"] == "reply_delta"]
+        [final] = [event for event in frames if event["type"] == "reply"]
+        growing = [text for text, busy, final_seen in seen if busy == "true" and not final_seen]
+        assert len(growing) >= 3, seen  # several observations of a growing bubble
+        assert all(len(later) > len(earlier) and later.startswith(earlier)
+                   for earlier, later in zip(growing, growing[1:])), seen
+        assert all("".join(STREAMED).startswith(text) for text in growing), seen
+        assert len(growing[-2]) < len("".join(STREAMED)), "seen growing before it was whole"
+        assert len(deltas) >= 3 and final["final"] is True
+        assert "".join(deltas) == final["text"] == "".join(STREAMED)
+        assert seen[-1][0] == final["text"] and seen[-1][1] is None  # the bubble says the same
+        assert count == 1  # the streamed bubble became the reply: no second bubble
+        assert len(run.provider.requests) == 1
+        assert run.provider.requests[0]["json"]["stream"] is True
     finally:
         await run.stop()
 
