@@ -192,8 +192,8 @@ async def test_upstream_closing_before_its_greeting_is_reported():
         client = await topology.connect("http", "/ws")
         client.say("hola")
         [bridge] = topology.gateway.registry.connections()
-        await eventually(lambda: bridge.upstream is not None)
-        bridge.upstream.transport.loseConnection()
+        await eventually(lambda: bridge.backend.upstream is not None)
+        bridge.backend.upstream.transport.loseConnection()
         assert await client.wait_frames(1) == [texts.UPSTREAM_LOST]
         assert await client.closed == 1013
     finally:

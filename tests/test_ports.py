@@ -14,7 +14,7 @@ from psicoia.chat.ports import (
 )
 from psicoia.storage.memory import LocalSlots, MemoryStore
 from psicoia.transports.tcp import ChatLineProtocol
-from psicoia.transports.chat_socket import ChatWebSocketProtocol
+from psicoia.transports.chat_socket import ChatBackend
 from tests.helpers import fired
 
 
@@ -26,7 +26,7 @@ def test_local_slots_are_shared_state():
     assert verifyObject(ISharedState, LocalSlots(2, 5))
 
 
-@pytest.mark.parametrize("listener", [SessionListener, ChatLineProtocol, ChatWebSocketProtocol])
+@pytest.mark.parametrize("listener", [SessionListener, ChatLineProtocol, ChatBackend])
 def test_transports_are_session_listeners(listener):
     assert verifyClass(ISessionListener, listener)
 

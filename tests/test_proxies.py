@@ -90,7 +90,8 @@ def test_forwarded_wins_over_x_forwarded_for():
 
 def peers(server) -> list[str]:
     """The address each open conversation was opened with (a service or a Harness)."""
-    return sorted(connection.session.peer for connection in server.registry.connections())
+    return sorted(getattr(connection, "backend", connection).session.peer
+                  for connection in server.registry.connections())
 
 
 def proxied_connection(harness: Harness, proxy_host: str = "10.0.0.1"):

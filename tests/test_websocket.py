@@ -19,9 +19,9 @@ from twisted.logger import globalLogPublisher
 from psicoia import texts
 from psicoia.chat.session import FLOOD_FACTOR
 from psicoia.ops.connections import ConnectionRegistry
-from psicoia.transports.chat_socket import ChatWebSocketFactory, ChatWebSocketProtocol
+from psicoia.transports.chat_socket import chat_socket_factory
 from psicoia.transports.origins import OriginPolicy
-from psicoia.transports.websocket import HARD_CAP_MIN_BYTES, JSON_PROTOCOL
+from psicoia.transports.websocket import HARD_CAP_MIN_BYTES, JSON_PROTOCOL, ChatSocket
 from tests.fake_provider import FakeProvider, Scripted, completion, serve
 from tests.helpers import fired, make_manager  # noqa: F401
 from tests.helpers import LOCAL, connect_line_client, make_config, port_of, start_service
@@ -375,7 +375,7 @@ class PingClient(FrameClient):
             super().onPing(payload)
 
 
-class PongServerProtocol(ChatWebSocketProtocol):
+class PongServerProtocol(ChatSocket):
     def onPong(self, payload: bytes) -> None:
         self.factory.ponged.pop(0).callback(None)
 
@@ -391,7 +391,7 @@ async def keepalive_server(answer_pings: bool, timers: Clock):
     config = make_config(api_key=None)
     manager = make_manager(config, ChatProvider(config.llm, None, reactor, None), reactor)
     registry = ConnectionRegistry(10, 10)
-    factory = ChatWebSocketFactory(manager, registry, reactor, OriginPolicy(), reactor=reactor,
+    factory = chat_socket_factory(manager, registry, reactor, OriginPolicy(), reactor=reactor,
                                    ping_interval=30, ping_timeout=10, timers_clock=timers)
     factory.protocol = PongServerProtocol
     factory.ponged = [Deferred() for _ in range(3)]
@@ -726,8 +726,8 @@ async def test_a_flood_of_frames_is_read_as_replies_go_out_not_queued_without_bo
         # Give the reactor time to read what the server is willing to read.
         for _ in range(20):
             await deferLater(reactor, 0.01, lambda: None)
-        assert socket.backlog.paused
-        assert len(socket.session._pending) < frames // 4
+        assert socket.backend.backlog.paused
+        assert len(socket.backend.session._pending) < frames // 4
         provider.hanging[0].setResponseCode(200)
         provider.hanging[0].write(completion("primera"))
         provider.hanging[0].finish()
@@ -789,7 +789,7 @@ async def test_a_page_with_20_queued_messages_keeps_answering_pings_and_gets_20_
     config = make_config(limits={"rate_max_messages": 100})
     manager = make_manager(config, provider, reactor, system_prompt="s")
     registry = ConnectionRegistry(10, 10)
-    factory = ChatWebSocketFactory(manager, registry, reactor, OriginPolicy(), reactor=reactor,
+    factory = chat_socket_factory(manager, registry, reactor, OriginPolicy(), reactor=reactor,
                                    ping_interval=30, ping_timeout=10, timers_clock=timers)
     factory.protocol = PongServerProtocol
     factory.ponged = [Deferred() for _ in range(3)]
@@ -809,10 +809,10 @@ async def test_a_page_with_20_queued_messages_keeps_answering_pings_and_gets_20_
             await deferLater(reactor, 0.01, lambda: None)
         socket = registry.connections()[0]
         for _ in range(100):  # until all 20 were read: 16 unanswered, 4 held
-            if len(socket._waiting) == 4:
+            if len(socket.backend._waiting) == 4:
                 break
             await deferLater(reactor, 0.01, lambda: None)
-        assert socket.backlog.paused and len(socket._waiting) == 4
+        assert socket.backend.backlog.paused and len(socket.backend._waiting) == 4
         timers.advance(30)
         await soon(client.pinged[0])
         await soon(factory.ponged[0])  # the pong was read although messages are held

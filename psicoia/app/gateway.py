@@ -15,11 +15,14 @@ from __future__ import annotations
 import re
 import string
 from collections import deque
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.endpoints import clientFromString, connectProtocol
+from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
+from zope.interface import implementer
 
 from psicoia import texts
 from psicoia.config import Config
@@ -33,8 +36,9 @@ from psicoia.transports.websocket import (
     CLOSE_GOING_AWAY,
     CLOSE_NORMAL,
     CLOSE_TRY_AGAIN,
-    ChatSocket,
     ChatSocketFactory,
+    IChatBackend,
+    IChatSocket,
     OriginPolicy,
 )
 from psicoia.chat import vocabulary
@@ -104,8 +108,8 @@ class UpstreamLine(LineReceiver):
     delimiter = b"\n"
     MAX_LENGTH = UPSTREAM_MAX_LINE_BYTES
 
-    def __init__(self, socket: "GatewaySocket", header: bytes = b"") -> None:
-        self.socket = socket
+    def __init__(self, bridge: "GatewayBridge", header: bytes = b"") -> None:
+        self.bridge = bridge
         self.header = header
 
     def connectionMade(self) -> None:
@@ -113,13 +117,13 @@ class UpstreamLine(LineReceiver):
             self.transport.write(self.header)
 
     def lineReceived(self, line: bytes) -> None:
-        self.socket.upstream_line(line.rstrip(b"\r").decode("utf-8", "replace"))
+        self.bridge.upstream_line(line.rstrip(b"\r").decode("utf-8", "replace"))
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self.transport.loseConnection()
 
     def connectionLost(self, reason=None) -> None:
-        self.socket.upstream_lost()
+        self.bridge.upstream_lost()
 
     def send(self, text: str) -> None:
         self.sendLine(text.encode("utf-8"))
@@ -137,11 +141,32 @@ class _Slot:
         self.reply = local
 
 
-class GatewaySocket(ChatSocket):
-    """A browser bridged to its own TCP connection upstream."""
+@dataclass(frozen=True)
+class Upstream:
+    """Where and how every bridge of a gateway connects: ``endpoint`` is a client endpoint
+    string (``tcp:HOST:5001``), ``connect_timeout`` in seconds on ``reactor``; ``send_proxy``
+    starts the connection with a PROXY protocol v1 line naming the browser."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    endpoint: str
+    reactor: Any
+    connect_timeout: float = CONNECT_TIMEOUT_SECONDS
+    send_proxy: bool = False
+
+    def connect(self, protocol: "UpstreamLine") -> Deferred:
+        connecting = connectProtocol(clientFromString(self.reactor, self.endpoint), protocol)
+        connecting.addTimeout(self.connect_timeout, self.reactor)
+        return connecting
+
+
+@implementer(IChatBackend)
+class GatewayBridge:
+    """A browser (its ``socket``) bridged to its own TCP connection ``upstream``."""
+
+    log = Logger()
+
+    def __init__(self, socket: IChatSocket, upstream: Upstream) -> None:
+        self.socket = socket
+        self.settings = upstream
         self.upstream: Optional[UpstreamLine] = None
         self._connecting: Optional[Deferred] = None
         self._outgoing: list[str] = []
@@ -157,18 +182,17 @@ class GatewaySocket(ChatSocket):
     # --- lifecycle --------------------------------------------------------------------------
 
     def start(self, address: str) -> None:
-        factory = self.factory
         self.log.info("gateway connection open mode={mode} peer={peer}",
-                      mode="json" if self.json_mode else "line", peer=address)
-        header = proxy_header(address, self.transport.getPeer()) if factory.send_proxy else b""
-        connecting = connectProtocol(factory.endpoint(), UpstreamLine(self, header))
-        connecting.addTimeout(factory.connect_timeout, factory.reactor)
+                      mode="json" if self.socket.json_mode else "line", peer=address)
+        send_proxy = self.settings.send_proxy
+        header = proxy_header(address, self.socket.transport_peer()) if send_proxy else b""
+        connecting = self.settings.connect(UpstreamLine(self, header))
         connecting.addCallbacks(self._connected, self._connect_failed)
         self._connecting = connecting
 
     def _connected(self, upstream: UpstreamLine) -> None:
         self._connecting = None
-        if self.closing:
+        if self.socket.closing:
             upstream.transport.abortConnection()
             return
         self.upstream = upstream
@@ -180,13 +204,13 @@ class GatewaySocket(ChatSocket):
         self._connecting = None
         self.log.warn("gateway: upstream unreachable ({error})",
                       error=failure.getErrorMessage() or failure.type.__name__)
-        if not self.closing:
-            self.send_notice(texts.UPSTREAM_DOWN, "upstream_down", None)
-            self.close(CLOSE_TRY_AGAIN)
+        if not self.socket.closing:
+            self.socket.send_notice(texts.UPSTREAM_DOWN, "upstream_down", None)
+            self.socket.close(CLOSE_TRY_AGAIN)
         self._check_answered()
 
     def stop(self) -> None:
-        self.log.info("[{user}] gateway connection closed", user=self.label)
+        self.log.info("[{user}] gateway connection closed", user=self.socket.label)
         if self._connecting is not None:
             self._connecting.cancel()
         if self.upstream is not None:
@@ -198,8 +222,8 @@ class GatewaySocket(ChatSocket):
     # --- graceful shutdown (ChatService._drain, psicoia/lifecycle.py) -----------------------
 
     def notify_shutdown(self) -> None:
+        """From now on new messages get the notice here (the socket says it right after)."""
         self.shutting_down = True
-        super().notify_shutdown()
 
     def awaiting_upstream(self) -> bool:
         """Some message sent upstream has no answer yet."""
@@ -207,14 +231,14 @@ class GatewaySocket(ChatSocket):
 
     def when_answered(self) -> Deferred:
         """Fires once no message waits for its answer from upstream, or none can come."""
-        if self.closing or not self.awaiting_upstream():
+        if self.socket.closing or not self.awaiting_upstream():
             return succeed(None)
         waiter: Deferred = Deferred()
         self._answered_waiters.append(waiter)
         return waiter
 
     def _check_answered(self) -> None:
-        if self._answered_waiters and (self.closing or not self.awaiting_upstream()):
+        if self._answered_waiters and (self.socket.closing or not self.awaiting_upstream()):
             waiters, self._answered_waiters = self._answered_waiters, []
             for waiter in waiters:
                 if not waiter.called:  # cancelled when the grace period ran out
@@ -227,9 +251,9 @@ class GatewaySocket(ChatSocket):
             self._answer_here(ref, Reply(texts.SHUTTING_DOWN, Kind.SHUTTING_DOWN))
             return
         self._sent += 1
-        self._slots.append(_Slot(ref, f"{self.label or 'Usuario'}:m{self._sent}"))
-        if self.json_mode:
-            self.send_event("accepted", self._slots[-1].trace_id, ref=ref)
+        self._slots.append(_Slot(ref, f"{self.socket.label or 'Usuario'}:m{self._sent}"))
+        if self.socket.json_mode:
+            self.socket.send_event("accepted", self._slots[-1].trace_id, ref=ref)
         if self.upstream is not None:
             self.upstream.send(text)
         else:
@@ -237,23 +261,23 @@ class GatewaySocket(ChatSocket):
 
     def message_too_long(self, ref) -> None:
         """Answered here (the text was not kept), in its place among the pending answers."""
-        limit = self.factory.max_message_bytes
+        limit = self.socket.max_message_bytes
         self._answer_here(ref, Reply(texts.TOO_LONG.format(limit=limit), Kind.TOO_LONG))
 
     def _answer_here(self, ref, reply: Reply) -> None:
         """A notice from the gateway itself, in its place among the pending answers."""
         self._local += 1
-        trace_id = f"{self.label or 'Usuario'}:gw{self._local}"
+        trace_id = f"{self.socket.label or 'Usuario'}:gw{self._local}"
         reply = Reply(reply.text, reply.outcome, trace_id)
         self._slots.append(_Slot(ref, trace_id, reply))
-        if self.json_mode:
-            self.send_event("accepted", trace_id, ref=ref)
+        if self.socket.json_mode:
+            self.socket.send_event("accepted", trace_id, ref=ref)
         self._flush()
 
     # --- upstream to browser ----------------------------------------------------------------
 
     def upstream_line(self, line: str) -> None:
-        if self.closing:
+        if self.socket.closing:
             return
         if self._greeting is not None:
             self._greeting_line(line)
@@ -265,74 +289,68 @@ class GatewaySocket(ChatSocket):
             # with that notice: the first one is unsolicited, later ones are answers.
             self._upstream_closing = True
             if not self.shutting_down:  # else the user has heard it from us already
-                self.send_reply(Reply(line, kind, self.label))
+                self.socket.send_reply(Reply(line, kind, self.socket.label))
             return
         pending = next((slot for slot in self._slots if not slot.local and slot.reply is None),
                        None)
         if pending is None or kind in UNSOLICITED:
-            self.send_reply(Reply(line, kind, self.label, crisis=crisis))
+            self.socket.send_reply(Reply(line, kind, self.socket.label, crisis=crisis))
             return
         pending.reply = Reply(line, kind, pending.trace_id, crisis=crisis)
         self._flush()
         self._check_answered()
 
     def _greeting_line(self, line: str) -> None:
-        if not self.json_mode:
-            self.send_line(line)
+        if not self.socket.json_mode:
+            self.socket.send_line(line)
         self._greeting.append(line)
         if "salir" not in line.lower():
             return
         lines, self._greeting = self._greeting, None
         found = _USER.match(lines[0])
-        self.label = found.group(1) if found else "Usuario"
+        self.socket.label = found.group(1) if found else "Usuario"
         for slot in self._slots:  # messages sent before the greeting ended
-            slot.trace_id = slot.trace_id.replace("Usuario:", f"{self.label}:", 1)
-        if self.json_mode:
-            self.send_greeting(self.label, lines)
+            slot.trace_id = slot.trace_id.replace("Usuario:", f"{self.socket.label}:", 1)
+        if self.socket.json_mode:
+            self.socket.send_greeting(self.socket.label, lines)
 
     def _flush(self) -> None:
         while self._slots and self._slots[0].reply is not None:
             slot = self._slots.popleft()
-            self.send_reply(slot.reply, slot.ref)
+            self.socket.send_reply(slot.reply, slot.ref)
 
     def upstream_lost(self) -> None:
         self.upstream = None
-        if self.closing:
+        if self.socket.closing:
             return
         kind = self._last_kind
         if self._greeting:  # closed before greeting us: a refusal (server full, ...)
             for line in self._greeting:
-                if self.json_mode:
-                    self.send_notice(line, classify(line), None)
-            self.close(CLOSE_TRY_AGAIN)
+                if self.socket.json_mode:
+                    self.socket.send_notice(line, classify(line), None)
+            self.socket.close(CLOSE_TRY_AGAIN)
         elif kind in (Kind.GOODBYE, "idle_timeout"):
-            self.close(CLOSE_NORMAL)
+            self.socket.close(CLOSE_NORMAL)
         elif kind == Kind.SHUTTING_DOWN or self._upstream_closing:
-            self.close(CLOSE_GOING_AWAY)
+            self.socket.close(CLOSE_GOING_AWAY)
         else:
-            self.log.info("[{user}] gateway: upstream closed the connection", user=self.label)
-            self.send_notice(texts.UPSTREAM_LOST, "upstream_lost", None)
-            self.close(CLOSE_TRY_AGAIN)
+            self.log.info("[{user}] gateway: upstream closed the connection", user=self.socket.label)
+            self.socket.send_notice(texts.UPSTREAM_LOST, "upstream_lost", None)
+            self.socket.close(CLOSE_TRY_AGAIN)
         self._check_answered()
 
 
-class GatewayFactory(ChatSocketFactory):
-    protocol = GatewaySocket
-
-    def __init__(self, config: Config, upstream: str, registry: ConnectionRegistry,
-                 reactor: Any, origins: OriginPolicy, clock: Any = None,
-                 connect_timeout: float = CONNECT_TIMEOUT_SECONDS, send_proxy: bool = False,
-                 **options: Any) -> None:
-        limits = config.limits
-        super().__init__(registry, clock or reactor, limits.max_line_bytes,
-                         limits.idle_timeout_seconds, origins, reactor=reactor,
-                         helplines=config.safety.resources, **options)
-        self.upstream = upstream
-        self.connect_timeout = connect_timeout
-        self.send_proxy = send_proxy
-
-    def endpoint(self):
-        return clientFromString(self.reactor, self.upstream)
+def gateway_socket_factory(config: Config, upstream: Upstream, registry: ConnectionRegistry,
+                           origins: OriginPolicy, clock: Any = None,
+                           **options: Any) -> ChatSocketFactory:
+    """The gateway's WebSocket factory: every admitted socket gets a :class:`GatewayBridge`
+    to ``upstream``; ``clock`` (default: the upstream's reactor) runs the idle timeout."""
+    limits = config.limits
+    return ChatSocketFactory(registry, clock or upstream.reactor, limits.max_line_bytes,
+                             limits.idle_timeout_seconds, origins,
+                             lambda socket: GatewayBridge(socket, upstream),
+                             reactor=upstream.reactor, helplines=config.safety.resources,
+                             **options)
 
 
 class GatewayService(ChatService):
@@ -356,7 +374,7 @@ class GatewayService(ChatService):
 
     def pending_replies(self) -> Deferred:
         connections = self.registry.connections()
-        return DeferredList([connection.when_answered() for connection in connections])
+        return DeferredList([connection.backend.when_answered() for connection in connections])
 
 
 def build_gateway(config: Config, upstream: str, reactor: Any, clock: Any = None,
@@ -371,7 +389,8 @@ def build_gateway(config: Config, upstream: str, reactor: Any, clock: Any = None
     registry = ConnectionRegistry(
         config.server.max_connections, config.server.max_connections_per_ip, instruments)
     service = GatewayService(config, reactor, registry, upstream, instruments, clock)
-    add_browser_listeners(service, config, reactor, lambda origins: GatewayFactory(
-        config, upstream, registry, reactor, origins, clock=clock, send_proxy=send_proxy),
+    settings = Upstream(upstream, reactor, send_proxy=send_proxy)
+    add_browser_listeners(service, config, reactor, lambda origins: gateway_socket_factory(
+        config, settings, registry, origins, clock=clock),
         service.report, getattr(instruments, "registry", None))
     return service

@@ -21,7 +21,7 @@ from psicoia.app.listeners import Listener, add_browser_listeners
 from psicoia.ops.metrics import Metrics
 from psicoia.transports.status import StatusReport
 from psicoia.transports.tcp import ChatLineFactory
-from psicoia.transports.chat_socket import ChatWebSocketFactory
+from psicoia.transports.chat_socket import chat_socket_factory
 from psicoia.chat.manager import SessionManager
 from psicoia.storage import open_store
 from psicoia.storage.retention import RetentionService
@@ -110,7 +110,7 @@ def build_service(
     if config.server.tcp_proxied:
         Listener("tcp_proxied", config.server.tcp_proxied, reactor,
                  lines).setServiceParent(service)
-    add_browser_listeners(service, config, reactor, lambda origins: ChatWebSocketFactory(
+    add_browser_listeners(service, config, reactor, lambda origins: chat_socket_factory(
         manager, registry, clock, origins, reactor=reactor), service.report,
         getattr(instruments, "registry", None))
     return service

@@ -1,6 +1,7 @@
 """
-The WebSocket backed by this process's chat core: a :class:`ChatSocket` whose messages go to a
-session (psicoia/chat/session.py), and the factory the service listens with.
+The WebSocket backed by this process's chat core: :class:`ChatBackend`, the
+:class:`~psicoia.transports.websocket.IChatBackend` whose messages go to a session
+(psicoia/chat/session.py), and :func:`chat_socket_factory`, the factory the service listens with.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from collections import deque
 from typing import Any, Callable, Optional
 
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from zope.interface import implementer
 
 from psicoia import texts
 from psicoia.chat.manager import SessionManager
@@ -20,8 +23,9 @@ from psicoia.transports.origins import OriginPolicy
 from psicoia.transports.websocket import (
     CLOSE_NORMAL,
     CLOSE_TRY_AGAIN,
-    ChatSocket,
     ChatSocketFactory,
+    IChatBackend,
+    IChatSocket,
 )
 
 
@@ -29,16 +33,21 @@ from psicoia.transports.websocket import (
 WAITING_LIMIT = 256
 
 
-class ChatWebSocketProtocol(ChatSocket, SessionListener):
-    """A browser (or wscat) talking to this process's session manager.
+@implementer(IChatBackend)
+class ChatBackend(SessionListener):
+    """A browser (or wscat) talking to this process's session manager, through ``socket``.
 
     In JSON mode it shows what the session tells it (accepted, queued, waiting) as events
     carrying the message's ``ref``. Events raised while :meth:`Session.submit` runs are held
     until it returns with the trace id, then sent with the ref (:meth:`_submit`).
     """
 
-    def __init__(self) -> None:
-        super().__init__()
+    transport_name = "websocket"
+    log = Logger()
+
+    def __init__(self, manager: SessionManager, socket: IChatSocket) -> None:
+        self.manager = manager
+        self.socket = socket
         self.session = None
         self._refs: dict[str, Any] = {}
         self._held: Optional[list] = None  # events raised inside submit(), sent after it
@@ -52,30 +61,33 @@ class ChatWebSocketProtocol(ChatSocket, SessionListener):
         self._reading_paused = False
 
     def start(self, address: str) -> None:
-        opened = self.factory.manager.open(self.transport_name, address, self)
+        opened = self.manager.open(self.transport_name, address, self)
         opened.addCallbacks(self._opened, self._open_failed, callbackArgs=(address,))
 
     def _opened(self, session, address: str) -> None:
-        if self.closing:
+        if self.socket.closing:
             session.close()
             return
         self.session = session
-        self.label = session.user
+        self.socket.label = session.user
         self.log.info("[{user}] connection open transport=websocket mode={mode} peer={peer}",
-                      user=session.user, mode="json" if self.json_mode else "line",
+                      user=session.user, mode="json" if self.socket.json_mode else "line",
                       peer=address)
-        self.send_greeting(session.user, session.greeting(), session.code)
+        self.socket.send_greeting(session.user, session.greeting(), session.code)
 
     def _open_failed(self, failure) -> None:
         self.log.failure("could not open a conversation", failure)
-        self.send_notice(texts.ERROR, Kind.ERROR, None)
-        self.close(CLOSE_TRY_AGAIN)
+        self.socket.send_notice(texts.ERROR, Kind.ERROR, None)
+        self.socket.close(CLOSE_TRY_AGAIN)
 
     def stop(self) -> None:
         if self.session is None:
             return
-        self.log.info("[{user}] connection closed transport=websocket", user=self.label)
+        self.log.info("[{user}] connection closed transport=websocket", user=self.socket.label)
         self.session.close()
+
+    def notify_shutdown(self) -> None:
+        """Nothing to do: the session manager answers new messages with the notice itself."""
 
     def message(self, text: str, ref) -> None:
         self._accept(text, ref)
@@ -90,7 +102,7 @@ class ChatWebSocketProtocol(ChatSocket, SessionListener):
             self._waiting.append((text, ref))
             if len(self._waiting) >= WAITING_LIMIT and not self._reading_paused:
                 self._reading_paused = True
-                self.transport.pauseProducing()
+                self.socket.pause_reading()
             return
         self._submit_one(text, ref)
 
@@ -107,11 +119,11 @@ class ChatWebSocketProtocol(ChatSocket, SessionListener):
         """Half the unanswered messages are answered: submit the held ones, in order, until
         the backlog fills again; read the socket again once few are held."""
         self._holding = False
-        while self._waiting and not self._holding and not self.closing:
+        while self._waiting and not self._holding and not self.socket.closing:
             self._submit_one(*self._waiting.popleft())
         if self._reading_paused and len(self._waiting) < WAITING_LIMIT // 2:
             self._reading_paused = False
-            self.transport.resumeProducing()
+            self.socket.resume_reading()
 
     def _submit(self, submit: Callable, ref) -> None:
         self._held = []
@@ -121,15 +133,15 @@ class ChatWebSocketProtocol(ChatSocket, SessionListener):
             held, self._held = self._held, None
         if submission.trace_id is not None:
             self._refs[submission.trace_id] = ref
-        if self.json_mode:
+        if self.socket.json_mode:
             for event_type, trace_id, fields in held:
-                self.send_event(event_type, trace_id, ref=ref, **fields)
+                self.socket.send_event(event_type, trace_id, ref=ref, **fields)
         self.backlog.added()
         submission.reply.addCallback(self._write_reply)
         submission.reply.addBoth(self._answered)
 
     def _answered(self, result):
-        self.backlog.answered(self.closing)
+        self.backlog.answered(self.socket.closing)
         return result
 
     # --- what the session tells us (psicoia.chat.ports.ISessionListener) -------------------
@@ -137,8 +149,8 @@ class ChatWebSocketProtocol(ChatSocket, SessionListener):
     def _event(self, event_type: str, trace_id: str, **fields: Any) -> None:
         if self._held is not None:
             self._held.append((event_type, trace_id, fields))
-        elif self.json_mode:
-            self.send_event(event_type, trace_id, ref=self._refs.get(trace_id), **fields)
+        elif self.socket.json_mode:
+            self.socket.send_event(event_type, trace_id, ref=self._refs.get(trace_id), **fields)
 
     def on_accepted(self, trace_id: str) -> None:
         self._event("accepted", trace_id)
@@ -155,38 +167,37 @@ class ChatWebSocketProtocol(ChatSocket, SessionListener):
         self._event("reply_delta", trace_id, text=text)
 
     def on_taken_over(self) -> None:
-        self.send_notice(texts.TAKEN_OVER, Kind.TAKEN_OVER, None)
-        self.close(CLOSE_NORMAL)
+        self.socket.send_notice(texts.TAKEN_OVER, Kind.TAKEN_OVER, None)
+        self.socket.close(CLOSE_NORMAL)
 
     def on_conversation(self, user: str, code: str, turns: list) -> None:
-        self.label = user
+        self.socket.label = user
         transcript = [{"role": turn.role, "text": turn.content} for turn in turns]
         if self._held is not None:  # answering a resume/forget event: sent with its ref
             self._held.append(("conversation", user, {"user": user, "resume_token": code,
                                                       "transcript": transcript}))
-        elif self.json_mode:
-            self.send_event("conversation", user, ref=None, user=user, resume_token=code,
-                            transcript=transcript)
+        elif self.socket.json_mode:
+            self.socket.send_event("conversation", user, ref=None, user=user,
+                                   resume_token=code, transcript=transcript)
 
     def _write_reply(self, reply: Reply) -> None:
         ref = self._refs.pop(reply.trace_id, None)
-        if self.closing or not reply.text:
+        if self.socket.closing or not reply.text:
             return
-        self.send_reply(reply, ref)
+        self.socket.send_reply(reply, ref)
         if reply.close:
-            self.close(CLOSE_NORMAL)
+            self.socket.close(CLOSE_NORMAL)
 
 
-class ChatWebSocketFactory(ChatSocketFactory):
-    protocol = ChatWebSocketProtocol
-
-    def __init__(self, manager: SessionManager, registry: ConnectionRegistry,
-                 clock: IReactorTime, origins: Optional[OriginPolicy] = None,
-                 reactor: Any = None, **options: Any) -> None:
-        limits = manager.config.limits
-        if origins is None:
-            origins = OriginPolicy(manager.config.server.allowed_origins)
-        super().__init__(registry, clock, limits.max_line_bytes, limits.idle_timeout_seconds,
-                         origins, reactor=reactor, helplines=manager.config.safety.resources,
-                         **options)
-        self.manager = manager
+def chat_socket_factory(manager: SessionManager, registry: ConnectionRegistry,
+                        clock: IReactorTime, origins: Optional[OriginPolicy] = None,
+                        reactor: Any = None, **options: Any) -> ChatSocketFactory:
+    """The WebSocket factory of the service: every admitted socket gets a :class:`ChatBackend`
+    on ``manager``. ``options`` are :class:`ChatSocketFactory`'s keepalive settings."""
+    limits = manager.config.limits
+    if origins is None:
+        origins = OriginPolicy(manager.config.server.allowed_origins)
+    return ChatSocketFactory(registry, clock, limits.max_line_bytes,
+                             limits.idle_timeout_seconds, origins,
+                             lambda socket: ChatBackend(manager, socket), reactor=reactor,
+                             helplines=manager.config.safety.resources, **options)

@@ -1,5 +1,6 @@
 """
-The WebSocket transport (Autobahn, same reactor): frames in, messages to the session, frames out.
+The WebSocket transport (Autobahn, same reactor): frames in, messages to a chat backend, frames
+out.
 
 Two ways to talk, chosen at the handshake:
 
@@ -7,23 +8,28 @@ Two ways to talk, chosen at the handshake:
 * ``psicoia.v1``: typed JSON events for the web page (greeting, accepted, queued, waiting,
   reply, notice, error), every one with a trace id.
 
-:class:`ChatSocket` holds what every browser-facing socket needs whatever sits behind it
-(Origin check, size limit without closing, binary frames, idle timeout, the connection caps,
-event encoding); :mod:`psicoia.transports.chat_socket` puts the session manager behind it and
-the gateway (:mod:`psicoia.app.gateway`) a TCP connection upstream. Like the TCP protocol it
-stays thin: the rules live in :mod:`psicoia.chat.session`.
+By composition, not inheritance: :class:`ChatSocket` is the one Autobahn protocol class and does
+only WebSocket mechanics (Origin check, size limit without closing, binary frames, keepalive,
+idle timeout with ``TimeoutMixin`` as the TCP protocol does, the connection caps, event
+encoding). What the messages mean is the job of a backend (:class:`IChatBackend`), one per
+connection, made by the factory when the socket is admitted: :mod:`psicoia.transports.chat_socket`
+puts a session of this process behind it, the gateway (:mod:`psicoia.app.gateway`) a TCP
+connection upstream. The backend talks back only through :class:`IChatSocket`. Like the TCP
+protocol it stays thin: the rules live in :mod:`psicoia.chat.session`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from zope.interface import Attribute, Interface, implementer
 
 from psicoia import texts
 from psicoia.ops.connections import REFUSALS, ConnectionRegistry
@@ -70,11 +76,75 @@ def _command_of(event: dict) -> Optional[str]:
     return None
 
 
-class ChatSocket(WebSocketServerProtocol):
+class IChatBackend(Interface):
+    """What sits behind one WebSocket: the chat of that connection.
+
+    The socket calls these, in this order: :meth:`start` once when it is admitted, then any
+    number of :meth:`message` / :meth:`message_too_long` (and :meth:`notify_shutdown`), then
+    :meth:`stop` once when it has closed. It never calls them for a refused socket.
     """
-    Transport mechanics shared by the chat and the gateway sockets. Subclasses implement
-    :meth:`start`, :meth:`message`, :meth:`message_too_long` and :meth:`stop`.
-    """
+
+    def start(address):
+        """The socket is open and admitted; ``address`` (str) is the client's address (after
+        ``server.trusted_proxies``). The backend greets the user (``send_greeting``)."""
+
+    def message(text, ref):
+        """One message from the user: ``text`` is non-empty, line breaks folded; ``ref`` is
+        the JSON event's ``ref`` (str or int) or None (line mode, or none given). Each one must
+        be answered exactly once, in order."""
+
+    def message_too_long(ref):
+        """A message over ``limits.max_line_bytes`` arrived; its text was not kept. Answered
+        with the too-long notice, in its place among the answers."""
+
+    def notify_shutdown():
+        """The service is stopping; the socket tells the user right after this returns."""
+
+    def stop():
+        """The socket has closed (by either side): let go of what the connection holds."""
+
+
+class IChatSocket(Interface):
+    """What a backend may use of its socket (:class:`ChatSocket`)."""
+
+    json_mode = Attribute("bool: the client chose psicoia.v1 (JSON events), else line mode")
+    closing = Attribute("bool: the socket is closing or closed; send nothing more")
+    label = Attribute("Optional[str]: who this is in logs and events (Usuario-N); settable")
+    max_message_bytes = Attribute("int: limits.max_line_bytes, in UTF-8 bytes")
+
+    def transport_peer():
+        """The transport's peer address (an IAddress; its port, for the PROXY header)."""
+
+    def send_line(text):
+        """One text frame, while the socket is open."""
+
+    def send_event(event_type, trace_id, **fields):
+        """One psicoia.v1 event: ``{"type": event_type, "trace_id": trace_id, **fields}``."""
+
+    def send_notice(text, kind, trace_id, ref=None, crisis=False):
+        """A notice: the line in line mode, a ``notice`` event of ``kind`` in JSON mode."""
+
+    def send_reply(reply, ref=None):
+        """A :class:`~psicoia.chat.vocabulary.Reply`: its line, or its event (reply, error or
+        notice by ``reply.outcome``, with ``crisis`` and the helplines)."""
+
+    def send_greeting(user, lines, resume_token=None):
+        """The greeting: its lines one per frame, or one ``greeting`` event."""
+
+    def close(code=CLOSE_NORMAL):
+        """Start the closing handshake with ``code`` (1000, 1001 or 1013)."""
+
+    def pause_reading():
+        """Stop reading the socket (backpressure: too many messages held)."""
+
+    def resume_reading():
+        """Read the socket again."""
+
+
+@implementer(IChatSocket)
+class ChatSocket(WebSocketServerProtocol, TimeoutMixin):
+    """WebSocket mechanics for one connection; the chat is its :attr:`backend`'s
+    (``factory.backend(socket) -> IChatBackend``, made when the socket is admitted)."""
 
     transport_name = "websocket"
     log = Logger()
@@ -85,9 +155,16 @@ class ChatSocket(WebSocketServerProtocol):
         self.admitted = False
         self.closing = False
         self.label: Optional[str] = None  # who this is in logs and events (Usuario-N)
-        self._idle = None
+        self.backend: Optional[IChatBackend] = None
         self._message_bytes = 0
         self._message_too_long = False
+
+    @property
+    def max_message_bytes(self) -> int:
+        return self.factory.max_message_bytes
+
+    def transport_peer(self):
+        return self.transport.getPeer()
 
     # --- handshake and lifecycle ------------------------------------------------------------
 
@@ -115,20 +192,19 @@ class ChatSocket(WebSocketServerProtocol):
             self.close(CLOSE_TRY_AGAIN)
             return
         self.admitted = True
-        self.reset_idle()
-        self.start(address)
+        self.backend = self.factory.backend(self)
+        self.setTimeout(self.factory.idle_timeout or None)
+        self.backend.start(address)
 
     def onClose(self, wasClean: bool, code, reason) -> None:
         if self.admitted:
             self.factory.registry.instruments.websocket_closed(code)
         self.closing = True
-        if self._idle is not None and self._idle.active():
-            self._idle.cancel()
-        self._idle = None
+        self.setTimeout(None)
         if self.admitted:
             self.admitted = False
             self.factory.registry.release(self)
-            self.stop()
+            self.backend.stop()
 
     def close(self, code: int = CLOSE_NORMAL) -> None:
         """Start the closing handshake. ``sendClose`` only takes 1000 and 3000-4999 (the codes
@@ -139,24 +215,27 @@ class ChatSocket(WebSocketServerProtocol):
         elif self.state == self.STATE_CONNECTING:
             self.dropConnection(abort=True)
 
+    def pause_reading(self) -> None:
+        self.transport.pauseProducing()
+
+    def resume_reading(self) -> None:
+        self.transport.resumeProducing()
+
     # --- Connection interface (psicoia.ops.connections) -----------------------------------------
 
     def notify_shutdown(self) -> None:
+        self.backend.notify_shutdown()
         self.send_notice(texts.SHUTTING_DOWN, Kind.SHUTTING_DOWN, None)
 
     def disconnect(self) -> None:
         self.close(CLOSE_GOING_AWAY)
 
-    # --- idle timeout on the injected clock -------------------------------------------------
+    # --- idle timeout (TimeoutMixin) on the injected clock --------------------------------------
 
-    def reset_idle(self) -> None:
-        if self._idle is not None and self._idle.active():
-            self._idle.cancel()
-        seconds = self.factory.idle_timeout
-        self._idle = self.factory.clock.callLater(seconds, self._idle_timeout) if seconds else None
+    def callLater(self, period: float, func: Callable[[], Any]):
+        return self.factory.clock.callLater(period, func)
 
-    def _idle_timeout(self) -> None:
-        self._idle = None
+    def timeoutConnection(self) -> None:
         if self.closing:
             return
         self.log.info("[{user}] idle timeout", user=self.label)
@@ -185,12 +264,12 @@ class ChatSocket(WebSocketServerProtocol):
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if not self.admitted or self.closing:
             return
-        self.reset_idle()
+        self.resetTimeout()
         if isBinary:
             self.send_notice(texts.BINARY_FRAME, "binary", None)
             return
         if self._message_too_long:
-            self.message_too_long(None)
+            self.backend.message_too_long(None)
             return
         text = payload.decode("utf-8", "replace")
         if not self.json_mode:
@@ -216,12 +295,12 @@ class ChatSocket(WebSocketServerProtocol):
     def _text_message(self, text: str, ref) -> None:
         # Line mode measured the raw frame already (frame_limit); JSON mode measures the text.
         if self.json_mode and len(text.encode("utf-8")) > self.factory.max_message_bytes:
-            self.message_too_long(ref)
+            self.backend.message_too_long(ref)
             return
         text = fold_lines(text)
         if not text:
             return  # like an empty line: no reply
-        self.message(text, ref)
+        self.backend.message(text, ref)
 
     # --- output -----------------------------------------------------------------------------
 
@@ -278,20 +357,6 @@ class ChatSocket(WebSocketServerProtocol):
                         kinds=sorted(Kind), conversational=sorted(CONVERSATIONAL),
                         helplines=helplines(self.factory.helplines), **fields)
 
-    # --- what sits behind the socket --------------------------------------------------------
-
-    def start(self, address: str) -> None:
-        raise NotImplementedError
-
-    def message(self, text: str, ref) -> None:
-        raise NotImplementedError
-
-    def message_too_long(self, ref) -> None:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        raise NotImplementedError
-
 
 class _Timers:
     """Autobahn's protocol timers (handshakes, keepalive pings) on a clock we choose.
@@ -317,22 +382,28 @@ class _TimerCall:
 
 
 class ChatSocketFactory(WebSocketServerFactory):
-    """Settings shared by every socket of one listener: limits, origins, caps, keepalive.
+    """Settings shared by every socket of one listener: limits, origins, caps, keepalive, and
+    ``backend``, called with each admitted :class:`ChatSocket` to make its
+    :class:`IChatBackend`.
 
-    ``clock`` runs the idle timeout, ``timers_clock`` (default: the reactor) the handshake and
-    keepalive timers.
+    ``clock`` runs the idle timeout (``idle_timeout`` seconds, 0 for none),
+    ``timers_clock`` (default: the reactor) the handshake and keepalive timers (seconds).
+    ``max_message_bytes`` is ``limits.max_line_bytes``.
     """
 
     noisy = False
+    protocol = ChatSocket
     trusted_proxies = NO_PROXIES  # server.trusted_proxies (psicoia.transports.proxy)
 
     def __init__(self, registry: ConnectionRegistry, clock: IReactorTime, max_message_bytes: int,
-                 idle_timeout: float, origins: OriginPolicy, reactor: Any = None,
+                 idle_timeout: float, origins: OriginPolicy,
+                 backend: Callable[[ChatSocket], IChatBackend], reactor: Any = None,
                  ping_interval: float = PING_INTERVAL_SECONDS,
                  ping_timeout: float = PING_TIMEOUT_SECONDS,
                  timers_clock: Optional[IReactorTime] = None,
                  helplines: tuple[str, ...] = ()) -> None:
         super().__init__(server="PsicoIA", reactor=reactor)
+        self.backend = backend
         self.helplines = helplines  # shown by the page from the greeting on (header, offline)
         use_timers(self, _Timers(timers_clock or self.reactor))
         self.registry = registry
