@@ -111,6 +111,7 @@ class World:
         self.services: list[Any] = []
         self.listening: dict[int, Any] = {}  # port -> server factory (what connectTCP reaches)
         self._seen_clients = 0
+        self._agents_clients: set[int] = set()  # connectTCP calls the memory agent serves
 
     # --- building -------------------------------------------------------------------------
 
@@ -192,6 +193,8 @@ class World:
         while self._seen_clients < len(self.reactor.tcpClients):
             index = self._seen_clients
             self._seen_clients += 1
+            if index in self._agents_clients:
+                continue
             host, port, factory, _, _ = self.reactor.tcpClients[index]
             server_factory = self.listening.get(port)
             if server_factory is None:
@@ -251,8 +254,9 @@ class World:
 
         # The agent's own Deferred never fires when the handshake is refused; the client's
         # ``opened`` fails then, with the HTTP status (tests/wsclient.py).
+        # The agent connects its own connectTCP call (the next one) in memory, at once.
+        self._agents_clients.add(len(self.reactor.tcpClients))
         agent.open(f"ws://127.0.0.1:{port}{path}", options, build).addErrback(lambda _: None)
-        self._seen_clients = len(self.reactor.tcpClients)  # the agent has connected that one
         self.flush()
         [protocol] = made
         return protocol.opened
