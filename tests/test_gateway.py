@@ -12,12 +12,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from twisted.application.service import IServiceMaker
 from twisted.internet.protocol import Factory, Protocol
+from twisted.plugin import getPlugins
 from twisted.python import usage
 
 from psicoia import texts
 from psicoia.app import gateway_tap
 from psicoia.app.gateway import classify, read_line
+from psicoia.chat.vocabulary import Kind
 from psicoia.transports.websocket import JSON_PROTOCOL
 from tests.fake_provider import Scripted, completion
 from tests.wsclient import GREETING_LINES
@@ -344,9 +347,6 @@ def test_gateway_options_need_a_valid_upstream():
 
 
 def test_gateway_plugin_is_registered():
-    from twisted.application.service import IServiceMaker
-    from twisted.plugin import getPlugins
-
     names = {plugin.tapname: plugin for plugin in getPlugins(IServiceMaker)}
     assert names["psicoia-gateway"].module == "psicoia.app.gateway_tap"
 
@@ -373,8 +373,6 @@ def test_what_the_crisis_layer_appends_does_not_hide_the_kind():
 
 
 def test_the_gateway_knows_every_notice_kind_from_the_one_table():
-    from psicoia.chat.vocabulary import Kind
-
     table = {kind for kind, _ in texts.NOTICES}
     assert table <= {kind.value for kind in Kind}
     core_notices = set(Kind) - {Kind.ANSWERED, Kind.BINARY, Kind.UPSTREAM_DOWN,

@@ -19,6 +19,7 @@ from zope.interface.verify import verifyClass
 from psicoia import texts
 from psicoia.app.gateway import GatewayBridge
 from psicoia.ops.connections import ConnectionRegistry
+from psicoia.provider.client import ChatProvider
 from psicoia.transports.chat_socket import ChatBackend, chat_socket_factory
 from psicoia.transports.origins import OriginPolicy
 from psicoia.transports.websocket import (
@@ -29,6 +30,7 @@ from psicoia.transports.websocket import (
 )
 from tests.fake_provider import FakeProvider, Scripted, completion
 from tests.helpers import make_config, make_manager
+from tests.provider_stub import ControlledProvider
 from tests.wsclient import GREETING_LINES, HandshakeFailed
 from tests.wsmemory import PORTS, MemoryClient, World
 
@@ -352,8 +354,6 @@ def keepalive_server(world: World, answer_pings: bool, timers: Clock, provider=N
                      **limits):
     """A chat socket factory whose keepalive runs on ``timers`` (30 s pings, 10 s timeout),
     listening at the ``websocket`` port, and a greeted client."""
-    from psicoia.provider.client import ChatProvider
-
     config = make_config(api_key=None, limits=limits)
     if provider is None:
         provider = ChatProvider(config.llm, None, world.reactor, None)
@@ -410,8 +410,6 @@ def test_a_client_that_stops_answering_pings_is_disconnected():
 
 def test_a_page_with_20_queued_messages_keeps_answering_pings_and_gets_20_replies():
     """Held back by its backlog, the socket still reads control frames (issue 16, item 4)."""
-    from tests.provider_stub import ControlledProvider
-
     world, timers = World(), Clock()
     provider = ControlledProvider()
     registry, factory, client = keepalive_server(world, True, timers, provider,
