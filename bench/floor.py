@@ -14,7 +14,14 @@ ratios to this server's, measured in the same run.
 ``--stream``: ask for ``"stream": true`` and write each content delta of the server-sent events
 to the client as it arrives, then the line end (what PsicoIA does on TCP with ``llm.stream``).
 
+``--classify``: for each line also send, at once and alongside the reply's request, the
+classification call PsicoIA's second opinion sends (``safety.classifier: auto``, issue 11): the
+same body shape and size (the classifier prompt, the connection's latest user messages
+numbered, ``max_tokens`` 8, not streamed), its reply read and parsed, its answer unused. PsicoIA
+skips it only for messages its rules already put at risk, which the benchmark never sends.
+
     python -m bench.floor --port 0 --provider http://127.0.0.1:PORT/v1 --pool 200 [--stream]
+        [--classify]
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from twisted.protocols.basic import LineReceiver
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from psicoia.chat.history import build_prompt
+from psicoia.chat.second_opinion import MAX_CHARS, MAX_TOKENS, load_prompt
 
 from .common import raise_file_limit
 
@@ -39,6 +47,8 @@ SYSTEM_PROMPT = (Path(__file__).resolve().parent.parent / "psicoia" / "chat" / "
 HISTORY_MAX_MESSAGES = 10  # psicoia.config.HistoryConfig's defaults
 TOKEN_BUDGET = 1000
 CHARS_PER_TOKEN = 3.0
+CLASSIFIER_PROMPT = load_prompt()
+CLASSIFIER_TURNS = 3  # psicoia.config.SafetyConfig's default
 GREETING = "Floor server: escribi salir para irte.\r\n".encode("utf-8")
 HEADERS = {
     b"Authorization": [b"Bearer floor"],
@@ -61,6 +71,10 @@ class FloorProtocol(LineReceiver):
         messages = build_prompt(SYSTEM_PROMPT, self.history, text, HISTORY_MAX_MESSAGES,
                                 TOKEN_BUDGET, CHARS_PER_TOKEN)
         self.history.append({"role": "user", "content": text})
+        if self.factory.classify:
+            recent = [turn["content"][:MAX_CHARS] for turn in self.history
+                      if turn["role"] == "user"][-CLASSIFIER_TURNS:]
+            self.factory.classify_call(recent)
         self.factory.ask(messages, self._piece).addCallbacks(self._reply, self._failed)
 
     def _piece(self, text: str) -> None:
@@ -82,8 +96,10 @@ class FloorFactory(Factory):
     protocol = FloorProtocol
     noisy = False
 
-    def __init__(self, reactor, url: str, pool_size: int, stream: bool = False) -> None:
+    def __init__(self, reactor, url: str, pool_size: int, stream: bool = False,
+                 classify: bool = False) -> None:
         self.stream = stream
+        self.classify = classify
         pool = HTTPConnectionPool(reactor, persistent=True)
         pool.maxPersistentPerHost = pool_size
         pool.retryAutomatically = False
@@ -105,6 +121,20 @@ class FloorFactory(Factory):
         events = SSEText(on_piece)
         await treq.collect(response, events.feed)
         return "".join(events.pieces)
+
+    def classify_call(self, recent: list[str]):
+        numbered = "\n".join(f"{i}. {text}" for i, text in enumerate(recent, start=1))
+        body = json.dumps({
+            "model": "bench",
+            "messages": [{"role": "system", "content": CLASSIFIER_PROMPT},
+                         {"role": "user", "content": numbered}],
+            "temperature": 0.5,
+            "max_tokens": MAX_TOKENS,
+            "stream": False,
+        }).encode("utf-8")
+        answer = self.http.post(self.url, data=body, headers=HEADERS).addCallback(treq.content)
+        answer.addCallback(lambda payload: json.loads(payload)["choices"][0]["message"]["content"])
+        return answer.addErrback(lambda _: None)
 
     def ask(self, messages: list[dict], on_piece):
         from twisted.internet.defer import ensureDeferred
@@ -138,6 +168,8 @@ def main(argv=None) -> int:
     parser.add_argument("--provider", required=True, help="base URL of the fake provider")
     parser.add_argument("--pool", type=int, default=20, help="maxPersistentPerHost")
     parser.add_argument("--stream", action="store_true", help="ask for and relay SSE")
+    parser.add_argument("--classify", action="store_true",
+                        help="also send the second opinion's classification call per line")
     parser.add_argument("--duration", type=float, default=3600.0,
                         help="stop by itself after this many seconds")
     args = parser.parse_args(argv)
@@ -150,7 +182,7 @@ def main(argv=None) -> int:
     from twisted.internet import reactor
 
     raise_file_limit()
-    factory = FloorFactory(reactor, args.provider, args.pool, args.stream)
+    factory = FloorFactory(reactor, args.provider, args.pool, args.stream, args.classify)
     port = reactor.listenTCP(args.port, factory, backlog=1024, interface="127.0.0.1")
     sys.stdout.write(f"listening {port.getHost().port}\n")
     sys.stdout.flush()

@@ -195,12 +195,19 @@ class Bench(FeatureScenarios):
                                       listening_line=True)
         return proc, f"http://{LOCAL}:{port}/v1"
 
-    def floor(self, provider_url: str, pool: int,
-              stream: bool = False) -> tuple[subprocess.Popen, int]:
+    def floor(self, provider_url: str, pool: int, stream: bool = False,
+              classify: Optional[bool] = None) -> tuple[subprocess.Popen, int]:
+        """The floor server; ``classify`` (default: when this version has the second opinion,
+        on in every scenario since the servers have a key) sends its classification call too,
+        so the floor does the same provider-side work as PsicoIA."""
         command = [self.python, "-m", "bench.floor", "--provider", provider_url,
                    "--pool", str(pool), "--duration", str(self.args.max_process_seconds)]
         if stream:
             command.append("--stream")
+        if classify is None:
+            classify = feature("safety", "classifier")
+        if classify:
+            command.append("--classify")
         return self.procs.start("floor", command, env=self._bench_env(), listening_line=True)
 
     def stream_provider(self, latency_ms: float, chunks: int,
@@ -229,8 +236,12 @@ class Bench(FeatureScenarios):
         return env
 
     def server(self, name: str, provider_url: str, llm: dict, profile: Optional[Path] = None,
-               websocket: bool = True, storage: Optional[dict] = None) -> dict:
-        """Start ``twistd -n psicoia`` with a generated config; return its pid and ports."""
+               websocket: bool = True, storage: Optional[dict] = None,
+               extra: Optional[dict] = None, code: Optional[Path] = None) -> dict:
+        """Start ``twistd -n psicoia`` with a generated config; return its pid and ports.
+
+        ``extra``: more config sections (e.g. ``{"safety": {"classifier": "off"}}``); ``code``:
+        another checkout whose ``psicoia`` the server imports (bench/ab.py's A/B runs)."""
         ports = {"tcp": free_port(), "http": free_port()}
         if websocket:
             ports["websocket"] = free_port()
@@ -254,11 +265,15 @@ class Bench(FeatureScenarios):
             storage = self.shipped(name)
         if storage:
             settings["storage"] = storage
+        for section, values in (extra or {}).items():
+            settings.setdefault(section, {}).update(values)
         config = self.workdir / f"{name}.yaml"
         config.write_text(json.dumps(settings, indent=2))  # JSON is YAML
         env = {k: v for k, v in self._bench_env().items()
                if not k.startswith("PSICOIA_") and k not in LEGACY_ENV}
         env[KEY_ENV] = "bench-dummy-key"
+        if code is not None:
+            env["PYTHONPATH"] = str(code) + os.pathsep + env["PYTHONPATH"]
         twistd = Path(self.python).parent / "twistd"
         launcher = [str(twistd)] if twistd.exists() else [
             self.python, "-c", "from twisted.scripts.twistd import run; run()"]
@@ -404,6 +419,8 @@ class Bench(FeatureScenarios):
                    "--duration", str(self.args.max_process_seconds)]
         if floor_stream:
             command.append("--stream")
+        if feature("safety", "classifier"):
+            command.append("--classify")
         floor_proc, floor_port = self.procs.start("floor-profile", command,
                                                   env=self._bench_env(), listening_line=True)
         self.warm(floor_port, floor_proc.pid)

@@ -20,10 +20,11 @@ from psicoia import texts
 from psicoia.chat import commands
 from psicoia.chat.companion import Companion
 from psicoia.chat.crisis import CRISIS_TIERS, most_urgent
+from psicoia.chat.deltas import DeltaRelay
 from psicoia.chat.detector import RiskState
 from psicoia.chat.history import build_prompt
 from psicoia.chat.ports import Conversation, ISessionListener, ProviderError, Turn
-from psicoia.chat.vocabulary import Kind, LineFolder, Reply, fold_lines
+from psicoia.chat.vocabulary import Kind, Reply, fold_lines
 
 if TYPE_CHECKING:  # the manager imports this module; annotations only
     from psicoia.chat.manager import SessionManager
@@ -307,10 +308,10 @@ class Session:
                 manager.config.history.input_token_budget,
                 manager.config.history.chars_per_token,
             )
+            relay = None
             if manager.config.llm.stream:
-                folder = LineFolder()
-                reply = manager.provider.stream(
-                    prompt, trace_id, lambda piece: self._delta(trace_id, folder, piece))
+                relay = DeltaRelay(manager.clock, lambda shown: self._delta(trace_id, shown))
+                reply = manager.provider.stream(prompt, trace_id, relay.feed)
             else:
                 reply = manager.provider.complete(prompt, trace_id)
         except BaseException:
@@ -318,17 +319,19 @@ class Session:
             raise
         # Both release the slot themselves (one callback less than a separate addBoth).
         return reply.addCallbacks(self._answered, self._provider_failed,
-                                  callbackArgs=(slot, text, trace_id),
-                                  errbackArgs=(slot, text, trace_id, tier))
+                                  callbackArgs=(slot, text, trace_id, relay),
+                                  errbackArgs=(slot, text, trace_id, tier, relay))
 
-    def _delta(self, trace_id: str, folder: LineFolder, piece: str) -> None:
-        """A piece of the reply as it streams: what can be shown on one line, shown now."""
-        shown = folder.feed(piece)
-        if shown and not self.closed:
+    def _delta(self, trace_id: str, shown: str) -> None:
+        """Streamed text of the reply, folded to its one line (psicoia/chat/deltas.py)."""
+        if not self.closed:
             self.listener.on_delta(trace_id, shown)
 
-    def _answered(self, answer: str, slot, text: str, trace_id: str) -> Reply:
+    def _answered(self, answer: str, slot, text: str, trace_id: str,
+                  relay: Optional[DeltaRelay]) -> Reply:
         try:
+            if relay is not None:
+                relay.finish()  # what is held goes out before the line's end
             answer = fold_lines(answer)
             self._remember(text, answer)
             self.manager.log.info("[{trace_id}] answered reply_chars={reply_chars}",
@@ -339,8 +342,11 @@ class Session:
         finally:
             self.manager.slots.release_slot(slot)
 
-    def _provider_failed(self, failure, slot, text: str, trace_id: str, tier: Optional[str]) -> Reply:
+    def _provider_failed(self, failure, slot, text: str, trace_id: str, tier: Optional[str],
+                         relay: Optional[DeltaRelay]) -> Reply:
         try:
+            if relay is not None:
+                relay.finish()
             failure.trap(ProviderError)  # anything else (a cancel) goes on as it is
             error = failure.value
             if error.reason == "cut" and error.partial:  # text was shown: end that line

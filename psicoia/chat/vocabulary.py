@@ -9,6 +9,7 @@ metric labels as its value.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Optional
@@ -69,6 +70,7 @@ def fold_lines(text: str) -> str:
 
 # What str.splitlines (and so fold_lines) treats as a line break.
 _LINE_BREAKS = frozenset("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+_HAS_BREAK = re.compile("[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 class LineFolder:
@@ -88,6 +90,8 @@ class LineFolder:
         self._broken = False  # a line break since the last visible character
 
     def feed(self, piece: str) -> str:
+        if _HAS_BREAK.search(piece) is None:  # the usual piece: no character loop
+            return self._feed_unbroken(piece)
         out = []
         for char in piece:
             if char in _LINE_BREAKS:
@@ -101,5 +105,23 @@ class LineFolder:
                 self._broken, self._spaces = False, ""
                 out.append(char)
         text = "".join(out)
+        self.shown += text
+        return text
+
+    def _feed_unbroken(self, piece: str) -> str:
+        """:meth:`feed` for a piece without line breaks, with str methods (the same result:
+        whitespace inside the piece is kept as it is, around it as the loop would)."""
+        core = piece.strip()
+        if not core:  # only spaces: held (or dropped after a break) until visible text
+            if not self._broken:
+                self._spaces += piece
+            return ""
+        if self.shown:
+            before = " " if self._broken else self._spaces + piece[:len(piece) - len(piece.lstrip())]
+            text = before + core
+        else:
+            text = core
+        self._broken = False
+        self._spaces = piece[len(piece.rstrip()):]
         self.shown += text
         return text

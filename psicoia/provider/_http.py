@@ -12,9 +12,11 @@ import treq
 from hyperlink import EncodedURL
 from treq.client import HTTPClient
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, HTTPConnectionPool
-from twisted.web.iweb import IBodyProducer
+from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
+from twisted.web.error import SchemeNotSupported
+from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
 from zope.interface import implementer
 
 from psicoia.chat.ports import ProviderError
@@ -87,12 +89,60 @@ class PreparedURL(EncodedURL):
         return text
 
 
+@implementer(IAgentEndpointFactory)
+class CachedEndpoints:
+    """The endpoints an ``Agent`` connects with, one per (scheme, host, port), made once.
+
+    ``Agent``'s own factory builds a new ``HostnameEndpoint`` for every request, although the
+    pool almost always has a connection to reuse, and that constructor runs the host through
+    IDNA (about 4 ``idna`` label checks per request, docs/benchmarks.md). An endpoint is
+    reusable: this returns the same one for the same destination, built the way ``Agent``'s
+    factory builds it (TCP for ``http``, TLS with ``BrowserLikePolicyForHTTPS`` for
+    ``https``), so the connections and bytes on the wire are the same. At most
+    :data:`MAX_KEPT` destinations are kept (the provider has one or two).
+    """
+
+    MAX_KEPT = 16
+
+    def __init__(self, reactor: Any) -> None:
+        self._reactor = reactor
+        self._tls = BrowserLikePolicyForHTTPS()
+        self._kept: dict[tuple, Any] = {}
+
+    def endpointForURI(self, uri: Any) -> Any:
+        """The endpoint for ``uri`` (a ``twisted.web.client.URI``); raises
+        ``SchemeNotSupported`` for anything but http/https, ``ValueError`` for a host that is
+        not ASCII."""
+        key = (uri.scheme, uri.host, uri.port)
+        endpoint = self._kept.get(key)
+        if endpoint is None:
+            endpoint = self._make(uri)
+            if len(self._kept) >= self.MAX_KEPT:
+                self._kept.clear()
+            self._kept[key] = endpoint
+        return endpoint
+
+    def _make(self, uri: Any) -> Any:
+        try:
+            host = uri.host.decode("ascii")
+        except UnicodeDecodeError:
+            raise ValueError(f"the host {uri.host!r} is not ASCII") from None
+        endpoint = HostnameEndpoint(self._reactor, host, uri.port)
+        if uri.scheme == b"http":
+            return endpoint
+        if uri.scheme == b"https":
+            return wrapClientTLS(self._tls.creatorForNetloc(uri.host, uri.port), endpoint)
+        raise SchemeNotSupported(f"Unsupported scheme: {uri.scheme!r}")
+
+
 def make_http_client(reactor: Any, max_connections: int) -> tuple[HTTPClient, HTTPConnectionPool]:
-    """The production HTTP client: one persistent pool, sized to the semaphore."""
+    """The production HTTP client: one persistent pool, sized to the semaphore, and one
+    endpoint per destination (:class:`CachedEndpoints`)."""
     pool = quiet_pool(HTTPConnectionPool(reactor, persistent=True))
     pool.maxPersistentPerHost = max_connections
     pool.retryAutomatically = False  # we retry ourselves, with backoff and logging
-    client = HTTPClient(Agent(reactor, pool=pool), data_to_body_producer=_body_producer)
+    agent = Agent.usingEndpointFactory(reactor, CachedEndpoints(reactor), pool=pool)
+    client = HTTPClient(agent, data_to_body_producer=_body_producer)
     return client, pool
 
 

@@ -438,6 +438,7 @@ class ChatProvider:
                     b"User-Agent": [USER_AGENT],
                     b"X-Request-ID": [trace_id.encode("ascii", "replace")],
                 },
+                unbuffered=True,  # read once (read_body): no treq copy of every chunk
             )
         except Exception:  # noqa: BLE001 - the caller sees a failed Deferred
             return fail()
