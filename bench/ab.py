@@ -38,6 +38,9 @@ def main(argv=None) -> int:
     parser.add_argument("--scenario", choices=sorted(SHAPES), default="b")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--config", default="{}", help="JSON merged into both configs")
+    parser.add_argument("--a-config", default="{}",
+                        help="JSON merged into A's config only (e.g. the (s) A/B: "
+                             "--base . --a-config '{\"storage\": {\"backend\": \"memory\"}}')")
     parser.add_argument("--clients", type=int, help="instead of the scenario's")
     parser.add_argument("--messages", type=int, help="instead of the scenario's")
     parser.add_argument("--no-floor", action="store_true")
@@ -62,9 +65,13 @@ def main(argv=None) -> int:
         for name, code in (("A", args.base), ("B", None)):
             if name == "A" and not code:
                 continue
-            store = storage or bench.sqlite(f"ab-{name}")
+            mine = json.loads(json.dumps(extra))
+            if name == "A":
+                for section, values in json.loads(args.a_config).items():
+                    mine.setdefault(section, {}).update(values)
+            store = mine.pop("storage", None) or storage or bench.sqlite(f"ab-{name}")
             server = bench.server(f"ab-{name}", url, dict(limits), websocket=False,
-                                  storage=store, extra=extra,
+                                  storage=store, extra=mine,
                                   profile=Path(args.profile).resolve() if args.profile else None,
                                   code=Path(code).resolve() if code else None)
             sides[name] = (server["ports"]["tcp"], server["pid"])

@@ -124,7 +124,7 @@ def test_history_keeps_the_models_words_not_the_appended_resources():
     stack = Stack()
     fired(stack.say(AT_RISK))
     history = stack.session.turns
-    assert [turn["content"] for turn in history] == [AT_RISK, f"Te escucho ({len(AT_RISK)})"]
+    assert [content for _, content in history] == [AT_RISK, f"Te escucho ({len(AT_RISK)})"]
 
 
 # --- degraded paths ---------------------------------------------------------------------------

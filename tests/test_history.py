@@ -17,6 +17,13 @@ def turns(*pairs):
     return out
 
 
+def test_pairs_give_the_same_prompt_as_dicts():
+    history = turns(("u1", "a1"), ("u2", "a2"))
+    pairs = [(m["role"], m["content"]) for m in history]
+    assert build_prompt(SYSTEM, pairs, "u3", 4, 1000, 1) == build_prompt(SYSTEM, history, "u3", 4,
+                                                                          1000, 1)
+
+
 def contents(prompt):
     return [m["content"] for m in prompt]
 

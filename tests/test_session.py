@@ -329,8 +329,7 @@ def test_rate_limited_messages_do_not_reach_the_provider_or_the_history():
     chat.say("no pasa")
     provider.answer_all()
     assert [c.text for c in provider.calls] == ["1"]
-    assert chat.session.turns == [{"role": "user", "content": "1"},
-                                  {"role": "assistant", "content": "re: 1"}]
+    assert chat.session.turns == [("user", "1"), ("assistant", "re: 1")]
 
 
 def test_goodbye_closes_and_bypasses_the_rate_limit():

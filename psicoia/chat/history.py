@@ -20,7 +20,7 @@ def estimate_tokens(text: str, chars_per_token: float) -> int:
 
 def build_prompt(
     system_prompt: str,
-    history: Sequence[Message],
+    history: Sequence[Message | tuple[str, str]],
     user_text: str,
     max_messages: int,
     token_budget: int,
@@ -32,23 +32,27 @@ def build_prompt(
     The system prompt always goes first and the new user message always goes last (even when it
     alone exceeds the budget: the user must be answered). Older turns are added newest first while
     the conversation stays within ``token_budget`` and ``max_messages`` (the new message counts).
+    ``history`` holds message dicts or ``(role, content)`` pairs (the session keeps pairs: 56
+    bytes each where a dict is 184); the result is always dicts.
     """
     used = estimate_tokens(user_text, chars_per_token)
-    chosen: list[Message] = []
+    chosen: list[tuple[str, str]] = []
     for message in reversed(history):
         if len(chosen) + 1 >= max_messages:
             break
-        cost = estimate_tokens(message["content"], chars_per_token)
+        role, content = ((message["role"], message["content"]) if isinstance(message, dict)
+                         else message)
+        cost = estimate_tokens(content, chars_per_token)
         if used + cost > token_budget:
             break
         used += cost
-        chosen.append(message)
+        chosen.append((role, content))
     chosen.reverse()
     # Some providers reject a conversation that starts with an assistant turn.
-    while chosen and chosen[0]["role"] != "user":
+    while chosen and chosen[0][0] != "user":
         chosen.pop(0)
     return [
         {"role": "system", "content": system_prompt},
-        *chosen,
+        *({"role": role, "content": content} for role, content in chosen),
         {"role": "user", "content": user_text},
     ]

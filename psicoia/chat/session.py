@@ -34,6 +34,11 @@ if TYPE_CHECKING:  # the manager imports this module; annotations only
 FLOOD_FACTOR = 10
 
 
+def _values(state: dict) -> tuple:
+    """A crisis state as a flat tuple (about 80 bytes per idle user; the dict was 300)."""
+    return tuple(tuple(sorted(v.items())) if isinstance(v, dict) else v for v in state.values())
+
+
 class Submission(NamedTuple):
     """What :meth:`Session.submit` hands back: the message's trace id (None when the session
     was already closed) and a Deferred firing with its one :class:`Reply`."""
@@ -44,6 +49,11 @@ class Submission(NamedTuple):
 
 class Session:
     """One connected user. Made by :meth:`SessionManager.open`, ended by :meth:`close`."""
+
+    __slots__ = ("manager", "transport", "peer", "listener", "closed", "conversation_id",
+                 "number", "user", "code", "turns", "risk", "_saved_risk", "_late_tier",
+                 "companion", "_messages", "_last", "_ready", "_advancing", "_pending",
+                 "_refused", "__weakref__")
 
     def __init__(self, manager: "SessionManager", conversation: Conversation, code: str,
                  transport: str, peer: str, listener: ISessionListener) -> None:
@@ -68,11 +78,10 @@ class Session:
         self.number = conversation.number
         self.user = f"Usuario-{conversation.number}"
         self.code = code
-        self.turns: list[dict] = [{"role": t.role, "content": t.content}
-                                  for t in conversation.turns]
+        self.turns: list[tuple[str, str]] = [(t.role, t.content) for t in conversation.turns]
         # The crisis layer's state for this conversation (numbers only, docs/safety.md).
         self.risk = RiskState.from_dict(conversation.risk)
-        self._saved_risk = self.risk.to_dict()
+        self._saved_risk = _values(self.risk.to_dict())
         self._late_tier: Optional[str] = None  # found by the second opinion after its reply
         self.companion: Optional[Companion] = None  # the offline companion, made on first use
 
@@ -185,6 +194,10 @@ class Session:
         manager = self.manager
         manager.finished(result)  # first: drain() waiters see it at once
         self._pending.pop(result, None)
+        if self._last is result:
+            # Not kept while idle: the rest of this chain (crisis layer, writer) runs now, so
+            # a message let in by the writer comes after this reply and may start at once.
+            self._last = None
         manager.instruments.reply_ready(self.transport, manager.clock.seconds() - arrived)
         return outcome
 
@@ -310,7 +323,8 @@ class Session:
             )
             relay = None
             if manager.config.llm.stream:
-                relay = DeltaRelay(manager.clock, lambda shown: self._delta(trace_id, shown))
+                relay = DeltaRelay(manager.clock, lambda shown: self.closed
+                                   or self.listener.on_delta(trace_id, shown))
                 reply = manager.provider.stream(prompt, trace_id, relay.feed)
             else:
                 reply = manager.provider.complete(prompt, trace_id)
@@ -321,11 +335,6 @@ class Session:
         return reply.addCallbacks(self._answered, self._provider_failed,
                                   callbackArgs=(slot, text, trace_id, relay),
                                   errbackArgs=(slot, text, trace_id, tier, relay))
-
-    def _delta(self, trace_id: str, shown: str) -> None:
-        """Streamed text of the reply, folded to its one line (psicoia/chat/deltas.py)."""
-        if not self.closed:
-            self.listener.on_delta(trace_id, shown)
 
     def _answered(self, answer: str, slot, text: str, trace_id: str,
                   relay: Optional[DeltaRelay]) -> Reply:
@@ -360,8 +369,8 @@ class Session:
         """Keep the exchange in the window the model sees, and in the store (not awaited: the
         reply never waits on the disk; a storage failure is the store's to report)."""
         keep = self.manager.config.history.max_messages
-        self.turns.append({"role": "user", "content": text})
-        self.turns.append({"role": "assistant", "content": answer})
+        self.turns.append(("user", text))
+        self.turns.append(("assistant", answer))
         del self.turns[:max(0, len(self.turns) - keep)]
         self.manager.persist(self.manager.store.append(
             self.conversation_id, (Turn("user", text), Turn("assistant", answer)), keep,
@@ -378,7 +387,7 @@ class Session:
         self._save_risk()
         opinion = manager.second_opinion
         if opinion is not None and opinion.wanted(tier):
-            recent = [turn["content"] for turn in self.turns if turn["role"] == "user"]
+            recent = [content for role, content in self.turns if role == "user"]
             opinion.ask([*recent, text], f"{self.user}:check").addCallback(self._second_opinion)
         return tier
 
@@ -405,8 +414,9 @@ class Session:
     def _save_risk(self) -> None:
         """Store the crisis state when it changed (numbers only; not awaited)."""
         state = self.risk.to_dict()
-        if state != self._saved_risk:
-            self._saved_risk = state
+        values = _values(state)
+        if values != self._saved_risk:
+            self._saved_risk = values
             manager = self.manager
             manager.persist(manager.store.save_risk(self.conversation_id, state,
                                                     manager.clock.seconds()))
