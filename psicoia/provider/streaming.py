@@ -269,8 +269,11 @@ class StreamBody(Protocol):
                 if not isinstance(content, str):
                     self._fail("malformed", False)
                     return
-                self._token()
-                self._show(self.filter.feed(content))
+                if self.first_token_at is None:
+                    self._token()
+                piece = self.filter.feed(content)
+                if piece:
+                    self._show(piece)
             elif delta.get("reasoning") or delta.get("reasoning_content"):
                 self._token()
         if choice.get("finish_reason"):
@@ -286,7 +289,7 @@ class StreamBody(Protocol):
         if not piece:
             return
         visible = self.reading.visible
-        if visible.shown:
+        if visible.shown:  # the usual piece: the first-token metric is already taken
             visible.add(piece)
             return
         visible.add(piece)

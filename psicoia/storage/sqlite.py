@@ -301,8 +301,9 @@ class SqliteStore:
               cipher.current_id if cipher else None,
               cipher.seal(content, cid) if cipher else content)
              for i, (role, content) in enumerate(rows, start=1)])
-        connection.execute("DELETE FROM turns WHERE conversation_id = ? AND seq <= ?",
-                           (cid, last + len(rows) - keep))
+        if last + len(rows) > keep:  # a statement less while the window is not full
+            connection.execute("DELETE FROM turns WHERE conversation_id = ? AND seq <= ?",
+                               (cid, last + len(rows) - keep))
 
     def save_risk(self, conversation_id: str, risk: dict, now: float) -> Deferred:
         """Replace the crisis state (numbers only: ValueError otherwise); Deferred[None]."""
