@@ -50,6 +50,8 @@ from psicoia.provider.reasoning import ReasoningStyle, ThinkFilter
 from psicoia.provider.sse import SSEParser
 
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+# json.loads without its two wrapper frames, for the usual chunk (no surrounding spaces).
+_RAW_DECODE = json.JSONDecoder().raw_decode
 
 # What a streamed request accepts: a server that ignores "stream" answers JSON.
 ACCEPT_STREAM = b"text/event-stream, application/json"
@@ -238,10 +240,15 @@ class StreamBody(Protocol):
             self._complete()
             return
         try:
-            chunk = json.loads(data)
+            chunk, end = _RAW_DECODE(data)
+            if end != len(data):
+                raise ValueError("not one JSON value")
         except (ValueError, RecursionError):
-            self._fail("malformed", False)
-            return
+            try:  # leading or trailing spaces: what json.loads accepts is accepted
+                chunk = json.loads(data)
+            except (ValueError, RecursionError):
+                self._fail("malformed", False)
+                return
         if not isinstance(chunk, dict):
             self._fail("malformed", False)
             return
