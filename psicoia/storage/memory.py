@@ -9,7 +9,6 @@ with an already-fired Deferred, so tests that use it run synchronously, and
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import replace
 from numbers import Real
@@ -36,6 +35,16 @@ def check_risk(value: Any, depth: int = 0) -> None:
             check_risk(item, depth + 1)
         return
     raise ValueError("risk state must hold only numbers, never text")
+
+
+def _plain_copy(value: Any) -> Any:
+    """A copy of a checked crisis state (:func:`check_risk`) as a JSON round trip gives it
+    (tuples become lists), without encoding it: this runs for every message."""
+    if isinstance(value, dict):
+        return {key: _plain_copy(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_copy(item) for item in value]
+    return value
 
 
 def _copy(conversation: Conversation) -> Conversation:
@@ -111,7 +120,7 @@ class MemoryStore:
             return fail(error)
         conversation = self._by_id.get(conversation_id)
         if conversation is not None:
-            conversation.risk = json.loads(json.dumps(risk))
+            conversation.risk = _plain_copy(risk)
             conversation.updated_at = now
         return succeed(None)
 
