@@ -125,7 +125,9 @@ class ProviderProtocol(Protocol):
     def _request(self, head: bytes, body: bytes) -> None:
         factory = self.factory
         factory.requests += 1
-        if not head.startswith(b"POST ") or b"/chat/completions" not in head.split(b"\r\n", 1)[0]:
+        if head.startswith(b"GET /stats "):
+            answer = response(b"200 OK", b"application/json", factory.take_stats())
+        elif not head.startswith(b"POST ") or b"/chat/completions" not in head.split(b"\r\n", 1)[0]:
             answer = response(b"404 Not Found", b"text/plain", b"not found")
         elif factory.fault_rate and factory.random() < factory.fault_rate:
             factory.faults += 1
@@ -135,7 +137,7 @@ class ProviderProtocol(Protocol):
             answer = factory.stream_answer
         else:
             answer = factory.answer
-        slot = [False, answer]
+        slot = [False, answer, factory.reactor.seconds() + factory.latency]
         self._queue.append(slot)
         if factory.latency:
             factory.reactor.callLater(factory.latency, self._ready, slot)
@@ -148,6 +150,9 @@ class ProviderProtocol(Protocol):
             answer = self._queue[0][1]
             if isinstance(answer, list):  # a timed stream: the next answers wait for its end
                 self._queue[0][0] = False
+                # How late the first chunk goes out against its schedule (a busy machine).
+                self.factory.first_chunk_late.append(
+                    self.factory.reactor.seconds() - self._queue[0][2])
                 self._write_stream(answer, 0)
                 return
             self.transport.write(self._queue.pop(0)[1])
@@ -182,6 +187,15 @@ class ProviderFactory(Factory):
             self.chunk_interval = stream_ms / 1000.0 / max(1, stream_chunks - 1)
         self.requests = 0
         self.faults = 0
+        self.first_chunk_late: list[float] = []  # seconds, per timed stream since take_stats
+
+    def take_stats(self) -> bytes:
+        """``GET /stats``: the median lateness of timed streams' first chunks since the last
+        call (ms; null when none), then forgotten. bench/run subtracts it in (t)."""
+        late = sorted(self.first_chunk_late)
+        self.first_chunk_late = []
+        p50 = round(late[len(late) // 2] * 1000, 3) if late else None
+        return json.dumps({"first_chunk_late_p50_ms": p50, "streams": len(late)}).encode()
 
     def buildProtocol(self, addr):
         return ProviderProtocol(self)

@@ -14,6 +14,7 @@ import shutil
 import statistics
 import socket
 import time
+import urllib.request
 from pathlib import Path
 from typing import Optional
 
@@ -129,6 +130,7 @@ class FeatureScenarios:
             return
         p = self.params["streaming"]
         _, url = self.stream_provider(p["latency_ms"], p["chunks"], p["stream_ms"])
+        stats = url.rsplit("/v1", 1)[0] + "/stats"
         storage = {"backend": "memory"} if feature("storage", "backend") else None
         sides = {
             "stream": self.server("server-t-stream", url, {**OPEN_LIMITS, "stream": True},
@@ -145,7 +147,10 @@ class FeatureScenarios:
         for number in range(p["rounds"]):
             log(f"(t) round {number + 1}/{p['rounds']}")
             for key, port, pid in targets:
-                rounds[key].append(self.chat(port, pid, p, tag=f"t-{key}"))
+                provider_stats(stats)  # forget the warm-up's and the other side's streams
+                run = self.chat(port, pid, p, tag=f"t-{key}")
+                run["provider"] = provider_stats(stats)
+                rounds[key].append(run)
         self.results["streaming"] = {"params": p, "rounds": rounds}
         self.procs.stop_all()
 
@@ -319,6 +324,13 @@ def redis_keys(port: int) -> int:
     except OSError:
         return -1
     return int(answer[1:].split(b"\r\n")[0]) if answer.startswith(b":") else -1
+
+
+def provider_stats(url: str) -> dict:
+    """The fake provider's ``GET /stats`` (bench/fake_provider.py): how late its first chunks
+    went out since the last call, so (t) can tell the provider's lateness from the server's."""
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return json.loads(answer.read())
 
 
 def loadavg() -> str:
