@@ -35,6 +35,7 @@ SHAPES = {
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", help="the other checkout (A); without it, B and the floor only")
+    parser.add_argument("--code", help="the checkout B runs (default: this one)")
     parser.add_argument("--scenario", choices=sorted(SHAPES), default="b")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--config", default="{}", help="JSON merged into both configs")
@@ -62,7 +63,7 @@ def main(argv=None) -> int:
         else:
             _, url = bench.provider(latency)
         sides = {}
-        for name, code in (("A", args.base), ("B", None)):
+        for name, code in (("A", args.base), ("B", args.code)):
             if name == "A" and not code:
                 continue
             mine = json.loads(json.dumps(extra))
