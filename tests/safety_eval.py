@@ -28,6 +28,7 @@ This is a developer tool (it writes to stdout); nothing in the server imports it
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import sys
 from collections import defaultdict
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Iterable, Optional, TextIO
 
 from psicoia.chat import detector
+from psicoia.chat.detector.normalize import normalize
 
 DATA = Path(__file__).resolve().parent / "data"
 DEV = DATA / "crisis" / "dev"
@@ -284,10 +286,14 @@ def _assess(text: str, state=None):
     return detector.assess(text, state)
 
 
-def measure(singles: list[Single], dialogs: dict[str, list[Turn]]) -> Measure:
-    m = Measure()
+def measure(singles: list[Single], dialogs: dict[str, list[Turn]], read=None,
+            m: Optional[Measure] = None) -> Measure:
+    """Score ``singles`` and ``dialogs`` with ``read(text, state) -> Assessment`` (default:
+    the shipped detector), adding to ``m`` when given (the folds of an out-of-fold run)."""
+    read = read or _assess
+    m = m if m is not None else Measure()
     for row in singles:
-        got = _assess(row.text).tier
+        got = read(row.text, None).tier
         if row.label == "ok":
             m.lookalikes_flagged.add(got is not None)
             if got is not None:
@@ -304,7 +310,7 @@ def measure(singles: list[Single], dialogs: dict[str, list[Turn]]) -> Measure:
         state = detector.RiskState()
         onset_seen = False
         for turn in turns:
-            got = _assess(turn.text, state).tier
+            got = read(turn.text, state).tier
             if turn.label == "ok":
                 m.dialog_ok_flagged.add(got is not None)
                 if got is not None:
@@ -321,6 +327,52 @@ def measure(singles: list[Single], dialogs: dict[str, list[Turn]]) -> Measure:
     return m
 
 
+def out_of_fold(k: int = 5, seed: int = 0, options=None) -> dict:
+    """The detector (rules + learned model) on the training data, each fold read by a model
+    trained without it (:mod:`tests.train_crisis_model`, needs scikit-learn): singles in
+    stratified folds (label and kind), dialogs whole in folds of their own.
+
+    ``options``: a :class:`tests.train_crisis_model.Options` (default: its defaults).
+    Returns three measures: ``"all"`` (every training row), ``"fresh"`` (only the rows of
+    ``tests/data/crisis/train/``, which the rules were never tuned on: the honest estimate)
+    and ``"model"`` (the fresh rows read by the fold's model alone, without the rules)."""
+    # Imported here: scikit-learn is a development extra, the in-sample report needs none.
+    from sklearn.model_selection import StratifiedKFold  # noqa: PLC0415
+
+    from tests import train_crisis_model as train  # noqa: PLC0415
+
+    singles, dialogs = train.training_data()
+    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    strata = [f"{s.label}/{s.kind}" for s in singles]
+    single_fold = [0] * len(singles)
+    for number, (_, test) in enumerate(splitter.split(strata, strata)):
+        for i in test:
+            single_fold[i] = number
+    dialog_fold = {name: i % k for i, name in enumerate(
+        sorted(dialogs, key=lambda n: hashlib.sha256(f"{seed}{n}".encode()).hexdigest()))}
+    fresh_files = {p.name for p in train.TRAIN.glob("*.tsv")} if train.TRAIN.is_dir() else set()
+    out = {"all": Measure(), "fresh": Measure(), "model": Measure()}
+    for number in range(k):
+        model = detector.LearnedModel(train.fit(
+            [s for s, f in zip(singles, single_fold) if f != number],
+            {n: t for n, t in dialogs.items() if dialog_fold[n] != number},
+            options or train.Options()))
+
+        def read(text, state, model=model):
+            return detector.assess(text, state, model)
+
+        def alone(text, state, model=model):
+            return model.read(normalize(text))  # a Verdict: its tier, no state
+        test_singles = [s for s, f in zip(singles, single_fold) if f == number]
+        test_dialogs = {n: t for n, t in dialogs.items() if dialog_fold[n] == number}
+        measure(test_singles, test_dialogs, read, out["all"])
+        fresh_singles = [s for s in test_singles if s.source in fresh_files]
+        fresh_dialogs = {n: t for n, t in test_dialogs.items() if t[0].source in fresh_files}
+        measure(fresh_singles, fresh_dialogs, read, out["fresh"])
+        measure(fresh_singles, fresh_dialogs, alone, out["model"])
+    return out
+
+
 def dev_data() -> tuple[list[Single], dict[str, list[Turn]]]:
     singles = load_singles(DEV / "singles.tsv")
     for path in LEGACY:
@@ -328,64 +380,94 @@ def dev_data() -> tuple[list[Single], dict[str, list[Turn]]]:
     return singles, load_dialogs(DEV / "dialogs.tsv")
 
 
-def heldout_data() -> tuple[list[Single], dict[str, list[Turn]]]:
-    return load_singles(HELDOUT / "singles.tsv"), load_dialogs(HELDOUT / "dialogs.tsv")
+def heldout_data(folder: Path = HELDOUT) -> tuple[list[Single], dict[str, list[Turn]]]:
+    return load_singles(folder / "singles.tsv"), load_dialogs(folder / "dialogs.tsv")
 
 
-def side_by_side(dev: Measure, held: Optional[Measure], out: TextIO) -> None:
-    def line(name: str, a, b) -> None:
-        out.write(f"  {name:34s} {str(a):>20s}   {str(b) if held else '(not run)':>20s}\n")
+def side_by_side(columns: dict, out: TextIO) -> None:
+    """One row per measure, one column per data set (name -> Measure, or None: not run)."""
+    measures = [m for m in columns.values() if m is not None]
 
-    out.write(f"  {'':34s} {'dev (in-sample)':>20s}   {'held-out':>20s}\n")
-    line("recall, all risk messages", dev.recall, held and held.recall)
-    kinds = sorted(set(dev.per_kind) | set(held.per_kind if held else ()))
-    for kind in kinds:
-        line(f"  kind {kind}", dev.per_kind.get(kind, Ratio()),
-             held and held.per_kind.get(kind, Ratio()))
+    def line(name: str, get) -> None:
+        cells = "".join(f" {str(get(m)) if m is not None else '(not run)':>22s}"
+                        for m in columns.values())
+        out.write(f"  {name:34s}{cells}\n")
+
+    out.write(f"  {'':34s}" + "".join(f" {name:>22s}" for name in columns) + "\n")
+    line("recall, all risk messages", lambda m: m.recall)
+    for kind in sorted({kind for m in measures for kind in m.per_kind}):
+        line(f"  kind {kind}", lambda m, kind=kind: m.per_kind.get(kind, Ratio()))
     for tier in TIERS[:-1]:
-        line(f"  tier {tier} (caught)", dev.per_tier.get(tier, Ratio()),
-             held and held.per_tier.get(tier, Ratio()))
+        line(f"  tier {tier} (caught)", lambda m, tier=tier: m.per_tier.get(tier, Ratio()))
     for tier in TIERS[:-1]:
-        line(f"  tier {tier} (got that tier)", dev.right_tier.get(tier, Ratio()),
-             held and held.right_tier.get(tier, Ratio()))
-    line("third-party recall", dev.per_tier.get("third_party", Ratio()),
-         held and held.per_tier.get("third_party", Ratio()))
-    line("acute messages got acute", dev.acute_got_acute, held and held.acute_got_acute)
-    line("dialogs caught at onset", dev.dialogs_at_onset, held and held.dialogs_at_onset)
-    line("dialog risk turns caught", dev.dialog_risk_turns, held and held.dialog_risk_turns)
-    line("dialog ok turns flagged (FP)", dev.dialog_ok_flagged, held and held.dialog_ok_flagged)
-    line("look-alikes flagged (FP)", dev.lookalikes_flagged, held and held.lookalikes_flagged)
+        line(f"  tier {tier} (got that tier)",
+             lambda m, tier=tier: m.right_tier.get(tier, Ratio()))
+    line("third-party recall", lambda m: m.per_tier.get("third_party", Ratio()))
+    line("acute messages got acute", lambda m: m.acute_got_acute)
+    line("dialogs caught at onset", lambda m: m.dialogs_at_onset)
+    line("dialog risk turns caught", lambda m: m.dialog_risk_turns)
+    line("dialog ok turns flagged (FP)", lambda m: m.dialog_ok_flagged)
+    line("look-alikes flagged (FP)", lambda m: m.lookalikes_flagged)
 
 
-def full_report(out: TextIO, heldout: bool = True, misses: bool = True) -> tuple:
-    dev = measure(*dev_data())
-    held = None
-    if heldout:
+def _held_out(folder: Path) -> Measure:
+    """Aggregates only: the rows of a held-out folder are never kept for printing."""
+    if folder.resolve() == HELDOUT.resolve():
         for name, digest in HELDOUT_SHA256.items():
-            if sha256(HELDOUT / name) != digest:
+            if sha256(folder / name) != digest:
                 raise SystemExit(f"held-out {name} changed: its sha256 is not the frozen one")
-        held = measure(*heldout_data())
-    out.write("crisis detector: dev (tests/data/crisis/dev + legacy corpora) and held-out "
-              "(tests/data/crisis/heldout, aggregates only)\n")
-    side_by_side(dev, held, out)
+    held = measure(*heldout_data(folder))
+    held.misses = []
+    return held
+
+
+def full_report(out: TextIO, heldout: bool = True, misses: bool = True,
+                oof: bool = False, folder: Optional[Path] = None) -> tuple:
+    """Print dev (in-sample), optionally out-of-fold over all the training data, and a
+    held-out folder (``folder``, default the frozen one) side by side; return (dev, held)."""
+    dev = measure(*dev_data())
+    folds = out_of_fold() if oof else None
+    held = _held_out(folder or HELDOUT) if heldout else None
+    out.write("crisis detector: dev (tests/data/crisis/dev + legacy corpora, in-sample)"
+              + (", out-of-fold (dev + legacy + train, model trained without the fold)"
+                 if oof else "")
+              + f", held-out ({folder or HELDOUT}, aggregates only)\n")
+    columns = {"dev (in-sample)": dev}
+    if oof:
+        columns["out-of-fold, all"] = folds["all"]
+        columns["OOF, train/ only"] = folds["fresh"]
+        columns["OOF, model alone"] = folds["model"]
+    columns["held-out"] = held
+    side_by_side(columns, out)
     if misses and dev.misses:
         out.write(f"  dev misses and false positives ({len(dev.misses)}; where, expected, "
                   f"got, text):\n")
         for where, expected, got, text in dev.misses:
             out.write(f"    {where:40s} {expected:11s} {str(got):11s} {text}\n")
+    if misses and folds is not None and folds["fresh"].misses:
+        out.write(f"  out-of-fold misses and false positives in train/ "
+                  f"({len(folds['fresh'].misses)}):\n")
+        for where, expected, got, text in folds["fresh"].misses:
+            out.write(f"    {where:40s} {expected:11s} {str(got):11s} {text}\n")
     return dev, held
 
 
 def main(argv: Optional[list[str]] = None, out: TextIO = sys.stdout) -> int:
-    args = list(argv if argv is not None else sys.argv[1:])
-    if args == ["--dev"]:
-        full_report(out, heldout=False)
+    parser = argparse.ArgumentParser(description="Measure the crisis detector.")
+    parser.add_argument("corpus", nargs="*", type=Path, help="legacy corpora to report alone")
+    parser.add_argument("--dev", action="store_true", help="skip the held-out set")
+    parser.add_argument("--oof", action="store_true",
+                        help="add the out-of-fold column (needs scikit-learn)")
+    parser.add_argument("--heldout", type=Path, metavar="DIR",
+                        help="a held-out folder (singles.tsv, dialogs.tsv): aggregates only")
+    parser.add_argument("--no-misses", action="store_true", help="do not list the misses")
+    args = parser.parse_args(argv)
+    if args.corpus:
+        for path in args.corpus:
+            report(path, out)
         return 0
-    if not args:
-        full_report(out)
-        return 0
-    for path in args:
-        report(Path(path), out)
+    full_report(out, heldout=not args.dev, misses=not args.no_misses, oof=args.oof,
+                folder=args.heldout)
     return 0
 
 

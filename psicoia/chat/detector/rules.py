@@ -42,6 +42,7 @@ from importlib import resources
 from typing import Optional
 
 from psicoia.chat.detector.acts import ACTS
+from psicoia.chat.detector.learned import LearnedModel, default_model
 from psicoia.chat.detector.lexicon import THIRD_REACH, THIRD_SUBJECT
 from psicoia.chat.detector.lookalikes import LOOKALIKES
 from psicoia.chat.detector.normalize import compile_one, fold_word, normalize
@@ -351,18 +352,36 @@ def decide(groups: tuple, carried: Optional[dict] = None) -> Assessment:
     return Assessment(None, groups, score)
 
 
-def assess(text: str, state=None) -> Assessment:
+def assess(text: str, state=None, model: Optional[LearnedModel] = None) -> Assessment:
     """Read one message, alone or as the next turn of a conversation.
 
     ``state`` (a :class:`~psicoia.chat.detector.state.RiskState`, optional) supplies the weak
-    signals of earlier turns and is updated in place with this turn's (numbers only). Never
-    raises on odd input; costs only the normalisation when no anchor is present.
+    signals of earlier turns and is updated in place with this turn's (numbers only).
+    ``model``: the learned model read beside the rules (None: the shipped one, see
+    :mod:`psicoia.chat.detector.learned`); its confident tier is combined with the rules' (the
+    most urgent wins: it can only add resources) and its mid-confident verdict is the weak
+    signal ``"model"``. Laughter with no sign of meaning it turns the model's tier into that
+    weak signal too, as it does the rules' ideation. Never raises on odd input.
     """
-    groups = match_groups(text)
-    if state is None:
-        return decide(groups)
-    assessment = decide(groups, state.carried())
-    state.observe(assessment)
+    normal = normalize(text)
+    reach = in_reach(normal)
+    groups = _match(normal, [_RULES[i] for i in reach]) if reach else ()
+    verdict = (model or default_model()).read(normal)
+    model_tier = verdict.tier
+    if model_tier in ("risk", "third_party", "help") and _LAUGH.search(normal) \
+            and not _SERIOUS.search(normal):
+        model_tier = None
+    if verdict.signal or (verdict.tier and model_tier is None):
+        groups = (*groups, "model")
+    assessment = decide(groups, state.carried() if state is not None else None)
+    if model_tier is not None:
+        for tier in TIERS:
+            if tier in (assessment.tier, model_tier):
+                if tier != assessment.tier:
+                    assessment = Assessment(tier, (*groups, "learned"), assessment.score)
+                break
+    if state is not None:
+        state.observe(assessment)
     return assessment
 
 

@@ -96,6 +96,9 @@ WEAK_WEIGHTS = {
     "despair": 0.4, "decision": 0.6, "intent": 0.5, "soon": 0.2, "ending": 0.7, "means": 0.5,
     "farewell": 0.5, "goodbye_word": 0.5, "place": 0.3, "jump": 0.7, "secrecy": 0.4,
     "burden_hint": 0.4, "third_subject": 1.0,
+    # The learned model's mid-confidence verdict (psicoia/chat/detector/learned.py): no
+    # pattern, set by rules.assess; weighed by out-of-fold dialog results.
+    "model": 0.6,
 }
 # Weak groups that are context, not signals: carried by the state, never counted in a score.
 CONTEXT_ONLY = frozenset({"third_subject"})
