@@ -275,6 +275,7 @@ class Measure:
     dialogs_at_onset: Ratio = field(default_factory=Ratio)
     dialog_risk_turns: Ratio = field(default_factory=Ratio)
     dialog_ok_flagged: Ratio = field(default_factory=Ratio)
+    ordinary_flagged: Ratio = field(default_factory=Ratio)  # ok rows of kind "ordinary"
     misses: list = field(default_factory=list)  # (where, expected, got, text), dev only
 
     @property
@@ -295,7 +296,8 @@ def measure(singles: list[Single], dialogs: dict[str, list[Turn]], read=None,
     for row in singles:
         got = read(row.text, None).tier
         if row.label == "ok":
-            m.lookalikes_flagged.add(got is not None)
+            (m.ordinary_flagged if row.kind == "ordinary" else m.lookalikes_flagged).add(
+                got is not None)
             if got is not None:
                 m.misses.append((f"{row.source}:{row.id}", "none", got, row.text))
             continue
@@ -408,6 +410,7 @@ def side_by_side(columns: dict, out: TextIO) -> None:
     line("dialog risk turns caught", lambda m: m.dialog_risk_turns)
     line("dialog ok turns flagged (FP)", lambda m: m.dialog_ok_flagged)
     line("look-alikes flagged (FP)", lambda m: m.lookalikes_flagged)
+    line("ordinary messages flagged (FP)", lambda m: m.ordinary_flagged)
 
 
 def _held_out(folder: Path) -> Measure:

@@ -366,7 +366,8 @@ def assess(text: str, state=None, model: Optional[LearnedModel] = None) -> Asses
     normal = normalize(text)
     reach = in_reach(normal)
     groups = _match(normal, [_RULES[i] for i in reach]) if reach else ()
-    verdict = (model or default_model()).read(normal)
+    model = model or default_model()
+    verdict = model.read(normal)
     model_tier = verdict.tier
     if model_tier in ("risk", "third_party", "help") and _LAUGH.search(normal) \
             and not _SERIOUS.search(normal):
@@ -374,15 +375,27 @@ def assess(text: str, state=None, model: Optional[LearnedModel] = None) -> Asses
     if verdict.signal or (verdict.tier and model_tier is None):
         groups = (*groups, "model")
     assessment = decide(groups, state.carried() if state is not None else None)
-    if model_tier is not None:
-        for tier in TIERS:
-            if tier in (assessment.tier, model_tier):
-                if tier != assessment.tier:
-                    assessment = Assessment(tier, (*groups, "learned"), assessment.score)
-                break
+    tier = _combine(assessment.tier, model_tier, model, normal)
+    if tier != assessment.tier:
+        assessment = Assessment(tier, (*groups, "learned"), assessment.score)
     if state is not None:
         state.observe(assessment)
     return assessment
+
+
+def _combine(rules_tier: Optional[str], model_tier: Optional[str], model: LearnedModel,
+             normal: str) -> Optional[str]:
+    """The rules' tier and the model's, combined so the model only adds resources: its tier
+    when the rules found no crisis tier (or only "help"); over a crisis tier of the rules, only
+    "acute" (an act in progress: the emergency numbers first). A "risk" found by either is
+    "acute" when the model's tier reading of the message says so."""
+    if rules_tier in (None, "help"):
+        tier = model_tier if model_tier is not None else rules_tier
+    else:
+        tier = "acute" if model_tier == "acute" else rules_tier
+    if tier == "risk" and model.tier_of(normal) == "acute":
+        return "acute"
+    return tier
 
 
 def is_risk(text: str) -> bool:
