@@ -17,6 +17,7 @@ from twisted.internet.task import Clock
 from psicoia import texts
 from psicoia.chat.crisis import CrisisLayer, most_urgent
 from psicoia.chat.detector import RiskState, assess
+from psicoia.chat.detector.learned import SILENT
 from psicoia.chat.second_opinion import SecondOpinion, parse
 from psicoia.chat.vocabulary import Kind, Reply
 from psicoia.config import SafetyConfig
@@ -51,23 +52,35 @@ def test_each_example_of_the_issue_gets_its_tier(text, tier):
     assert assess(text).tier == tier
 
 
+# The rules' own mechanics (weak signals adding up, decay, a height) are tested with the
+# learned model silent: the model reads some of these ambiguous one-liners as risk by itself
+# (tests/test_crisis_model.py tests what it adds).
+
+
 def test_the_issue_dialog_is_risk_at_its_third_turn_read_with_the_first_two():
     state = RiskState()
-    tiers = [assess(text, state).tier for text in
+    tiers = [assess(text, state, SILENT).tier for text in
              ("estoy cansada de todo", "ya lo decidí", "mañana ya no voy a estar")]
     assert tiers == [None, None, "risk"]
     # The same third message alone is also read as risk ("ya no voy a estar" is final);
     # the weak first two alone are not.
-    assert assess("estoy cansada de todo").tier is None
-    assert assess("ya lo decidí").tier is None
+    assert assess("estoy cansada de todo", model=SILENT).tier is None
+    assert assess("ya lo decidí", model=SILENT).tier is None
+
+
+def test_the_issue_dialog_with_the_learned_model_is_risk_by_its_third_turn():
+    state = RiskState()
+    tiers = [assess(text, state).tier for text in
+             ("estoy cansada de todo", "ya lo decidí", "mañana ya no voy a estar")]
+    assert tiers[0] is None and tiers[2] == "risk"
 
 
 def test_weak_signals_add_up_only_within_a_conversation():
     state = RiskState()
-    assert assess("nadie se va a dar cuenta", state).tier is None
-    assert assess("ya lo decidí", state).tier == "risk"
+    assert assess("nadie se va a dar cuenta", state, SILENT).tier is None
+    assert assess("ya lo decidí", state, SILENT).tier == "risk"
     alone = RiskState()
-    assert assess("ya lo decidí", alone).tier is None
+    assert assess("ya lo decidí", alone, SILENT).tier is None
 
 
 def test_a_quiet_message_is_never_flagged_by_the_past_alone():
@@ -78,16 +91,16 @@ def test_a_quiet_message_is_never_flagged_by_the_past_alone():
 
 def test_signals_decay_with_turns():
     state = RiskState()
-    assess("estoy cansada de todo", state)
+    assess("estoy cansada de todo", state, SILENT)
     for _ in range(8):
-        assess("hoy comí fideos con mi hermana", state)
-    assert assess("ya lo decidí", state).tier is None
+        assess("hoy comí fideos con mi hermana", state, SILENT)
+    assert assess("ya lo decidí", state, SILENT).tier is None
 
 
 def test_a_height_earlier_in_the_conversation_makes_risk_acute():
     state = RiskState()
-    assert assess("estoy en la terraza del edificio, no podía dormir", state).tier is None
-    assert assess("la verdad que es un paso y se termina todo esto", state).tier == "acute"
+    assert assess("estoy en la terraza del edificio, no podía dormir", state, SILENT).tier is None
+    assert assess("la verdad que es un paso y se termina todo esto", state, SILENT).tier == "acute"
 
 
 # --- the state: numbers only, round trip --------------------------------------------------------
@@ -262,7 +275,7 @@ class Opinion:
 
 def test_risk_found_by_the_model_only():
     """Wording the rules miss: the model's "risk" adds the resources."""
-    text = "la verdad es que el mundo funcionaría igual de bien con una silla vacía en mi lugar"
+    text = "las cosas van a ser más fáciles para todos desde el lunes"
     assert assess(text).tier is None
     check = Opinion()
     check.fake.push(Scripted(body=completion("risk")))

@@ -116,13 +116,11 @@ def test_the_model_cannot_remove_what_the_rules_found():
     assert assess("ya me tomé todas las pastillas", model=quiet).tier == "acute"
 
 
-def test_the_models_tier_reading_can_make_risk_acute():
+def test_the_models_tier_counts_only_where_the_rules_found_no_crisis_tier():
     model = made_up({"tatu": 9.0}, tiers={"tatu": [5.0, 0.0, 0.0, 0.0]})
     assert assess("vi un tatu", model=model).tier == "acute"
-    # over a rules tier, the model only ever raises it to acute
-    assert assess("quiero morirme tatu", model=model).tier == "acute"
-    helper = made_up({"tatu": 9.0}, tiers={"tatu": [0.0, 0.0, 0.0, 5.0]})
-    assert assess("quiero morirme tatu", model=helper).tier == "risk"
+    assert assess("quiero morirme tatu", model=model).tier == "risk"  # the rules' tier stands
+    assert assess("necesito hablar con una persona real tatu", model=model).tier == "acute"
 
 
 def test_a_mid_confident_verdict_is_a_weak_signal_that_adds_up_across_turns():
@@ -130,7 +128,7 @@ def test_a_mid_confident_verdict_is_a_weak_signal_that_adds_up_across_turns():
     alone = assess("vi un tatu", model=model)
     assert alone.tier is None and "model" in alone.categories
     state = RiskState()
-    tiers = [assess("vi un tatu", state, model).tier for _ in range(3)]
+    tiers = [assess("vi un tatu", state, model).tier for _ in range(4)]
     assert tiers[0] is None and tiers[-1] == "risk"
     assert "model" in state.to_dict()["signals"]
     assert "model" in RiskState.from_dict(state.to_dict()).signals

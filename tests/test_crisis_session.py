@@ -57,7 +57,10 @@ def test_the_issue_dialog_gets_resources_at_its_third_turn():
     _, session = offline()
     replies = [say(session, text) for text in
                ("estoy cansada de todo", "ya lo decidí", "mañana ya no voy a estar")]
-    assert [r.crisis for r in replies] == [False, False, True]
+    # The rules alone give them at the third turn (tests/test_crisis_layer.py); the learned
+    # model already reads "ya lo decidí" after "estoy cansada de todo" as risk: by the third
+    # turn at the latest, never at the first.
+    assert replies[0].crisis is False and replies[2].crisis is True
 
 
 def test_the_risk_state_survives_a_resume_on_another_connection():
@@ -118,7 +121,7 @@ def classifier_requests(fake):
 
 def test_risk_found_by_the_model_only_adds_the_resources():
     stack = Stack()
-    text = "la verdad es que el mundo funcionaría igual de bien con una silla vacía en mi lugar"
+    text = "las cosas van a ser más fáciles para todos desde el lunes"
     # The classifier's call goes out first (at arrival), then the chat's.
     stack.fake.push(Scripted(body=completion("risk")))
     stack.fake.push(Scripted(body=completion("Te escucho, contame más."), delay=0.5))
@@ -155,7 +158,7 @@ def test_a_slow_or_failing_classifier_never_delays_the_reply():
 
 def test_a_late_verdict_reaches_the_next_reply():
     stack = Stack()
-    text = "la verdad es que el mundo funcionaría igual de bien con una silla vacía en mi lugar"
+    text = "las cosas van a ser más fáciles para todos desde el lunes"
     stack.fake.push(Scripted(body=completion("risk"), delay=1.0))  # slower than the chat
     first = stack.say(text)
     stack.run(0.5)

@@ -58,10 +58,11 @@ class Options:
     c_tier: float = 4.0
     min_df: int = 2
     penalty: str = "l2"
-    dialog_weight: float = 0.5  # a dialog turn alone says less than a single message
+    dialog_weight: float = 0.0  # turns alone: out of fold, dialogs do better carried (state)
     confident_fp: float = 0.04
-    signal_fp: float = 0.05
-    digits: int = 3
+    signal_fp: float = 0.15
+    digits: int = 2
+    tier_floor: float = 0.05  # tier columns whose weights are all smaller are left out
 
 
 CONFIDENT_FP = Options.confident_fp
@@ -174,7 +175,7 @@ def _export(raw: dict, options: Options, confident: float, signal: float,
     tier_weights = {}
     for j, name in enumerate(raw["names"]):
         column = [round(float(raw["tier_coef"][k][j]), digits) for k in range(len(CLASSES))]
-        if any(column):
+        if max(map(abs, column)) >= options.tier_floor:
             tier_weights[name] = column
     return {
         "format": FORMAT,

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Optional
 
 from psicoia.chat.detector.features import features
 
-__all__ = ["MODEL_FILE", "LearnedModel", "Verdict", "default_model"]
+__all__ = ["MODEL_FILE", "SILENT", "LearnedModel", "Verdict", "default_model"]
 
 MODEL_FILE = "crisis_model.json"
 FORMAT = 1
@@ -37,11 +37,13 @@ FORMAT = 1
 @dataclass(frozen=True)
 class Verdict:
     """The model's reading of one message: ``tier`` when confident (else None), ``signal``
-    when mid-confident (a weak signal, never with a tier), ``logit`` the log-odds of risk."""
+    when mid-confident (a weak signal, never with a tier), ``logit`` the log-odds of risk
+    (carried evidence included), ``own`` the log-odds of this message alone."""
 
     tier: Optional[str] = None
     signal: bool = False
     logit: float = 0.0
+    own: float = 0.0
 
 
 class LearnedModel:
@@ -88,14 +90,22 @@ class LearnedModel:
                 sums[i] += weight
         return self.classes[max(range(len(sums)), key=sums.__getitem__)]
 
-    def read(self, normal: str) -> Verdict:
+    def read(self, normal: str, carried: float = 0.0) -> Verdict:
         """The verdict on ``normal`` (a :func:`~psicoia.chat.detector.normalize.normalize`
-        result). Never raises."""
-        logit = self.logit(normal)
+        result), with ``carried`` evidence (log-odds) from the conversation's earlier turns
+        added only when the message alone reaches the ``signal`` level: a quiet message is
+        never flagged by the past alone. Never raises."""
+        own = self.logit(normal)
+        logit = own + carried if own >= self.signal else own
         if logit >= self.confident:
-            return Verdict(self.tier_of(normal), False, logit)
-        return Verdict(None, logit >= self.signal, logit)
+            return Verdict(self.tier_of(normal), False, logit, own)
+        return Verdict(None, logit >= self.signal, logit, own)
 
+
+# A model that never speaks: the rules alone (tests of the rules' own mechanics, comparisons).
+SILENT = LearnedModel({"format": FORMAT, "prefix": 0, "classes": ["risk"], "confident": 1e9,
+                       "signal": 1e9, "any": {"bias": -1e9, "weights": {}},
+                       "tier": {"bias": [0.0], "weights": {}}})
 
 _DEFAULT: list = []
 

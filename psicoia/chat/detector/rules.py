@@ -289,8 +289,9 @@ def _best_window(weak_at: dict) -> set:
     return best
 
 
-def _match(normal: str, rules: list) -> tuple:
-    """Mask the look-alikes among ``rules`` (in order), then try the others."""
+def _match(normal: str, rules: list, negated: Optional[list] = None) -> tuple:
+    """Mask the look-alikes among ``rules`` (in order), then try the others. The strong
+    groups matched only under a negation are appended to ``negated`` when given."""
     for rule in rules:
         if rule.group == "lookalike":
             normal = rule.pattern.sub(" | ", normal)
@@ -312,6 +313,8 @@ def _match(normal: str, rules: list) -> tuple:
                 if not weak:
                     break
                 weak_at.setdefault(rule.group, []).append(match.start())
+            elif negated is not None and not weak:
+                negated.append(rule.group)
     if len(weak_at) > 1:
         for group in weak_at.keys() - _best_window(weak_at):
             del found[group]
@@ -360,42 +363,39 @@ def assess(text: str, state=None, model: Optional[LearnedModel] = None) -> Asses
     ``model``: the learned model read beside the rules (None: the shipped one, see
     :mod:`psicoia.chat.detector.learned`); its confident tier is combined with the rules' (the
     most urgent wins: it can only add resources) and its mid-confident verdict is the weak
-    signal ``"model"``. Laughter with no sign of meaning it turns the model's tier into that
-    weak signal too, as it does the rules' ideation. Never raises on odd input.
+    signal ``"model"``. Laughter with no sign of meaning it, or a risk statement the rules
+    found negated ("no quiero matarme"), turns the model's tier (other than "acute") into that
+    weak signal too, as the rules do. Never raises on odd input.
     """
     normal = normalize(text)
     reach = in_reach(normal)
-    groups = _match(normal, [_RULES[i] for i in reach]) if reach else ()
+    negated: list = []
+    groups = _match(normal, [_RULES[i] for i in reach], negated) if reach else ()
     model = model or default_model()
-    verdict = model.read(normal)
+    carried = state.carried_evidence() if state is not None else 0.0
+    verdict = model.read(normal, carried)
     model_tier = verdict.tier
-    if model_tier in ("risk", "third_party", "help") and _LAUGH.search(normal) \
-            and not _SERIOUS.search(normal):
+    if model_tier in ("risk", "third_party", "help") and (negated or (
+            _LAUGH.search(normal) and not _SERIOUS.search(normal))):
         model_tier = None
     if verdict.signal or (verdict.tier and model_tier is None):
         groups = (*groups, "model")
     assessment = decide(groups, state.carried() if state is not None else None)
-    tier = _combine(assessment.tier, model_tier, model, normal)
+    tier = _combine(assessment.tier, model_tier)
     if tier != assessment.tier:
         assessment = Assessment(tier, (*groups, "learned"), assessment.score)
     if state is not None:
-        state.observe(assessment)
+        state.observe(assessment, max(0.0, verdict.own) + carried)
     return assessment
 
 
-def _combine(rules_tier: Optional[str], model_tier: Optional[str], model: LearnedModel,
-             normal: str) -> Optional[str]:
-    """The rules' tier and the model's, combined so the model only adds resources: its tier
-    when the rules found no crisis tier (or only "help"); over a crisis tier of the rules, only
-    "acute" (an act in progress: the emergency numbers first). A "risk" found by either is
-    "acute" when the model's tier reading of the message says so."""
-    if rules_tier in (None, "help"):
-        tier = model_tier if model_tier is not None else rules_tier
-    else:
-        tier = "acute" if model_tier == "acute" else rules_tier
-    if tier == "risk" and model.tier_of(normal) == "acute":
-        return "acute"
-    return tier
+def _combine(rules_tier: Optional[str], model_tier: Optional[str]) -> Optional[str]:
+    """The rules' tier and the model's, combined so the model only adds resources: the model's
+    tier counts where the rules found no crisis tier (none, or only "help"); where they found
+    one, theirs stands (explainable, and tuned per tier: the model's tier reading is weaker)."""
+    if rules_tier in (None, "help") and model_tier is not None:
+        return model_tier
+    return rules_tier
 
 
 def is_risk(text: str) -> bool:

@@ -98,7 +98,7 @@ WEAK_WEIGHTS = {
     "burden_hint": 0.4, "third_subject": 1.0,
     # The learned model's mid-confidence verdict (psicoia/chat/detector/learned.py): no
     # pattern, set by rules.assess; weighed by out-of-fold dialog results.
-    "model": 0.5,
+    "model": 0.4,
 }
 # Weak groups that are context, not signals: carried by the state, never counted in a score.
 CONTEXT_ONLY = frozenset({"third_subject"})

@@ -21,17 +21,23 @@ DECAY = 0.7
 # After a message at risk, later turns with any weak signal are read as risk too; this much
 # of the alert is carried per turn.
 ALERT_DECAY = 0.8
+# Share of the learned model's evidence (its log-odds above its bias, never below 0) passed
+# from one turn to the next: the model then reads a turn with the earlier turns' evidence,
+# about as if their words were still in view (chosen by out-of-fold dialog results).
+MODEL_CARRY = 0.5
 _FLOOR = 0.01  # weights below this are dropped, so the state stays small
 _VERSION = 1
 
 
 @dataclass
 class RiskState:
-    """Decayed weak-signal weights (name -> float), the alert after a risk turn, the turn
-    count and the crisis layer's reminders left. Mutable; one per conversation."""
+    """Decayed weak-signal weights (name -> float), the alert after a risk turn, the learned
+    model's decayed evidence, the turn count and the crisis layer's reminders left. Mutable;
+    one per conversation."""
 
     signals: dict = field(default_factory=dict)
     alert: float = 0.0
+    evidence: float = 0.0
     turns: int = 0
     reminders_left: int = 0
 
@@ -43,9 +49,15 @@ class RiskState:
             carried["alert"] = self.alert
         return carried
 
-    def observe(self, assessment: Assessment) -> None:
-        """Add one turn: decay what was carried, add this turn's weak signals."""
+    def carried_evidence(self) -> float:
+        """The learned model's evidence earlier turns pass to the next one (log-odds units)."""
+        return self.evidence * MODEL_CARRY
+
+    def observe(self, assessment: Assessment, evidence: float = 0.0) -> None:
+        """Add one turn: decay what was carried, add this turn's weak signals and the model's
+        ``evidence`` for this turn (carried included, as :func:`assess` computed it)."""
         self.turns += 1
+        self.evidence = round(max(0.0, min(evidence, 100.0)), 4)
         signals = {name: weight * DECAY for name, weight in self.signals.items()}
         for name in assessment.categories:
             if name in WEAK_WEIGHTS:
@@ -60,7 +72,8 @@ class RiskState:
         """A JSON-ready dict of numbers (and signal names): no text, no categories of a
         message beyond the weak-signal names' weights."""
         return {"v": _VERSION, "signals": dict(self.signals), "alert": self.alert,
-                "turns": self.turns, "reminders_left": self.reminders_left}
+                "evidence": self.evidence, "turns": self.turns,
+                "reminders_left": self.reminders_left}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RiskState":
@@ -75,6 +88,7 @@ class RiskState:
                              if n in WEAK_WEIGHTS and isinstance(w, (int, float))
                              and 0 <= w < 100}
         state.alert = _number(data.get("alert"), 0.0, 1.0)
+        state.evidence = _number(data.get("evidence"), 0.0, 100.0)
         state.turns = int(_number(data.get("turns"), 0, 1e12))
         state.reminders_left = int(_number(data.get("reminders_left"), 0, 1e6))
         return state
