@@ -22,20 +22,20 @@ the rules' weak signals and, through the conversation's
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from itertools import repeat
 from importlib import resources
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, NamedTuple, Optional
 
 from psicoia.chat.detector.features import features
 
 __all__ = ["MODEL_FILE", "SILENT", "LearnedModel", "Verdict", "default_model"]
 
 MODEL_FILE = "crisis_model.json"
+_ZEROS = repeat(0.0)  # the default of every weight lookup (map stops at the features' end)
 FORMAT = 1
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     """The model's reading of one message: ``tier`` when confident (else None), ``signal``
     when mid-confident (a weak signal, never with a tier), ``logit`` the log-odds of risk
     (carried evidence included), ``own`` the log-odds of this message alone."""
@@ -70,7 +70,7 @@ class LearnedModel:
         if len(self.tier_bias) != len(self.classes) or any(
                 len(v) != len(self.classes) for v in self.tier_weights.values()):
             raise ValueError("crisis model: tier weights do not match its classes")
-        self._keys = frozenset(self.weights)
+        self._get = self.weights.get  # one table lookup per feature (cache-friendly)
         self._tier_keys = frozenset(self.tier_weights)
 
     @classmethod
@@ -79,8 +79,7 @@ class LearnedModel:
 
     def logit(self, normal: str) -> float:
         """The log-odds that ``normal`` (a normalised message) is about risk."""
-        found = features(normal, self.prefix) & self._keys
-        return self.bias + sum(map(self.weights.__getitem__, found))
+        return self.bias + sum(map(self._get, features(normal, self.prefix), _ZEROS))
 
     def tier_of(self, normal: str) -> str:
         """The most likely tier of a message already read as risk."""
