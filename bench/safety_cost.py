@@ -10,7 +10,9 @@ message at risk, and for a 4 KB message (``limits.max_line_bytes``) of ordinary 
 ``--module`` times another copy of ``rules.py`` (a saved "before" version, say). ``--timer``
 is ``cpu`` by default (``time.process_time``: the CPU time this process spent, which is what
 the reactor thread pays and what other load on a shared machine does not inflate) or ``wall``
-(``time.perf_counter``). The messages go through ``assess`` alone (no conversation state).
+(``time.perf_counter``). The messages go through ``assess`` alone (no conversation state):
+the rules and the learned model (``psicoia/chat/detector/learned.py``) together; ``--module``
+with the previous ``rules.py`` times the rules alone for an A/B.
 Not run by the test suite; no timing is asserted anywhere.
 """
 

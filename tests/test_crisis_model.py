@@ -123,6 +123,12 @@ def test_the_models_tier_counts_only_where_the_rules_found_no_crisis_tier():
     assert assess("necesito hablar con una persona real tatu", model=model).tier == "acute"
 
 
+def test_the_models_help_tier_is_not_used():
+    helper = made_up({"tatu": 9.0}, tiers={"tatu": [0.0, 0.0, 0.0, 9.0]})
+    assert assess("vi un tatu", model=helper).tier is None
+    assert assess("necesito hablar con una persona real", model=helper).tier == "help"
+
+
 def test_a_mid_confident_verdict_is_a_weak_signal_that_adds_up_across_turns():
     model = made_up({"tatu": 5.5}, confident=2.0, signal=0.0)  # logit 0.5: a signal
     alone = assess("vi un tatu", model=model)

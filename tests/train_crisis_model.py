@@ -132,7 +132,7 @@ def _vocabulary(feature_sets: list, min_df: int) -> dict:
 
 def _regression(c: float, options: Options) -> LogisticRegression:
     if options.penalty == "l1":
-        return LogisticRegression(C=c, l1_ratio=1.0, solver="liblinear", max_iter=5000,
+        return LogisticRegression(C=c, l1_ratio=1.0, solver="saga", max_iter=5000,
                                   class_weight="balanced", random_state=SEED)
     return LogisticRegression(C=c, solver="lbfgs", max_iter=5000, class_weight="balanced",
                               random_state=SEED)

@@ -391,9 +391,11 @@ def assess(text: str, state=None, model: Optional[LearnedModel] = None) -> Asses
 
 def _combine(rules_tier: Optional[str], model_tier: Optional[str]) -> Optional[str]:
     """The rules' tier and the model's, combined so the model only adds resources: the model's
-    tier counts where the rules found no crisis tier (none, or only "help"); where they found
-    one, theirs stands (explainable, and tuned per tier: the model's tier reading is weaker)."""
-    if rules_tier in (None, "help") and model_tier is not None:
+    crisis tier counts where the rules found no crisis tier (none, or only "help"); where they
+    found one, theirs stands (explainable, and tuned per tier: the model's tier reading is
+    weaker). The model's "help" is not used: asks for a person are structural and the rules
+    read them; the model's came from words such as "número" ("mensaje número 3")."""
+    if rules_tier in (None, "help") and model_tier not in (None, "help"):
         return model_tier
     return rules_tier
 
