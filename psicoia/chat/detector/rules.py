@@ -355,6 +355,13 @@ def decide(groups: tuple, carried: Optional[dict] = None) -> Assessment:
     return Assessment(None, groups, score)
 
 
+# The model's "help" (asks for a person) counts only this far (log-odds) above its confident
+# threshold: help verdicts lean on single words ("número": "mensaje número 3"), and a false
+# "help" replaces the companion's reply with the acknowledgement; asks for a person are
+# structural and the rules read most of them.
+HELP_MARGIN = 1.5
+
+
 def assess(text: str, state=None, model: Optional[LearnedModel] = None) -> Assessment:
     """Read one message, alone or as the next turn of a conversation.
 
@@ -375,10 +382,13 @@ def assess(text: str, state=None, model: Optional[LearnedModel] = None) -> Asses
     carried = state.carried_evidence() if state is not None else 0.0
     verdict = model.read(normal, carried)
     model_tier = verdict.tier
+    unsure_help = model_tier == "help" and verdict.own < model.confident + HELP_MARGIN
+    if unsure_help:
+        model_tier = None  # a false "help" replaces the reply: it needs a clearer verdict
     if model_tier in ("risk", "third_party", "help") and (negated or (
             _LAUGH.search(normal) and not _SERIOUS.search(normal))):
         model_tier = None
-    if verdict.signal or (verdict.tier and model_tier is None):
+    if verdict.signal or (verdict.tier and model_tier is None and not unsure_help):
         groups = (*groups, "model")
     assessment = decide(groups, state.carried() if state is not None else None)
     tier = _combine(assessment.tier, model_tier)
@@ -393,9 +403,8 @@ def _combine(rules_tier: Optional[str], model_tier: Optional[str]) -> Optional[s
     """The rules' tier and the model's, combined so the model only adds resources: the model's
     crisis tier counts where the rules found no crisis tier (none, or only "help"); where they
     found one, theirs stands (explainable, and tuned per tier: the model's tier reading is
-    weaker). The model's "help" is not used: asks for a person are structural and the rules
-    read them; the model's came from words such as "número" ("mensaje número 3")."""
-    if rules_tier in (None, "help") and model_tier not in (None, "help"):
+    weaker)."""
+    if rules_tier in (None, "help") and model_tier is not None:
         return model_tier
     return rules_tier
 

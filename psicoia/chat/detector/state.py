@@ -60,7 +60,10 @@ class RiskState:
         self.evidence = round(max(0.0, min(evidence, 100.0)), 4)
         signals = {name: weight * DECAY for name, weight in self.signals.items()}
         for name in assessment.categories:
-            if name in WEAK_WEIGHTS:
+            # The model's weak signal counts within its turn only: across turns the model
+            # speaks through its carried evidence, so many mid-confident ordinary turns
+            # ("mensaje 8", "mensaje 9", ...) never add up to risk on their own.
+            if name in WEAK_WEIGHTS and name != "model":
                 signals[name] = signals.get(name, 0.0) + WEAK_WEIGHTS[name]
         self.signals = {n: round(w, 4) for n, w in signals.items() if w >= _FLOOR}
         if assessment.tier in ("acute", "risk", "third_party"):
