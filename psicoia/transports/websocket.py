@@ -16,6 +16,11 @@ connection, made by the factory when the socket is admitted: :mod:`psicoia.trans
 puts a session of this process behind it, the gateway (:mod:`psicoia.app.gateway`) a TCP
 connection upstream. The backend talks back only through :class:`IChatSocket`. Like the TCP
 protocol it stays thin: the rules live in :mod:`psicoia.chat.session`.
+
+Flow control (issue 16) is the socket's :class:`~psicoia.transports.inflow.Inflow`: a slice of a
+read parsed at a time, a turn's worth of messages handed on at a time, nothing handed on while
+the client does not read its replies. Autobahn's close handshake timeout cuts off a closed
+client that does not read.
 """
 
 from __future__ import annotations
@@ -29,23 +34,27 @@ from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
-from zope.interface import Attribute, Interface, implementer
+from zope.interface import implementer
 
 from psicoia import texts
 from psicoia.ops.connections import REFUSALS, ConnectionRegistry
 from psicoia.ops.internals import drop_buffered_message, use_timers
 from psicoia.chat.vocabulary import CONVERSATIONAL, Kind, Reply, fold_lines
+from psicoia.transports.backlog import FEED_BYTES
+from psicoia.transports.inflow import BACKLOG, Inflow
 from psicoia.transports.origins import OriginPolicy
 from psicoia.transports.helplines import helplines
 from psicoia.transports.proxy import NO_PROXIES
+from psicoia.transports.socket_api import (  # the seam, also imported from here
+    CLOSE_GOING_AWAY,
+    CLOSE_NORMAL,
+    CLOSE_TRY_AGAIN,
+    IChatBackend,
+    IChatSocket,
+)
 from psicoia.transports.tcp import peer_address
 
 JSON_PROTOCOL = "psicoia.v1"
-
-# WebSocket close codes (RFC 6455): the page reconnects on GOING_AWAY and TRY_AGAIN_LATER only.
-CLOSE_NORMAL = 1000       # goodbye, idle timeout: the user is done
-CLOSE_GOING_AWAY = 1001   # the server is shutting down
-CLOSE_TRY_AGAIN = 1013    # refused (server full) or the gateway lost its upstream
 
 # A JSON frame may escape each byte of text as \\u00XX (6 bytes); plus room for the envelope.
 JSON_OVERHEAD_FACTOR = 6
@@ -76,71 +85,6 @@ def _command_of(event: dict) -> Optional[str]:
     return None
 
 
-class IChatBackend(Interface):
-    """What sits behind one WebSocket: the chat of that connection.
-
-    The socket calls these, in this order: :meth:`start` once when it is admitted, then any
-    number of :meth:`message` / :meth:`message_too_long` (and :meth:`notify_shutdown`), then
-    :meth:`stop` once when it has closed. It never calls them for a refused socket.
-    """
-
-    def start(address):
-        """The socket is open and admitted; ``address`` (str) is the client's address (after
-        ``server.trusted_proxies``). The backend greets the user (``send_greeting``)."""
-
-    def message(text, ref):
-        """One message from the user: ``text`` is non-empty, line breaks folded; ``ref`` is
-        the JSON event's ``ref`` (str or int) or None (line mode, or none given). Each one must
-        be answered exactly once, in order."""
-
-    def message_too_long(ref):
-        """A message over ``limits.max_line_bytes`` arrived; its text was not kept. Answered
-        with the too-long notice, in its place among the answers."""
-
-    def notify_shutdown():
-        """The service is stopping; the socket tells the user right after this returns."""
-
-    def stop():
-        """The socket has closed (by either side): let go of what the connection holds."""
-
-
-class IChatSocket(Interface):
-    """What a backend may use of its socket (:class:`ChatSocket`)."""
-
-    json_mode = Attribute("bool: the client chose psicoia.v1 (JSON events), else line mode")
-    closing = Attribute("bool: the socket is closing or closed; send nothing more")
-    label = Attribute("Optional[str]: who this is in logs and events (Usuario-N); settable")
-    max_message_bytes = Attribute("int: limits.max_line_bytes, in UTF-8 bytes")
-
-    def transport_peer():
-        """The transport's peer address (an IAddress; its port, for the PROXY header)."""
-
-    def send_line(text):
-        """One text frame, while the socket is open."""
-
-    def send_event(event_type, trace_id, **fields):
-        """One psicoia.v1 event: ``{"type": event_type, "trace_id": trace_id, **fields}``."""
-
-    def send_notice(text, kind, trace_id, ref=None, crisis=False):
-        """A notice: the line in line mode, a ``notice`` event of ``kind`` in JSON mode."""
-
-    def send_reply(reply, ref=None):
-        """A :class:`~psicoia.chat.vocabulary.Reply`: its line, or its event (reply, error or
-        notice by ``reply.outcome``, with ``crisis`` and the helplines)."""
-
-    def send_greeting(user, lines, resume_token=None):
-        """The greeting: its lines one per frame, or one ``greeting`` event."""
-
-    def close(code=CLOSE_NORMAL):
-        """Start the closing handshake with ``code`` (1000, 1001 or 1013)."""
-
-    def pause_reading():
-        """Stop reading the socket (backpressure: too many messages held)."""
-
-    def resume_reading():
-        """Read the socket again."""
-
-
 @implementer(IChatSocket)
 class ChatSocket(WebSocketServerProtocol, TimeoutMixin):
     """WebSocket mechanics for one connection; the chat is its :attr:`backend`'s
@@ -158,6 +102,7 @@ class ChatSocket(WebSocketServerProtocol, TimeoutMixin):
         self.backend: Optional[IChatBackend] = None
         self._message_bytes = 0
         self._message_too_long = False
+        self.inflow: Optional[Inflow] = None  # made with the connection
 
     @property
     def max_message_bytes(self) -> int:
@@ -167,6 +112,21 @@ class ChatSocket(WebSocketServerProtocol, TimeoutMixin):
         return self.transport.getPeer()
 
     # --- handshake and lifecycle ------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.inflow = Inflow(self.factory.clock, self._parse, self._handle)
+        self.inflow.attach(self.transport)  # paused when the client does not read
+
+    def connectionLost(self, reason) -> None:
+        if self.inflow is not None:
+            self.inflow.stop()
+        super().connectionLost(reason)
+
+    def _closeConnection(self, abort: bool = False) -> None:
+        if self.inflow is not None:
+            self.inflow.detach()
+        super()._closeConnection(abort)
 
     def onConnect(self, request):
         local = self.transport.getHost()
@@ -216,10 +176,12 @@ class ChatSocket(WebSocketServerProtocol, TimeoutMixin):
             self.dropConnection(abort=True)
 
     def pause_reading(self) -> None:
-        self.transport.pauseProducing()
+        """The backend holds too many messages: stop reading and handing messages on."""
+        self.inflow.hold(BACKLOG)
 
     def resume_reading(self) -> None:
-        self.transport.resumeProducing()
+        self.inflow.release(BACKLOG)
+        self.inflow.pump()
 
     # --- Connection interface (psicoia.ops.connections) -----------------------------------------
 
@@ -243,7 +205,29 @@ class ChatSocket(WebSocketServerProtocol, TimeoutMixin):
         self.send_notice(texts.IDLE_TIMEOUT, Kind.IDLE_TIMEOUT, None)
         self.close(CLOSE_NORMAL)
 
-    # --- input: bounded buffering, one message per frame ------------------------------------
+    # --- input: a slice of a read at a time (Inflow), one message per frame -----------------
+
+    def _dataReceived(self, data: bytes) -> None:
+        if self.inflow is not None and self.inflow.unfed:  # after the bytes already waiting
+            self.inflow.later(data)
+            self.inflow.pump()
+            return
+        super()._dataReceived(data)
+
+    def consumeData(self) -> None:
+        """Autobahn parses every frame it has in one go: it gets FEED_BYTES at a time (also of
+        what follows the opening handshake in one read); the rest waits in the inflow."""
+        if self.state == self.STATE_OPEN and len(self.data) > FEED_BYTES:
+            self.inflow.later(self.data[FEED_BYTES:])  # nothing waits: data came in first
+            self.data = self.data[:FEED_BYTES]
+        super().consumeData()
+        self.inflow.pump()
+
+    def _parse(self, data: bytes) -> None:
+        """More read bytes for Autobahn's parser (from the inflow, at most FEED_BYTES)."""
+        if self.state in (self.STATE_OPEN, self.STATE_CLOSING):
+            self.data += data
+            super().consumeData()
 
     def onMessageBegin(self, isBinary: bool) -> None:
         super().onMessageBegin(isBinary)
@@ -265,10 +249,16 @@ class ChatSocket(WebSocketServerProtocol, TimeoutMixin):
         if not self.admitted or self.closing:
             return
         self.resetTimeout()
+        self.inflow.add((payload, isBinary, self._message_too_long))
+
+    def _handle(self, payload: bytes, isBinary: bool, too_long: bool) -> None:
+        """One message, in its turn (the inflow's)."""
+        if not self.admitted or self.closing:
+            return
         if isBinary:
             self.send_notice(texts.BINARY_FRAME, "binary", None)
             return
-        if self._message_too_long:
+        if too_long:
             self.backend.message_too_long(None)
             return
         text = payload.decode("utf-8", "replace")
