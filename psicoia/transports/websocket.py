@@ -123,10 +123,11 @@ class ChatSocket(WebSocketServerProtocol, TimeoutMixin):
             self.inflow.stop()
         super().connectionLost(reason)
 
-    def _closeConnection(self, abort: bool = False) -> None:
+    def unregisterProducer(self) -> None:
+        """Autobahn calls this before it drops the connection: the inflow lets go of the
+        transport (a registered producer would hold the close)."""
         if self.inflow is not None:
             self.inflow.detach()
-        super()._closeConnection(abort)
 
     def onConnect(self, request):
         local = self.transport.getHost()
@@ -246,9 +247,10 @@ class ChatSocket(WebSocketServerProtocol, TimeoutMixin):
         super().onMessageFrameData(payload)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        if not self.admitted or self.closing:
-            return
-        self.resetTimeout()
+        # Every message takes its place in the inflow, also those dropped after a close: a
+        # flood after the close handshake is parsed a turn's worth at a time as well.
+        if self.admitted and not self.closing:
+            self.resetTimeout()
         self.inflow.add((payload, isBinary, self._message_too_long))
 
     def _handle(self, payload: bytes, isBinary: bool, too_long: bool) -> None:
