@@ -10,6 +10,11 @@ Each test is bounded in time and bytes; the flooders are clients on this test's 
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
+
 import pytest_twisted
 from twisted.internet import reactor, threads
 from twisted.internet.defer import Deferred, gatherResults
@@ -25,7 +30,10 @@ from tests.test_abuse_flood import polite_round_trips, slowly, small_send_buffer
 from tests.test_abuse_websocket import client_frame, server_frames
 from tests.wsclient import GREETING_LINES
 
-TINY_FLOOD = client_frame(b"a") * (1024 * 1024 // 7)  # 1 MiB of one-byte frames a connection
+# 64 KiB of one-byte frames a write. Blank: they get no reply and count toward no rate limit,
+# so nothing but the per-turn bounds holds the flooder back (one 64 KiB read is 9,362 frames;
+# before them, a polite user's round trips here were 1.2-1.6 s).
+TINY_FLOOD = client_frame(b" ") * (64 * 1024 // 7)
 
 
 def handshake(port: int, path: str) -> bytes:
@@ -34,53 +42,41 @@ def handshake(port: int, path: str) -> bytes:
             "Sec-WebSocket-Version: 13\r\n\r\n").encode("ascii")
 
 
-class FrameFlood(Protocol):
-    """Opens the socket, writes TINY_FLOOD once greeted; reads (and drops) what comes back."""
+def frame_flood(port: int, stop: threading.Event, seconds: float = 10.0,
+                connections: int = 40) -> int:
+    """A flooder in threads of its own (blocking sockets, so it keeps going while the reactor
+    is busy): opens a socket, waits for the greeting, writes one-byte frames (and reads what
+    comes back, in a second thread) until the server closes it or ``stop`` is set, then opens
+    another (at most ``connections``, for at most ``seconds``). Returns the bytes it wrote."""
+    deadline = time.monotonic() + seconds
+    opened = sent = 0
+    while not stop.is_set() and opened < connections and time.monotonic() < deadline:
+        opened += 1
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            sock.sendall(handshake(port, "/"))
+            greeting = b""
+            while b"salir" not in greeting:
+                greeting += sock.recv(65536)
+            drain = threading.Thread(target=_drain, args=(sock,), daemon=True)
+            drain.start()
+            try:
+                while not stop.is_set() and time.monotonic() < deadline:
+                    sock.sendall(TINY_FLOOD)
+                    sent += len(TINY_FLOOD)
+            except OSError:  # closed by the server, or not read for 2 s
+                pass
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            drain.join(5)
+    return sent
 
-    def __init__(self, run: "FrameFloodRun") -> None:
-        self.run = run
-        self.greeted = False
 
-    def connectionMade(self) -> None:
-        self.transport.write(handshake(self.run.port, "/"))
-
-    def dataReceived(self, data: bytes) -> None:
-        if not self.greeted and b"salir" in data:
-            self.greeted = True
-            self.transport.write(TINY_FLOOD)
-
-    def connectionLost(self, reason=None) -> None:
-        self.run.lost()
-
-
-class FrameFloodRun:
-    """One flooding socket at a time, opened again when the server closes it (at most
-    ``limit`` connections)."""
-
-    def __init__(self, port: int, limit: int = 40) -> None:
-        self.port = port
-        self.endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=5)
-        self.limit = limit
-        self.opened = 0
-        self.running = True
-        self.current = None
-
-    def open(self) -> None:
-        if self.running and self.opened < self.limit:
-            self.opened += 1
-            connectProtocol(self.endpoint, FrameFlood(self)).addCallback(self._connected)
-
-    def _connected(self, protocol: FrameFlood) -> None:
-        self.current = protocol
-
-    def lost(self) -> None:
-        self.current = None
-        reactor.callLater(0.01, self.open)
-
-    def stop(self) -> None:
-        self.running = False
-        if self.current is not None:
-            self.current.transport.abortConnection()
+def _drain(sock: socket.socket) -> None:
+    try:
+        while sock.recv(65536):
+            pass
+    except OSError:
+        pass
 
 
 @pytest_twisted.ensureDeferred
@@ -88,23 +84,25 @@ async def test_a_polite_users_round_trip_stays_under_half_a_second_while_a_webso
     provider = FakeProvider()
     slowly(provider, 0.02)
     provider_port, url = await serve(provider)
-    # The shipped rate limits: the flooder meets them, the polite users stay under them.
+    # The shipped rate limits; the flooder's blank frames meet none.
     service = await start_service(make_config(llm={"base_url": url},
                                               server={"websocket": LOCAL}))
-    flood = None
+    flood, stop = None, threading.Event()
     try:
-        flood = FrameFloodRun(await port_of(service, "websocket"))
-        flood.open()
+        flood = threads.deferToThread(frame_flood, await port_of(service, "websocket"), stop)
         await deferLater(reactor, 0.3, lambda: None)  # the flood is on
         port = await port_of(service, "tcp")
         users = [threads.deferToThread(polite_round_trips, port, 6, 0.2 + 0.05 * n)
                  for n in range(3)]
         round_trips = [t for user in await gatherResults(users) for t in user]
-        assert flood.opened >= 2, "the flooder was closed and came back during the test"
+        stop.set()
+        sent, flood = await flood, None
+        assert sent >= 1 << 20, "the flood was on: it wrote at least 1 MiB"
         assert max(round_trips) < 0.5, sorted(round(t, 3) for t in round_trips)[-5:]
     finally:
         if flood is not None:
-            flood.stop()
+            stop.set()
+            await flood
         await service.stopService()
         await provider_port.stopListening()
 
