@@ -7,8 +7,9 @@ file (or floods frames) while a reply is pending makes the server queue every me
 ``limit`` unanswered messages the connection stops reading, and TCP flow control holds the client
 back; it reads again once half of them are answered.
 
-The other bounds of a line transport live here too (used by :mod:`psicoia.transports.tcp`):
-lines handled per reactor turn, lines held before reading stops, and how long a closed
+The other bounds of a transport live here too (used by :mod:`psicoia.transports.tcp` and, for
+the WebSocket, :mod:`psicoia.transports.inflow`): lines (messages) handled per reactor turn,
+lines held before reading stops, bytes split or parsed at a time, and how long a closed TCP
 connection may take to drain. The output side is bounded by Twisted itself: the protocol is
 its transport's streaming producer (``registerProducer``) and stops answering while the
 transport's write buffer is over its high-water mark.
