@@ -13,6 +13,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from zope.interface.verify import verifyObject
 
 from psicoia.ops.connections import ConnectionRegistry
 from psicoia.ops.metrics import Metrics
@@ -116,6 +117,18 @@ def test_one_read_of_tiny_frames_is_parsed_a_slice_at_a_time():
     assert socket.transport.producerState == "producing"
 
 
+def test_a_read_of_pings_is_parsed_a_slice_at_a_time_and_each_gets_its_pong():
+    socket = Socket()
+    frame = client_frame(b"p", PING)
+    pings = 65536 // len(frame)
+    socket.send(frame * pings)
+    assert len(socket.frames(PONG)) <= LINES_HELD + FEED_BYTES // len(frame)
+    assert socket.transport.producerState == "paused"
+    socket.clock.advance(0)
+    assert len(socket.frames(PONG)) == pings
+    assert socket.transport.producerState == "producing"
+
+
 def test_every_message_is_answered_once_in_order_across_slices_reads_and_turns():
     socket = Socket(online=True)
     texts = [f"m{n:03d}" for n in range(300)]  # 3,000 bytes: three slices
@@ -131,7 +144,7 @@ def test_the_socket_is_its_transports_streaming_producer():
     socket = Socket()
     assert socket.transport.producer is socket.protocol.inflow
     assert socket.transport.streaming is True
-    assert IPushProducer.providedBy(socket.transport.producer)
+    assert verifyObject(IPushProducer, socket.transport.producer)
 
 
 def test_a_client_that_does_not_read_gets_no_new_reply_until_its_buffer_drains():

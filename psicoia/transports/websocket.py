@@ -66,6 +66,9 @@ HARD_CAP_MIN_BYTES = 1 << 20
 PING_INTERVAL_SECONDS = 30.0
 PING_TIMEOUT_SECONDS = 30.0
 
+# A ping or pong's place among the messages of an inflow (Inflow.add): handled, it does nothing.
+CONTROL_FRAME = (None, False, False)
+
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 # Reply outcomes that are a model reply (type "reply"); ERROR is type "error"; the rest notices.
@@ -253,9 +256,17 @@ class ChatSocket(WebSocketServerProtocol, TimeoutMixin):
             self.resetTimeout()
         self.inflow.add((payload, isBinary, self._message_too_long))
 
-    def _handle(self, payload: bytes, isBinary: bool, too_long: bool) -> None:
-        """One message, in its turn (the inflow's)."""
-        if not self.admitted or self.closing:
+    def onPing(self, payload: bytes) -> None:
+        super().onPing(payload)  # the pong, at once
+        self.inflow.add(CONTROL_FRAME)  # counted, so a flood of pings is parsed a turn at a time
+
+    def onPong(self, payload: bytes) -> None:
+        super().onPong(payload)
+        self.inflow.add(CONTROL_FRAME)
+
+    def _handle(self, payload: Optional[bytes], isBinary: bool, too_long: bool) -> None:
+        """One message, in its turn (the inflow's); a control frame's place does nothing."""
+        if payload is None or not self.admitted or self.closing:
             return
         if isBinary:
             self.send_notice(texts.BINARY_FRAME, "binary", None)
