@@ -53,6 +53,7 @@ from psicoia.transports.socket_api import (  # the seam, also imported from here
     IChatSocket,
 )
 from psicoia.transports.tcp import peer_address
+from psicoia.transports.timers import ClockTimers
 
 JSON_PROTOCOL = "psicoia.v1"
 
@@ -361,29 +362,6 @@ class ChatSocket(WebSocketServerProtocol, TimeoutMixin):
                         helplines=helplines(self.factory.helplines), **fields)
 
 
-class _Timers:
-    """Autobahn's protocol timers (handshakes, keepalive pings) on a clock we choose.
-
-    Autobahn's default batches them into whole-second buckets on the global reactor, which
-    makes sub-second settings meaningless and keepalive untestable with ``task.Clock``.
-    """
-
-    def __init__(self, clock: IReactorTime) -> None:
-        self.clock = clock
-
-    def call_later(self, delay: float, func, *args, **kwargs) -> "_TimerCall":
-        return _TimerCall(self.clock.callLater(delay, func, *args, **kwargs))
-
-
-class _TimerCall:
-    def __init__(self, call) -> None:
-        self._call = call
-
-    def cancel(self) -> None:
-        if self._call.active():
-            self._call.cancel()
-
-
 class ChatSocketFactory(WebSocketServerFactory):
     """Settings shared by every socket of one listener: limits, origins, caps, keepalive, and
     ``backend``, called with each admitted :class:`ChatSocket` to make its
@@ -408,7 +386,7 @@ class ChatSocketFactory(WebSocketServerFactory):
         super().__init__(server="PsicoIA", reactor=reactor)
         self.backend = backend
         self.helplines = helplines  # shown by the page from the greeting on (header, offline)
-        use_timers(self, _Timers(timers_clock or self.reactor))
+        use_timers(self, ClockTimers(timers_clock or self.reactor))
         self.registry = registry
         self.clock = clock
         self.max_message_bytes = max_message_bytes
