@@ -105,6 +105,23 @@ def test_resume_on_another_connection_continues_the_conversation():
     assert sent == [SYSTEM, "me llamo Ana", "re: me llamo Ana", "¿te acordás cómo me llamo?"]
 
 
+def test_offline_the_companions_turns_are_the_conversation_a_resume_shows():
+    """With no key (quick start 1) the companion answers; a resume (or a reload of the page)
+    must show that exchange, as the RESUMED line promises."""
+    clock, store = Clock(), MemoryStore()
+    manager = make_manager(make_config(api_key=None), None, clock, store=store,
+                           system_prompt=SYSTEM)
+    first, _ = open_session(manager)
+    reply = say(first, "hoy estoy muy cansada del laburo")
+    assert reply.outcome == Kind.OFFLINE
+    code = code_in(first.greeting())
+    first.close()
+    second, listener = open_session(manager, "10.0.0.9")
+    assert say(second, f"/retomar {code}").text == texts.RESUMED.format(number=1)
+    assert listener.conversations == [("Usuario-1", code, ["hoy estoy muy cansada del laburo",
+                                                           reply.text])]
+
+
 def test_resume_keeps_the_crisis_reminder_state():
     manager, provider, _, _ = build()
     first, _ = open_session(manager)

@@ -276,7 +276,11 @@ class Session:
             return self.notice(trace_id, texts.CRISIS_SUPPORT, outcome)
         if self.companion is None:
             self.companion = Companion(seed=self.number)
-        return self.notice(trace_id, self.companion.reply(text), outcome)
+        answer = self.companion.reply(text)
+        # What the person read is their conversation: a resume, a reload of the page and the
+        # model once it is back all see the companion's turns too.
+        self._remember(text, answer)
+        return self.notice(trace_id, answer, outcome)
 
     def _ask_provider(self, text: str, trace_id: str, tier: Optional[str]) -> Deferred:
         """Wait for a provider slot, then ask the provider; a Deferred firing with the Reply.
