@@ -266,20 +266,17 @@ class Session:
         return Reply(text, outcome, trace_id, close)
 
     def _fallback(self, trace_id: str, text: str, reason: str, tier: Optional[str] = None) -> Reply:
-        """The reply when the model cannot answer: offline, or the provider failed.
-
-        The offline companion answers (psicoia/chat/companion.py); a message at risk gets the
-        crisis support line instead (_with_safety adds the resources).
-        """
+        """The reply when the model cannot answer: the offline companion (companion.py), or the
+        crisis support line for a message at risk (_with_safety adds the resources). Offline,
+        the companion's turns are the conversation a resume or a reloaded page shows."""
         outcome = Kind.OFFLINE if reason == "offline" else Kind.FALLBACK
         if tier:
             return self.notice(trace_id, texts.CRISIS_SUPPORT, outcome)
         if self.companion is None:
             self.companion = Companion(seed=self.number)
         answer = self.companion.reply(text)
-        # What the person read is their conversation: a resume, a reload of the page and the
-        # model once it is back all see the companion's turns too.
-        self._remember(text, answer)
+        if reason == "offline":  # a failed call writes no history: the model sees none of it
+            self._remember(text, answer)
         return self.notice(trace_id, answer, outcome)
 
     def _ask_provider(self, text: str, trace_id: str, tier: Optional[str]) -> Deferred:
