@@ -351,7 +351,10 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
         self.transport.write(data)
 
     def _write_reply(self, reply: Reply) -> None:
-        shown = self._streamed.pop(reply.trace_id, None)
+        streamed = self._streamed
+        shown = streamed.pop(reply.trace_id, None)
+        if not streamed:
+            streamed.clear()  # frees the emptied table: about 200 bytes per idle streamed user
         if self._closing or not reply.text:
             return
         if shown is None:
