@@ -194,6 +194,8 @@ class Session:
         manager = self.manager
         manager.finished(result)  # first: drain() waiters see it at once
         self._pending.pop(result, None)
+        if not self._pending:  # emptied: clear() frees its table (160 bytes per idle user)
+            self._pending.clear()
         if self._last is result:
             # Not kept while idle: the rest of this chain (crisis layer, writer) runs now, so
             # a message let in by the writer comes after this reply and may start at once.
@@ -254,10 +256,8 @@ class Session:
         if left <= 0:
             return succeed(self._fallback(trace_id, text, "deadline", tier))
         reply = self._ask_provider(text, trace_id, tier)
-        return reply.addTimeout(
-            left, manager.clock,
-            onTimeoutCancel=lambda _result, _timeout: self._fallback(
-                trace_id, text, "deadline", tier))
+        return reply.addTimeout(left, manager.clock, onTimeoutCancel=lambda _result, _timeout:
+                                self._fallback(trace_id, text, "deadline", tier))
 
     def notice(self, trace_id: str, text: str, outcome: str, close: bool = False) -> Reply:
         self.manager.log.info("[{trace_id}] {outcome}", trace_id=trace_id, outcome=outcome,

@@ -161,11 +161,11 @@ class Metrics(Instruments):
             ["reason"], registry=r)
 
     def connection_opened(self, transport: str) -> None:
-        self.connections_accepted.labels(transport).inc()
-        self.connections_open.labels(transport).inc()
+        self._child(self.connections_accepted, transport).inc()
+        self._child(self.connections_open, transport).inc()
 
     def connection_closed(self, transport: str) -> None:
-        self.connections_open.labels(transport).dec()
+        self._child(self.connections_open, transport).dec()
 
     def connection_refused(self, transport: str, reason: str) -> None:
         self.connections_refused.labels(transport, reason).inc()

@@ -42,6 +42,7 @@ from psicoia.transports.backlog import (
     LINES_PER_TURN,
     ReplyBacklog,
 )
+from psicoia.transports.idle import IdleWatch
 from psicoia.transports.lineedit import TOO_LONG, LineEditor
 from psicoia.transports.telnet import IAC, TelnetCodec
 
@@ -73,7 +74,6 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
 
     def __init__(self, factory: "ChatLineFactory") -> None:
         self.factory = factory
-        self.callLater = factory.clock.callLater  # TimeoutMixin schedules on the injected clock
         self.session = None
         self.editor = LineEditor(factory.manager.config.limits.max_line_bytes)
         # Made when the first IAC arrives: most clients never send one (about 1 KiB saved per
@@ -117,7 +117,7 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
                       user=session.user, peer=address)
         for line in session.greeting():
             self._send(line)
-        self.setTimeout(self.factory.manager.config.limits.idle_timeout_seconds)
+        self.factory.idle.start(self)  # one timer for all of the listener's connections
         self._deliver()  # lines that came while the conversation was being opened
 
     def _open_failed(self, failure) -> None:
@@ -140,6 +140,7 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
         self.disconnect()
 
     def connectionLost(self, reason=None) -> None:
+        self.factory.idle.forget(self)
         self.setTimeout(None)
         self._closing = True
         self._lines.clear()
@@ -152,7 +153,13 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
         self.log.info("[{user}] connection closed transport=tcp", user=self.session.user)
         self.session.close()
 
+    def callLater(self, delay, func, *args):
+        """TimeoutMixin's scheduler (only the close grace uses it): the injected clock."""
+        return self.factory.clock.callLater(delay, func, *args)
+
     def timeoutConnection(self) -> None:
+        """Idle for limits.idle_timeout_seconds (the factory's IdleWatch), or closed by us
+        and the client has not taken its last lines within the grace (TimeoutMixin)."""
         if self._closing:  # closed by us, and the client has not taken its last lines
             self.transport.abortConnection()
             return
@@ -175,6 +182,7 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
         CLOSE_GRACE_SECONDS is cut off (its buffer must not stay for the idle timeout)."""
         if not self._closing:
             self.transport.unregisterProducer()
+            self.factory.idle.forget(self)
             self.setTimeout(CLOSE_GRACE_SECONDS)
         self._closing = True
         self.transport.loseConnection()
@@ -219,7 +227,7 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
         if echo and self.echoing:
             self.transport.write(echo)
         if lines:
-            self.resetTimeout()
+            self.factory.idle.touch(self)
             self._lines.extend(lines)
             if len(self._lines) > LINES_HELD:
                 self._hold(LINES)
@@ -343,7 +351,10 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
         self.transport.write(data)
 
     def _write_reply(self, reply: Reply) -> None:
-        shown = self._streamed.pop(reply.trace_id, None)
+        streamed = self._streamed
+        shown = streamed.pop(reply.trace_id, None)
+        if not streamed:
+            streamed.clear()  # frees the emptied table: about 200 bytes per idle streamed user
         if self._closing or not reply.text:
             return
         if shown is None:
@@ -375,6 +386,7 @@ class ChatLineFactory(Factory):
         self.manager = manager
         self.registry = registry
         self.clock = clock
+        self.idle = IdleWatch(clock, manager.config.limits.idle_timeout_seconds)
 
     def buildProtocol(self, addr):
         return self.protocol(self)
