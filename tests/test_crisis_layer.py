@@ -274,14 +274,15 @@ class Opinion:
 
 
 def test_risk_found_by_the_model_only():
-    """Wording the rules miss: the model's "risk" adds the resources."""
+    """Wording the rules miss: the model's "risk" adds the resources. (Read by the rules
+    alone: the learned model, retrained on more data, now reads this one too.)"""
     text = "las cosas van a ser más fáciles para todos desde el lunes"
-    assert assess(text).tier is None
+    assert assess(text, None, SILENT).tier is None
     check = Opinion()
     check.fake.push(Scripted(body=completion("risk")))
     model_tier = fired(check.ask(text))
     assert model_tier == "risk"
-    assert most_urgent(assess(text).tier, model_tier) == "risk"
+    assert most_urgent(assess(text, None, SILENT).tier, model_tier) == "risk"
     request = check.fake.requests[0]["json"]
     assert request["max_tokens"] <= 8 and text in request["messages"][-1]["content"]
 

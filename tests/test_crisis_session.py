@@ -121,7 +121,7 @@ def classifier_requests(fake):
 
 def test_risk_found_by_the_model_only_adds_the_resources():
     stack = Stack()
-    text = "las cosas van a ser más fáciles para todos desde el lunes"
+    text = "ya pensé bien lo que voy a hacer el lunes"
     # The classifier's call goes out first (at arrival), then the chat's.
     stack.fake.push(Scripted(body=completion("risk")))
     stack.fake.push(Scripted(body=completion("Te escucho, contame más."), delay=0.5))
@@ -158,7 +158,7 @@ def test_a_slow_or_failing_classifier_never_delays_the_reply():
 
 def test_a_late_verdict_reaches_the_next_reply():
     stack = Stack()
-    text = "las cosas van a ser más fáciles para todos desde el lunes"
+    text = "ya pensé bien lo que voy a hacer el lunes"
     stack.fake.push(Scripted(body=completion("risk"), delay=1.0))  # slower than the chat
     first = stack.say(text)
     stack.run(0.5)
