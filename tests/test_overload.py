@@ -117,7 +117,8 @@ def test_when_the_grace_runs_out_every_pending_message_still_gets_its_notice():
     manager, provider, _ = build(max_in_flight=1, max_waiting=50)
     chat, other = Chat(manager), Chat(manager, "10.0.0.2")
     chat.say("me cuelgo")
-    chat.say("y después esto")
+    # Not "y después esto": the retrained crisis model reads it as risk (a known false positive).
+    chat.say("y otra cosa más")
     other.say("espero")
     manager.drain()
     manager.abandon()  # the provider never answered within the grace
