@@ -124,6 +124,8 @@ CRISIS_HELP = (
 )
 # Said instead of an offline or failed reply to someone asking for a person.
 CRISIS_HELP_SUPPORT = "Te entiendo, y está muy bien pedir ayuda."
+# Instead of a non-answer (offline, busy...) to someone worried about another person.
+CRISIS_THIRD_PARTY_SUPPORT = "Qué bueno que me lo cuentes; acompañar a alguien así pesa mucho."
 # Appended to every reply to a message at risk, whatever else happened to it.
 CRISIS_RESOURCES = (
     "Si sentís que podés hacerte daño, pedí ayuda ahora; no tenés que pasar por esto en soledad: "

@@ -161,6 +161,13 @@ def test_third_party_gives_how_to_help_and_the_lines():
     assert reply.tier == "third_party"
 
 
+def test_offline_third_party_speaks_to_the_one_who_worries_not_as_if_they_were_at_risk():
+    offline = Reply("Contame un poco más.", Kind.OFFLINE, "t1")
+    reply = layer().decorate(offline, RiskState(), "third_party")
+    assert reply.text.startswith(texts.CRISIS_THIRD_PARTY_SUPPORT)
+    assert "¿Estás a salvo" not in reply.text and "escuchala sin juzgar" in reply.text
+
+
 def test_help_gives_where_a_person_answers_even_offline():
     crisis = layer()
     offline = Reply("Probá respirar en 4 tiempos...", Kind.OFFLINE, "t1")

@@ -18,6 +18,7 @@ from psicoia.chat.detector.features import features
 from psicoia.chat.detector.learned import MODEL_FILE, default_model
 from psicoia.chat.detector.normalize import normalize
 from psicoia.chat.detector.signals import WEAK_WEIGHTS
+from tests.crisis_training_files import data_digests
 
 SHIPPED = resources.files("psicoia.chat.detector").joinpath(MODEL_FILE)
 
@@ -59,9 +60,8 @@ def test_the_shipped_model_is_compact_and_only_non_zero_weights():
 
 def test_the_shipped_model_was_trained_on_the_data_in_the_repository():
     """Changing a training file without retraining fails here (sha256 of each file)."""
-    from tests import train_crisis_model as train  # noqa: PLC0415 (needs numpy below)
     recorded = json.loads(SHIPPED.read_text("utf-8"))["trained"]["data"]
-    assert recorded == train.data_digests()
+    assert recorded == data_digests()
     assert not any("heldout" in path for path in recorded)
 
 

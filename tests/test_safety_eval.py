@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests import safety_eval
+from tests.crisis_training_files import data_files
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,6 +22,26 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize("name", sorted(safety_eval.HELDOUT_SHA256))
 def test_the_held_out_files_are_the_frozen_ones(name):
     assert safety_eval.sha256(safety_eval.HELDOUT / name) == safety_eval.HELDOUT_SHA256[name]
+
+
+def _v3_pins() -> dict:
+    """{path under tests/data/crisis/: sha256} from HELDOUT3.sha256 (frozen before tuning)."""
+    pins = {}
+    for line in (safety_eval.DATA / "crisis" / "HELDOUT3.sha256").read_text().splitlines():
+        if line and not line.startswith("#"):
+            digest, name = line.split()
+            pins[name if "/" in name else f"heldout3/{name}"] = digest
+    return pins
+
+
+@pytest.mark.parametrize("name", sorted(_v3_pins()))
+def test_held_out_v3_files_are_the_ones_frozen_before_tuning(name):
+    path = safety_eval.DATA / "crisis" / name
+    assert safety_eval.sha256(path) == _v3_pins()[name]
+
+
+def test_no_held_out_file_is_training_data():
+    assert not any("heldout" in str(path) for path in data_files())
 
 
 def test_the_dev_set_is_large_mixed_and_well_formed():

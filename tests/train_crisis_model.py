@@ -25,7 +25,6 @@ also records the sha256 of the data it was trained on, which the suite checks al
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from dataclasses import dataclass
@@ -41,10 +40,9 @@ from psicoia.chat.detector.features import PREFIX, features
 from psicoia.chat.detector.learned import FORMAT, MODEL_FILE
 from psicoia.chat.detector.normalize import normalize
 from tests import safety_eval
+from tests.crisis_training_files import ROOT, TRAIN, data_digests, data_files  # noqa: F401
 
-ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "psicoia" / "chat" / "detector" / MODEL_FILE
-TRAIN = safety_eval.DATA / "crisis" / "train"
 SEED = 20261130
 CLASSES = ("acute", "risk", "third_party", "help")
 
@@ -77,19 +75,6 @@ class Example:
     kind: str
     weight: float
     source: str  # "single" or "dialog"
-
-
-def data_files() -> list:
-    """Every file the model is trained on, in a fixed order (paths relative to the root)."""
-    files = [safety_eval.DEV / "singles.tsv", safety_eval.DEV / "dialogs.tsv", *safety_eval.LEGACY]
-    if TRAIN.is_dir():
-        files += sorted(TRAIN.glob("*singles.tsv")) + sorted(TRAIN.glob("*dialogs.tsv"))
-    return files
-
-
-def data_digests() -> dict:
-    return {str(p.relative_to(ROOT)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in data_files()}
 
 
 def training_data() -> tuple[list, dict]:

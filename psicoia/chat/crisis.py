@@ -51,6 +51,10 @@ def most_urgent(*tiers: Optional[str]) -> Optional[str]:
     return None
 
 
+# The line that replaces a non-answer, by tier; CRISIS_SUPPORT ("¿Estás a salvo?") otherwise:
+# it speaks to the writer as the one at risk, wrong for someone asking about another person.
+_SUPPORT = {"help": texts.CRISIS_HELP_SUPPORT, "third_party": texts.CRISIS_THIRD_PARTY_SUPPORT}
+
 class CrisisLayer:
     """The crisis layer for one server: ``CrisisLayer(safety_config, instruments)``."""
 
@@ -114,7 +118,7 @@ class CrisisLayer:
             state.reminders_left = self.config.reminder_turns
         text = reply.text
         if reply.outcome not in _ANSWERS:
-            text = texts.CRISIS_HELP_SUPPORT if tier == "help" else texts.CRISIS_SUPPORT
+            text = _SUPPORT.get(tier, texts.CRISIS_SUPPORT)
         lines = self.resources_text(tier)
         if tier == "acute":
             text = f"{texts.CRISIS_ACUTE.format(resources=lines)} {text}"
