@@ -261,6 +261,11 @@ class Bench(FeatureScenarios):
             # The shipped default backend, in the run's own folder (never the repository).
             "storage": {"sqlite_path": str(self.workdir / f"{name}.db")},
         }
+        if feature("safety", "classifier_max_in_flight"):
+            # The second opinion's own budget (4 by default) would skip most messages under
+            # load, while the floor (--classify) classifies every one: lift it, so both send
+            # the provider the same work.
+            settings["safety"] = {"classifier_max_in_flight": 100000}
         if storage is None:  # the shipped default (sqlite), in a file of its own
             storage = self.shipped(name)
         if storage:
