@@ -917,7 +917,9 @@ async def test_tiers_kinds_limited_mode_and_take_over_from_a_scripted_server():
         assert result["header"] == ([line["text"] for line in GREETING_LINES], ["tel:5550100", "tel:112"])
         assert "Testlandia" in result["stored"]
         acute_text, acute_class, acute_items, first_link = result["acute"]
-        assert acute_text == ACUTE_TEXT
+        # The numbers are the tappable list below, not repeated in the sentence.
+        assert acute_text == ("Esto es una emergencia: llamá ahora mismo a los números de acá "
+                              "abajo. Si hay alguien cerca, avisale ya.")
         assert "acute" in acute_class.split()
         assert acute_items[0] == "Emergencias: 112" and first_link == "tel:112"
         before, visible, once, labels = result["limited"]

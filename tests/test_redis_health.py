@@ -77,7 +77,9 @@ async def test_one_log_line_per_change_of_the_links_state(redis_server):
             for _ in range(5):  # more failures: no more lines
                 await link.call("ping").addErrback(lambda f: None)
             redis_server.start()
-            await eventually(lambda: link.up, timeout=15)
+            # txredisapi retries with backoff up to ~11 s (jittered), and may be mid-wait when the
+            # server is back: one full backoff plus margin, still bounded.
+            await eventually(lambda: link.up, timeout=30)
         finally:
             await link.close()
     events = [json.loads(line) for line in output.getvalue().splitlines()]

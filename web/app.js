@@ -31,6 +31,7 @@
   var T = {
     you: "Vos",
     bot: "PsicoIA",
+    linesBelow: "los números de acá abajo",
     connecting: "Conectando…",
     reconnecting: "Reconectando…",
     connected: "Conectado",
@@ -589,20 +590,25 @@
     return box;
   }
 
-  // A crisis text usually ends with its helplines, which the list below it shows as links:
-  // then the text is shown up to them. When they are anywhere else (or not all there), the
-  // whole text is shown: nothing the server said is ever dropped.
+  // A crisis text carries its helplines, which the list below it shows as links. When they
+  // end the text, the text is shown up to them; when more follows (the emergency reply names
+  // them mid-sentence), they are replaced by a pointer to the list, so no number shows twice.
+  // When they are not all there, one after the other, the whole text is shown: nothing the
+  // server said is ever dropped.
   function beforeLines(text, lines) {
     var at = text.indexOf(lines[0].text);
-    if (at <= 0) { return text; }
+    if (at < 0) { return text; }
     var end = at;
     for (var i = 0; i < lines.length; i++) {
       var found = text.indexOf(lines[i].text, end);
-      if (found < 0) { return text; }
+      if (found < 0 || (i > 0 && !/^[\s.;,]*$/.test(text.slice(end, found)))) { return text; }
       end = found + lines[i].text.length;
     }
-    if (!/^[\s.;,]*$/.test(text.slice(end))) { return text; }
-    return text.slice(0, at).replace(/\s+$/, "");
+    var rest = text.slice(end);
+    if (/^[\s.;,]*$/.test(rest)) {
+      return at > 0 ? text.slice(0, at).replace(/\s+$/, "") : text;
+    }
+    return text.slice(0, at) + T.linesBelow + rest;
   }
 
   // A reply or conversational notice: PsicoIA talking.
