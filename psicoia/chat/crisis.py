@@ -55,6 +55,7 @@ def most_urgent(*tiers: Optional[str]) -> Optional[str]:
 # it speaks to the writer as the one at risk, wrong for someone asking about another person.
 _SUPPORT = {"help": texts.CRISIS_HELP_SUPPORT, "third_party": texts.CRISIS_THIRD_PARTY_SUPPORT}
 
+
 class CrisisLayer:
     """The crisis layer for one server: ``CrisisLayer(safety_config, instruments)``."""
 
