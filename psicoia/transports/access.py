@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import json
 from typing import Iterable, Optional
 
 from twisted.web.resource import Resource
 
 from psicoia import texts
 from psicoia.ops.connections import ConnectionRegistry
-from psicoia.transports.status import Report, readiness
+from psicoia.transports.status import Report, json_body, readiness
 
 
 class AddressPolicy:
@@ -66,9 +65,7 @@ class PublicHealth(Resource):
     isLeaf = True
 
     def render_GET(self, request) -> bytes:
-        request.setHeader(b"Content-Type", b"application/json")
-        request.setHeader(b"Cache-Control", b"no-store")
-        return b'{"status": "ok"}'
+        return json_body(request, {"status": "ok"})
 
 
 class PublicReady(Resource):
@@ -83,9 +80,7 @@ class PublicReady(Resource):
     def render_GET(self, request) -> bytes:
         ready, body = readiness(self.report())
         request.setResponseCode(200 if ready else 503)
-        request.setHeader(b"Content-Type", b"application/json")
-        request.setHeader(b"Cache-Control", b"no-store")
-        return json.dumps({"status": body["status"]}).encode("utf-8")
+        return json_body(request, {"status": body["status"]})
 
 
 class ByAddress(Resource):

@@ -61,7 +61,8 @@ def readiness(report: StatusReport) -> tuple[bool, dict]:
     return not reasons, body
 
 
-def _json(request, body: dict) -> bytes:
+def json_body(request, body: dict) -> bytes:
+    """``body`` as the JSON answer of ``request`` (content type set, never cached)."""
     request.setHeader(b"Content-Type", b"application/json")
     request.setHeader(b"Cache-Control", b"no-store")
     return json.dumps(body).encode("utf-8")
@@ -77,7 +78,7 @@ class ReadyResource(Resource):
     def render_GET(self, request) -> bytes:
         ready, body = readiness(self.report())
         request.setResponseCode(200 if ready else 503)
-        return _json(request, body)
+        return json_body(request, body)
 
 
 class HealthResource(Resource):
@@ -99,7 +100,7 @@ class HealthResource(Resource):
         }
         if report.mode != "core":
             body["mode"] = report.mode
-        return _json(request, body)
+        return json_body(request, body)
 
 
 class MetricsResource(Resource):
