@@ -26,7 +26,6 @@ client that does not read.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Callable, Optional
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -54,8 +53,7 @@ from psicoia.transports.socket_api import (  # the seam, also imported from here
 )
 from psicoia.transports.tcp import peer_address
 from psicoia.transports.timers import ClockTimers
-
-JSON_PROTOCOL = "psicoia.v1"
+from psicoia.transports.ws_events import JSON_PROTOCOL, read_event, reply_event  # noqa: F401
 
 # A JSON frame may escape each byte of text as \\u00XX (6 bytes); plus room for the envelope.
 JSON_OVERHEAD_FACTOR = 6
@@ -69,25 +67,6 @@ PING_TIMEOUT_SECONDS = 30.0
 
 # A ping or pong's place among the messages of an inflow (Inflow.add): handled, it does nothing.
 CONTROL_FRAME = (None, False, False)
-
-_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
-
-# Reply outcomes that are a model reply (type "reply"); ERROR is type "error"; the rest notices.
-REPLY_OUTCOMES = {Kind.ANSWERED}
-
-
-def _command_of(event: dict) -> Optional[str]:
-    """The text a JSON event stands for: a ``message``'s text, ``resume`` as ``/retomar
-    TOKEN``, ``forget`` as ``/olvidar`` (docs/protocol.md); None for anything else."""
-    kind = event.get("type")
-    if kind == "message" and isinstance(event.get("text"), str):
-        return event["text"]
-    if kind == "resume" and isinstance(event.get("token"), str):
-        return f"/retomar {fold_lines(event['token'])}"
-    if kind == "forget":
-        return "/olvidar"
-    return None
-
 
 @implementer(IChatSocket)
 class ChatSocket(WebSocketServerProtocol, TimeoutMixin):
@@ -279,22 +258,11 @@ class ChatSocket(WebSocketServerProtocol, TimeoutMixin):
         if not self.json_mode:
             self._text_message(text, None)
             return
-        try:
-            event = json.loads(text)
-        except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested past the limit
-            event = None
-        text = _command_of(event) if isinstance(event, dict) else None
+        text, ref = read_event(text)
         if text is None:
             self.send_event("error", None, code="bad_request", text=texts.BAD_REQUEST)
             return
-        ref = event.get("ref")
-        if not isinstance(ref, (str, int)) or isinstance(ref, bool):
-            ref = None
-        elif isinstance(ref, str):
-            ref = _LONE_SURROGATE.sub("\ufffd", ref)
-        # JSON can escape a lone surrogate (\ud800), which no UTF-8 write can carry: replaced
-        # like invalid UTF-8 in line mode, instead of failing this connection.
-        self._text_message(_LONE_SURROGATE.sub("\ufffd", text), ref)
+        self._text_message(text, ref)
 
     def _text_message(self, text: str, ref) -> None:
         # Line mode measured the raw frame already (frame_limit); JSON mode measures the text.
@@ -335,18 +303,8 @@ class ChatSocket(WebSocketServerProtocol, TimeoutMixin):
         if not self.json_mode:
             self.send_line(reply.text)
             return
-        extra: dict[str, Any] = {}
-        if reply.crisis:
-            extra = {"tier": reply.tier, "helplines": helplines(reply.resources)}
-        if reply.outcome in REPLY_OUTCOMES:
-            self.send_event("reply", reply.trace_id, ref=ref, text=reply.text, final=True,
-                            crisis=reply.crisis, **extra)
-        elif reply.outcome == Kind.ERROR:
-            self.send_event("error", reply.trace_id, ref=ref, code="error", text=reply.text,
-                            crisis=reply.crisis, **extra)
-        else:
-            self.send_event("notice", reply.trace_id, ref=ref, kind=reply.outcome,
-                            text=reply.text, crisis=reply.crisis, **extra)
+        event_type, fields = reply_event(reply)
+        self.send_event(event_type, reply.trace_id, ref=ref, **fields)
 
     def send_greeting(self, user: str, lines: list[str], resume_token: Optional[str] = None) -> None:
         if not self.json_mode:
