@@ -45,6 +45,9 @@ def main(argv=None) -> int:
     parser.add_argument("--clients", type=int, help="instead of the scenario's")
     parser.add_argument("--messages", type=int, help="instead of the scenario's")
     parser.add_argument("--no-floor", action="store_true")
+    parser.add_argument("--drop", default="",
+                        help="config sections left out on both sides, comma-separated (for "
+                             "checkouts older than them: --drop storage,safety)")
     parser.add_argument("--profile", help="run B alone under cProfile, stats to this file")
     args = parser.parse_args(argv)
     extra = json.loads(args.config)
@@ -74,7 +77,8 @@ def main(argv=None) -> int:
             server = bench.server(f"ab-{name}", url, dict(limits), websocket=False,
                                   storage=store, extra=mine,
                                   profile=Path(args.profile).resolve() if args.profile else None,
-                                  code=Path(code).resolve() if code else None)
+                                  code=Path(code).resolve() if code else None,
+                                  drop=tuple(filter(None, args.drop.split(","))))
             sides[name] = (server["ports"]["tcp"], server["pid"])
         if not args.no_floor and not args.profile:
             floor, port = bench.floor(url, limits["max_in_flight"], stream=stream,

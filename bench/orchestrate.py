@@ -237,11 +237,13 @@ class Bench(FeatureScenarios):
 
     def server(self, name: str, provider_url: str, llm: dict, profile: Optional[Path] = None,
                websocket: bool = True, storage: Optional[dict] = None,
-               extra: Optional[dict] = None, code: Optional[Path] = None) -> dict:
+               extra: Optional[dict] = None, code: Optional[Path] = None,
+               drop: tuple[str, ...] = ()) -> dict:
         """Start ``twistd -n psicoia`` with a generated config; return its pid and ports.
 
         ``extra``: more config sections (e.g. ``{"safety": {"classifier": "off"}}``); ``code``:
-        another checkout whose ``psicoia`` the server imports (bench/ab.py's A/B runs)."""
+        another checkout whose ``psicoia`` the server imports (bench/ab.py's A/B runs);
+        ``drop``: config sections left out (an older checkout rejects sections it lacks)."""
         ports = {"tcp": free_port(), "http": free_port()}
         if websocket:
             ports["websocket"] = free_port()
@@ -272,6 +274,8 @@ class Bench(FeatureScenarios):
             settings["storage"] = storage
         for section, values in (extra or {}).items():
             settings.setdefault(section, {}).update(values)
+        for section in drop:
+            settings.pop(section, None)
         config = self.workdir / f"{name}.yaml"
         config.write_text(json.dumps(settings, indent=2))  # JSON is YAML
         env = {k: v for k, v in self._bench_env().items()
