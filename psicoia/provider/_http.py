@@ -16,7 +16,8 @@ from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
 from twisted.web.error import SchemeNotSupported
-from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgent, IAgentEndpointFactory, IBodyProducer
 from zope.interface import implementer
 
 from psicoia.chat.ports import ProviderError
@@ -135,15 +136,30 @@ class CachedEndpoints:
         raise SchemeNotSupported(f"Unsupported scheme: {uri.scheme!r}")
 
 
-def make_http_client(reactor: Any, max_connections: int) -> tuple[HTTPClient, HTTPConnectionPool]:
+class ProviderHTTP(HTTPClient):
+    """treq's client over ``agent``, plus :meth:`post_bytes`: the per-message POST straight on
+    the ``agent``, without the ``CookieAgent``, ``RedirectAgent`` and ``ContentDecoderAgent``
+    treq wraps around every request (psicoia/provider/request.py says why). treq's methods
+    (the start-up model check) work as before."""
+
+    def __init__(self, agent: IAgent) -> None:
+        super().__init__(agent, data_to_body_producer=_body_producer)
+        self.agent = agent
+
+    def post_bytes(self, url: bytes, headers: Headers, body: bytes) -> Deferred:
+        """Deferred firing with the ``IResponse`` (unread) of ``POST url`` with ``headers``
+        and ``body`` (sent at once, with its Content-Length); fails as ``Agent.request``."""
+        return self.agent.request(b"POST", url, headers, BytesBody(body))
+
+
+def make_http_client(reactor: Any, max_connections: int) -> tuple[ProviderHTTP, HTTPConnectionPool]:
     """The production HTTP client: one persistent pool, sized to the semaphore, and one
     endpoint per destination (:class:`CachedEndpoints`)."""
     pool = quiet_pool(HTTPConnectionPool(reactor, persistent=True))
     pool.maxPersistentPerHost = max_connections
     pool.retryAutomatically = False  # we retry ourselves, with backoff and logging
     agent = Agent.usingEndpointFactory(reactor, CachedEndpoints(reactor), pool=pool)
-    client = HTTPClient(agent, data_to_body_producer=_body_producer)
-    return client, pool
+    return ProviderHTTP(agent), pool
 
 
 # A chat completion of max_tokens is a few KiB; anything this large is not one, and reading it

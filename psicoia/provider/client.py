@@ -20,18 +20,9 @@ import re
 from typing import Any, Callable, Optional, Sequence
 
 from treq.client import HTTPClient
-from twisted.internet import error as net_error
-from twisted.internet.defer import (
-    CancelledError,
-    Deferred,
-    ensureDeferred,
-    fail,
-    succeed,
-)
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
-from twisted.python.failure import Failure
-from twisted.web.client import RequestNotSent, RequestTransmissionFailed, ResponseFailed
 from zope.interface import implementer
 
 from psicoia.chat.ports import IProvider, ProviderError
@@ -53,26 +44,14 @@ from psicoia.provider.headers import gateway_retries, request_id
 from psicoia.provider.models import ModelCheck
 from psicoia.provider.pacing import Pacer, PacingTooLong
 from psicoia.provider.reasoning import ReasoningStyle, may_reason, strip_reasoning
-from psicoia.provider.retry import backoff_delay, is_retryable_status, retry_after_seconds
-from psicoia.provider.streaming import ACCEPT_STREAM, StreamFailure, StreamReading, read_body
-
-USER_AGENT = b"PsicoIA/0.1 (+twisted treq)"
-
-
-# Failures of the connection, before or during a response: worth another attempt.
-CONNECTION_ERRORS = (
-    net_error.ConnectError, net_error.ConnectionLost, net_error.DNSLookupError,
-    net_error.ConnectionDone, ResponseFailed, RequestNotSent, RequestTransmissionFailed,
+from psicoia.provider.request import (  # noqa: F401 - also importable from here, as before
+    CONNECTION_ERRORS,
+    USER_AGENT,
+    Requests,
+    Retryable,
 )
-
-
-class _Retryable(Exception):
-    def __init__(self, error: ProviderError, retry_after: Optional[float] = None,
-                 refused: bool = False) -> None:
-        self.error = error
-        self.retry_after = retry_after
-        self.refused = refused  # a concurrency refusal (psicoia.provider.concurrency)
-
+from psicoia.provider.retry import backoff_delay, is_retryable_status, retry_after_seconds
+from psicoia.provider.streaming import StreamReading
 
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
@@ -124,10 +103,7 @@ class ChatProvider:
         self._instruments = instruments or Instruments()
         self._random = random
         self._pacer = pacer
-        # Built once, not per request (docs/benchmarks.md): the URL treq would re-encode each
-        # time, and (on first use, see _bearer) the header that holds the key.
-        self._url = PreparedURL.prepare(config.completions_url)
-        self._authorization: Optional[bytes] = None
+        self._requests = Requests(config, api_key, clock, http)
         # Requests at once as the provider accepts them, below the session manager's semaphore.
         self.limit = limit or AdaptiveLimit(clock, config.max_in_flight, instruments=instruments)
         self._crowded_429s = 0  # plain 429s in a row that came while our other calls were out
@@ -145,7 +121,7 @@ class ChatProvider:
         """
         if not self.online:
             return succeed(None)
-        headers = {b"Authorization": [self._bearer()], b"Accept": [b"application/json"],
+        headers = {b"Authorization": [self._requests.bearer()], b"Accept": [b"application/json"],
                    b"User-Agent": [USER_AGENT]}
         self._model_check = ModelCheck(self.config, self._clock, self._http, headers,
                                        read_response)
@@ -213,8 +189,9 @@ class ChatProvider:
                 trace_id=trace_id, attempt=attempt, size=len(body),
             )
             try:
-                text, status, rid = await self._attempt(body, trace_id, reading, stream)
-            except _Retryable as retryable:
+                answer = await self._requests.send(body, trace_id, reading, stream)
+                text, status, rid = self._answered(*answer)
+            except Retryable as retryable:
                 self.limit.release()
                 if reading.visible.shown:
                     raise reading.cut(retryable.error, attempt, started)
@@ -331,69 +308,9 @@ class ChatProvider:
             error=error.reason, latency_ms=latency_ms,
         )
 
-    async def _attempt(self, body: bytes, trace_id: str, reading: StreamReading,
-                       stream: bool) -> tuple[str, int, Optional[str]]:
-        """One request with its own timeout (to the whole reply, or a stream's first token):
-        (text, status, the provider's request id or None); raises _Retryable or ProviderError
-        (ProviderRejected for an error status). Cancelling an HTTP request in flight makes treq
-        fail with ResponseNeverReceived, not CancelledError; so a timeout is recognised by its
-        flag and a cancel from the caller (the user left) by its own, never retried."""
-        timed_out = False
-
-        def expire() -> None:
-            nonlocal timed_out
-            timed_out = True
-            post.cancel()
-
-        def first_token() -> None:
-            if timer.active():
-                timer.cancel()
-
-        timer = self._clock.callLater(self.config.timeout_seconds, expire)
-        post = self._post(body, trace_id, reading, stream, first_token)
-        cancelled = False
-
-        def cancel(_: Deferred) -> None:
-            nonlocal cancelled
-            cancelled = True
-            post.cancel()
-
-        def relay(result: Any) -> None:
-            # If the cancel did not fire ``post`` at once, Deferred.cancel has already failed
-            # ``request`` with CancelledError: drop the late result instead of raising
-            # AlreadyCalledError.
-            if not request.called:
-                if isinstance(result, Failure):
-                    request.errback(result)
-                else:
-                    request.callback(result)
-
-        request: Deferred = Deferred(cancel)
-        post.addBoth(relay)
-        try:
-            status, headers, payload = await request
-        except Exception as exc:
-            if timed_out:
-                raise _Retryable(ProviderError("timeout")) from None
-            if cancelled or isinstance(exc, CancelledError):
-                raise CancelledError() from None
-            if isinstance(exc, StreamFailure):
-                # A stream that broke says the provider is unwell (the breaker counts it); a
-                # malformed one, like a malformed JSON reply, that it answered.
-                error = ProviderError(exc.reason, None if exc.retryable else 200)
-                if exc.retryable:
-                    raise _Retryable(error) from None
-                raise error from None
-            if not isinstance(exc, CONNECTION_ERRORS):
-                raise
-            self.log.debug("[{trace_id}] provider connection error {kind}",
-                           trace_id=trace_id, kind=exc.__class__.__name__)
-            raise _Retryable(ProviderError("connection")) from None
-        finally:
-            if timer.active():
-                timer.cancel()
-        if cancelled:  # a reply that raced the cancel: the caller is gone
-            raise CancelledError()
+    def _answered(self, status: int, headers: dict, payload: Any) -> tuple[str, int, Optional[str]]:
+        """What one attempt's answer means: (text, status, the provider's request id or
+        None); raises Retryable or ProviderError (ProviderRejected for an error status)."""
         if self._pacer is not None:
             self._pacer.observe(headers)
         if not self._stacked_warned and self.config.max_retries and gateway_retries(headers):
@@ -414,37 +331,7 @@ class ChatProvider:
         if diagnosis.kind is not None:
             self._instruments.provider_rejected(diagnosis.kind)
         if diagnosis.kind == CONCURRENCY:
-            raise _Retryable(error, refused=True)
+            raise Retryable(error, refused=True)
         if is_retryable_status(status):
-            raise _Retryable(error, retry_after_seconds(headers, self._clock.seconds()))
+            raise Retryable(error, retry_after_seconds(headers, self._clock.seconds()))
         raise error
-
-    def _post(self, body: bytes, trace_id: str, reading: StreamReading, stream: bool,
-              on_token: Callable[[], None]) -> Deferred:
-        """Deferred firing with (status, headers, payload): one request and its whole body.
-
-        ``payload`` is the body's bytes, or for an event stream the visible text ``reading``
-        took from it. Plain callbacks, not a coroutine: one ``ensureDeferred`` less per
-        attempt; cancelling it cancels whichever of the request or the body read is pending.
-        """
-        try:
-            request = self._http.post(
-                self._url,
-                data=body,
-                headers={
-                    b"Authorization": [self._bearer()],
-                    b"Content-Type": [b"application/json"],
-                    b"Accept": [ACCEPT_STREAM if stream else b"application/json"],
-                    b"User-Agent": [USER_AGENT],
-                    b"X-Request-ID": [trace_id.encode("ascii", "replace")],
-                },
-                unbuffered=True,  # read once (read_body): no treq copy of every chunk
-            )
-        except Exception:  # noqa: BLE001 - the caller sees a failed Deferred
-            return fail()
-        return request.addCallback(read_body, reading, on_token)
-
-    def _bearer(self) -> bytes:
-        if self._authorization is None:
-            self._authorization = b"Bearer " + self._api_key.encode("latin-1")
-        return self._authorization
