@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import pytest
 from hyperlink import EncodedURL
+from treq.client import HTTPClient
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import Logger, LogLevel
+from twisted.web.iweb import IAgent
+from zope.interface import implementer
 
-from psicoia.provider.client import BytesBody, PreparedURL, _body_producer
+from psicoia.provider._http import ProviderHTTP
+from psicoia.provider.client import BytesBody, ChatProvider, PreparedURL, _body_producer
 from psicoia.ops.logsetup import LevelLogger
 
 from tests.helpers import fired, make_manager  # noqa: F401
@@ -114,3 +119,42 @@ def test_a_queued_message_cancelled_while_waiting_never_takes_a_slot():
     assert len(manager.slots.semaphore.waiting) == 0
     provider.calls[0].answer("ok")
     assert manager.slots.semaphore.tokens == 1 and len(provider.calls) == 1
+
+
+# --- the provider request straight on the Agent (psicoia.provider.request) --------------------
+
+@implementer(IAgent)
+class RecordingAgent:
+    """Records each request (method, URI, headers, the body its producer writes) and never
+    answers: what each client path hands the pooled Agent."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple] = []
+
+    def request(self, method, uri, headers=None, bodyProducer=None):
+        consumer = StringTransport()
+        bodyProducer.startProducing(consumer)
+        self.requests.append((method, uri, dict(headers.getAllRawHeaders()), consumer.value(),
+                              bodyProducer.length))
+        return Deferred()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_direct_request_is_treqs_request_without_its_wrappers(stream):
+    config = make_config(api_key="sk-x", llm={"base_url": "https://ejemplo-señal.test/v1",
+                                               "stream": stream}).llm
+    direct, through_treq = RecordingAgent(), RecordingAgent()
+    for agent, http in ((direct, ProviderHTTP(direct)),
+                        (through_treq, HTTPClient(through_treq,
+                                                  data_to_body_producer=_body_producer))):
+        provider = ChatProvider(config, "sk-x", Clock(), http=http)
+        provider.stream([{"role": "user", "content": "hola ñ"}], "Usuario-1:m1", lambda _: None)
+    (method, uri, headers, body, length), = direct.requests
+    (t_method, t_uri, t_headers, t_body, t_length), = through_treq.requests
+    assert (method, uri, body, length) == (t_method, t_uri, t_body, t_length)
+    assert uri == b"https://xn--ejemplo-seal-jhb.test/v1/chat/completions"
+    # treq's ContentDecoderAgent asks for gzip; nothing else differs.
+    assert t_headers.pop(b"Accept-Encoding") == [b"gzip"]
+    assert headers == t_headers
+    assert headers[b"X-Request-Id"] == [b"Usuario-1:m1"]
+    assert headers[b"Authorization"] == [b"Bearer sk-x"]

@@ -1,10 +1,12 @@
 """
 The provider client (psicoia.provider.client.ChatProvider) against tests/fake_provider.py.
 
-Most tests run the fake in memory through ``treq.testing.StubTreq`` with a ``task.Clock``, so
-backoff, Retry-After and timeouts are exact and instant. A few serve it on 127.0.0.1 with the
-real reactor: the wire format and headers, connection refused, a connection closed without an
-answer.
+Most tests run the fake in memory through ``treq.testing.RequestTraversalAgent`` under the
+production client (``ProviderHTTP``: requests straight on the agent) with a ``task.Clock``, so
+backoff, Retry-After and timeouts are exact and instant; tests/test_streaming.py runs the
+same client through treq's ``StubTreq`` (treq's own request path). A few serve the fake on
+127.0.0.1 with the real reactor: the wire format and headers, connection refused, a
+connection closed without an answer.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from email.utils import formatdate
 
 import pytest
 import pytest_twisted
-from treq.testing import StubTreq
+from treq.testing import RequestTraversalAgent
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 
+from psicoia.provider._http import ProviderHTTP
 from psicoia.provider.client import ChatProvider, ProviderError, make_http_client
 from tests.fake_provider import FakeProvider, Scripted, completion, serve
 from tests.helpers import make_config
@@ -30,19 +33,21 @@ OK = Scripted(status=200, body=completion("Te escucho."))
 
 
 class InMemory:
-    """A ChatProvider wired to a FakeProvider through StubTreq, all on one Clock."""
+    """A ChatProvider wired to a FakeProvider in memory (the production client over treq's
+    RequestTraversalAgent), all on one Clock."""
 
     def __init__(self, api_key="k", random=lambda: 0.5, instruments=None, **llm) -> None:
         self.clock = Clock()
         self.clock.advance(1_700_000_000)  # a realistic POSIX time, for HTTP dates
         self.fake = FakeProvider(clock=self.clock)
-        self.stub = StubTreq(self.fake)
+        self.stub = RequestTraversalAgent(self.fake)  # flush(): deliver what is ready
         settings = {"base_url": "http://provider.test/v1", "backoff_initial_seconds": 1,
                     "backoff_max_seconds": 4, "timeout_seconds": 30}
         settings.update(llm)
         self.config = make_config(llm=settings).llm
-        self.client = ChatProvider(self.config, api_key, self.clock, http=self.stub,
-                                   random=random, instruments=instruments)
+        self.client = ChatProvider(self.config, api_key, self.clock,
+                                   http=ProviderHTTP(self.stub), random=random,
+                                   instruments=instruments)
 
     def call(self):
         result = self.client.complete(PROMPT, "Usuario-1:m1")
