@@ -159,7 +159,8 @@ class CircuitBreaker:
         first text comes after ``slow_call_seconds`` (a long reply being shown is not)."""
         def first_text(watch: _SlowWatch) -> Deferred:
             def delta(text: str) -> Any:
-                watch.disarm()
+                if not watch.disarmed:  # the first piece only: the rest come by the dozen
+                    watch.disarm()
                 return on_delta(text)
             return self.provider.stream(messages, trace_id, delta)
         return self._call(trace_id, first_text)
