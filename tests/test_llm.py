@@ -88,6 +88,18 @@ def test_each_transient_status_is_retried_after_backoff(status):
     assert len(env.fake.requests) == 2
 
 
+@pytest.mark.parametrize("status", [301, 307, 308])
+def test_a_redirect_is_an_error_status_never_followed_nor_retried(status):
+    """An API POST is not redirected (treq's RedirectAgent refused it too, as a connection
+    error, and the client retried it): the operator sees the status (a wrong base_url)."""
+    env = InMemory()
+    env.fake.push(Scripted(status=status, body=b"", headers={"Location": "https://x.test/"}))
+    error = outcome(env.call())
+    assert isinstance(error, ProviderError)
+    assert (error.reason, error.status, error.attempts) == ("status", status, 1)
+    assert len(env.fake.requests) == 1
+
+
 @pytest.mark.parametrize("status", [400, 401, 404])
 def test_other_client_errors_are_never_retried(status):
     env = InMemory()
