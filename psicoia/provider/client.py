@@ -2,9 +2,9 @@
 The client for an OpenAI-compatible chat-completions API, with timeouts and retries.
 
 One HTTP client over one persistent connection pool serves every user; each attempt is one
-POST with its own timeout (psicoia/provider/request.py). Transient failures (connection errors, timeouts, 408, 409, 429, 5xx) are retried
-with backoff or after the provider's ``Retry-After``; everything else fails at once. Every
-failure of the provider or the network reaches the caller as a :class:`ProviderError` with a
+POST with its own timeout (psicoia/provider/request.py). Transient failures (connection
+errors, timeouts, 408, 409, 429, 5xx) are retried with backoff or after the provider's
+``Retry-After``; everything else fails at once. Every failure of the provider or the network reaches the caller as a :class:`ProviderError` with a
 short ``reason``; only a programming error escapes as itself (the session turns it into one
 error line).
 
