@@ -4,9 +4,9 @@ The client for an OpenAI-compatible chat-completions API, with timeouts and retr
 One HTTP client over one persistent connection pool serves every user; each attempt is one
 POST with its own timeout (psicoia/provider/request.py). Transient failures (connection
 errors, timeouts, 408, 409, 429, 5xx) are retried with backoff or after the provider's
-``Retry-After``; everything else fails at once. Every failure of the provider or the network reaches the caller as a :class:`ProviderError` with a
-short ``reason``; only a programming error escapes as itself (the session turns it into one
-error line).
+``Retry-After``; everything else fails at once. Every failure of the provider or the network
+reaches the caller as a :class:`ProviderError` with a short ``reason``; only a programming
+error escapes as itself (the session turns it into one error line).
 
 Streaming (docs/operations.md): either call reads JSON or an event stream, asked for or not
 (psicoia/provider/streaming.py); retried only while no text was shown, then ``cut``.
