@@ -14,6 +14,7 @@ from twisted.logger import globalLogPublisher
 from twisted.protocols.basic import LineReceiver
 
 from psicoia import config as config_module
+from psicoia.chat.resume import hash_code
 from psicoia.config import LogConfig
 from psicoia.ops.logsetup import make_observer
 from psicoia.app.service import build_service
@@ -124,3 +125,13 @@ def make_manager(config, provider, clock, **kwargs):
     from psicoia.app.core import build_core
 
     return build_core(config, clock, clock, provider=provider, **kwargs).manager
+
+
+def history_of(session) -> list:
+    """The history the model would see with the session's next message, as ``(role,
+    content)`` pairs: the session's copy, or the store's while the session has let go of it
+    (psicoia/chat/recall.py). Needs a store that answers at once (the memory store)."""
+    if session.turns is not None:
+        return list(session.turns)
+    stored = fired(session.manager.store.resume(hash_code(session.code), 0.0))
+    return [(turn.role, turn.content) for turn in stored.turns]

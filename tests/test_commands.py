@@ -22,7 +22,7 @@ from psicoia.chat.vocabulary import Kind
 
 from tests.fake_provider import FakeProvider
 from tests.helpers import make_manager  # noqa: F401
-from tests.helpers import LOCAL, fired, make_config, port_of, start_service
+from tests.helpers import LOCAL, fired, history_of, make_config, port_of, start_service
 
 GREETING_LINES = 3 + len(texts.GREETING_BODY)
 
@@ -97,7 +97,7 @@ def test_reset_forgets_the_conversation_before_the_next_message():
     assert len(stack.fake.requests[-1]["json"]["messages"]) == 4
     reply = stack.say("/reset")
     assert reply.outcome == Kind.COMMAND and reply.text == texts.RESET_DONE
-    assert stack.session.turns == []
+    assert history_of(stack.session) == []
     stack.say("hola de nuevo")
     sent = stack.fake.requests[-1]["json"]["messages"]
     assert [m["content"] for m in sent] == ["sistema", "hola de nuevo"]

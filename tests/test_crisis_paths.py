@@ -25,6 +25,7 @@ from tests.helpers import make_manager  # noqa: F401
 from tests.helpers import (
     LOCAL,
     captured_logs,
+    history_of,
     connect_line_client,
     fired,
     make_config,
@@ -123,7 +124,7 @@ def test_a_message_without_risk_gets_no_resources_and_is_not_counted():
 def test_history_keeps_the_models_words_not_the_appended_resources():
     stack = Stack()
     fired(stack.say(AT_RISK))
-    history = stack.session.turns
+    history = history_of(stack.session)
     assert [content for _, content in history] == [AT_RISK, f"Te escucho ({len(AT_RISK)})"]
 
 

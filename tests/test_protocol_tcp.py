@@ -409,12 +409,12 @@ def test_a_pasted_flood_is_read_as_replies_go_out_not_queued_without_bound():
     client.send(b"".join(b"linea %d\n" % n for n in range(lines)))
     backlog = client.protocol.backlog.limit
     assert client.transport.producerState == "paused"
-    assert len(client.protocol.session._pending) == backlog
+    assert len(client.protocol.session._pending or ()) == backlog
     while harness.clock.advance(0) or harness.provider.pending:  # a turn: more lines go on
         call = harness.provider.pending[0]
         harness.clock.advance(10)  # keep clear of the rate limit
         call.answer(f"re: {call.text}")
-        assert len(client.protocol.session._pending) <= backlog
+        assert len(client.protocol.session._pending or ()) <= backlog
     assert client.transport.producerState == "producing"
     assert len(client.replies) == lines
     answered = [r for r in client.replies if r.startswith("re: ")]

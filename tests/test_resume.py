@@ -17,7 +17,7 @@ from psicoia.chat.ports import SessionListener
 from psicoia.chat.resume import ALPHABET, hash_code, new_code, normalize
 from psicoia.chat.vocabulary import Kind
 from psicoia.storage.memory import MemoryStore
-from tests.helpers import fired, make_config, make_manager
+from tests.helpers import fired, history_of, make_config, make_manager
 from tests.provider_stub import ControlledProvider
 
 SYSTEM = "Sos breve."
@@ -141,7 +141,7 @@ def test_an_unknown_code_is_a_notice_and_changes_nothing():
     say(session, "algo", provider)
     reply = say(session, "/retomar ABCDE-FGHJK")
     assert reply.text == texts.RESUME_UNKNOWN
-    assert session.user == "Usuario-1" and len(session.turns) == 2
+    assert session.user == "Usuario-1" and len(history_of(session)) == 2
     assert listener.conversations == []
     assert say(session, "/retomar").text == texts.RESUME_USAGE
     assert say(session, "/retomar no es un código").text == texts.RESUME_UNKNOWN
@@ -194,7 +194,7 @@ def test_forget_deletes_the_conversation_and_starts_a_new_one():
     assert reply.outcome == Kind.COMMAND
     assert reply.text == texts.FORGOTTEN.format(number=2, code=session.code)
     assert fired(store.resume(hash_code(old_code), 0)) is None, "the old code stops working"
-    assert session.user == "Usuario-2" and session.turns == []
+    assert session.user == "Usuario-2" and history_of(session) == []
     assert listener.conversations == [("Usuario-2", session.code, [])]
     say(session, "hola", provider)
     assert [m["content"] for m in provider.calls[-1].messages] == [SYSTEM, "hola"]

@@ -19,7 +19,7 @@ from psicoia.storage.memory import MemoryStore
 from psicoia.chat.vocabulary import Kind
 
 from tests.helpers import fired, make_manager  # noqa: F401
-from tests.helpers import make_config
+from tests.helpers import history_of, make_config
 from tests.provider_stub import ControlledProvider
 
 SYSTEM = "Sos un acompañante breve."
@@ -329,7 +329,7 @@ def test_rate_limited_messages_do_not_reach_the_provider_or_the_history():
     chat.say("no pasa")
     provider.answer_all()
     assert [c.text for c in provider.calls] == ["1"]
-    assert chat.session.turns == [("user", "1"), ("assistant", "re: 1")]
+    assert history_of(chat.session) == [("user", "1"), ("assistant", "re: 1")]
 
 
 def test_goodbye_closes_and_bypasses_the_rate_limit():
@@ -378,7 +378,7 @@ def test_a_closed_session_creates_no_state_again():
     chat.session.close()
     chat.say("después de cerrar")
     assert provider.calls == []
-    assert chat.session.turns == []
+    assert history_of(chat.session) == []
     assert manager.limiter.check(chat.session.user) == 0  # a fresh window: nothing was counted
 
 

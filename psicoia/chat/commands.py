@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, NamedTuple, Optional
 from twisted.internet.defer import Deferred, succeed
 
 from psicoia import texts
-from psicoia.chat import resume
+from psicoia.chat import recall, resume
 from psicoia.chat.ports import Conversation
 from psicoia.chat.vocabulary import Kind, Reply
 
@@ -78,9 +78,7 @@ def run(session: "Session", command: Command, trace_id: str) -> Deferred:
     elif name == RESOURCES:
         text = texts.RESOURCES_REPLY.format(resources=session.manager.resources_text())
     elif name == RESET:
-        session.turns = []
-        manager = session.manager
-        manager.persist(manager.store.clear(session.conversation_id, manager.clock.seconds()))
+        recall.clear(session)
         if session.companion is not None:
             session.companion.reset()
         text = texts.RESET_DONE
@@ -118,7 +116,7 @@ def _resumed(conversation: Optional[Conversation], session: "Session", typed: st
         return session.notice(trace_id, texts.RESUME_SAME, Kind.COMMAND)
     if session.closed:
         return Reply("", Kind.ERROR, trace_id)
-    previous_id, was_empty = session.conversation_id, not session.turns
+    previous_id, was_empty = session.conversation_id, recall.is_empty(session)
     session.manager.claim(conversation.id, previous_id, session.taken_over)
     if was_empty:  # the fresh conversation made at connect holds nothing worth keeping
         session.manager.persist(session.manager.store.forget(previous_id))

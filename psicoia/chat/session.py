@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Callable, NamedTuple, Optional
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 
 from psicoia import texts
-from psicoia.chat import commands
+from psicoia.chat import commands, recall
 from psicoia.chat.companion import Companion
 from psicoia.chat.crisis import CRISIS_TIERS, most_urgent
 from psicoia.chat.deltas import DeltaRelay
 from psicoia.chat.detector import RiskState
 from psicoia.chat.history import build_prompt
-from psicoia.chat.ports import Conversation, ISessionListener, ProviderError, Turn
+from psicoia.chat.ports import Conversation, ISessionListener, ProviderError
 from psicoia.chat.vocabulary import Kind, Reply, fold_lines
 
 if TYPE_CHECKING:  # the manager imports this module; annotations only
@@ -39,6 +39,15 @@ def _values(state: dict) -> tuple:
     return tuple(tuple(sorted(v.items())) if isinstance(v, dict) else v for v in state.values())
 
 
+_RISK_KEYS = tuple(RiskState().to_dict())
+
+
+def _state(values: tuple) -> RiskState:
+    """The crisis state :func:`_values` flattened (an idle session keeps only the tuple)."""
+    return RiskState.from_dict({key: dict(value) if isinstance(value, tuple) else value
+                                for key, value in zip(_RISK_KEYS, values)})
+
+
 class Submission(NamedTuple):
     """What :meth:`Session.submit` hands back: the message's trace id (None when the session
     was already closed) and a Deferred firing with its one :class:`Reply`."""
@@ -50,10 +59,12 @@ class Submission(NamedTuple):
 class Session:
     """One connected user. Made by :meth:`SessionManager.open`, ended by :meth:`close`."""
 
+    # Idle, a session keeps no per-message object: no history (psicoia/chat/recall.py), no
+    # RiskState (its values as a tuple), no ordering list or pending table (None until used).
     __slots__ = ("manager", "transport", "peer", "listener", "closed", "conversation_id",
                  "number", "user", "code", "turns", "risk", "_saved_risk", "_late_tier",
                  "companion", "_messages", "_last", "_ready", "_advancing", "_pending",
-                 "_refused", "__weakref__")
+                 "_refused", "_loading", "_unsaved", "_keep")
 
     def __init__(self, manager: "SessionManager", conversation: Conversation, code: str,
                  transport: str, peer: str, listener: ISessionListener) -> None:
@@ -62,14 +73,17 @@ class Session:
         self.peer = peer
         self.listener = listener
         self.closed = False
+        self._loading: Optional[list[Deferred]] = None  # callers waiting for the history read
+        self._unsaved = 0  # writes of the history not yet confirmed by the store
         self.adopt(conversation, code)
         self._messages = 0
         # Per-user ordering: a message's turn comes when the previous message's Deferred has run
         # all its callbacks, the transport's write included (see _enqueue).
         self._last: Optional[Deferred] = None
-        self._ready: list[Deferred] = []  # a list: 56 bytes empty, a deque 760
+        self._ready: Optional[list[Deferred]] = None  # turns to start (a list while starting)
         self._advancing = False
-        self._pending: dict[Deferred, None] = {}  # insertion order: close() cancels newest first
+        # Insertion order: close() cancels newest first. None while nothing is pending.
+        self._pending: Optional[dict[Deferred, None]] = None
         self._refused = 0  # messages refused by the rate limit in a row
 
     def adopt(self, conversation: Conversation, code: str) -> None:
@@ -78,10 +92,14 @@ class Session:
         self.number = conversation.number
         self.user = f"Usuario-{conversation.number}"
         self.code = code
-        self.turns: list[tuple[str, str]] = [(t.role, t.content) for t in conversation.turns]
-        # The crisis layer's state for this conversation (numbers only, docs/safety.md).
-        self.risk = RiskState.from_dict(conversation.risk)
-        self._saved_risk = _values(self.risk.to_dict())
+        self.turns = recall.window(conversation.turns)
+        # A conversation made while the store was degraded may live in the fallback store
+        # only: its history is never let go of (psicoia/chat/recall.py).
+        self._keep = self.manager.store.health != "ok"
+        # The crisis layer's state for this conversation (numbers only, docs/safety.md): while
+        # idle only its values (the RiskState is made again from them by _risk_state).
+        self.risk: Optional[RiskState] = None
+        self._saved_risk = _values(RiskState.from_dict(conversation.risk).to_dict())
         self._late_tier: Optional[str] = None  # found by the second opinion after its reply
         self.companion: Optional[Companion] = None  # the offline companion, made on first use
 
@@ -105,6 +123,8 @@ class Session:
         # The crisis check runs here, at arrival, before any limit can answer for the message.
         tier = None
         if command is None and not self.closed:
+            if self.turns is None and self.manager.provider.online:
+                recall.recall(self)  # read the history back while the message waits its turn
             tier = self._crisis_check(text)
         return self._enqueue(
             lambda trace_id, arrived: self._handle(text, command, trace_id, tier, arrived),
@@ -130,7 +150,8 @@ class Session:
         manager = self.manager
         # Rate limiting and other checks happen at arrival, not when the turn comes.
         arrival = self._at_arrival(trace_id, tier) if checked else None
-        behind = bool(self._pending) and arrival is None  # waits for this user's earlier one
+        pending = self._pending
+        behind = bool(pending) and arrival is None  # waits for this user's earlier one
         if behind:
             manager.queued_behind += 1
         arrived = manager.clock.seconds()
@@ -154,7 +175,9 @@ class Session:
         turn: Deferred = Deferred(no_longer_behind)  # cancelled before its turn: not behind
         result = turn.addCallback(start)
         previous, self._last = self._last, result
-        self._pending[result] = None
+        if pending is None:
+            pending = self._pending = {}
+        pending[result] = None
         manager.accepted(result)
         # Few callbacks per message, on purpose (each costs a turn of Deferred._runCallbacks;
         # docs/benchmarks.md): one to settle the bookkeeping, one pair for the reply.
@@ -177,10 +200,11 @@ class Session:
     def _take_turn(self, turn: Deferred) -> None:
         """Start ``turn`` now, or after the one being started (a loop, not recursion: a user
         may have thousands of queued notices that all complete synchronously)."""
-        self._ready.append(turn)
         if self._advancing:
+            self._ready.append(turn)
             return
         self._advancing = True
+        self._ready = [turn]  # a list: 56 bytes empty, a deque 760; none while idle
         try:
             while self._ready:
                 ready = self._ready.pop(0)  # holds one or two turns at a time
@@ -188,14 +212,17 @@ class Session:
                     ready.callback(None)
         finally:
             self._advancing = False
+            self._ready = None
 
     def _settled(self, outcome, result: Deferred, arrived: float):
         """The message has its reply (or failure): it is no longer pending or in progress."""
         manager = self.manager
         manager.finished(result)  # first: drain() waiters see it at once
-        self._pending.pop(result, None)
-        if not self._pending:  # emptied: clear() frees its table (160 bytes per idle user)
-            self._pending.clear()
+        pending = self._pending
+        if pending is not None:
+            pending.pop(result, None)
+            if not pending:  # emptied: not kept (a dict keeps its table after pop)
+                self._pending = None
         if self._last is result:
             # Not kept while idle: the rest of this chain (crisis layer, writer) runs now, so
             # a message let in by the writer comes after this reply and may start at once.
@@ -255,7 +282,11 @@ class Session:
             left = min(left, manager.config.safety.crisis_reply_seconds)
         if left <= 0:
             return succeed(self._fallback(trace_id, text, "deadline", tier))
-        reply = self._ask_provider(text, trace_id, tier)
+        if self.turns is None:  # read back from the store (started at arrival)
+            reply = recall.recall(self).addCallback(
+                lambda _: self._ask_provider(text, trace_id, tier))
+        else:
+            reply = self._ask_provider(text, trace_id, tier)
         return reply.addTimeout(left, manager.clock, onTimeoutCancel=lambda _result, _timeout:
                                 self._fallback(trace_id, text, "deadline", tier))
 
@@ -276,7 +307,7 @@ class Session:
             self.companion = Companion(seed=self.number)
         answer = self.companion.reply(text)
         if reason == "offline":  # a failed call writes no history: the model sees none of it
-            self._remember(text, answer)
+            recall.remember(self, text, answer)
         return self.notice(trace_id, answer, outcome)
 
     def _ask_provider(self, text: str, trace_id: str, tier: Optional[str]) -> Deferred:
@@ -343,7 +374,7 @@ class Session:
             if relay is not None:
                 relay.finish()  # what is held goes out before the line's end
             answer = fold_lines(answer)
-            self._remember(text, answer)
+            recall.remember(self, text, answer)
             self.manager.log.info("[{trace_id}] answered reply_chars={reply_chars}",
                                   trace_id=trace_id, reply_chars=len(answer), user=self.user,
                                   transport=self.transport)
@@ -366,17 +397,6 @@ class Session:
         finally:
             self.manager.slots.release_slot(slot)
 
-    def _remember(self, text: str, answer: str) -> None:
-        """Keep the exchange in the window the model sees, and in the store (not awaited: the
-        reply never waits on the disk; a storage failure is the store's to report)."""
-        keep = self.manager.config.history.max_messages
-        self.turns.append(("user", text))
-        self.turns.append(("assistant", answer))
-        del self.turns[:max(0, len(self.turns) - keep)]
-        self.manager.persist(self.manager.store.append(
-            self.conversation_id, (Turn("user", text), Turn("assistant", answer)), keep,
-            self.manager.clock.seconds()))
-
     # --- the crisis layer (docs/safety.md) --------------------------------------------------
 
     def _crisis_check(self, text: str) -> Optional[str]:
@@ -384,37 +404,62 @@ class Session:
         crisis.py): its tier or None. Starts the model's second opinion when it could add
         something; it never delays the reply (see :meth:`_with_safety`)."""
         manager = self.manager
-        tier = manager.crisis.check(self.risk, text, self.transport)
+        tier = manager.crisis.check(self._risk_state(), text, self.transport)
         self._save_risk()
         opinion = manager.second_opinion
         if opinion is not None and opinion.wanted(tier):
-            recent = [content for role, content in self.turns if role == "user"]
-            opinion.ask([*recent, text], f"{self.user}:check").addCallback(self._second_opinion)
+            # It reads the user's earlier messages too: once the history is back if it is
+            # being read from the store (recall() fires at once when it is in memory).
+            recall.recall(self).addCallback(self._ask_second_opinion, text)
         return tier
+
+    def _ask_second_opinion(self, _, text: str) -> None:
+        recent = [content for role, content in self.turns or () if role == "user"]
+        self.manager.second_opinion.ask([*recent, text], f"{self.user}:check").addCallback(
+            self._second_opinion)
 
     def _second_opinion(self, tier: Optional[str]) -> None:
         """The model saw a tier the rules did not: the next turns read with that alert, and
         the reply not yet written (this one, or the next) carries its resources."""
         if tier is not None:
-            self.manager.crisis.confirm(self.risk, tier)
+            self.manager.crisis.confirm(self._risk_state(), tier)
+            self._save_risk()
             self._late_tier = most_urgent(self._late_tier, tier)
+            self._idle()
 
     def _with_safety(self, reply: Reply, tier: Optional[str]) -> Reply:
         """The crisis layer's last word on a reply, whatever path it took (decorate: resources
         by tier, the support line instead of "busy", reminders afterwards)."""
-        if not reply.text:  # the user left: nothing is written
-            return reply
-        if self._late_tier is not None and reply.outcome != Kind.COMMAND:
-            tier, self._late_tier = most_urgent(tier, self._late_tier), None
-        if tier is None and self.risk.reminders_left <= 0:  # most replies: nothing to add
-            return reply
-        decorated = self.manager.crisis.decorate(reply, self.risk, tier)
-        self._save_risk()
-        return decorated
+        try:
+            if not reply.text:  # the user left: nothing is written
+                return reply
+            if self._late_tier is not None and reply.outcome != Kind.COMMAND:
+                tier, self._late_tier = most_urgent(tier, self._late_tier), None
+            state = self._risk_state()
+            if tier is None and state.reminders_left <= 0:  # most replies: nothing to add
+                return reply
+            decorated = self.manager.crisis.decorate(reply, state, tier)
+            self._save_risk()
+            return decorated
+        finally:
+            self._idle()  # the session's last callback for this message
+
+    def _idle(self) -> None:
+        """Nothing of this user's is pending: keep only what an idle user needs."""
+        if self._pending:
+            return
+        self.risk = None  # its values are in _saved_risk (saved after every change)
+        recall.release(self)
+
+    def _risk_state(self) -> RiskState:
+        """The conversation's crisis state, made again from its values if it was let go."""
+        if self.risk is None:
+            self.risk = _state(self._saved_risk)
+        return self.risk
 
     def _save_risk(self) -> None:
         """Store the crisis state when it changed (numbers only; not awaited)."""
-        state = self.risk.to_dict()
+        state = self._risk_state().to_dict()
         values = _values(state)
         if values != self._saved_risk:
             self._saved_risk = values
@@ -445,6 +490,6 @@ class Session:
         if self.closed:
             return
         self.closed = True
-        for pending in reversed(list(self._pending)):
+        for pending in reversed(list(self._pending or ())):
             pending.cancel()
         self.manager.left(self.conversation_id, self.taken_over, self.user)

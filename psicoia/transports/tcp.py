@@ -21,6 +21,7 @@ more than ``LINES_HELD`` finished lines (or any unfed bytes) wait.
 
 from __future__ import annotations
 
+import sys
 from typing import Optional
 
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer, IReactorTime
@@ -54,6 +55,8 @@ CLEAR_LINE = b"\r\x1b[K"
 # Why a connection is not reading its socket (bits of ChatLineProtocol._holds); it reads
 # again when none is left. BACKLOG also stops handing lines to the session.
 OPENING, BACKLOG, LINES, EOF = 1, 2, 4, 8
+# No finished line waiting (shared: an idle connection keeps no list of its own).
+_NO_LINES: tuple = ()
 
 
 def peer_address(transport) -> str:
@@ -66,11 +69,16 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
     transport_name = "tcp"
     log = Logger()
     # Flow control (class defaults: an idle connection stores none of them, docs/benchmarks.md)
+    _lines = _NO_LINES        # finished lines not yet handed to the session (a list if any)
     _unfed = b""              # read, not yet given to the line editor
     _holds = 0                # why the socket is not read: OPENING | BACKLOG | LINES | EOF
     _output_full = False      # the client is not reading: no new line is handed on
     _budget = LINES_PER_TURN  # lines this connection may still hand on this turn
     _next_turn = None         # the callLater(0) that refills the budget
+    # Made with a first unanswered message, dropped once all are answered: an idle connection
+    # keeps neither (about 300 bytes, bench/analysis.md).
+    backlog: Optional[ReplyBacklog] = None  # stops reading when far ahead of the replies
+    _streamed: Optional[dict] = None  # trace id -> reply text already written
 
     def __init__(self, factory: "ChatLineFactory") -> None:
         self.factory = factory
@@ -79,19 +87,15 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
         # Made when the first IAC arrives: most clients never send one (about 1 KiB saved per
         # idle connection, docs/benchmarks.md).
         self.telnet: Optional[TelnetCodec] = None
-        self._lines: list = []         # finished lines not yet handed to the session (a list:
-                                       # 56 bytes empty, a deque 760)
         self._delivering = False
         self._closing = False
-        self._streamed: dict[str, str] = {}  # trace id -> reply text already written
         self._eof = False              # the client has shut its sending side
-        # Stops reading (and handing on finished lines) when far ahead of the replies.
-        self.backlog = ReplyBacklog(self._pause_reading, self._resume_reading)
 
     # --- connection lifecycle -------------------------------------------------------------
 
     def connectionMade(self) -> None:
-        address = peer_address(self.transport)
+        # One string per address, shared by its connections (the session keeps it).
+        address = sys.intern(peer_address(self.transport))
         refusal = self.factory.registry.admit(self, address)
         if refusal:
             self.log.info("connection refused transport=tcp reason={reason}", reason=refusal)
@@ -133,7 +137,7 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
         self._eof = True
         self._holds |= EOF  # a half-closed socket must not be polled for reading again
         if not self._unfed:  # else once the last unfed bytes are edited (_feed)
-            self._lines.extend(self.editor.finish())
+            self._queue(self.editor.finish())
         self._deliver()
 
     def writeConnectionLost(self) -> None:
@@ -143,7 +147,7 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
         self.factory.idle.forget(self)
         self.setTimeout(None)
         self._closing = True
-        self._lines.clear()
+        self._lines = _NO_LINES
         self._unfed = b""
         if self._next_turn is not None and self._next_turn.active():
             self._next_turn.cancel()
@@ -218,7 +222,7 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
             data, self._unfed = self._unfed[:FEED_BYTES], self._unfed[FEED_BYTES:]
             self._edit(data)
         if self._eof and not self._unfed:  # a half-closed client's unterminated last line
-            self._lines.extend(self.editor.finish())
+            self._queue(self.editor.finish())
         if self._unfed or len(self._lines) > LINES_HELD:
             self._hold(LINES)
 
@@ -228,9 +232,18 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
             self.transport.write(echo)
         if lines:
             self.factory.idle.touch(self)
-            self._lines.extend(lines)
+            self._queue(lines)
             if len(self._lines) > LINES_HELD:
                 self._hold(LINES)
+
+    def _queue(self, lines: list) -> None:
+        """Finished lines wait to be handed on (a list of their own only while any do)."""
+        if not lines:
+            return
+        if self._lines is _NO_LINES:
+            self._lines = list(lines)
+        else:
+            self._lines.extend(lines)
 
     def _deliver(self) -> None:
         """Hand finished lines to the session, unless held back, at most LINES_PER_TURN per
@@ -246,9 +259,11 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
                 if done == len(lines):
                     if not self._unfed:
                         break
-                    del lines[:done]
-                    done = 0
+                    if done:
+                        del lines[:done]
+                        done = 0
                     self._feed()
+                    lines = self._lines  # the first lines of a connection make its list
                     continue
                 if not self._budget:
                     if self._next_turn is None:
@@ -258,11 +273,14 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
                 done += 1
                 self._line(lines[done - 1])
         finally:
-            del lines[:done]  # one move per batch: pop(0) per line is quadratic in a flood
+            if done:
+                del lines[:done]  # one move per batch: pop(0) per line is quadratic in a flood
+            if not self._lines:
+                self._lines = _NO_LINES
             self._delivering = False
         if self._holds & LINES and not self._unfed and len(lines) <= LINES_HELD // 2:
             self._release(LINES)
-        if (self._eof and not self._lines and not self._unfed and not self.backlog.count
+        if (self._eof and not self._lines and not self._unfed and self.backlog is None
                 and not self._closing):
             self.disconnect()
 
@@ -324,7 +342,10 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
     # --- output ---------------------------------------------------------------------------
 
     def _answer(self, result) -> None:
-        self.backlog.added()
+        backlog = self.backlog
+        if backlog is None:
+            backlog = self.backlog = ReplyBacklog(self._pause_reading, self._resume_reading)
+        backlog.added()
         result.addBoth(self._answered)  # one callback per message, not two (docs/benchmarks.md)
 
     def _answered(self, result):
@@ -334,7 +355,10 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
             if not isinstance(result, Failure):
                 result = self._write_reply(result)
         finally:
-            self.backlog.answered(self._closing)
+            backlog = self.backlog
+            backlog.answered(self._closing)
+            if not backlog.count and not backlog.paused:
+                self.backlog = None
             if self._eof and not self._delivering:
                 self._deliver()
         return result
@@ -345,16 +369,21 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
         if self._closing:
             return
         data = text.encode("utf-8")
-        if trace_id not in self._streamed and self.editor.buffer and self.echoing:
+        streamed = self._streamed
+        if streamed is None:
+            streamed = self._streamed = {}
+        if trace_id not in streamed and self.editor.buffer and self.echoing:
             data = CLEAR_LINE + data  # what the user was typing comes back after the line
-        self._streamed[trace_id] = self._streamed.get(trace_id, "") + text
+        streamed[trace_id] = streamed.get(trace_id, "") + text
         self.transport.write(data)
 
     def _write_reply(self, reply: Reply) -> None:
         streamed = self._streamed
-        shown = streamed.pop(reply.trace_id, None)
-        if not streamed:
-            streamed.clear()  # frees the emptied table: about 200 bytes per idle streamed user
+        shown = None
+        if streamed is not None:
+            shown = streamed.pop(reply.trace_id, None)
+            if not streamed:
+                self._streamed = None  # not kept emptied: about 200 bytes per idle user
         if self._closing or not reply.text:
             return
         if shown is None:
