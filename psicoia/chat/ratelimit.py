@@ -22,7 +22,12 @@ class RateLimiter(Protocol):
 
 
 class SlidingWindowLimiter:
-    """At most ``max_events`` per ``window`` seconds per key; refused events are not counted."""
+    """At most ``max_events`` per ``window`` seconds per key; refused events are not counted.
+
+    A key whose events have all left the window is dropped by a sweep that runs at most once
+    per window, from :meth:`check` (no timer): idle users keep no window of their own, and
+    the table is rebuilt at its live size (a dict keeps its table when keys are deleted).
+    """
 
     def __init__(self, clock: IReactorTime, max_events: int, window: float) -> None:
         self._clock = clock
@@ -30,13 +35,16 @@ class SlidingWindowLimiter:
         self._window = window
         # Lists, not deques: an empty deque costs 760 bytes, and there is one per user.
         self._events: dict[str, list[float]] = {}
+        self._next_sweep = clock.seconds() + window
 
     def check(self, key: str) -> float:
         now = self._clock.seconds()
+        horizon = now - self._window
+        if now >= self._next_sweep:
+            self._sweep(now, horizon)
         events = self._events.get(key)
         if events is None:
             events = self._events[key] = []
-        horizon = now - self._window
         expired = bisect_right(events, horizon)  # events are in time order
         if expired:
             del events[:expired]
@@ -45,5 +53,15 @@ class SlidingWindowLimiter:
         events.append(now)
         return 0.0
 
+    def _sweep(self, now: float, horizon: float) -> None:
+        """Drop every key whose newest event has left the window (O(keys), once a window)."""
+        self._next_sweep = now + self._window
+        self._events = {key: events for key, events in self._events.items()
+                        if events and events[-1] > horizon}
+
     def forget(self, key: str) -> None:
         self._events.pop(key, None)
+
+    def __len__(self) -> int:
+        """Keys with a window kept (some may have expired since the last sweep)."""
+        return len(self._events)

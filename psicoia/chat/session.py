@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Callable, NamedTuple, Optional
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 
 from psicoia import texts
-from psicoia.chat import commands, recall
+from psicoia.chat import commands, recall, risk_watch
+from psicoia.chat.admission import FLOOD_FACTOR, at_arrival
 from psicoia.chat.companion import Companion
-from psicoia.chat.crisis import CRISIS_TIERS, most_urgent
+from psicoia.chat.crisis import CRISIS_TIERS
 from psicoia.chat.deltas import DeltaRelay
 from psicoia.chat.detector import RiskState
 from psicoia.chat.history import build_prompt
@@ -29,23 +30,7 @@ from psicoia.chat.vocabulary import Kind, Reply, fold_lines
 if TYPE_CHECKING:  # the manager imports this module; annotations only
     from psicoia.chat.manager import SessionManager
 
-
-# A connection refused this many times its rate_max_messages in a row is closed (flooding).
-FLOOD_FACTOR = 10
-
-
-def _values(state: dict) -> tuple:
-    """A crisis state as a flat tuple (about 80 bytes per idle user; the dict was 300)."""
-    return tuple(tuple(sorted(v.items())) if isinstance(v, dict) else v for v in state.values())
-
-
-_RISK_KEYS = tuple(RiskState().to_dict())
-
-
-def _state(values: tuple) -> RiskState:
-    """The crisis state :func:`_values` flattened (an idle session keeps only the tuple)."""
-    return RiskState.from_dict({key: dict(value) if isinstance(value, tuple) else value
-                                for key, value in zip(_RISK_KEYS, values)})
+__all__ = ["FLOOD_FACTOR", "Session", "Submission"]
 
 
 class Submission(NamedTuple):
@@ -97,9 +82,9 @@ class Session:
         # only: its history is never let go of (psicoia/chat/recall.py).
         self._keep = self.manager.store.health != "ok"
         # The crisis layer's state for this conversation (numbers only, docs/safety.md): while
-        # idle only its values (the RiskState is made again from them by _risk_state).
+        # idle only its values (psicoia/chat/risk_watch.py makes the RiskState again).
         self.risk: Optional[RiskState] = None
-        self._saved_risk = _values(RiskState.from_dict(conversation.risk).to_dict())
+        self._saved_risk = risk_watch.values(RiskState.from_dict(conversation.risk).to_dict())
         self._late_tier: Optional[str] = None  # found by the second opinion after its reply
         self.companion: Optional[Companion] = None  # the offline companion, made on first use
 
@@ -125,7 +110,7 @@ class Session:
         if command is None and not self.closed:
             if self.turns is None and self.manager.provider.online:
                 recall.recall(self)  # read the history back while the message waits its turn
-            tier = self._crisis_check(text)
+            tier = risk_watch.check(self, text)
         return self._enqueue(
             lambda trace_id, arrived: self._handle(text, command, trace_id, tier, arrived),
             checked=command is None, tier=tier)
@@ -149,7 +134,7 @@ class Session:
         self.listener.on_accepted(trace_id)
         manager = self.manager
         # Rate limiting and other checks happen at arrival, not when the turn comes.
-        arrival = self._at_arrival(trace_id, tier) if checked else None
+        arrival = at_arrival(self, trace_id, tier) if checked else None
         pending = self._pending
         behind = bool(pending) and arrival is None  # waits for this user's earlier one
         if behind:
@@ -184,8 +169,8 @@ class Session:
         result.addBoth(self._settled, result, arrived)
         # Whatever path the reply took (busy, failed, shutting down...), the crisis layer has
         # the last word on it, before the transport writes it.
-        result.addCallbacks(self._with_safety, self._unexpected_safe,
-                            callbackArgs=(tier,), errbackArgs=(trace_id, tier))
+        result.addCallbacks(risk_watch.last_word, self._unexpected_safe,
+                            callbackArgs=(self, tier), errbackArgs=(trace_id, tier))
         if previous is None:
             self._take_turn(turn)
         else:
@@ -230,39 +215,6 @@ class Session:
         manager.instruments.reply_ready(self.transport, manager.clock.seconds() - arrived)
         return outcome
 
-    def _at_arrival(self, trace_id: str, tier: Optional[str]) -> Optional[Reply]:
-        """Checks made when a message arrives (before waiting its turn); a Reply stops it.
-
-        A message at risk is counted by the rate limiter but never refused by it: it goes on to
-        the model like any other (docs/safety.md).
-        """
-        manager = self.manager
-        if manager.closing:
-            return self.notice(trace_id, texts.SHUTTING_DOWN, Kind.SHUTTING_DOWN)
-        if self._pending and manager.waiting() >= manager.config.llm.max_waiting:
-            # It would wait behind this user's earlier message while the service is full.
-            return self.notice(trace_id, texts.BUSY, Kind.BUSY)
-        wait = manager.limiter.check(self.user)
-        if not wait or tier:
-            self._refused = 0
-            return None
-        # Over the rate limit: each line still gets its notice (the contract), but only the
-        # first of a run is logged, and a connection that keeps sending far past its limit is
-        # told why and closed (docs/operations.md "Limits and abuse").
-        self._refused += 1
-        limit = manager.config.limits.rate_max_messages
-        if self._refused > FLOOD_FACTOR * limit:
-            manager.log.info("[{trace_id}] flooding: closing after {count} refused messages",
-                             trace_id=trace_id, count=self._refused, transport=self.transport)
-            manager.instruments.message_handled(self.transport, Kind.RATE_LIMITED)
-            return Reply(texts.FLOODING, Kind.RATE_LIMITED, trace_id, close=True)
-        reply = Reply(texts.RATE_LIMITED.format(seconds=max(1, round(wait))), Kind.RATE_LIMITED,
-                      trace_id)
-        if self._refused == 1:
-            return self.notice(trace_id, reply.text, Kind.RATE_LIMITED)
-        manager.instruments.message_handled(self.transport, Kind.RATE_LIMITED)
-        return reply
-
     # --- answering --------------------------------------------------------------------------
 
     def _handle(self, text: str, command: Optional[commands.Command], trace_id: str,
@@ -298,7 +250,7 @@ class Session:
 
     def _fallback(self, trace_id: str, text: str, reason: str, tier: Optional[str] = None) -> Reply:
         """The reply when the model cannot answer: the offline companion (companion.py), or the
-        crisis support line for a message at risk (_with_safety adds the resources). Offline,
+        crisis support line for a message at risk (risk_watch.last_word adds the resources). Offline,
         the companion's turns are the conversation a resume or a reloaded page shows."""
         outcome = Kind.OFFLINE if reason == "offline" else Kind.FALLBACK
         if tier:
@@ -397,78 +349,16 @@ class Session:
         finally:
             self.manager.slots.release_slot(slot)
 
-    # --- the crisis layer (docs/safety.md) --------------------------------------------------
-
-    def _crisis_check(self, text: str) -> Optional[str]:
-        """Read an arriving message as the next turn of this conversation (psicoia/chat/
-        crisis.py): its tier or None. Starts the model's second opinion when it could add
-        something; it never delays the reply (see :meth:`_with_safety`)."""
-        manager = self.manager
-        tier = manager.crisis.check(self._risk_state(), text, self.transport)
-        self._save_risk()
-        opinion = manager.second_opinion
-        if opinion is not None and opinion.wanted(tier):
-            # It reads the user's earlier messages too: once the history is back if it is
-            # being read from the store (recall() fires at once when it is in memory).
-            recall.recall(self).addCallback(self._ask_second_opinion, text)
-        return tier
-
-    def _ask_second_opinion(self, _, text: str) -> None:
-        recent = [content for role, content in self.turns or () if role == "user"]
-        self.manager.second_opinion.ask([*recent, text], f"{self.user}:check").addCallback(
-            self._second_opinion)
-
-    def _second_opinion(self, tier: Optional[str]) -> None:
-        """The model saw a tier the rules did not: the next turns read with that alert, and
-        the reply not yet written (this one, or the next) carries its resources."""
-        if tier is not None:
-            self.manager.crisis.confirm(self._risk_state(), tier)
-            self._save_risk()
-            self._late_tier = most_urgent(self._late_tier, tier)
-            self._idle()
-
-    def _with_safety(self, reply: Reply, tier: Optional[str]) -> Reply:
-        """The crisis layer's last word on a reply, whatever path it took (decorate: resources
-        by tier, the support line instead of "busy", reminders afterwards)."""
-        try:
-            if not reply.text:  # the user left: nothing is written
-                return reply
-            if self._late_tier is not None and reply.outcome != Kind.COMMAND:
-                tier, self._late_tier = most_urgent(tier, self._late_tier), None
-            state = self._risk_state()
-            if tier is None and state.reminders_left <= 0:  # most replies: nothing to add
-                return reply
-            decorated = self.manager.crisis.decorate(reply, state, tier)
-            self._save_risk()
-            return decorated
-        finally:
-            self._idle()  # the session's last callback for this message
-
-    def _idle(self) -> None:
-        """Nothing of this user's is pending: keep only what an idle user needs."""
+    def rest(self) -> None:
+        """Nothing of this user's is pending: keep only what an idle user needs (the crisis
+        state's values, psicoia/chat/risk_watch.py; the history in the store, recall.py)."""
         if self._pending:
             return
-        self.risk = None  # its values are in _saved_risk (saved after every change)
+        self.risk = None
         recall.release(self)
 
-    def _risk_state(self) -> RiskState:
-        """The conversation's crisis state, made again from its values if it was let go."""
-        if self.risk is None:
-            self.risk = _state(self._saved_risk)
-        return self.risk
-
-    def _save_risk(self) -> None:
-        """Store the crisis state when it changed (numbers only; not awaited)."""
-        state = self._risk_state().to_dict()
-        values = _values(state)
-        if values != self._saved_risk:
-            self._saved_risk = values
-            manager = self.manager
-            manager.persist(manager.store.save_risk(self.conversation_id, state,
-                                                    manager.clock.seconds()))
-
     def _unexpected_safe(self, failure, trace_id: str, tier: Optional[str]) -> Reply:
-        return self._with_safety(self._unexpected(failure, trace_id), tier)
+        return risk_watch.last_word(self._unexpected(failure, trace_id), self, tier)
 
     def _unexpected(self, failure, trace_id: str) -> Reply:
         if failure.check(CancelledError):
