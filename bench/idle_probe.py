@@ -42,7 +42,13 @@ def main(argv=None) -> int:
     parser.add_argument("--say", type=int, choices=(0, 1), default=1)
     parser.add_argument("--storage", choices=("sqlite", "memory"), default="sqlite")
     parser.add_argument("--trace", action="store_true")
+    parser.add_argument("--by", choices=("filename", "lineno", "traceback"),
+                        default="filename", help="with --trace: group allocations by file, "
+                        "by line, or by call chain (--depth frames)")
+    parser.add_argument("--depth", type=int, default=1, help="frames kept by --trace")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--show-dicts", action="store_true",
+                        help="count protocols and transports whose __dict__ was materialized")
     parser.add_argument("--gen0", type=int, default=0,
                         help="override the collector's young-generation threshold (0: keep)")
     args = parser.parse_args(argv)
@@ -93,7 +99,7 @@ def main(argv=None) -> int:
         before_rss = memory_kib(os.getpid())["rss_kib"]
         before_types = by_type()
         if args.trace:
-            tracemalloc.start(1)
+            tracemalloc.start(args.depth)
             before_trace = tracemalloc.take_snapshot()
         client = subprocess.Popen(
             [sys.executable, "-m", "bench.loadgen", "idle", "--port", str(tcp),
@@ -111,9 +117,18 @@ def main(argv=None) -> int:
             if waited > 300:
                 break
         rss = memory_kib(os.getpid())["rss_kib"]
+        if registry is not None and args.show_dicts:
+            connections = registry.connections()
+            for label, objects in (("protocol", connections),
+                                   ("transport", [c.transport for c in connections])):
+                with_dict = [o for o in objects  # its own attributes in a dict object
+                             if any(type(r) is dict and "connected" in r
+                                    for r in gc.get_referents(o))]
+                print(f"{label}s with a materialized __dict__: {len(with_dict)} of "
+                      f"{len(objects)}; keys of one: {sorted(vars(objects[-1]))}")
         live_types = by_type()
         if args.trace:
-            stats = tracemalloc.take_snapshot().compare_to(before_trace, "filename")
+            stats = tracemalloc.take_snapshot().compare_to(before_trace, args.by)
         collected = gc.collect()
         after_gc = memory_kib(os.getpid())["rss_kib"]
         gc_types = by_type()
@@ -134,8 +149,10 @@ def main(argv=None) -> int:
         if args.trace:
             print("Python allocations per connection by file (before gc):")
             for stat in stats[:args.top]:
+                where = stat.traceback.format() if args.by == "traceback" else [
+                    str(stat.traceback[0])]
                 print(f"  {stat.size_diff / n:7.0f} B {stat.count_diff / n:6.2f} blocks  "
-                      f"{stat.traceback[0].filename.replace(str(REPO) + '/', '')}")
+                      + "\n      ".join(line.replace(str(REPO) + "/", "") for line in where))
         client.kill()
         client.wait()
 

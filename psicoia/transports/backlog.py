@@ -38,6 +38,8 @@ CLOSE_GRACE_SECONDS = 10.0
 class ReplyBacklog:
     """Counts one connection's unanswered messages and pauses / resumes its reading."""
 
+    __slots__ = ("_pause", "_resume", "limit", "count", "paused")
+
     def __init__(self, pause: Callable[[], None], resume: Callable[[], None],
                  limit: int = UNANSWERED_LIMIT) -> None:
         self._pause = pause

@@ -34,7 +34,6 @@ from zope.interface import implementer
 from psicoia import texts
 from psicoia.ops.connections import REFUSALS, ConnectionRegistry
 from psicoia.chat.ports import SessionListener
-from psicoia.chat.vocabulary import Reply
 from psicoia.chat.manager import SessionManager
 from psicoia.transports.backlog import (
     CLOSE_GRACE_SECONDS,
@@ -44,13 +43,10 @@ from psicoia.transports.backlog import (
     ReplyBacklog,
 )
 from psicoia.transports.idle import IdleWatch
+from psicoia.transports.layout import share_server_layout
 from psicoia.transports.lineedit import TOO_LONG, LineEditor
+from psicoia.transports.lineout import ReplyLines
 from psicoia.transports.telnet import IAC, TelnetCodec
-
-NEWLINE = b"\r\n"
-# Before a reply, while a character-mode user has half a line typed: back to column 0 and
-# clear the line (ANSI), so the reply does not land in the middle of it; the line is redrawn.
-CLEAR_LINE = b"\r\x1b[K"
 
 # Why a connection is not reading its socket (bits of ChatLineProtocol._holds); it reads
 # again when none is left. BACKLOG also stops handing lines to the session.
@@ -65,22 +61,16 @@ def peer_address(transport) -> str:
 
 
 @implementer(IHalfCloseableProtocol, IPushProducer)
-class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
+class ChatLineProtocol(ReplyLines, Protocol, TimeoutMixin, SessionListener):
     transport_name = "tcp"
     log = Logger()
-    # Flow control (class defaults: an idle connection stores none of them, docs/benchmarks.md)
-    _lines = _NO_LINES        # finished lines not yet handed to the session (a list if any)
-    _unfed = b""              # read, not yet given to the line editor
-    _holds = 0                # why the socket is not read: OPENING | BACKLOG | LINES | EOF
-    _output_full = False      # the client is not reading: no new line is handed on
-    _budget = LINES_PER_TURN  # lines this connection may still hand on this turn
-    _next_turn = None         # the callLater(0) that refills the budget
-    # Made with a first unanswered message, dropped once all are answered: an idle connection
-    # keeps neither (about 300 bytes, bench/analysis.md).
-    backlog: Optional[ReplyBacklog] = None  # stops reading when far ahead of the replies
-    _streamed: Optional[dict] = None  # trace id -> reply text already written
-
     def __init__(self, factory: "ChatLineFactory") -> None:
+        # Every attribute a connection will ever have is set here, never first later on
+        # (psicoia/transports/layout.py: about 600 bytes per connection otherwise).
+        self.transport = None
+        self.connected = 0
+        self.timeOut = None  # TimeoutMixin's (only the close grace uses it)
+        self._TimeoutMixin__timeoutCall = None
         self.factory = factory
         self.session = None
         self.editor = LineEditor(factory.manager.config.limits.max_line_bytes)
@@ -90,6 +80,16 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
         self._delivering = False
         self._closing = False
         self._eof = False              # the client has shut its sending side
+        self._lines = _NO_LINES        # finished lines not yet handed on (a list if any)
+        self._unfed = b""              # read, not yet given to the line editor
+        self._holds = 0                # why the socket is not read: OPENING | BACKLOG | ...
+        self._output_full = False      # the client is not reading: no new line is handed on
+        self._budget = LINES_PER_TURN  # lines this connection may still hand on this turn
+        self._next_turn = None         # the callLater(0) that refills the budget
+        # Made with a first unanswered message, dropped once all are answered (about 300
+        # bytes per idle connection).
+        self.backlog: Optional[ReplyBacklog] = None  # stops reading when far ahead of replies
+        self._streamed: Optional[dict] = None  # trace id -> reply text already written
 
     # --- connection lifecycle -------------------------------------------------------------
 
@@ -363,48 +363,6 @@ class ChatLineProtocol(Protocol, TimeoutMixin, SessionListener):
                 self._deliver()
         return result
 
-    def on_delta(self, trace_id: str, text: str) -> None:
-        """A streamed piece of the reply being written: out now, on the same line (the line
-        ends when the reply does, in :meth:`_write_reply`)."""
-        if self._closing:
-            return
-        data = text.encode("utf-8")
-        streamed = self._streamed
-        if streamed is None:
-            streamed = self._streamed = {}
-        if trace_id not in streamed and self.editor.buffer and self.echoing:
-            data = CLEAR_LINE + data  # what the user was typing comes back after the line
-        streamed[trace_id] = streamed.get(trace_id, "") + text
-        self.transport.write(data)
-
-    def _write_reply(self, reply: Reply) -> None:
-        streamed = self._streamed
-        shown = None
-        if streamed is not None:
-            shown = streamed.pop(reply.trace_id, None)
-            if not streamed:
-                self._streamed = None  # not kept emptied: about 200 bytes per idle user
-        if self._closing or not reply.text:
-            return
-        if shown is None:
-            self._send(reply.text)
-        elif reply.text.startswith(shown):  # the rest: resources, reminders, a cut notice
-            self._send(reply.text[len(shown):], clear=False)
-        else:  # the reply changed after it was shown (a deadline cut the stream)
-            self._send(" " + reply.text, clear=False)
-        if reply.close:
-            self.session.close()
-            self.disconnect()
-
-    def _send(self, text: str, clear: bool = True) -> None:
-        """One line out (or the end of a streamed one: ``clear`` False). What the user was
-        typing is cleared from the screen first and drawn again after the line."""
-        line = text.encode("utf-8") + NEWLINE
-        typed = self.editor.buffer
-        if typed and self.echoing:
-            line = (CLEAR_LINE if clear else b"") + line + bytes(typed)
-        self.transport.write(line)
-
 
 class ChatLineFactory(Factory):
     noisy = False
@@ -416,6 +374,7 @@ class ChatLineFactory(Factory):
         self.registry = registry
         self.clock = clock
         self.idle = IdleWatch(clock, manager.config.limits.idle_timeout_seconds)
+        share_server_layout()
 
     def buildProtocol(self, addr):
         return self.protocol(self)

@@ -1,0 +1,66 @@
+"""
+The TCP protocol's output: reply lines, streamed or whole, around what a character-mode user
+is typing (a mixin of :class:`psicoia.transports.tcp.ChatLineProtocol`).
+
+A streamed reply goes out piece by piece on one line (:meth:`ReplyLines.on_delta`); the line
+ends when the reply settles (:meth:`ReplyLines._write_reply`), with whatever the crisis layer or
+a deadline added after the streamed text. For a telnet user in character mode, what they were
+typing is cleared from the screen before a line and drawn again after it.
+"""
+
+from __future__ import annotations
+
+from psicoia.chat.vocabulary import Reply
+
+NEWLINE = b"\r\n"
+# Before a reply, while a character-mode user has half a line typed: back to column 0 and
+# clear the line (ANSI), so the reply does not land in the middle of it; the line is redrawn.
+CLEAR_LINE = b"\r\x1b[K"
+
+
+class ReplyLines:
+    """Uses the protocol's ``transport``, ``editor`` (the line being typed), ``echoing``,
+    ``session``, ``disconnect()``, ``_closing`` and ``_streamed`` (trace id -> text already
+    written, None when no reply is streaming)."""
+
+    def on_delta(self, trace_id: str, text: str) -> None:
+        """A streamed piece of the reply being written: out now, on the same line (the line
+        ends when the reply does, in :meth:`_write_reply`)."""
+        if self._closing:
+            return
+        data = text.encode("utf-8")
+        streamed = self._streamed
+        if streamed is None:
+            streamed = self._streamed = {}
+        if trace_id not in streamed and self.editor.buffer and self.echoing:
+            data = CLEAR_LINE + data  # what the user was typing comes back after the line
+        streamed[trace_id] = streamed.get(trace_id, "") + text
+        self.transport.write(data)
+
+    def _write_reply(self, reply: Reply) -> None:
+        streamed = self._streamed
+        shown = None
+        if streamed is not None:
+            shown = streamed.pop(reply.trace_id, None)
+            if not streamed:
+                self._streamed = None  # not kept emptied: about 200 bytes per idle user
+        if self._closing or not reply.text:
+            return
+        if shown is None:
+            self._send(reply.text)
+        elif reply.text.startswith(shown):  # the rest: resources, reminders, a cut notice
+            self._send(reply.text[len(shown):], clear=False)
+        else:  # the reply changed after it was shown (a deadline cut the stream)
+            self._send(" " + reply.text, clear=False)
+        if reply.close:
+            self.session.close()
+            self.disconnect()
+
+    def _send(self, text: str, clear: bool = True) -> None:
+        """One line out (or the end of a streamed one: ``clear`` False). What the user was
+        typing is cleared from the screen first and drawn again after the line."""
+        line = text.encode("utf-8") + NEWLINE
+        typed = self.editor.buffer
+        if typed and self.echoing:
+            line = (CLEAR_LINE if clear else b"") + line + bytes(typed)
+        self.transport.write(line)
