@@ -25,6 +25,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import globalLogBeginner
 
 from psicoia import config as config_module
 from psicoia.app.core import build_core
@@ -54,6 +55,10 @@ def main(argv=None) -> int:
                         help="1: each connection sends one message first")
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args(argv)
+    # As twistd does before the service starts: else Twisted's start-up buffer keeps every
+    # log event (two per message), which the server never does.
+    globalLogBeginner.beginLoggingTo([lambda event: None], discardBuffer=True,
+                                     redirectStandardIO=False)
     base = config_module.load(environ={}, cwd=Path(tempfile.mkdtemp(prefix="psicoia-idle-")))
     config = dataclasses.replace(config_module.replace(
         base, storage={"backend": "memory"}, safety={"classifier": "off"},

@@ -47,7 +47,7 @@ class Session:
     # Idle, a session keeps no per-message object: no history (psicoia/chat/recall.py), no
     # RiskState (its values as a tuple), no ordering list or pending table (None until used).
     __slots__ = ("manager", "transport", "peer", "listener", "closed", "conversation_id",
-                 "number", "user", "code", "turns", "risk", "_saved_risk", "_late_tier",
+                 "number", "code", "turns", "risk", "_saved_risk", "_late_tier",
                  "companion", "_messages", "_last", "_ready", "_advancing", "_pending",
                  "_refused", "_loading", "_unsaved", "_keep")
 
@@ -75,7 +75,6 @@ class Session:
         """This connection now carries ``conversation`` (at open, on /retomar, on /olvidar)."""
         self.conversation_id = conversation.id
         self.number = conversation.number
-        self.user = f"Usuario-{conversation.number}"
         self.code = code
         self.turns = recall.window(conversation.turns)
         # A conversation made while the store was degraded may live in the fallback store
@@ -87,6 +86,11 @@ class Session:
         self._saved_risk = risk_watch.values(RiskState.from_dict(conversation.risk).to_dict())
         self._late_tier: Optional[str] = None  # found by the second opinion after its reply
         self.companion: Optional[Companion] = None  # the offline companion, made on first use
+
+    @property
+    def user(self) -> str:
+        """``Usuario-N``: made when asked (a string less per idle connection)."""
+        return f"Usuario-{self.number}"
 
     def greeting(self) -> list[str]:
         return [
@@ -130,7 +134,7 @@ class Session:
         if self.closed:  # the transport is gone: nothing to answer, no state to create
             return Submission(None, succeed(Reply("", Kind.ERROR)))
         self._messages += 1
-        trace_id = f"{self.user}:m{self._messages}"
+        trace_id = f"Usuario-{self.number}:m{self._messages}"
         self.listener.on_accepted(trace_id)
         manager = self.manager
         # Rate limiting and other checks happen at arrival, not when the turn comes.
