@@ -18,6 +18,7 @@ from twisted.internet.tcp import Server
 from twisted.internet.testing import StringTransport
 
 from psicoia.chat.history import build_prompt
+from psicoia.chat.recall import IDLE_SECONDS
 from psicoia.ops.connections import ConnectionRegistry
 from psicoia.storage.memory import MemoryStore
 from psicoia.transports.layout import SERVER_LATE_ATTRIBUTES, share_attribute_layout
@@ -49,7 +50,7 @@ def as_sent(turns: list, text: str, config) -> list:
 async def test_sqlite_history_leaves_memory_when_stored_and_the_model_gets_the_same_turns(
         tmp_path):
     store = open_sqlite(tmp_path / "conversations.db")
-    manager, provider, _ = build(store=store, history={"max_messages": 4})
+    manager, provider, clock = build(store=store, history={"max_messages": 4})
     try:
         session = await manager.open("tcp", "127.0.0.1")
         replies: list = []
@@ -68,7 +69,9 @@ async def test_sqlite_history_leaves_memory_when_stored_and_the_model_gets_the_s
                 call.answer(f"re: {text}")
             for reply in done:
                 assert reply.called
-            await eventually(lambda: session.turns is None)  # written, then let go of
+            assert session.turns is not None, "kept while the user may go on at once"
+            clock.advance(IDLE_SECONDS)
+            await eventually(lambda: session.turns is None)  # written, idle, let go of
 
         await exchange("uno")
         await exchange("dos")
@@ -81,10 +84,11 @@ async def test_sqlite_history_leaves_memory_when_stored_and_the_model_gets_the_s
 
 
 def test_with_the_memory_store_the_session_keeps_no_second_copy():
-    manager, provider, _ = build()
+    manager, provider, clock = build()
     chat = fired(manager.open("tcp", "127.0.0.1"))
     chat.submit("me llamo Ana")
     provider.answer_all()
+    clock.advance(IDLE_SECONDS)
     assert chat.turns is None, "the store holds the window; the session lets go of its copy"
     assert history_of(chat) == [("user", "me llamo Ana"), ("assistant", "re: me llamo Ana")]
     chat.submit("¿te acordás?")
@@ -94,15 +98,17 @@ def test_with_the_memory_store_the_session_keeps_no_second_copy():
 
 def test_a_write_that_fails_keeps_the_history_in_memory():
     store = MemoryStore()
-    manager, provider, _ = build(store=store)
+    manager, provider, clock = build(store=store)
     chat = fired(manager.open("tcp", "127.0.0.1"))
     store.set_available(False)
     chat.submit("uno")
     provider.answer_all()
     store.set_available(True)
+    clock.advance(IDLE_SECONDS)
     assert chat.turns == [("user", "uno"), ("assistant", "re: uno")]
     chat.submit("dos")
     provider.answer_all()
+    clock.advance(IDLE_SECONDS)
     chat.submit("tres")
     assert [m["content"] for m in provider.pending[0].messages][1:] == [
         "uno", "re: uno", "dos", "re: dos", "tres"], "the store lacks uno: memory is the truth"
@@ -110,24 +116,26 @@ def test_a_write_that_fails_keeps_the_history_in_memory():
 
 def test_a_conversation_made_while_the_store_is_down_keeps_its_history_in_memory():
     store = MemoryStore()
-    manager, provider, _ = build(store=store)
+    manager, provider, clock = build(store=store)
     store.set_available(False)
     chat = fired(manager.open("tcp", "127.0.0.1"))  # numbered by the fallback store
     store.set_available(True)  # back: its writes for an id it does not know succeed
     chat.submit("uno")
     provider.answer_all()
+    clock.advance(IDLE_SECONDS)
     chat.submit("dos")
     assert [m["content"] for m in provider.pending[0].messages][1:] == ["uno", "re: uno", "dos"]
 
 
 def test_an_idle_session_keeps_nothing_per_message():
-    manager, provider, _ = build(limits={"rate_max_messages": 10 ** 6})
+    manager, provider, clock = build(limits={"rate_max_messages": 10 ** 6})
     chat = fired(manager.open("tcp", "127.0.0.1"))
 
     def exchange(count: int) -> None:
         for n in range(count):
             chat.submit(f"mensaje {n}")
             provider.answer_all()
+            clock.advance(IDLE_SECONDS * (n % 2))  # half of them after an idle spell
         provider.calls.clear()
 
     def census() -> Counter:
@@ -144,7 +152,7 @@ def test_an_idle_session_keeps_nothing_per_message():
     grown.subtract(before)
     grown.pop("Counter", None)  # ``before`` itself
     assert {name: n for name, n in grown.items() if n > 0} == {}
-    assert chat.turns is None and chat.risk is None
+    assert chat.turns is None and chat.risk is None and chat._resting is None
     assert chat._pending is None and chat._ready is None and chat._last is None
 
 
@@ -216,6 +224,7 @@ def test_a_read_still_running_when_the_deadline_answers_is_harmless():
     chat = fired(manager.open("tcp", "127.0.0.1"))
     chat.submit("uno")
     provider.answer_all()
+    clock.advance(IDLE_SECONDS)
     assert chat.turns is None
     slow = Deferred()
     store.resume = lambda secret, now: slow  # the file is slow to answer
@@ -224,3 +233,23 @@ def test_a_read_still_running_when_the_deadline_answers_is_harmless():
     assert reply.called and provider.pending == []  # the fallback answered, no call made
     slow.callback(None)  # the read lands after all: nothing breaks, nothing is sent
     assert provider.pending == []
+
+
+def test_a_conversation_in_full_flow_is_not_read_back_for_each_message():
+    store = MemoryStore()
+    manager, provider, clock = build(store=store)
+    chat = fired(manager.open("tcp", "127.0.0.1"))
+    reads = []
+    resume = store.resume
+    store.resume = lambda secret, now: reads.append(now) or resume(secret, now)
+    for text in ("uno", "dos", "tres"):
+        chat.submit(text)
+        provider.answer_all()
+        clock.advance(IDLE_SECONDS / 2)  # the next message comes before the user is idle
+    assert reads == [] and chat.turns is not None
+    clock.advance(IDLE_SECONDS)
+    assert chat.turns is None and chat.risk is None
+    chat.submit("cuatro")
+    assert len(reads) == 1
+    assert [m["content"] for m in provider.pending[0].messages][-3:] == ["tres", "re: tres",
+                                                                        "cuatro"]

@@ -44,12 +44,11 @@ class Submission(NamedTuple):
 class Session:
     """One connected user. Made by :meth:`SessionManager.open`, ended by :meth:`close`."""
 
-    # Idle, a session keeps no per-message object: no history (psicoia/chat/recall.py), no
-    # RiskState (its values as a tuple), no ordering list or pending table (None until used).
+    # Idle, no per-message object is kept: no history (recall.py), RiskState, ordering list.
     __slots__ = ("manager", "transport", "peer", "listener", "closed", "conversation_id",
                  "number", "code", "turns", "risk", "_saved_risk", "_late_tier",
                  "companion", "_messages", "_last", "_ready", "_advancing", "_pending",
-                 "_refused", "_loading", "_unsaved", "_keep")
+                 "_refused", "_loading", "_unsaved", "_keep", "_resting")
 
     def __init__(self, manager: "SessionManager", conversation: Conversation, code: str,
                  transport: str, peer: str, listener: ISessionListener) -> None:
@@ -60,6 +59,7 @@ class Session:
         self.closed = False
         self._loading: Optional[list[Deferred]] = None  # callers waiting for the history read
         self._unsaved = 0  # writes of the history not yet confirmed by the store
+        self._resting = None  # the timer that lets go of per-message state (see rest())
         self.adopt(conversation, code)
         self._messages = 0
         # Per-user ordering: a message's turn comes when the previous message's Deferred has run
@@ -77,11 +77,9 @@ class Session:
         self.number = conversation.number
         self.code = code
         self.turns = recall.window(conversation.turns)
-        # A conversation made while the store was degraded may live in the fallback store
-        # only: its history is never let go of (psicoia/chat/recall.py).
+        # Made while the store was degraded: maybe in the fallback store only (recall.py).
         self._keep = self.manager.store.health != "ok"
-        # The crisis layer's state for this conversation (numbers only, docs/safety.md): while
-        # idle only its values (psicoia/chat/risk_watch.py makes the RiskState again).
+        # The crisis layer's state (numbers only, docs/safety.md); idle, only its values.
         self.risk: Optional[RiskState] = None
         self._saved_risk = risk_watch.values(RiskState.from_dict(conversation.risk).to_dict())
         self._late_tier: Optional[str] = None  # found by the second opinion after its reply
@@ -109,6 +107,7 @@ class Session:
         message is handled only after that writer has run.
         """
         command = commands.parse(text)
+        self._active()
         # The crisis check runs here, at arrival, before any limit can answer for the message.
         tier = None
         if command is None and not self.closed:
@@ -354,12 +353,23 @@ class Session:
             self.manager.slots.release_slot(slot)
 
     def rest(self) -> None:
-        """Nothing of this user's is pending: keep only what an idle user needs (the crisis
-        state's values, psicoia/chat/risk_watch.py; the history in the store, recall.py)."""
-        if self._pending:
+        """Nothing of this user's is pending: once nothing more arrives for
+        :data:`recall.IDLE_SECONDS`, keep only what an idle user needs (the crisis state's
+        values, psicoia/chat/risk_watch.py; the history in the store, recall.py)."""
+        if self._pending or self._resting is not None or self.closed:
             return
-        self.risk = None
-        recall.release(self)
+        self._resting = self.manager.clock.callLater(recall.IDLE_SECONDS, self._at_rest)
+
+    def _at_rest(self) -> None:
+        self._resting = None
+        if not self._pending:
+            self.risk = None
+            recall.release(self)
+
+    def _active(self) -> None:  # a message arrived: what the last one used is kept for it
+        if self._resting is not None:
+            self._resting.cancel()
+            self._resting = None
 
     def _unexpected_safe(self, failure, trace_id: str, tier: Optional[str]) -> Reply:
         return risk_watch.last_word(self._unexpected(failure, trace_id), self, tier)
@@ -384,6 +394,7 @@ class Session:
         if self.closed:
             return
         self.closed = True
+        self._active()
         for pending in reversed(list(self._pending or ())):
             pending.cancel()
         self.manager.left(self.conversation_id, self.taken_over, self.user)
