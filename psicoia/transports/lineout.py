@@ -19,9 +19,9 @@ CLEAR_LINE = b"\r\x1b[K"
 
 
 class ReplyLines:
-    """Uses the protocol's ``transport``, ``editor`` (the line being typed), ``echoing``,
-    ``session``, ``disconnect()``, ``_closing`` and ``_streamed`` (trace id -> text already
-    written, None when no reply is streaming)."""
+    """Uses the protocol's ``transport``, ``editor`` (the line being typed, or None),
+    ``echoing``, ``session``, ``disconnect()``, ``_closing`` and ``_streamed`` (trace id ->
+    text already written, None when no reply is streaming)."""
 
     def on_delta(self, trace_id: str, text: str) -> None:
         """A streamed piece of the reply being written: out now, on the same line (the line
@@ -32,7 +32,8 @@ class ReplyLines:
         streamed = self._streamed
         if streamed is None:
             streamed = self._streamed = {}
-        if trace_id not in streamed and self.editor.buffer and self.echoing:
+        if trace_id not in streamed and self.editor is not None and self.editor.buffer \
+                and self.echoing:
             data = CLEAR_LINE + data  # what the user was typing comes back after the line
         streamed[trace_id] = streamed.get(trace_id, "") + text
         self.transport.write(data)
@@ -60,7 +61,7 @@ class ReplyLines:
         """One line out (or the end of a streamed one: ``clear`` False). What the user was
         typing is cleared from the screen first and drawn again after the line."""
         line = text.encode("utf-8") + NEWLINE
-        typed = self.editor.buffer
+        typed = self.editor.buffer if self.editor is not None else b""
         if typed and self.echoing:
             line = (CLEAR_LINE if clear else b"") + line + bytes(typed)
         self.transport.write(line)

@@ -73,7 +73,7 @@ class ChatLineProtocol(ReplyLines, Protocol, TimeoutMixin, SessionListener):
         self._TimeoutMixin__timeoutCall = None
         self.factory = factory
         self.session = None
-        self.editor = LineEditor(factory.manager.config.limits.max_line_bytes)
+        self.editor: Optional[LineEditor] = None  # the line being typed (None: none is)
         # Made when the first IAC arrives: most clients never send one (about 1 KiB saved per
         # idle connection, docs/benchmarks.md).
         self.telnet: Optional[TelnetCodec] = None
@@ -136,7 +136,7 @@ class ChatLineProtocol(ReplyLines, Protocol, TimeoutMixin, SessionListener):
             return
         self._eof = True
         self._holds |= EOF  # a half-closed socket must not be polled for reading again
-        if not self._unfed:  # else once the last unfed bytes are edited (_feed)
+        if not self._unfed and self.editor is not None:  # else once the last bytes are edited
             self._queue(self.editor.finish())
         self._deliver()
 
@@ -221,13 +221,20 @@ class ChatLineProtocol(ReplyLines, Protocol, TimeoutMixin, SessionListener):
         while self._unfed and len(self._lines) < LINES_HELD:
             data, self._unfed = self._unfed[:FEED_BYTES], self._unfed[FEED_BYTES:]
             self._edit(data)
-        if self._eof and not self._unfed:  # a half-closed client's unterminated last line
+        if self._eof and not self._unfed and self.editor is not None:  # an unterminated line
             self._queue(self.editor.finish())
         if self._unfed or len(self._lines) > LINES_HELD:
             self._hold(LINES)
 
     def _edit(self, data: bytes) -> None:
-        lines, echo = self.editor.feed(data)
+        editor = self.editor
+        if editor is None:
+            editor = self.editor = LineEditor(self.factory.manager.config.limits.max_line_bytes)
+        lines, echo = editor.feed(data)
+        if data.endswith(b"\n") and not self._unfed:
+            # An LF ends every state of the editor (a line, a CR LF, an escape sequence, a
+            # line too long): it is as a new one would be, so an idle user keeps none.
+            self.editor = None
         if echo and self.echoing:
             self.transport.write(echo)
         if lines:
