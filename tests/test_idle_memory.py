@@ -154,6 +154,7 @@ def test_an_idle_session_keeps_nothing_per_message():
     exchange(20)  # past the history window: the store's copy stops growing
     before = census()
     exchange(50)
+    clock.advance(2 * IDLE_SECONDS)  # idle: let go within twice the wait
     grown = census()
     grown.subtract(before)
     grown.pop("Counter", None)  # ``before`` itself
@@ -254,7 +255,9 @@ def test_a_conversation_in_full_flow_is_not_read_back_for_each_message():
         clock.advance(IDLE_SECONDS / 2)  # the next message comes before the user is idle
     assert reads == [] and chat.turns is not None
     clock.advance(IDLE_SECONDS)
-    assert chat.turns is None and chat.risk is None
+    assert chat.turns is not None, "the wait started before the last message: checked again"
+    clock.advance(IDLE_SECONDS)
+    assert chat.turns is None and chat.risk is None and chat._resting is None
     chat.submit("cuatro")
     assert len(reads) == 1
     assert [m["content"] for m in provider.pending[0].messages][-3:] == ["tres", "re: tres",

@@ -4,8 +4,9 @@ they are idle.
 
 An idle connection costs RAM for as long as its user stays connected (up to
 ``limits.idle_timeout_seconds``), and most of the time a user is reading or typing. So once
-no message of the user has arrived for :data:`IDLE_SECONDS` and every turn of the window is
-confirmed written, the session lets go of its copy (:func:`release`); the next message reads
+no message of the user has arrived for :data:`IDLE_SECONDS` (checked by one timer per quiet
+spell: within twice that) and every turn of the window is confirmed written, the session lets
+go of its copy (:func:`release`); the next message reads
 the window back from the store (:func:`recall`, started when the message arrives) before the
 model is asked, so the model sees the same turns it would have seen. With the ``memory``
 backend the store is this process's RAM and the read costs no hop: the session just does not

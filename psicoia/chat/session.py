@@ -107,7 +107,6 @@ class Session:
         message is handled only after that writer has run.
         """
         command = commands.parse(text)
-        self._active()
         # The crisis check runs here, at arrival, before any limit can answer for the message.
         tier = None
         if command is None and not self.closed:
@@ -358,18 +357,17 @@ class Session:
         values, psicoia/chat/risk_watch.py; the history in the store, recall.py)."""
         if self._pending or self._resting is not None or self.closed:
             return
-        self._resting = self.manager.clock.callLater(recall.IDLE_SECONDS, self._at_rest)
+        # No timer work per message: one timer per quiet spell, checked when it is due.
+        self._resting = self.manager.clock.callLater(recall.IDLE_SECONDS, self._at_rest,
+                                                     self._messages)
 
-    def _at_rest(self) -> None:
+    def _at_rest(self, messages: int) -> None:
         self._resting = None
-        if not self._pending:
+        if self._messages != messages:  # more came since: wait for a quiet spell again
+            self.rest()
+        elif not self._pending:
             self.risk = None
             recall.release(self)
-
-    def _active(self) -> None:  # a message arrived: what the last one used is kept for it
-        if self._resting is not None:
-            self._resting.cancel()
-            self._resting = None
 
     def _unexpected_safe(self, failure, trace_id: str, tier: Optional[str]) -> Reply:
         return risk_watch.last_word(self._unexpected(failure, trace_id), self, tier)
@@ -394,7 +392,9 @@ class Session:
         if self.closed:
             return
         self.closed = True
-        self._active()
+        if self._resting is not None:
+            self._resting.cancel()
+            self._resting = None
         for pending in reversed(list(self._pending or ())):
             pending.cancel()
         self.manager.left(self.conversation_id, self.taken_over, self.user)
