@@ -12,13 +12,14 @@ from collections import Counter
 
 import pytest_twisted
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.internet.tcp import Server
 from twisted.internet.testing import StringTransport
 
 from psicoia.chat.history import build_prompt
 from psicoia.chat.recall import IDLE_SECONDS
+from psicoia.chat.second_opinion import SecondOpinion
 from psicoia.ops.connections import ConnectionRegistry
 from psicoia.storage.memory import MemoryStore
 from psicoia.transports.layout import SERVER_LATE_ATTRIBUTES, share_attribute_layout
@@ -279,3 +280,31 @@ def test_the_line_editor_is_kept_only_while_a_line_is_being_typed():
     assert protocol.editor is None
     provider.answer_all()
     assert [call.text for call in provider.calls] == ["hola", "chau"], "no empty extra line"
+
+
+class Classifier:
+    """The provider the real second opinion asks: records what it is sent, answers "no"."""
+
+    online = True
+
+    def __init__(self) -> None:
+        self.asked: list = []
+
+    def complete(self, messages, trace_id, model=None, max_tokens=None):
+        self.asked.append(messages[-1]["content"])
+        return succeed("no")
+
+
+def test_the_second_opinion_reads_the_earlier_messages_after_the_history_was_let_go():
+    manager, provider, clock = build(safety={"classifier": "auto"})
+    classifier = Classifier()
+    manager.second_opinion = SecondOpinion(classifier, manager.config.safety, clock)
+    chat = fired(manager.open("tcp", "127.0.0.1"))
+    for text in ("primer mensaje", "segundo mensaje"):
+        chat.submit(text)
+        provider.answer_all()
+        clock.advance(2 * IDLE_SECONDS)
+        assert chat.turns is None
+    chat.submit("tercero")
+    last = classifier.asked[-1]
+    assert "primer mensaje" in last and "segundo mensaje" in last and "tercero" in last

@@ -64,8 +64,11 @@ def check(session: "Session", text: str) -> Optional[str]:
     opinion = manager.second_opinion
     if opinion is not None and opinion.wanted(tier):
         # It reads the user's earlier messages too: once the history is back if it is being
-        # read from the store (recall() fires at once when it is in memory).
-        recall.recall(session).addCallback(_ask_second_opinion, session, text)
+        # read from the store.
+        if session.turns is None:
+            recall.recall(session).addCallback(_ask_second_opinion, session, text)
+        else:
+            _ask_second_opinion(None, session, text)
     return tier
 
 
