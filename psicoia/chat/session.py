@@ -252,8 +252,8 @@ class Session:
 
     def _fallback(self, trace_id: str, text: str, reason: str, tier: Optional[str] = None) -> Reply:
         """The reply when the model cannot answer: the offline companion (companion.py), or the
-        crisis support line for a message at risk (risk_watch.last_word adds the resources). Offline,
-        the companion's turns are the conversation a resume or a reloaded page shows."""
+        crisis support line for a message at risk (risk_watch.last_word adds the resources).
+        Offline, the companion's turns are the conversation a resume or a reloaded page shows."""
         outcome = Kind.OFFLINE if reason == "offline" else Kind.FALLBACK
         if tier:
             return self.notice(trace_id, texts.CRISIS_SUPPORT, outcome)
