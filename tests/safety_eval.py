@@ -276,6 +276,7 @@ class Measure:
     dialog_risk_turns: Ratio = field(default_factory=Ratio)
     dialog_ok_flagged: Ratio = field(default_factory=Ratio)
     ordinary_flagged: Ratio = field(default_factory=Ratio)  # ok rows of kind "ordinary"
+    over_acute: Ratio = field(default_factory=Ratio)  # other risk rows given "acute"
     misses: list = field(default_factory=list)  # (where, expected, got, text), dev only
 
     @property
@@ -306,6 +307,8 @@ def measure(singles: list[Single], dialogs: dict[str, list[Turn]], read=None,
         m.per_kind[row.kind].add(caught)
         m.per_tier[row.tier].add(caught)
         m.right_tier[row.tier].add(got == row.tier)
+        if row.tier != "acute":
+            m.over_acute.add(got == "acute")
         if not caught or (row.tier == "acute" and got != "acute"):
             m.misses.append((f"{row.source}:{row.id}", row.tier, got, row.text))
     for name, turns in sorted(dialogs.items()):
@@ -406,6 +409,7 @@ def side_by_side(columns: dict, out: TextIO) -> None:
              lambda m, tier=tier: m.right_tier.get(tier, Ratio()))
     line("third-party recall", lambda m: m.per_tier.get("third_party", Ratio()))
     line("acute messages got acute", lambda m: m.acute_got_acute)
+    line("other risk messages got acute", lambda m: m.over_acute)
     line("dialogs caught at onset", lambda m: m.dialogs_at_onset)
     line("dialog risk turns caught", lambda m: m.dialog_risk_turns)
     line("dialog ok turns flagged (FP)", lambda m: m.dialog_ok_flagged)

@@ -60,6 +60,9 @@ class Options:
     confident_fp: float = 0.04
     signal_fp: float = 0.15
     digits: int = 2
+    # Below this log-odds the model doubts the rules' families with everyday look-alikes
+    # (rules._DOUBTABLE); chosen out of fold with the rules (tests/safety_eval.py --oof).
+    doubt: float = -2.0
     tier_floor: float = 0.05  # tier columns whose weights are all smaller are left out
 
 
@@ -168,6 +171,7 @@ def _export(raw: dict, options: Options, confident: float, signal: float,
         "classes": list(CLASSES),
         "confident": round(confident, digits),
         "signal": round(signal, digits),
+        "doubt": options.doubt,
         "any": {"bias": round(float(raw["any_bias"]), digits), "weights": any_weights},
         "tier": {"bias": [round(float(b), digits) for b in raw["tier_bias"]],
                  "weights": tier_weights},

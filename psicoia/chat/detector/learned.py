@@ -16,7 +16,9 @@ Two thresholds on the log-odds, chosen by cross-validation when training: at or 
 ``confident`` the model gives a tier; between ``signal`` and ``confident`` it gives a weak
 signal (``"model"`` in :data:`~psicoia.chat.detector.signals.WEAK_WEIGHTS`) that adds up with
 the rules' weak signals and, through the conversation's
-:class:`~psicoia.chat.detector.state.RiskState`, across turns.
+:class:`~psicoia.chat.detector.state.RiskState`, across turns. A third, optional one,
+``doubt`` (absent: never), marks a message the model reads as clearly ordinary: the rules'
+families with known everyday look-alikes then count only as a weak signal (rules.py).
 """
 
 from __future__ import annotations
@@ -38,12 +40,14 @@ FORMAT = 1
 class Verdict(NamedTuple):
     """The model's reading of one message: ``tier`` when confident (else None), ``signal``
     when mid-confident (a weak signal, never with a tier), ``logit`` the log-odds of risk
-    (carried evidence included), ``own`` the log-odds of this message alone."""
+    (carried evidence included), ``own`` the log-odds of this message alone, ``doubt`` when
+    ``own`` is below the model's ``doubt`` threshold (clearly ordinary to the model)."""
 
     tier: Optional[str] = None
     signal: bool = False
     logit: float = 0.0
     own: float = 0.0
+    doubt: bool = False
 
 
 class LearnedModel:
@@ -65,6 +69,8 @@ class LearnedModel:
                                  for k, v in data["tier"]["weights"].items()}
             self.confident = float(data["confident"])
             self.signal = float(data["signal"])
+            doubt = data.get("doubt")
+            self.doubt = None if doubt is None else float(doubt)
         except (KeyError, TypeError) as error:
             raise ValueError(f"crisis model: malformed ({error!r})") from None
         if len(self.tier_bias) != len(self.classes) or any(
@@ -98,7 +104,8 @@ class LearnedModel:
         logit = own + carried if own >= self.signal else own
         if logit >= self.confident:
             return Verdict(self.tier_of(normal), False, logit, own)
-        return Verdict(None, logit >= self.signal, logit, own)
+        doubt = self.doubt is not None and own < self.doubt
+        return Verdict(None, logit >= self.signal, logit, own, doubt)
 
 
 # A model that never speaks: the rules alone (tests of the rules' own mechanics, comparisons).

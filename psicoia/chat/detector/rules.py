@@ -46,6 +46,7 @@ from psicoia.chat.detector.lexicon import THIRD_REACH, THIRD_SUBJECT
 from psicoia.chat.detector.lookalikes import LOOKALIKES
 from psicoia.chat.detector.normalize import normalize
 from psicoia.chat.detector.signals import CONTEXT_ONLY, SCORED, WEAK_THRESHOLD, WEAK_WEIGHTS
+from psicoia.chat.detector.urgency import ACT_CUES
 
 
 __all__ = ["ANCHORS", "LOOKALIKES", "TIERS", "WEAK_WEIGHTS", "Assessment", "assess", "decide",
@@ -232,6 +233,13 @@ def decide(groups: tuple, carried: Optional[dict] = None) -> Assessment:
 # "help" replaces the companion's reply with the acknowledgement; asks for a person are
 # structural and the rules read most of them.
 HELP_MARGIN = 1.5
+# Strong groups with families of everyday look-alikes the masks cannot all list (a resignation
+# letter, plants watered during a trip, a swim in the river, a clothesline, a hunter's
+# shotgun, an accidental cut, "no doy más" with the heat): when the model reads the message as
+# clearly ordinary (its ``doubt`` level) and no other strong group matched, they count as the
+# weak signal "doubted", which still adds up with other signals and across turns. Ideation,
+# passive wishes, burden, acts, someone else at risk and asks for help are never doubted.
+_DOUBTABLE = frozenset({"goodbye", "plan", "self_harm", "hopeless"})
 
 
 def assess(text: str, state=None, model: Optional[LearnedModel] = None) -> Assessment:
@@ -254,6 +262,9 @@ def assess(text: str, state=None, model: Optional[LearnedModel] = None) -> Asses
     carried = state.carried_evidence() if state is not None else 0.0
     verdict = model.read(normal, carried)
     model_tier = verdict.tier
+    if verdict.doubt and _DOUBTABLE.intersection(groups) and _DOUBTABLE.issuperset(
+            g for g in groups if g in _TIER_OF):
+        groups = (*(g for g in groups if g not in _DOUBTABLE), "doubted")
     unsure_help = model_tier == "help" and verdict.own < model.confident + HELP_MARGIN
     if unsure_help:
         model_tier = None  # a false "help" replaces the reply: it needs a clearer verdict
@@ -265,7 +276,11 @@ def assess(text: str, state=None, model: Optional[LearnedModel] = None) -> Asses
     assessment = decide(groups, state.carried() if state is not None else None)
     tier = _combine(assessment.tier, model_tier)
     if tier != assessment.tier:
-        assessment = Assessment(tier, (*groups, "learned"), assessment.score)
+        groups = (*groups, "learned")
+    if tier == "risk" and _act_cue(normal):
+        tier, groups = "acute", (*groups, "act")
+    if tier != assessment.tier:
+        assessment = Assessment(tier, groups, assessment.score)
     if state is not None:
         state.observe(assessment, max(0.0, verdict.own) + carried)
     return assessment
@@ -279,6 +294,11 @@ def _combine(rules_tier: Optional[str], model_tier: Optional[str]) -> Optional[s
     if rules_tier in (None, "help") and model_tier is not None:
         return model_tier
     return rules_tier
+
+
+def _act_cue(normal: str) -> bool:
+    """True when a risk message says the act is under way or done (an act cue, not negated)."""
+    return any(not _negated(normal, m.start(), m.end()) for m in ACT_CUES.finditer(normal))
 
 
 def is_risk(text: str) -> bool:

@@ -99,6 +99,8 @@ WEAK_WEIGHTS = {
     # The learned model's mid-confidence verdict (psicoia/chat/detector/learned.py): no
     # pattern, set by rules.assess; weighed by out-of-fold dialog results.
     "model": 0.4,
+    # A doubtable strong group on a message the model reads as clearly ordinary (rules.py).
+    "doubted": 0.25,
 }
 # Weak groups that are context, not signals: carried by the state, never counted in a score.
 CONTEXT_ONLY = frozenset({"third_subject"})
