@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from psicoia.chat.detector.normalize import patterns
 
-_IDIOM_NOUNS = (r"risa|rir|hambre|ganas|sueno|sono|frio|calor|verguenza|vergonha|nervios|miedo"
+_IDIOM_NOUNS = (r"risa|rir|bronca|rabia|raiva|hambre|ganas|sueno|sono|frio|calor|verguenza|vergonha|nervios|miedo"
                 r"|aburrimiento|amor|envidia|sed|curiosidad|cansancio|cansaco|pena|ansiedad"
                 r"|emocion|celos|embole|resaca|laughter|embarrassment|boredom")
 _GROOMING = (r"pelo|cabello|flequillo|unas|una|barba|bigote|puntas|flequi|dedo|labio|mano"
@@ -18,7 +18,7 @@ _BODY_INJURY = r"rodilla|tobillo|pie|mano|espalda|brazo|dedo|muneca|hombro|cuell
 LOOKALIKES = patterns(
     # "me muero de risa / hambre / ganas...", "morirme de la vergüenza", "muerta de cansancio".
     rf"\b(muero|mori|morir|morirme|muera|muriendo|morire|moria|muerto|muerta|muertos|morrendo"
-    rf"|morri|morta|morto) (de|por|del) (la |el |los )?({_IDIOM_NOUNS})\b",
+    rf"|morri|morta|morto|morrer|morro) (de|por|del) (la |el |los )?({_IDIOM_NOUNS})\b",
     rf"\b(que|q) me muero\b",  # "tengo un hambre que me muero"
     r"\bmuero por\b",  # "me muero por ir al recital"
     r"\b(miedo|terror|panico) (de|a) morir(me)?\b",
@@ -56,4 +56,58 @@ LOOKALIKES = patterns(
     r"\bcarta de amor\b", r"\bnota [^|]{0,30}disiendo que (volvia|vuelvo|salgo|sali|fui|llego|lego)\b", r"\bsoga para saltar\b", r"\bjump rope\b", r"\bdesapareser (un|el) (fin de semana|finde|mes|rato)\b",
     r"\b(ultimo|ultima) (dia|semana|noche) (en|de) (el|la|mi) (laburo|trabajo|empresa|escuela|facu|colegio|depto|casa)\b",
     r"\bme despedi de [^|]{0,30}(porque|por que) me (cambio|mudo|voy de viaje)\b",
+
+    # Families of everyday look-alikes of goodbyes, plans and self-harm (docs/safety.md): each
+    # masks the risk words only inside its everyday frame.
+    # Someone else "will kill me" (Portuguese), a third person "kills me" ("si mi vieja ve la
+    # nota me mata"): never the writer's own intent.
+    r"\b(vai|vao|ia|iam) me matar\b", r"\bme mata\b",
+    # "ayuda" as a verb or a thanks: "eso me ayuda", "nadie ayuda", "gracias por tu ayuda".
+    r"\b(me|te|nos|les|le|si|nadie|eso|esto|que) ayuda\b(?! (por favor|urgente|ya)\b)",
+    r"\b(gracias|thanks|thank you) (por|for) (tu|la|su|your|the) (ayuda|help)\b",
+    # Accidental cuts and burns while doing something.
+    r"\bme (corte|cortei|queme|quemei|lastime) (haciendo|fazendo|cocinando|picando|cortando|pelando"
+    r"|afeitandome|jugando|arreglando|podando|con (el|la) (cuchillo|tijera|cuter) (del|de la|de) "
+    r"(pan|cocina|podar|jardin))\b",
+    r"\b(picando|cortando|cocinando|pelando|afeitandome|fazendo \w+) [^|]{0,20}\bme (corte|cortei|queme"
+    r"|quemei)\b",
+    r"\bme estoy (ahogando|afogando) (en|em) (\w+ )?(tareas|trabajo|laburo|deudas|papeles|problemas"
+    r"|mails|trabalho|dividas)\b",
+    r"\b(prendi|prendo|prendido) (el )?carbon\b(?=[^|]{0,40}\b(parrila|asado|chori|vengan|carne))",
+    # Leisure in the water, on the sofa.
+    r"\b(tirarme|me tiro|me voy a tirar|me jogar|jogar|vou me jogar|me jogo) (al|a la|en el|no|na|a)"
+    r" (rio|mar|agua|lago|pileta|piscina|sofa|sillon|colchon|pasto|cesped|arena) (a|pra|para)"
+    r" (nadar|refrescarme|banarme|descansar)\b",
+    r"\b(tirarme|me tiro|me voy a tirar) (al|en el) (sofa|sillon|colchon|pasto|cesped)\b",
+    # Ropes, shotguns and letters in their everyday frames.
+    r"\bsoga (del|de la|de|para el|para la) (columpio|hamaca|tender|tendedero|ropa|toldo|barco"
+    r"|carpa|escalar|saltar|rappel)\b",
+    r"\bescopeta\b[^|]{0,40}\b(casador|cazador|casar|aire comprimido|candado|museo|tiro al blanco"
+    r"|perdices|conejos|pajaros|palomas)\b",
+    r"\b(casador|cazador) [^|]{0,30}\bescopeta\b",
+    r"\b(carta|carta de) (renuncia|presentasion|demision|recomendasion|motivasion)\b",
+    r"\bcarta de (despedida|demissao) (para|a|pra|del|de la|de) [^|]{0,40}(jubila|aposentar|retira"
+    r"|va a estudiar|se muda|se va)\w*",
+    r"\b(escrevi|escribi) a carta\b(?=[^|]{0,40}(demissao|renuncia))",
+    r"\b(pedindo|pidiendo) (demissao|la renuncia)\b[^|]{0,30}\bcarta\b",
+    # Testaments at the notary, passwords and keys for a trip or for guests.
+    r"\btestamento (con|en|ante|no) (el |la |o )?(escribano|escribana|notario|notaria|abogado"
+    r"|abogada|cartorio)\b",
+    r"\b(contrasenas?|claves|senhas?) (del|de la|de|do) (wifi|netflix|spotify|alarma|la alarma"
+    r"|internet|streaming)\b",
+    r"\b(contrasenas?|claves|documentos|papeles)\b[^|]{0,40}\b(porque|mientras|que) (me voy|viajo"
+    r"|estoy de vacasiones|me alquila|vuelvo)\b",
+    # Leaving a job or a place: farewells, affairs in order for a trip or a leave.
+    r"\b(ya )?me (he )?despedi(do)? de (todos|todo el mundo|todo mundo|tds) (en|del|de la|em) (el |la )?"
+    r"(laburo|trabajo|oficina|curro|aeropuerto|esesa|barrio|facu|escuela|grupo|club)\b",
+    r"\btodo (ordenado|en orden|arreglado) (en|para) (la oficina|el laburo|el trabajo|el curro"
+    r"|la mudansa|el depto|el viejo|el reemplaso)\b",
+    r"\btodo (ordenado|en orden|arreglado)\b[^|]{0,40}\b(vacasiones|licensia|mudansa|mudarme|viaje"
+    r"|reemplaso|operasion)\b",
+    r"\b(cuiden|cuida|cuidem|cuidar|take care of) [^|]{0,15}(gato|perro|cachoro|cat|dog|plantas|plants)"
+    r"\b(?=[^|]{0,40}(\| [^|]{0,30})?\b(fin de semana|fim de semana|finde|viaj|vacasiones|ferias"
+    r"|intercambio|while|praia|weekend))",
+    r"\b(viaje|viajo|vacasiones|intercambio|me voy de|vou pra|vou viajar|trip|vacation)\b[^|]{0,40}"
+    r"(\| [^|]{0,10})?\b(cuiden|cuida|cuidem|take care of) [^|]{0,15}(gato|perro|cachoro|cat|dog|plantas)\b",
+    r"\b(sorry for everything|perdon por todo|lo siento por todo) (lo que |that )?(i|te|les|le) (said|dije)\b",
 )
