@@ -82,9 +82,8 @@ LOOKALIKES = patterns(
     # Ropes, shotguns and letters in their everyday frames.
     r"\bsoga (del|de la|de|para el|para la) (columpio|hamaca|tender|tendedero|ropa|toldo|barco"
     r"|carpa|escalar|saltar|rappel)\b",
-    r"\bescopeta\b[^|]{0,40}\b(casador|cazador|casar|aire comprimido|candado|museo|tiro al blanco"
-    r"|perdices|conejos|pajaros|palomas)\b",
-    r"\b(casador|cazador) [^|]{0,30}\bescopeta\b",
+    r"\bescopeta\b[^|]{0,40}\b(ir a cazar|para cazar|aire comprimido|museo|tiro al blanco|perdices"
+    r"|conejos|pajaros|palomas)\b",
     r"\b(carta|carta de) (renuncia|presentasion|demision|recomendasion|motivasion)\b",
     r"\bcarta de (despedida|demissao) (para|a|pra|del|de la|de) [^|]{0,40}(jubila|aposentar|retira"
     r"|va a estudiar|se muda|se va)\w*",
