@@ -165,9 +165,11 @@ def _best_window(weak_at: dict) -> set:
 def _match(normal: str, rules: list, negated: Optional[list] = None) -> tuple:
     """Mask the look-alikes among ``rules`` (in order), then try the others. The strong
     groups matched only under a negation are appended to ``negated`` when given."""
+    masked = False
     for rule in rules:
         if rule.group == "lookalike":
-            normal = rule.pattern.sub(" | ", normal)
+            normal, count = rule.pattern.subn(" | ", normal)
+            masked = masked or count > 0
     joking = _LAUGH.search(normal) is not None and _SERIOUS.search(normal) is None
     found = {}
     weak_at: dict = {}  # weak group -> where its matches start
@@ -194,6 +196,8 @@ def _match(normal: str, rules: list, negated: Optional[list] = None) -> tuple:
     groups = [("despair" if joking and g in _JOKE_PRONE else g) for g in _GROUPS if g in found]
     if third_act and "third_party" not in found:
         groups.append("third_act")
+    if masked:
+        groups.append("masked")  # context: an everyday frame was read (see decide)
     # The time of day alone ("hoy", "esta noche") is not a signal: it only counts next to another.
     if "soon" in groups and not any(g != "soon" and g in _SIGNALS for g in groups):
         groups.remove("soon")
@@ -207,7 +211,14 @@ def decide(groups: tuple, carried: Optional[dict] = None) -> Assessment:
     tiers = {_TIER_OF[g] for g in groups if g in _TIER_OF}
     weak = [g for g in groups if g in WEAK_WEIGHTS and g not in CONTEXT_ONLY]
     here = sum(WEAK_WEIGHTS[g] for g in weak)
-    carry = sum(w for g, w in carried.items() if g not in CONTEXT_ONLY) if carried else 0.0
+    # A turn in an everyday frame (a look-alike was masked: "este calor me está matando, no doy
+    # más") is read alone; the alert after a risk turn lifts a turn's weak rule signals, not
+    # a turn whose only signal is the model's (its evidence is carried apart) or the time.
+    if carried and "masked" in groups:
+        carried = {g: w for g, w in carried.items() if g in CONTEXT_ONLY}
+    lifted = any(g not in ("model", "soon") for g in weak)
+    carry = sum(w for g, w in carried.items() if g not in CONTEXT_ONLY
+                and (lifted or g != "alert")) if carried else 0.0
     # A third-person act whose subject was named in an earlier turn.
     if "third_act" in groups and carried and carried.get("third_subject", 0) > 0.1:
         tiers.add("third_party")
