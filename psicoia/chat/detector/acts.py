@@ -135,6 +135,9 @@ ACTS: dict[str, tuple] = {
         r"\b(quiero|voy a|pienso|para|a punto de) (saltar|tirarme)\b",
         r"\b(night|day) i end it\b", r"\bi end it" + END,
         r"\bvou pular\b",
+        r"\b(i ve|i have|already) (picked|chosen|set) (a|the) (date|day)\b",
+        r"\bhow (many|much) \w+ (would it take|would be (dangerous|lethal|enough))\b",
+        r"\bwhat dose would\b",
     ),
     "self_harm": patterns(
         r"\bcortarme\b", r"\bme sigo cortando\b", r"\bme he (cortado|quemado|hecho dano|vuelto a cortar)\b(?! con (un|una|el|la) (folio|papel|hoja|cuchilo|cuter|lata|vidrio))", r"\bme (vuelvo|volvi|he vuelto) a cortar\b",
@@ -205,6 +208,10 @@ ACTS: dict[str, tuple] = {
         r"\b(someone|somebody|anyone) (help|talk to) me\b", r"\bplease help\b",
         r"\bpreciso de ajuda\b", r"\bnesesito a alguien\b", r"\b(socoro|auxilio|help me|ayudenme)\b",
         r"\b(numero|telefono) de (la|una|alguna) linea\b",
+        # English asks for a line or a person.
+        r"\b(hotline|helpline|crisis line|crisis number|suicide line|lifeline)\b",
+        r"\b(a |the )?(number|line) (to call|i can call)\b", r"\b(anyone|anybody|someone|somebody) real\b",
+        r"\b(an |a )?(actual|real) (person|human)\b",
         r"\b(numero|telefono|pasame|dame|hay|tenes|conoses|donde (esta|encuentro)) [^|]{0,20}\blinea de"
         r" (prevension|ayuda|crisis|contension|emergensia)\b", r"\bpreciso falar com (alguem|uma pesoa)\b", r"\bcan i talk to\b", r"\b(que|q) alguien me ayude\b",
     ),
