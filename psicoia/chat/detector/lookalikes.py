@@ -85,8 +85,8 @@ LOOKALIKES = patterns(
     r"\bescopeta\b[^|]{0,40}\b(ir a cazar|para cazar|aire comprimido|museo|tiro al blanco|perdices"
     r"|conejos|pajaros|palomas)\b",
     r"\b(carta|carta de) (renuncia|presentasion|demision|recomendasion|motivasion)\b",
-    r"\bcarta de (despedida|demissao) (para|a|pra|del|de la|de) [^|]{0,40}(jubila|aposentar|retira"
-    r"|va a estudiar|se muda|se va)\w*",
+    r"\bcarta de (despedida|demissao) (para|a|pra|del|de la|de) [^|]{0,40}\b(jubila|jubilo|aposentar"
+    r"|retira|va a estudiar|se muda|se va)\b",
     r"\b(escrevi|escribi) a carta\b(?=[^|]{0,40}(demissao|renuncia))",
     r"\b(pedindo|pidiendo) (demissao|la renuncia)\b[^|]{0,30}\bcarta\b",
     # Testaments at the notary, passwords and keys for a trip or for guests.
