@@ -52,7 +52,9 @@ def test_features_are_words_pairs_and_prefixes_of_the_normalised_text():
 def test_the_shipped_model_is_compact_and_only_non_zero_weights():
     text = SHIPPED.read_text("utf-8")
     data = json.loads(text)
-    assert len(text.encode()) < 500_000
+    # 7,500 training singles (v3 and zeta rows added) give about 520 KB; the bound keeps it
+    # package data, not a growing blob (the lookup cost does not depend on it: docs/safety.md)
+    assert len(text.encode()) < 600_000
     assert all(w != 0 for w in data["any"]["weights"].values())
     assert all(any(ws) for ws in data["tier"]["weights"].values())
     assert data["signal"] <= data["confident"]
