@@ -160,3 +160,12 @@ def test_the_alert_does_not_lift_a_turn_whose_only_signal_is_the_model():
     assert state.alert == 1.0
     lone = assess("tatu", state, model)
     assert lone.tier is None and lone.categories == ("model",)
+
+
+def test_the_evidence_carried_after_a_very_clear_risk_turn_is_capped():
+    model = made_up(bias=-5.0, weights={"tatu": 5.1, "matarme": 15.0}, confident=3.0, signal=0.0)
+    state = RiskState()
+    assert assess("quiero matarme", state, model).tier == "risk"  # log-odds 10: evidence 10
+    assert state.carried_evidence() == 2.0  # not 5.0
+    turn = assess("tatu", state, model)  # 0.1 alone: a mid verdict, 2.1 with what is carried
+    assert turn.tier is None and turn.categories == ("model",)

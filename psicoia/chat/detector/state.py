@@ -25,6 +25,10 @@ ALERT_DECAY = 0.8
 # from one turn to the next: the model then reads a turn with the earlier turns' evidence,
 # about as if their words were still in view (chosen by out-of-fold dialog results).
 MODEL_CARRY = 0.5
+# At most this much evidence is passed on (log-odds): after a very clear risk turn, half its
+# evidence would lift any next turn near the model's signal level ("uno") to a tier; capped,
+# the out-of-fold dialogs lose nothing (docs/safety.md).
+EVIDENCE_CAP = 2.0
 _FLOOR = 0.01  # weights below this are dropped, so the state stays small
 _VERSION = 1
 
@@ -51,7 +55,7 @@ class RiskState:
 
     def carried_evidence(self) -> float:
         """The learned model's evidence earlier turns pass to the next one (log-odds units)."""
-        return self.evidence * MODEL_CARRY
+        return min(self.evidence * MODEL_CARRY, EVIDENCE_CAP)
 
     def observe(self, assessment: Assessment, evidence: float = 0.0) -> None:
         """Add one turn: decay what was carried, add this turn's weak signals and the model's
