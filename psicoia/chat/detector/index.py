@@ -16,9 +16,10 @@ from psicoia.chat.detector.acts import ACTS
 from psicoia.chat.detector.lookalikes import LOOKALIKES
 from psicoia.chat.detector.normalize import compile_one, fold_word
 from psicoia.chat.detector.signals import WEAK
+from psicoia.chat.detector.urgency import ACT_CUES
 from psicoia.chat.detector.words import WORDS
 
-__all__ = ["ANCHORS", "GROUPS", "RULES", "STRONG", "Rule", "groups_in_reach", "in_reach"]
+__all__ = ["ANCHORS", "GROUPS", "NOT_SAID", "RULES", "STRONG", "Rule", "groups_in_reach", "in_reach"]
 
 # Anchors of every pattern, keyed by its folded source: generated data (see below).
 ANCHORS: dict[str, str] = json.loads(
@@ -75,9 +76,13 @@ class _Anchors:
         return any(start in normal for start in self.starts)
 
 
-# Every group, in the order it is tried: strong, weak, then the look-alike masks.
+# Every group, in the order it is tried: strong, weak, then the look-alike masks; last, the act
+# cues, which are no group of a message (rules.py runs them on flagged messages only).
 GROUPS: dict[str, tuple] = {**STRONG, **WEAK}
 GROUPS["lookalike"] = LOOKALIKES
+GROUPS["act"] = ACT_CUES
+# Groups that are not what a message says: masks and act cues.
+NOT_SAID = frozenset({"lookalike", "act"})
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,6 @@ def in_reach(normal: str) -> tuple:
 
 
 def groups_in_reach(normal: str) -> tuple:
-    """The groups with at least one pattern in reach (look-alikes left out)."""
+    """The groups with at least one pattern in reach (look-alikes and act cues left out)."""
     return tuple(dict.fromkeys(RULES[i].group for i in in_reach(normal)
-                               if RULES[i].group != "lookalike"))
+                               if RULES[i].group not in NOT_SAID))

@@ -38,7 +38,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from psicoia.chat.detector.index import (ANCHORS, GROUPS as _GROUPS, RULES as _RULES,
+from psicoia.chat.detector.index import (ANCHORS, GROUPS as _GROUPS, NOT_SAID, RULES as _RULES,
                                          STRONG as _STRONG, _Anchors, groups_in_reach,
                                          in_reach)
 from psicoia.chat.detector.learned import LearnedModel, default_model
@@ -46,7 +46,6 @@ from psicoia.chat.detector.lexicon import THIRD_REACH, THIRD_SUBJECT
 from psicoia.chat.detector.lookalikes import LOOKALIKES
 from psicoia.chat.detector.normalize import normalize
 from psicoia.chat.detector.signals import CONTEXT_ONLY, SCORED, WEAK_THRESHOLD, WEAK_WEIGHTS
-from psicoia.chat.detector.urgency import ACT_CUES
 
 
 __all__ = ["ANCHORS", "LOOKALIKES", "TIERS", "WEAK_WEIGHTS", "Assessment", "assess", "decide",
@@ -176,7 +175,7 @@ def _match(normal: str, rules: list, negated: Optional[list] = None) -> tuple:
     third_act = False  # a third-person act with no subject in this message
     for rule in rules:
         weak = rule.group in SCORED
-        if rule.group == "lookalike" or (rule.group in found and not weak):
+        if rule.group in NOT_SAID or (rule.group in found and not weak):
             continue
         for match in rule.pattern.finditer(normal):
             if rule.group == "third_party" and not THIRD_SUBJECT.search(
@@ -268,7 +267,8 @@ def assess(text: str, state=None, model: Optional[LearnedModel] = None) -> Asses
     normal = normalize(text)
     reach = in_reach(normal)
     negated: list = []
-    groups = _match(normal, [_RULES[i] for i in reach], negated) if reach else ()
+    in_reach_rules = [_RULES[i] for i in reach]
+    groups = _match(normal, in_reach_rules, negated) if reach else ()
     model = model or default_model()
     carried = state.carried_evidence() if state is not None else 0.0
     verdict = model.read(normal, carried)
@@ -288,7 +288,7 @@ def assess(text: str, state=None, model: Optional[LearnedModel] = None) -> Asses
     tier = _combine(assessment.tier, model_tier)
     if tier != assessment.tier:
         groups = (*groups, "learned")
-    if tier == "risk" and _act_cue(normal):
+    if tier == "risk" and _act_cue(normal, in_reach_rules):
         tier, groups = "acute", (*groups, "act")
     if tier != assessment.tier:
         assessment = Assessment(tier, groups, assessment.score)
@@ -307,9 +307,11 @@ def _combine(rules_tier: Optional[str], model_tier: Optional[str]) -> Optional[s
     return rules_tier
 
 
-def _act_cue(normal: str) -> bool:
-    """True when a risk message says the act is under way or done (an act cue, not negated)."""
-    return any(not _negated(normal, m.start(), m.end()) for m in ACT_CUES.finditer(normal))
+def _act_cue(normal: str, rules: list) -> bool:
+    """True when a risk message says the act is under way or done: an act cue
+    (:mod:`psicoia.chat.detector.urgency`) among ``rules`` (those in reach) matches, not negated."""
+    return any(not _negated(normal, m.start(), m.end())
+               for rule in rules if rule.group == "act" for m in rule.pattern.finditer(normal))
 
 
 def is_risk(text: str) -> bool:

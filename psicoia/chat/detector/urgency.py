@@ -17,12 +17,13 @@ Portuguese, English; the text is normalised first, so chat spelling folds in):
 - the engine running in a closed garage, a hose to the exhaust, the gas open;
 - lying on the road or the tracks, the train coming.
 
-Run only on flagged messages (a handful per thousand), so its cost is not on the hot path.
+Run only on flagged messages (a handful per thousand), and only the cues whose anchors are in the
+message (:mod:`psicoia.chat.detector.index`), so their cost is not on the hot path.
 """
 
 from __future__ import annotations
 
-from psicoia.chat.detector.normalize import compile_alternation
+from psicoia.chat.detector.normalize import patterns
 
 __all__ = ["ACT_CUES"]
 
@@ -36,7 +37,7 @@ _TOOK = (r"tome|me tome|trague|me trague|tragarme|he tomado|me he tomado|acabo d
 _HEIGHT = (r"puente|ponte|bridge|terrasa|terraso|asotea|techo|telhado|roof|cornisa|ledge"
            r"|viaducto|balcon|sacada|varanda|balcony|acantilado|cliff|predio|edifisio|terraco")
 
-ACT_CUES = compile_alternation(
+ACT_CUES = patterns(
     # Taken: past or just done, with what.
     rf"\b(ya )?({_TOOK})\b[^|]{{0,50}}\b({_TAKEN})\b",
     rf"\b(me las |las |los )?({_TOOK}) (todo|todas|todos|tudo|all of them|everything)\b",
