@@ -24,20 +24,26 @@ def test_the_held_out_files_are_the_frozen_ones(name):
     assert safety_eval.sha256(safety_eval.HELDOUT / name) == safety_eval.HELDOUT_SHA256[name]
 
 
-def _v3_pins() -> dict:
-    """{path under tests/data/crisis/: sha256} from HELDOUT3.sha256 (frozen before tuning)."""
+def _pins(version: int) -> dict:
+    """{path under tests/data/crisis/: sha256} from HELDOUT<version>.sha256 (frozen before
+    that round's tuning)."""
     pins = {}
-    for line in (safety_eval.DATA / "crisis" / "HELDOUT3.sha256").read_text().splitlines():
+    for line in (safety_eval.DATA / "crisis" / f"HELDOUT{version}.sha256").read_text().splitlines():
         if line and not line.startswith("#"):
             digest, name = line.split()
-            pins[name if "/" in name else f"heldout3/{name}"] = digest
+            pins[name if "/" in name else f"heldout{version}/{name}"] = digest
     return pins
 
 
-@pytest.mark.parametrize("name", sorted(_v3_pins()))
-def test_held_out_v3_files_are_the_ones_frozen_before_tuning(name):
+@pytest.mark.parametrize("version, name", [(v, name) for v in (3, 4) for name in sorted(_pins(v))])
+def test_later_held_out_files_are_the_ones_frozen_before_tuning(version, name):
     path = safety_eval.DATA / "crisis" / name
-    assert safety_eval.sha256(path) == _v3_pins()[name]
+    assert safety_eval.sha256(path) == _pins(version)[name]
+
+
+def test_held_out_v4_is_both_halves():
+    assert sorted(_pins(4)) == ["heldout4/dialogs.tsv", "heldout4/singles.tsv",
+                                "heldout4b/dialogs.tsv", "heldout4b/singles.tsv"]
 
 
 def test_no_held_out_file_is_training_data():
