@@ -686,6 +686,28 @@ async def test_crisis_reply_lists_its_helplines_as_tel_links():
         await run.stop()
 
 
+@pytest_twisted.ensureDeferred
+async def test_recursos_lists_the_helplines_as_tel_links_and_names_no_number_twice():
+    run = await running()
+    try:
+        def resources():
+            context, page = open_chat(run.browser, run.url)
+            text = say(page, "/recursos", 0)
+            bubble = page.locator("#messages .msg.bot").nth(0)
+            return (bubble.locator(".helplines li").all_inner_texts(),
+                    bubble.locator(".helplines a").evaluate_all(
+                        "(links) => links.map((a) => a.getAttribute('href'))"),
+                    text, page.locator("#messages .msg.bot.crisis").count())
+
+        items, links, text, crisis = await browser_call(run, resources)
+        assert items == list(run.service.config.safety.resources)
+        assert "tel:024" in links and "tel:135" in links
+        assert "024" not in text and "Del otro lado" in text  # the numbers are the list's
+        assert crisis == 0  # a command's answer, not a crisis reply
+    finally:
+        await run.stop()
+
+
 # --- issue 13: a streamed reply from the real service grows on the page ---------------------
 
 STREAMED = ["Hola, ", "te ", "escucho. ", "¿Qué ", "pasó ", "hoy?"]

@@ -396,7 +396,7 @@
           markUnanswered(lastUser, turn.text);
         }
       } else if (turn.role === "assistant") {
-        var lines = turn.crisis ? validHelplines(turn.helplines) : null;
+        var lines = validHelplines(turn.helplines);
         var item = replyBubble(lines ? beforeLines(turn.text, lines) : turn.text, turn.ref,
                                turn.crisis, false);
         if (lines) { item.appendChild(helplineBox(lines, turn.tier)); }
@@ -590,8 +590,8 @@
     return box;
   }
 
-  // A crisis text carries its helplines, which the list below it shows as links. When they
-  // end the text, the text is shown up to them; when more follows (the emergency reply names
+  // A crisis text (or /recursos) carries its helplines, which the list below it shows as
+  // links. When they end the text, the text is shown up to them; when more follows (the emergency reply names
   // them mid-sentence), they are replaced by a pointer to the list, so no number shows twice.
   // When they are not all there, one after the other, the whole text is shown: nothing the
   // server said is ever dropped.
@@ -614,7 +614,7 @@
   // A reply or conversational notice: PsicoIA talking.
   function showReply(event, limited) {
     var crisis = event.crisis === true;
-    var lines = crisis ? validHelplines(event.helplines) : null;
+    var lines = validHelplines(event.helplines);  // a crisis reply's, or /recursos
     var item = replyBubble(lines ? beforeLines(event.text, lines) : event.text, event.ref, crisis, limited);
     if (lines) { item.appendChild(helplineBox(lines, event.tier)); }
     if (crisis) {

@@ -8,6 +8,7 @@ limited and never reach the model.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, NamedTuple, Optional
 
 from twisted.internet.defer import Deferred, succeed
@@ -76,7 +77,10 @@ def run(session: "Session", command: Command, trace_id: str) -> Deferred:
     if name == HELP:
         text = texts.HELP
     elif name == RESOURCES:
-        text = texts.RESOURCES_REPLY.format(resources=session.manager.resources_text())
+        # The lines also go as resources, so the page shows them as tel: links.
+        reply = session.notice(trace_id, texts.RESOURCES_REPLY.format(
+            resources=session.manager.resources_text()), Kind.COMMAND)
+        return succeed(replace(reply, resources=session.manager.crisis.resources("risk")))
     elif name == RESET:
         recall.clear(session)
         if session.companion is not None:

@@ -64,10 +64,12 @@ def read_event(text: str) -> tuple[Optional[str], Ref]:
 def reply_event(reply: Reply) -> tuple[str, dict[str, Any]]:
     """``(type, fields)`` of the event one reply of the session becomes: ``reply`` for a model
     answer, ``error``, or a ``notice`` of the reply's kind. A crisis reply also carries its
-    tier and its resources as ``helplines`` (label, number, ``tel:`` link each)."""
+    tier; a reply whose text names resources (a crisis reply, ``/recursos``) carries them as
+    ``helplines`` (label, number, ``tel:`` link each)."""
     fields: dict[str, Any] = {"text": reply.text, "crisis": reply.crisis}
     if reply.crisis:
         fields["tier"] = reply.tier
+    if reply.resources:
         fields["helplines"] = helplines(reply.resources)
     if reply.outcome in REPLY_OUTCOMES:
         return "reply", dict(fields, final=True)
