@@ -76,7 +76,7 @@ FULL = {
                "open_factors": [2, 4]},
     "storage": {"latency_ms": 0, "clients": 50, "messages": 40, "rounds": 3},
     "streaming": {"latency_ms": 200, "chunks": 40, "stream_ms": 400, "clients": 100,
-                  "messages": 3, "rounds": 3},
+                  "messages": 3, "rounds": 3, "light_clients": 5, "light_messages": 12},
     "redis": {"latency_ms": 0, "clients": 50, "messages": 40, "rounds": 3},
 }
 SMOKE = {
@@ -94,7 +94,7 @@ SMOKE = {
                "open_factors": [2]},
     "storage": {"latency_ms": 0, "clients": 4, "messages": 5, "rounds": 1},
     "streaming": {"latency_ms": 20, "chunks": 5, "stream_ms": 40, "clients": 3, "messages": 2,
-                  "rounds": 1},
+                  "rounds": 1, "light_clients": 2, "light_messages": 2},
     "redis": {"latency_ms": 0, "clients": 4, "messages": 5, "rounds": 1},
 }
 RAISED_RATE_LIMITS = {"rate_max_messages": 1000000, "rate_window_seconds": 1}
