@@ -21,11 +21,18 @@ from treq.testing import StubTreq
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError
 from twisted.internet.task import Clock, deferLater
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.web.client import ResponseDone
 
+from psicoia.chat.deltas import INTERVAL_SECONDS
+from psicoia.ops.instruments import Instruments
 from psicoia.ops.metrics import Metrics
 from psicoia.provider.breaker import CircuitBreaker
 from psicoia.provider.client import ChatProvider, ProviderError, make_http_client
 from psicoia.provider.pacing import Pacer
+from psicoia.provider.reasoning import ReasoningStyle
+from psicoia.provider.streaming import StreamBody, StreamReading
 from tests.fake_provider import (
     FakeProvider,
     Scripted,
@@ -72,13 +79,13 @@ class InMemory:
     def stream(self, provider=None):
         result = (provider or self.client).stream(PROMPT, "Usuario-1:m1", self.deltas.append)
         result.addBoth(self._ended)
-        self.stub.flush()
+        self.flush()
         return result
 
     def complete(self):
         result = self.client.complete(PROMPT, "Usuario-1:m1")
         result.addBoth(self._ended)
-        self.stub.flush()
+        self.flush()
         return result
 
     def _ended(self, result):
@@ -90,7 +97,13 @@ class InMemory:
         steps = max(1, round(seconds / step))
         for _ in range(steps):
             self.clock.advance(seconds / steps)
-            self.stub.flush()
+            self.flush()
+
+    def flush(self) -> None:
+        """Deliver every write, then end the reactor turn: the calls a real reactor runs
+        before it next waits (``callLater(0)``, the stream's batch of one read) run too."""
+        self.stub.flush()
+        self.clock.advance(0)
 
     def settle(self, limit: float = 120.0, step: float = 0.05) -> None:
         """Run the clock until nothing is scheduled (bounded), one write per ``step`` at most."""
@@ -403,6 +416,79 @@ def test_an_error_raised_by_on_delta_reaches_the_caller_as_itself():
     env.finished_cleanly()
 
 
+# --- once text flows, a stream is read in batches ----------------------------------------------
+
+def streamed_body(on_delta):
+    """A StreamBody on Twisted's StringTransport (which records pauses), on its own Clock."""
+    clock = Clock()
+    reading = StreamReading(clock, 5.0, 10 ** 6, ReasoningStyle(known=True), on_delta,
+                            Instruments(), "Usuario-1:m1")
+    body = StreamBody(reading, lambda: None)
+    transport = StringTransport()
+    body.makeConnection(transport)
+    outcomes: list = []
+    body.done.addBoth(outcomes.append)
+    return clock, body, transport, outcomes
+
+
+def test_the_first_text_is_shown_in_its_read_then_each_read_is_one_piece_and_a_pause():
+    deltas: list[str] = []
+    clock, body, transport, outcomes = streamed_body(deltas.append)
+    body.dataReceived(sse_event(chunk("Te ")))
+    assert deltas == ["Te"] and transport.producerState == "paused"  # at once, then a pause
+    body.dataReceived(sse_event(chunk("escucho")))  # two HTTP chunks of one read
+    body.dataReceived(sse_event(chunk(". ¿Qué ")))
+    assert deltas == ["Te"]
+    clock.advance(0)  # the end of the reactor turn: both, parsed together, as one piece
+    assert deltas == ["Te", " escucho. ¿Qué"] and transport.producerState == "paused"
+    clock.advance(INTERVAL_SECONDS)
+    assert transport.producerState == "producing"
+    body.dataReceived(sse_event(chunk("sentís?", finish="stop")) + sse_event("[DONE]"))
+    clock.advance(0)
+    assert outcomes == [TEXT] and "".join(deltas) == TEXT
+    # Done, but the body's end is still to be read (and the connection pooled): not paused.
+    assert transport.producerState == "producing"
+    body.connectionLost(Failure(ResponseDone()))
+    assert clock.getDelayedCalls() == [] and outcomes == [TEXT]
+
+
+def test_a_body_that_ends_in_the_read_of_its_last_events_is_complete_at_once():
+    deltas: list[str] = []
+    clock, body, transport, outcomes = streamed_body(deltas.append)
+    body.dataReceived(sse_event(chunk("Te ")))
+    clock.advance(INTERVAL_SECONDS)
+    body.dataReceived(sse_event(chunk("escucho. ¿Qué sentís?", finish="stop")))
+    body.connectionLost(Failure(ResponseDone()))  # no [DONE], in the same read
+    assert outcomes == [TEXT] and deltas == ["Te", " escucho. ¿Qué sentís?"]
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_bad_event_in_a_batch_ends_it_after_showing_the_events_before_it():
+    deltas: list[str] = []
+    clock, body, transport, outcomes = streamed_body(deltas.append)
+    body.dataReceived(sse_event(chunk("Te ")))
+    body.dataReceived(sse_event(chunk("escucho")))
+    body.dataReceived(b"data: {not json\n\n")
+    body.dataReceived(sse_event(chunk(" nunca")))
+    clock.advance(0)
+    assert deltas == ["Te", " escucho"]
+    assert [o.value.reason for o in outcomes] == ["malformed"]
+    assert transport.disconnecting and clock.getDelayedCalls() == []
+
+
+def test_an_error_raised_by_on_delta_for_a_batch_reaches_the_caller_as_itself():
+    def on_delta(text: str) -> None:
+        if text != "Te":
+            raise ZeroDivisionError()
+
+    clock, body, transport, outcomes = streamed_body(on_delta)
+    body.dataReceived(sse_event(chunk("Te ")))
+    body.dataReceived(sse_event(chunk("escucho")))
+    clock.advance(0)
+    assert [o.type for o in outcomes] == [ZeroDivisionError]
+    assert transport.disconnecting and clock.getDelayedCalls() == []
+
+
 # --- reasoning never reaches the user ----------------------------------------------------------
 
 THINK_STREAMS = {
@@ -662,7 +748,10 @@ async def test_over_a_real_socket_the_first_delta_arrives_long_before_the_provid
         finished = time.monotonic()
         assert reply == "".join(pieces).strip() == "".join(text for _, text, _ in seen)
         assert seen[0][2] == 1  # the provider was still writing when the first words came
-        assert len(seen) >= 10  # they came in many reads, not all at the end
+        # They came while the provider wrote, a batch per read every INTERVAL_SECONDS (0.1 s;
+        # streaming.py reads a flowing stream at that cadence), not all at the end.
+        assert len(seen) >= 3 and seen[-2][2] == 1
+        assert all(b[0] - a[0] >= INTERVAL_SECONDS * 0.9 for a, b in zip(seen[1:], seen[2:]))
         assert seen[0][0] - started < (finished - started) / 2
     finally:
         await pool.closeCachedConnections()

@@ -3,12 +3,14 @@ The pieces of one streamed reply on their way to the user, a few at a time.
 
 A provider streams a reply in many small chunks (often one or two words each, tens of them a
 second). Writing each one to the user costs a transport write, a system call and, on the
-WebSocket, a frame, per chunk: most of what a streamed reply costs the server
-(docs/benchmarks.md). :class:`DeltaRelay` shows the first visible text at once, and any piece
-that comes after a pause of at least :data:`INTERVAL_SECONDS`; pieces that come closer together
-are held and shown together at most :data:`INTERVAL_SECONDS` after the previous write. So a
-fast stream reaches the user in a few writes a second, a slow one (a large model, one token
-every so often) piece by piece with no delay, and the first words never wait.
+WebSocket, a frame, per chunk: with reading each chunk, most of what a streamed reply costs the
+server (bench/analysis.md, "(t)"). :class:`DeltaRelay` shows the first visible text at once,
+and any piece that comes after a pause of at least :data:`INTERVAL_SECONDS`; pieces that come
+closer together are held and shown together :data:`INTERVAL_SECONDS` after the previous write.
+So a fast stream reaches the user in ten writes a second, a slow one (a large model, one token
+every so often) piece by piece with no delay, and the first words never wait. The provider
+client reads a stream at the same cadence (:mod:`psicoia.provider.streaming`), so the pieces
+usually come grouped already and the relay's timer is rarely needed.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from twisted.internet.interfaces import IReactorTime
 
 from psicoia.chat.vocabulary import LineFolder
 
-# The longest a piece of a streamed reply is held before it is shown (20 writes a second).
-INTERVAL_SECONDS = 0.05
+# The longest a piece of a streamed reply is held before it is shown (10 writes a second).
+INTERVAL_SECONDS = 0.1
 
 
 class DeltaRelay:
@@ -51,7 +53,9 @@ class DeltaRelay:
             self._held.append(text)
             return
         now = self._clock.seconds()
-        if self._last is None or now - self._last >= INTERVAL_SECONDS:
+        # ``now >= last + interval``, as the clock compares a call's time: a read resumed
+        # INTERVAL_SECONDS after the last write is shown at once (streaming.py).
+        if self._last is None or now >= self._last + INTERVAL_SECONDS:
             self._last = now
             self._show(text)
             return
