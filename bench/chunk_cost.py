@@ -13,7 +13,10 @@ response body goes to, in turn:
   each event, the think filter, the visible text) with an ``on_delta`` that does nothing;
 - ``relay``: the same, with ``on_delta`` feeding a :class:`psicoia.chat.deltas.DeltaRelay`
   (line folding, grouping; its ``show`` does nothing) on a ``task.Clock`` that the feed moves
-  10 ms per chunk, as the stream's 400 ms over 40 chunks does.
+  10 ms per chunk, as the stream's 400 ms over 40 chunks does: one chunk per read.
+- ``twisted-batched`` and ``relay-batched``: the same bytes in reads of 8 chunks, the clock
+  moved by ``INTERVAL_SECONDS`` between reads: how the server reads a flowing stream since it
+  pauses reading between batches (psicoia/provider/streaming.py).
 
 Reports process CPU time (user + system, ``getrusage``) per stream and per chunk, best of
 ``--repeat`` rounds; the difference between rows is what each layer adds. CPU time, not wall
@@ -36,7 +39,7 @@ from twisted.web._newclient import HTTP11ClientProtocol, Request
 from twisted.web.http_headers import Headers
 
 from bench.fake_provider import REPLY, timed_stream
-from psicoia.chat.deltas import DeltaRelay
+from psicoia.chat.deltas import INTERVAL_SECONDS, DeltaRelay
 from psicoia.ops.instruments import Instruments
 from psicoia.provider.reasoning import ReasoningStyle
 from psicoia.provider.streaming import StreamReading
@@ -59,6 +62,10 @@ def cpu_seconds() -> float:
 
 def one_stream(writes: list[bytes], mode: str, clock: task.Clock, instruments,
                style: ReasoningStyle) -> None:
+    batched = mode.endswith("-batched")
+    mode = mode.replace("-batched", "")
+    if batched:  # the headers and first chunk alone (the first text), then 8 chunks a read
+        writes = [writes[0]] + [b"".join(writes[i:i + 8]) for i in range(1, len(writes), 8)]
     protocol = HTTP11ClientProtocol()
     protocol.makeConnection(StringTransport())
     request = Request(b"POST", b"/v1/chat/completions",
@@ -82,7 +89,9 @@ def one_stream(writes: list[bytes], mode: str, clock: task.Clock, instruments,
             else:
                 feed.read(response, lambda: None)
         if mode == "relay":
-            clock.advance(STEP_SECONDS)
+            clock.advance(INTERVAL_SECONDS if batched else STEP_SECONDS)
+        else:
+            clock.advance(0)
     if mode == "relay":
         relay.finish()
 
@@ -104,7 +113,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
     writes = timed_stream(" ".join([REPLY] * 4), CHUNKS)
-    modes = ("twisted", "reading", "relay")
+    modes = ("twisted", "reading", "relay", "twisted-batched", "relay-batched")
     best = {mode: float("inf") for mode in modes}
     for _ in range(args.repeat):
         for mode in modes:  # interleaved, so drift on a busy machine hits all alike
@@ -116,6 +125,8 @@ def main(argv=None) -> int:
         result[mode] = {"us_per_stream": round(best[mode] * 1e6, 1),
                         "us_per_chunk": round(best[mode] * 1e6 / CHUNKS, 2)}
     result["ours_us_per_chunk"] = round((best["relay"] - best["twisted"]) * 1e6 / CHUNKS, 2)
+    result["ours_us_per_chunk_batched"] = round(
+        (best["relay-batched"] - best["twisted-batched"]) * 1e6 / CHUNKS, 2)
     print(json.dumps(result, indent=2))
     return 0
 
