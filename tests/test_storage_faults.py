@@ -267,8 +267,8 @@ async def test_a_first_message_sent_while_its_row_failed_is_still_stored(tmp_pat
         other = sqlite3.connect(path, isolation_level=None, timeout=0)
         other.execute("BEGIN EXCLUSIVE")
         c = await store.create(b"w" * 32, 2.0)  # its row waits for the lock, then fails
-        first = store.append(c.id, [Turn("user", "primer mensaje")], 10, 3.0)
         await eventually(lambda: store.health == "degraded")  # the row's write failed
+        first = store.append(c.id, [Turn("user", "primer mensaje")], 10, 3.0)
         assert not first.called  # the message's write now waits for the lock...
         other.execute("ROLLBACK")  # ...which goes before it gives up
         other.close()

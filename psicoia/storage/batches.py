@@ -1,11 +1,18 @@
 """
 Group commit: operations on one database connection, in order, many to a transaction.
 
-Operations queue in the reactor thread. While the database thread works on one batch the next
-ones wait, and then all of them go in one transaction: one thread hop and one commit for many
-messages under load, and no added wait when idle. Each operation runs inside its own
-``SAVEPOINT``, so bad input to one (a duplicate key, a message that does not decrypt) fails
-only that one; a storage fault (see ``classify``) fails the whole batch.
+Operations queue in the reactor thread and go to the database thread together, in one
+transaction: one thread hop (and one wake-up of the reactor when it comes back) and one commit
+for many messages. A batch starts ``window`` seconds after the first operation that found the
+queue empty, at once when an operation is ``urgent`` (someone waits for it: a read, a
+reservation, a delete the user asked for), and while a batch runs the next one gathers. So a
+write is committed at most about ``window`` plus one batch after it was asked, and nobody who
+waits on the result waits for the window.
+
+Each operation's effects are all or nothing. The batch first runs every operation straight
+through; only if one fails with bad input (a duplicate key, a message that does not decrypt)
+is the transaction rolled back and run again with each operation inside its own ``SAVEPOINT``,
+so the bad one fails alone. A storage fault (see ``classify``) fails the whole batch.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from typing import Any, Callable, Optional
 
 from twisted.enterprise.adbapi import ConnectionPool
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
 from psicoia.chat.ports import StorageUnavailable
@@ -34,42 +42,66 @@ class _Item:
         self.write, self.checkpoint = write, checkpoint
 
 
+class _BadItem(Exception):
+    """The straight run met bad input: run the batch again, one savepoint per operation."""
+
+
 class GroupCommit:
     """Runs operations on ``pool``'s single connection (an SQLite pool with ``cp_max=1`` in
     autocommit mode: ``isolation_level=None``).
 
     ``classify(exception)`` names a storage fault (or None for bad input or a bug);
     ``on_outcome(reason, wrote)`` hears about each batch before its callers do: the fault that
-    sank it, or None and whether it committed a write.
+    sank it, or None and whether it committed a write. ``clock`` (the pool's reactor) times the
+    ``window`` (seconds; 0: a batch starts at once).
     """
 
     def __init__(self, pool: ConnectionPool, classify: Callable[[BaseException], Optional[str]],
-                 on_outcome: Callable[[Optional[str], bool], None]) -> None:
+                 on_outcome: Callable[[Optional[str], bool], None], clock: IReactorTime,
+                 window: float = 0.0) -> None:
         self._pool = pool
         self._classify = classify
         self._on_outcome = on_outcome
+        self._clock = clock
+        self._window = window
         self._queue: list[_Item] = []
+        self._timer: Optional[IDelayedCall] = None
         self._busy = False
+        self._urgent = False  # an operation in the queue is waited for
         self._reopen = False  # read by the database thread at the start of a batch
         self._checkpoint_due = False  # database thread only
 
     def submit(self, work: Callable[..., Any], *args: Any, write: bool = True,
-               checkpoint: bool = False) -> Deferred:
-        """Queue ``work(connection, *args)`` (run in the database thread); Deferred[its
-        result]. ``write`` False: a read (it takes no write lock, and its success says nothing
-        about the disk's health). ``checkpoint``: after the commit, copy the WAL into the
-        database and truncate it, so deleted text leaves both files. Faults fail the Deferred
-        with StorageUnavailable(reason); a message that does not decrypt, with
+               checkpoint: bool = False, urgent: bool = False) -> Deferred:
+        """Queue ``work(connection, *args)`` (run in the database thread, possibly twice: it
+        must only touch the database); Deferred[its result], fired once its transaction is
+        committed. ``write`` False: a read (it takes no write lock, and its success says
+        nothing about the disk's health). ``checkpoint``: after the commit, copy the WAL into
+        the database and truncate it, so deleted text leaves both files. ``urgent``: start the
+        batch now instead of after the window. Faults fail the Deferred with
+        StorageUnavailable(reason); a message that does not decrypt, with
         StorageUnavailable("unreadable"); bad input, with its own exception."""
         d = Deferred()
         self._queue.append(_Item(work, args, d, write, checkpoint))
+        self._urgent = self._urgent or urgent
         if not self._busy:
-            self._flush()
+            self._schedule()
         return d
 
+    def _schedule(self) -> None:
+        """The connection is free and the queue not empty: start the batch now or later."""
+        if self._urgent or self._window <= 0:
+            self._flush()
+        elif self._timer is None:
+            self._timer = self._clock.callLater(self._window, self._flush)
+
     def _flush(self) -> None:
+        if self._timer is not None:
+            if self._timer.active():
+                self._timer.cancel()
+            self._timer = None
         batch, self._queue = self._queue, []
-        self._busy = True
+        self._busy, self._urgent = True, False
         d = self._pool.runWithConnection(self._run_batch, batch)
         d.addBoth(self._batch_done, batch)
 
@@ -79,30 +111,45 @@ class GroupCommit:
         if self._reopen:
             self._reopen = False
             connection.reconnect()
-        writes = any(item.write for item in batch)
-        connection.execute("BEGIN IMMEDIATE" if writes else "BEGIN")
+        begin = "BEGIN IMMEDIATE" if any(item.write for item in batch) else "BEGIN"
+        try:
+            outcomes = self._transaction(connection, batch, begin, careful=False)
+        except _BadItem:
+            outcomes = self._transaction(connection, batch, begin, careful=True)
+        if self._checkpoint_due or any(item.checkpoint for item in batch):
+            busy = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            self._checkpoint_due = bool(busy)  # a reader (a backup) held it: next batch
+        return outcomes
+
+    def _transaction(self, connection: Any, batch: list[_Item], begin: str,
+                     careful: bool) -> list:
+        """Run the batch in one transaction. Not ``careful``: straight through, and the
+        first operation that fails with bad input rolls it all back (:class:`_BadItem`);
+        ``careful``: each operation in its own savepoint, bad input fails that one alone."""
+        connection.execute(begin)
         outcomes: list = []
         try:
             for item in batch:
-                connection.execute("SAVEPOINT item")
+                if careful:
+                    connection.execute("SAVEPOINT item")
                 try:
                     value = item.work(connection, *item.args)
                 except Exception as error:
                     if self._classify(error) is not None or not connection.in_transaction:
                         raise
+                    if not careful:
+                        raise _BadItem() from error
                     connection.execute("ROLLBACK TO item")
                     connection.execute("RELEASE item")
                     outcomes.append((False, error))
                 else:
-                    connection.execute("RELEASE item")
+                    if careful:
+                        connection.execute("RELEASE item")
                     outcomes.append((True, value))
             connection.execute("COMMIT")
         except BaseException:
             connection.rollback()
             raise
-        if self._checkpoint_due or any(item.checkpoint for item in batch):
-            busy = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-            self._checkpoint_due = bool(busy)  # a reader (a backup) held it: next batch
         return outcomes
 
     def _batch_done(self, result: Any, batch: list[_Item]) -> None:
@@ -127,4 +174,4 @@ class GroupCommit:
             else:
                 item.deferred.errback(value)
         if self._queue and not self._busy:
-            self._flush()
+            self._schedule()

@@ -47,15 +47,18 @@ from psicoia.chat.ports import Conversation, IConversationStore, StorageUnavaila
 from psicoia.config import ConfigError
 from psicoia.ops.instruments import Instruments
 from psicoia.storage.batches import GroupCommit
-from psicoia.storage.crypto import TextCipher, UnreadableText
+from psicoia.storage import sqlite_ops as sql
+from psicoia.storage.crypto import TextCipher
 from psicoia.storage.memory import check_risk
 from psicoia.storage.sqlite_file import (SCHEMA_VERSION, PrivateConnection, StoreRefused,
                                          classify, prepare)
+from psicoia.storage.sqlite_ops import NUMBER_BLOCK
 
-NUMBER_BLOCK = 32
-PROBE_BYTES = 8192  # more than a page, so a full database cannot absorb it in free space
+# Writes wait up to this long (seconds) for others to share their transaction and thread hop.
+WINDOW = 0.01
+_encode_risk = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 
-__all__ = ["NUMBER_BLOCK", "SCHEMA_VERSION", "SqliteStore", "StoreRefused"]
+__all__ = ["NUMBER_BLOCK", "SCHEMA_VERSION", "WINDOW", "SqliteStore", "StoreRefused"]
 
 @implementer(IConversationStore)
 class SqliteStore:
@@ -96,7 +99,9 @@ class SqliteStore:
             "sqlite3", self.path, timeout=busy_timeout, check_same_thread=False,
             isolation_level=None, factory=PrivateConnection,
             cp_min=1, cp_max=1, cp_openfun=self._prepare, cp_reactor=reactor)
-        self._batches = GroupCommit(self._pool, classify, self._batch_outcome)
+        self._numbers = sql.TurnNumbers()  # database thread only
+        self._batches = GroupCommit(self._pool, classify, self._batch_outcome, reactor,
+                                    float(os.environ.get("SQLCPU_WINDOW", WINDOW)))
 
     @classmethod
     def open(cls, path: str, clock: IReactorTime, reactor: Any, **options: Any) -> "SqliteStore":
@@ -129,16 +134,18 @@ class SqliteStore:
     def _prepare(self, connection: sqlite3.Connection) -> None:
         """Every new connection (the pool's, or the check in :meth:`open`)."""
         prepare(connection, self.path, self._cipher, self._key_env)
+        self._numbers.reset()
 
     # -- running operations (psicoia.storage.batches: group commit) --------------------------
 
     def _submit(self, work: Callable[..., Any], *args: Any, write: bool = True,
-                checkpoint: bool = False) -> Deferred:
+                checkpoint: bool = False, urgent: bool = False) -> Deferred:
         """Queue ``work(connection, *args)``; Deferred[its result]. Faults become
         StorageUnavailable and update ``health`` (a committed write restores it)."""
         if self._closed:
             return fail(StorageUnavailable("closed"))
-        return self._batches.submit(work, *args, write=write, checkpoint=checkpoint)
+        return self._batches.submit(work, *args, write=write, checkpoint=checkpoint,
+                                    urgent=urgent)
 
     def _batch_outcome(self, reason: Optional[str], wrote: bool) -> None:
         if reason is not None:
@@ -169,7 +176,7 @@ class SqliteStore:
         def still_down(failure: Failure) -> None:
             failure.trap(StorageUnavailable)  # already logged by the change of state
 
-        d = self._submit(_probe).addErrback(still_down)
+        d = self._submit(sql.probe).addErrback(still_down)
         return d.addCallback(lambda _: self.health)
 
     # -- IConversationStore -----------------------------------------------------------------
@@ -220,7 +227,7 @@ class SqliteStore:
             for waiter in waiters:
                 waiter.errback(failure)
 
-        self._submit(_reserve_block).addCallbacks(reserved, failed)
+        self._submit(sql.reserve_block, urgent=True).addCallbacks(reserved, failed)
 
     def _new(self, number: int, secret_hash: bytes, now: float) -> Conversation:
         conversation = Conversation(id=secrets.token_hex(16), number=number,
@@ -230,7 +237,7 @@ class SqliteStore:
 
     def _write_row(self, cid: str, row: tuple) -> None:
         self._unconfirmed[cid] = row
-        self._submit(_insert_row, row).addCallbacks(
+        self._submit(sql.insert_row, row).addCallbacks(
             lambda _: self._confirmed(cid), self._row_refused, errbackArgs=(cid,))
 
     def _confirmed(self, cid: str, result: Any = None) -> Any:
@@ -247,7 +254,7 @@ class SqliteStore:
         if that may not be on disk yet (the row's own write may still be in flight, or
         have failed)."""
         row = self._unconfirmed.get(cid)
-        d = self._submit(_with_row, row, work, cid, *args)
+        d = self._submit(sql.with_row, row, work, cid, *args)
         if row is not None:
             d.addCallback(lambda result: self._confirmed(cid, result))
         return d
@@ -255,55 +262,16 @@ class SqliteStore:
     def resume(self, secret_hash: bytes, now: float) -> Deferred:
         """Deferred[Conversation or None]; expired ones (older than the retention) are None."""
         oldest = float("-inf") if self._retention is None else float(now) - self._retention
-        return self._submit(self._resume, bytes(secret_hash), oldest, write=False)
-
-    def _resume(self, connection: Any, secret_hash: bytes, oldest: float
-                ) -> Optional[Conversation]:
-        row = connection.execute(
-            "SELECT id, number, created_at, updated_at, risk FROM conversations "
-            "WHERE secret_hash = ? AND updated_at >= ?", (secret_hash, oldest)).fetchone()
-        if row is None:
-            return None
-        cid, number, created_at, updated_at, risk = row
-        turns = [Turn(role, self._open(content, key, cid)) for role, key, content in
-                 connection.execute("SELECT role, key_id, content FROM turns "
-                                    "WHERE conversation_id = ? ORDER BY seq", (cid,))]
-        return Conversation(id=cid, number=number, created_at=created_at,
-                            updated_at=updated_at, turns=turns, risk=json.loads(risk))
-
-    def _open(self, content: Any, key: Optional[bytes], cid: str) -> str:
-        if key is None:
-            return content
-        if self._cipher is None:
-            raise UnreadableText("encrypted text and no key")
-        return self._cipher.open(content, cid)
+        return self._submit(sql.resume, bytes(secret_hash), oldest, self._cipher,
+                            write=False, urgent=True)
 
     def append(self, conversation_id: str, turns: Sequence[Turn], keep: int,
                now: float) -> Deferred:
         """Add ``turns``, keep the newest ``keep``; Deferred[None]. An unknown (forgotten)
         conversation is ignored."""
         rows = [(t.role, t.content) for t in turns]
-        return self._write(self._append, conversation_id, rows, int(keep), float(now))
-
-    def _append(self, connection: Any, cid: str, rows: list, keep: int, now: float) -> None:
-        cipher = self._cipher
-        touched = connection.execute(
-            "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, cid)).rowcount
-        if not touched:
-            return
-        (last,) = connection.execute(
-            "SELECT COALESCE(MAX(seq), 0) FROM turns WHERE conversation_id = ?",
-            (cid,)).fetchone()
-        connection.executemany(
-            "INSERT INTO turns (conversation_id, seq, role, key_id, content) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [(cid, last + i, role,
-              cipher.current_id if cipher else None,
-              cipher.seal(content, cid) if cipher else content)
-             for i, (role, content) in enumerate(rows, start=1)])
-        if last + len(rows) > keep:  # a statement less while the window is not full
-            connection.execute("DELETE FROM turns WHERE conversation_id = ? AND seq <= ?",
-                               (cid, last + len(rows) - keep))
+        return self._write(sql.append, conversation_id, rows, int(keep), float(now),
+                           self._cipher, self._numbers)
 
     def save_risk(self, conversation_id: str, risk: dict, now: float) -> Deferred:
         """Replace the crisis state (numbers only: ValueError otherwise); Deferred[None]."""
@@ -311,18 +279,18 @@ class SqliteStore:
             check_risk(risk)
         except ValueError as error:
             return fail(error)
-        encoded = json.dumps(risk, separators=(",", ":"), sort_keys=True)
-        return self._write(_save_risk, conversation_id, encoded, float(now))
+        encoded = _encode_risk(risk)
+        return self._write(sql.save_risk, conversation_id, encoded, float(now))
 
     def clear(self, conversation_id: str, now: float) -> Deferred:
         """Delete the history, keep the conversation (number, code, risk); Deferred[None]."""
-        return self._write(_clear, conversation_id, float(now))
+        return self._write(sql.clear, conversation_id, float(now))
 
     def forget(self, conversation_id: str) -> Deferred:
         """Delete the conversation and checkpoint, so its text is gone from the files;
         Deferred[None]."""
         self._unconfirmed.pop(conversation_id, None)
-        return self._submit(_forget, conversation_id, checkpoint=True)
+        return self._submit(sql.forget, conversation_id, checkpoint=True, urgent=True)
 
     def purge(self, older_than: float) -> Deferred:
         """Delete conversations last touched before ``older_than`` (epoch seconds) and
@@ -330,7 +298,7 @@ class SqliteStore:
         for cid, row in list(self._unconfirmed.items()):
             if row[4] < older_than:
                 del self._unconfirmed[cid]
-        return self._submit(_purge, float(older_than), checkpoint=True)
+        return self._submit(sql.purge, float(older_than), checkpoint=True, urgent=True)
 
     def close(self) -> Deferred:
         """Finish what is queued, give back the unused reserved numbers, release the file;
@@ -343,67 +311,8 @@ class SqliteStore:
             self._closed = True
             self._pool.close()
             return succeed(None)
-        d = self._submit(self._give_back, self._next_number, self._number_limit)
+        d = self._submit(sql.give_back, self._next_number, self._number_limit, urgent=True)
         self._closed = True
         d.addErrback(lambda failure: None)  # a failed give-back only leaves a gap
         d.addBoth(lambda _: self._pool.close())
         return d
-
-    def _give_back(self, connection: Any, next_number: int, limit: int) -> None:
-        if next_number < limit:
-            connection.execute(
-                "UPDATE meta SET value = ? WHERE key = 'next_number' AND value = ?",
-                (next_number, limit))
-
-
-def _reserve_block(connection: Any) -> tuple[int, int]:
-    """Move the counter one block on; the block [start, start + NUMBER_BLOCK) is ours."""
-    (start,) = connection.execute("SELECT value FROM meta WHERE key = 'next_number'").fetchone()
-    connection.execute("UPDATE meta SET value = ? WHERE key = 'next_number'",
-                       (start + NUMBER_BLOCK,))
-    return start, start + NUMBER_BLOCK
-
-
-def _insert_row(connection: Any, row: tuple) -> None:
-    """The conversation's row, once (a second write of the same id is a no-op; a clashing
-    secret hash is an IntegrityError)."""
-    connection.execute(
-        "INSERT INTO conversations (id, number, secret_hash, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING", row)
-
-
-def _with_row(connection: Any, row: Optional[tuple], work: Callable[..., Any],
-              *args: Any) -> Any:
-    if row is not None:
-        _insert_row(connection, row)
-    return work(connection, *args)
-
-
-def _save_risk(connection: Any, cid: str, encoded: str, now: float) -> None:
-    connection.execute("UPDATE conversations SET risk = ?, updated_at = ? WHERE id = ?",
-                       (encoded, now, cid))
-
-
-def _clear(connection: Any, cid: str, now: float) -> None:
-    connection.execute("DELETE FROM turns WHERE conversation_id = ?", (cid,))
-    connection.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, cid))
-
-
-def _forget(connection: Any, cid: str) -> None:
-    connection.execute("DELETE FROM turns WHERE conversation_id = ?", (cid,))
-    connection.execute("DELETE FROM conversations WHERE id = ?", (cid,))
-
-
-def _purge(connection: Any, older_than: float) -> int:
-    connection.execute(
-        "DELETE FROM turns WHERE conversation_id IN "
-        "(SELECT id FROM conversations WHERE updated_at < ?)", (older_than,))
-    return connection.execute(
-        "DELETE FROM conversations WHERE updated_at < ?", (older_than,)).rowcount
-
-
-def _probe(connection: Any) -> None:
-    """A write that needs a new page: fails while the disk is locked, full or read-only."""
-    connection.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', zeroblob(?))",
-                        (PROBE_BYTES,))
-    connection.execute("DELETE FROM meta WHERE key = 'probe'")
