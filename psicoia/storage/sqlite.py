@@ -15,8 +15,15 @@ What is written when (docs/operations.md, "Data and privacy"):
   connect waits for the disk only once per block; a crash skips the rest of the block (numbers
   are never reused), a clean :meth:`SqliteStore.close` gives it back. A row the disk refused
   is written when it recovers (or with the conversation's first message).
-- ``append`` / ``save_risk`` / ``clear``: when the core calls them; whatever is queued while
-  the thread is busy goes in one transaction (group commit, :mod:`psicoia.storage.batches`).
+- ``append`` / ``save_risk`` / ``clear``: when the core calls them, grouped (group commit,
+  :mod:`psicoia.storage.batches`): the writes of the next :data:`WINDOW` seconds, and whatever
+  is asked while a batch runs, go in one transaction and one thread hop. Nothing waits for
+  them (the reply is already written), so a crash can lose the writes of that last window
+  (about :data:`WINDOW` plus one batch), besides the message being answered. Reads,
+  reservations and deletes the user asked for (``resume``, ``forget``) start their batch at
+  once. Turn numbers are counted in memory (:class:`~psicoia.storage.sqlite_ops.TurnNumbers`),
+  so an append reads nothing; SQL lives in :mod:`psicoia.storage.sqlite_ops`, and the
+  ``sqlite3`` module keeps each statement prepared (its statement cache).
 - ``forget`` and ``purge``: delete, then ``PRAGMA wal_checkpoint(TRUNCATE)`` so the text is gone
   from the database and WAL files.
 
@@ -54,8 +61,8 @@ from psicoia.storage.sqlite_file import (SCHEMA_VERSION, PrivateConnection, Stor
                                          classify, prepare)
 from psicoia.storage.sqlite_ops import NUMBER_BLOCK
 
-# Writes wait up to this long (seconds) for others to share their transaction and thread hop.
-WINDOW = 0.01
+# A write waits up to this long (seconds) for others to share its transaction and thread hop.
+WINDOW = 0.02
 _encode_risk = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 
 __all__ = ["NUMBER_BLOCK", "SCHEMA_VERSION", "WINDOW", "SqliteStore", "StoreRefused"]
@@ -65,7 +72,9 @@ class SqliteStore:
     """Conversations in one SQLite file; build it with :meth:`open`.
 
     ``cipher`` (None: text stored as written) seals message text; ``retention_seconds``
-    makes :meth:`resume` ignore expired conversations even before the purge runs.
+    makes :meth:`resume` ignore expired conversations even before the purge runs; ``window``
+    (seconds, 0: none) is how long a write waits for others to share its transaction. The
+    window runs on ``reactor`` (the pool's, which also delivers the results), not ``clock``.
     """
 
     log = Logger()
@@ -75,7 +84,7 @@ class SqliteStore:
                  retention_seconds: Optional[float] = None,
                  key_env: str = "STORAGE_ENCRYPTION_KEY",
                  busy_timeout: float = 1.0, probe_seconds: float = 5.0,
-                 instruments: Optional[Instruments] = None) -> None:
+                 instruments: Optional[Instruments] = None, window: float = WINDOW) -> None:
         self.path = os.path.abspath(path)
         self.health = "ok"
         self.reason: Optional[str] = None  # the last fault, for /readyz details
@@ -100,8 +109,7 @@ class SqliteStore:
             isolation_level=None, factory=PrivateConnection,
             cp_min=1, cp_max=1, cp_openfun=self._prepare, cp_reactor=reactor)
         self._numbers = sql.TurnNumbers()  # database thread only
-        self._batches = GroupCommit(self._pool, classify, self._batch_outcome, reactor,
-                                    float(os.environ.get("SQLCPU_WINDOW", WINDOW)))
+        self._batches = GroupCommit(self._pool, classify, self._batch_outcome, reactor, window)
 
     @classmethod
     def open(cls, path: str, clock: IReactorTime, reactor: Any, **options: Any) -> "SqliteStore":
