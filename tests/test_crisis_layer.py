@@ -17,6 +17,7 @@ from twisted.internet.task import Clock
 from psicoia import texts
 from psicoia.chat.crisis import CrisisLayer, most_urgent
 from psicoia.chat.detector import RiskState, assess
+from psicoia.chat.detector import learned
 from psicoia.chat.detector.learned import SILENT
 from psicoia.chat.second_opinion import SecondOpinion, parse
 from psicoia.chat.vocabulary import Kind, Reply
@@ -369,3 +370,9 @@ def test_the_second_opinion_logs_no_content_and_no_verdict():
         assert fired(check.ask("me quiero ir para siempre de acá")) == "risk"
     logged = output.getvalue()
     assert "siempre" not in logged and '"risk"' not in logged and "risk " not in logged
+
+
+def test_the_shipped_model_is_read_when_the_layer_is_made_not_at_the_first_message(monkeypatch):
+    monkeypatch.setattr(learned, "_DEFAULT", [])
+    CrisisLayer(make_config().safety)
+    assert learned._DEFAULT and learned._DEFAULT[0] is learned.default_model()
