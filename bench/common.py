@@ -44,6 +44,21 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) / CLOCK_TICKS
 
 
+def wait_until_quiet(pid: int, timeout: float = 30.0, step: float = 0.25) -> float:
+    """Wait (at most ``timeout`` seconds) until ``pid`` used no CPU for two ``step``s in a row:
+    work left over from the previous run (a server still answering calls an overloaded run
+    queued, such as the floor's classification calls nobody waits for) must not be counted
+    in the next run's CPU per message. Returns the seconds waited."""
+    started = time.monotonic()
+    quiet, last = 0, cpu_seconds(pid)
+    while quiet < 2 and time.monotonic() - started < timeout:
+        time.sleep(step)
+        now = cpu_seconds(pid)
+        quiet = quiet + 1 if now == last else 0
+        last = now
+    return time.monotonic() - started
+
+
 def memory_kib(pid: int) -> dict:
     """VmRSS and VmHWM (peak RSS) of ``pid`` from /proc/<pid>/status, in KiB."""
     result = {}

@@ -51,7 +51,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Optional
 
-from .common import LOCAL, free_port, log
+from .common import LOCAL, free_port, log, wait_until_quiet
 from .report import render, targets
 from .report_features import extra_targets, extra_tables
 from .scenarios import OPEN_LIMITS, FeatureScenarios, feature, sqlite_written
@@ -331,6 +331,8 @@ class Bench(FeatureScenarios):
                    "--server-pid", str(pid), "--timeout", str(timeout), *options]
         if latencies:
             command += ["--latencies-file", str(self.workdir / latencies)]
+        if mode == "chat" and not self.args.smoke:
+            wait_until_quiet(pid)  # the previous run's leftovers are not this run's CPU
         self.loadgen_commands.append(shown(command))
         done = subprocess.run(command, capture_output=True, env=self._bench_env(),
                               cwd=REPO, timeout=timeout + 90, stdin=subprocess.DEVNULL)

@@ -167,7 +167,7 @@ def _loaded_table(results: dict, add) -> None:
         f"same body size and shape{', streamed' if loaded['stream'] else ''}; and, as PsicoIA's "
         "second opinion does for every message its rules do not flag, the classification call "
         "of the same shape, `bench/floor.py --classify`). "
-        f"{p['rounds']} interleaved rounds (PsicoIA, floor, at each level in turn); medians. "
+        f"{p['rounds']} interleaved rounds at each level (PsicoIA and the floor in turn, who goes first alternating), every closed-loop round before the open-loop ones (an overloaded open-loop run left the floor slow for the closed-loop rounds after it); each run starts once the server has gone idle; medians. "
         "CPU is the server process's utime + stime from /proc over the messages of a run, "
         "divided by the messages answered: the primary ratio, steadier than throughput on a "
         "shared box.")
