@@ -4,8 +4,6 @@ Prometheus metrics: the :class:`Instruments` hooks, counted on the service's own
 Each service gets its own ``CollectorRegistry`` (never the process-global one), so two services
 in one process (tests, the gateway) never collide, and ``/metrics`` shows only PsicoIA's series.
 Labels are bounded sets (transport, outcome, status, reason, state); never user content or ids.
-The series updated for every message are :mod:`psicoia.ops.hotmetrics` ones (no lock per
-update; the same exposition).
 Every metric is described in docs/operations.md.
 """
 
@@ -19,6 +17,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    Histogram,
     Info,
     PlatformCollector,
     ProcessCollector,
@@ -26,7 +25,6 @@ from prometheus_client import (
 )
 
 import psicoia
-from psicoia.ops.hotmetrics import HotCounter, HotHistogram
 from psicoia.ops.instruments import Instruments
 
 # Each counter's ``_created`` series doubles the series count and, per event, says when it
@@ -61,18 +59,18 @@ class Metrics(Instruments):
         self.connections_refused = Counter(
             "psicoia_connections_refused", "Connections refused, by transport and reason.",
             ["transport", "reason"], registry=r)
-        self.messages = HotCounter(
+        self.messages = Counter(
             "psicoia_messages", "Messages handled, by transport and outcome.",
             ["transport", "outcome"], registry=r)
-        self.provider_duration = HotHistogram(
+        self.provider_duration = Histogram(
             "psicoia_provider_request_duration_seconds",
             "Duration of each provider attempt (HTTP request), by ok or error.",
             ["result"], buckets=PROVIDER_BUCKETS, registry=r)
-        self.semaphore_wait = HotHistogram(
+        self.semaphore_wait = Histogram(
             "psicoia_semaphore_wait_seconds",
             "Time a message waited for a provider slot (the max_in_flight semaphore).",
             buckets=WAIT_BUCKETS, registry=r)
-        self.provider_attempts = HotCounter(
+        self.provider_attempts = Counter(
             "psicoia_provider_attempts", "Provider attempts, by HTTP status or error name.",
             ["status"], registry=r)
         self.provider_retries = Counter(
@@ -120,7 +118,7 @@ class Metrics(Instruments):
             "psicoia_provider_concurrency_limit",
             "Requests sent to the provider at once at most (adapted to its refusals).",
             registry=r)
-        self.reply_time = HotHistogram(
+        self.reply_time = Histogram(
             "psicoia_reply_seconds",
             "Time from a message's arrival to its reply (model, fallback or notice), as the "
             "user sees it, by transport.", ["transport"], buckets=REPLY_BUCKETS, registry=r)
@@ -137,14 +135,14 @@ class Metrics(Instruments):
             {"version": psicoia.__version__, "python": platform.python_version()})
         ProcessCollector(registry=r)   # memory, CPU seconds, open file descriptors
         PlatformCollector(registry=r)  # the Python implementation
-        self.first_token = HotHistogram(
+        self.first_token = Histogram(
             "psicoia_provider_first_token_seconds",
             "Time from the start of a streamed provider call to its first visible text.",
             buckets=PROVIDER_BUCKETS, registry=r)
-        self.stream_chunks = HotCounter(
+        self.stream_chunks = Counter(
             "psicoia_provider_stream_chunks", "Data events (chunks) read from streamed replies.",
             registry=r)
-        self.stream_rate = HotHistogram(
+        self.stream_rate = Histogram(
             "psicoia_provider_stream_chunks_per_second",
             "Chunks per second of each streamed attempt, from its first token to its last chunk.",
             buckets=RATE_BUCKETS, registry=r)
