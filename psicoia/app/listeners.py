@@ -20,6 +20,7 @@ from psicoia.config import Config
 from psicoia.ops.internals import listen_synchronously, port_waiter
 from psicoia.ops.observers import Waiters
 from psicoia.transports.http import build_site
+from psicoia.transports.layout import share_server_layout
 from psicoia.transports.proxy import TrustedProxies, listening_endpoint
 from psicoia.transports.status import Report
 from psicoia.transports.origins import OriginPolicy
@@ -70,6 +71,7 @@ class Listener(StreamServerEndpointService):
         self._port_waiters = Waiters()
 
     def privilegedStartService(self) -> None:
+        share_server_layout()  # before any connection of any listener exists (layout.py)
         try:
             super().privilegedStartService()
         except Exception:

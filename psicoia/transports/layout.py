@@ -34,5 +34,6 @@ def share_attribute_layout(cls: type, names: tuple) -> None:
 
 def share_server_layout() -> None:
     """:func:`share_attribute_layout` for Twisted's TCP transport (every TCP, WebSocket and
-    HTTP listener's connections); call it before listening."""
+    HTTP listener's connections); called by each listener service before it listens
+    (psicoia.app.listeners), so it holds whichever listeners are configured."""
     share_attribute_layout(Server, SERVER_LATE_ATTRIBUTES)

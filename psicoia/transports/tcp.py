@@ -43,7 +43,6 @@ from psicoia.transports.backlog import (
     ReplyBacklog,
 )
 from psicoia.transports.idle import IdleWatch
-from psicoia.transports.layout import share_server_layout
 from psicoia.transports.lineedit import TOO_LONG, LineEditor
 from psicoia.transports.lineout import ReplyLines
 from psicoia.transports.telnet import IAC, TelnetCodec
@@ -381,7 +380,6 @@ class ChatLineFactory(Factory):
         self.registry = registry
         self.clock = clock
         self.idle = IdleWatch(clock, manager.config.limits.idle_timeout_seconds)
-        share_server_layout()
 
     def buildProtocol(self, addr):
         return self.protocol(self)
