@@ -104,7 +104,7 @@ HELP_RESOURCES_DEFAULT = (
     "Argentina: Centro de Asistencia al Suicida 135 o (011) 5275-1135",
     "Argentina: Línea de Salud Mental 0800-999-0091",
     "España: 024",
-    "Si es una emergencia: 911 (Argentina) o 112 (España)",
+    "Emergencias: 911 (Argentina) o 112 (España)",
 )
 # Tier "acute", first in the reply: the first acute resource is {first}.
 CRISIS_ACUTE = (
@@ -196,6 +196,13 @@ COMPANION_THEMES = {
     "sueno": "el sueño y el descanso",
     "trabajo": "el trabajo y el estudio",
 }
+# The companion's next reply after a message that got crisis resources, when the person's
+# new message names no theme of its own ("gracias, ya llamé"): a check-in, not the old topic.
+COMPANION_AFTER_CRISIS = (
+    "Gracias por seguir escribiéndome. ¿Cómo estás ahora mismo? ¿Hay alguien con vos?",
+    "Acá sigo, con vos. ¿Cómo te sentís en este momento? ¿Pudiste hablar con alguien?",
+    "Me alegra que sigas acá. ¿Estás a salvo ahora? Contame cómo estás.",
+)
 # {reflection} is the user's own words with the pronouns turned to "vos".
 COMPANION_REFLECT = (
     "Decís que {reflection}.",

@@ -173,3 +173,23 @@ def test_companion_is_per_session_and_seeded_by_the_user_number():
     second = [fired(two.submit(line).reply).text for line in CONVERSATION]
     assert first == converse(seed=one.number)
     assert second == converse(seed=two.number)
+
+
+def test_after_a_crisis_reply_the_next_reply_checks_in_instead_of_the_old_topic():
+    companion = Companion(seed=3)
+    companion.reply("estoy muy triste, lloro todo el día")
+    companion.after_crisis()
+    assert companion.reply("gracias, ya llamé") in texts.COMPANION_AFTER_CRISIS
+    # Only the next reply: then the usual listening, with no old topic to go back to.
+    later = companion.reply("ok")
+    assert not any(line.split("{")[0] in later for line in texts.COMPANION_CONTINUE)
+    assert later not in texts.COMPANION_AFTER_CRISIS
+
+
+def test_a_theme_in_the_message_after_a_crisis_is_answered_on_its_own_terms():
+    companion = Companion(seed=5)
+    companion.reply("no duermo nada")
+    companion.reply("hola")
+    companion.after_crisis()
+    reply = companion.reply("me siento muy sola")
+    assert reply not in texts.COMPANION_AFTER_CRISIS

@@ -122,6 +122,28 @@ def test_offline_the_companions_turns_are_the_conversation_a_resume_shows():
                                                            reply.text])]
 
 
+def test_offline_a_crisis_exchange_is_part_of_the_conversation_a_resume_shows():
+    """The crisis message and the support line said to it are stored like any offline turn
+    (the page redraws them after a reload); the companion's next reply checks in on the
+    person instead of going back to the topic before the crisis."""
+    clock, store = Clock(), MemoryStore()
+    manager = make_manager(make_config(api_key=None), None, clock, store=store,
+                           system_prompt=SYSTEM)
+    first, _ = open_session(manager)
+    say(first, "estoy muy triste, lloro todo el día")
+    crisis = say(first, "tomé muchas pastillas")
+    assert crisis.tier == "acute"
+    after = say(first, "gracias, ya llamé")
+    check_in, = [line for line in texts.COMPANION_AFTER_CRISIS if after.text.startswith(line)]
+    code = code_in(first.greeting())
+    first.close()
+    second, listener = open_session(manager, "10.0.0.9")
+    say(second, f"/retomar {code}")
+    (_, _, shown), = listener.conversations
+    assert shown[2:] == ["tomé muchas pastillas", texts.CRISIS_SUPPORT, "gracias, ya llamé",
+                         check_in]
+
+
 def test_resume_keeps_the_crisis_reminder_state():
     manager, provider, _, _ = build()
     first, _ = open_session(manager)

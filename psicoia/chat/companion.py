@@ -140,18 +140,27 @@ class Companion:
         self._last_pick: dict[str, str] = {}
         self._grounding_left: dict[Optional[str], list[str]] = {}
         self._grounded_last_turn = False
+        self._check_in = False  # the next reply follows a crisis reply
 
     def reset(self) -> None:
         """``/reset``: forget what the conversation was about (the limited-mode notice stays said)."""
         self.last_theme = None
         self._grounded_last_turn = False
 
+    def after_crisis(self) -> None:
+        """A message got crisis resources (it never reaches the companion): the next reply
+        checks in on the person instead of going back to what was said before it."""
+        self.reset()
+        self._check_in = True
+
     def reply(self, text: str) -> str:
         self.turns += 1
         theme = theme_of(text, self.last_theme)
         reflection = None if is_risk(text) else reflect(text)
+        check_in, self._check_in = self._check_in and theme is None, False
         for _ in range(8):
-            candidate = self._compose(theme, reflection)
+            candidate = (self._pick("check_in", texts.COMPANION_AFTER_CRISIS) if check_in
+                         else self._compose(theme, reflection))
             if candidate not in self._said:
                 break
         else:  # every draw was said before: a fresh open question makes it new

@@ -252,14 +252,14 @@ class Session:
 
     def _fallback(self, trace_id: str, text: str, reason: str, tier: Optional[str] = None) -> Reply:
         """The reply when the model cannot answer: the offline companion (companion.py), or the
-        crisis support line for a message at risk (risk_watch.last_word adds the resources).
-        Offline, the companion's turns are the conversation a resume or a reloaded page shows."""
+        crisis support line (risk_watch.last_word adds the resources). Offline, these turns are
+        the conversation a resume or a reloaded page shows."""
         outcome = Kind.OFFLINE if reason == "offline" else Kind.FALLBACK
-        if tier:
-            return self.notice(trace_id, texts.CRISIS_SUPPORT, outcome)
         if self.companion is None:
             self.companion = Companion(seed=self.number)
-        answer = self.companion.reply(text)
+        answer = texts.CRISIS_SUPPORT if tier else self.companion.reply(text)
+        if tier:
+            self.companion.after_crisis()
         if reason == "offline":  # a failed call writes no history: the model sees none of it
             recall.remember(self, text, answer)
         return self.notice(trace_id, answer, outcome)

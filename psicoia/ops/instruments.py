@@ -48,7 +48,7 @@ class Instruments:
         pass
 
     def crisis_detected(self, transport: str) -> None:
-        """A message matched the crisis layer (counted, never stored)."""
+        """A message got crisis resources: tier acute, risk or third_party (counted, never stored)."""
 
     def breaker_changed(self, state: str) -> None:
         """The provider circuit breaker moved to ``closed``, ``open`` or ``half_open``."""

@@ -94,7 +94,7 @@ class Metrics(Instruments):
             "psicoia_breaker_transitions", "Circuit breaker state changes, by new state.",
             ["state"], registry=r)
         self.crisis = Counter(
-            "psicoia_crisis_detections", "Messages that matched the crisis layer, by transport.",
+            "psicoia_crisis_detections", "Messages given crisis resources (tier acute, risk or third_party), by transport.",
             ["transport"], registry=r)
         self.paced = Counter(
             "psicoia_provider_paced", "Provider calls held by pacing (rate-limit headers).",
