@@ -34,7 +34,7 @@ ACTS: dict[str, tuple] = {
         rf"\bme tire (del|de la|desde) [^|]{{0,20}}\b({HIGH})\b",
         r"\b(tome|trague|tomei|me tome) [0-9]{2,} \w+\b",
         r"\b(tome|me tome|trague|bebi|tomei) (lavandina|veneno|lejia|cloro|rasiticida|raticida|soda caustica)\b",
-        r"\bya me tire (y|del|de la|desde|al)\b", r"\b(sale|sangra|sangro) (mucha sangre|mucho|un monton)\b",
+        r"\bya me tire (y|del|de la|desde|al)\b", r"\b(sale|sangra) (mucha sangre|mucho|un monton)\b",
         r"\bme corte (muy )?(hondo|profundo)\b", r"\bme estoy (ahogando|asfixiando|desangrando)\b",
         r"\b(revolver|arma|pistola|escopeta) en la (cabesa|boca|sien)\b",
         r"\btomei (muitos|muitas|todos|todas|o vidro|a cartela)\b", r"\bya tome\b[^|]{0,40}(\| [^|]{0,40})?\b(listo|chau|me acuesto|sueno)\b",

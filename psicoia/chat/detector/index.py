@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from importlib import resources
 
 from psicoia.chat.detector.acts import ACTS
+from psicoia.chat.detector.emergency import EMERGENCY
 from psicoia.chat.detector.lookalikes import LOOKALIKES
 from psicoia.chat.detector.normalize import compile_one, fold_word
 from psicoia.chat.detector.signals import WEAK
-from psicoia.chat.detector.urgency import ACT_CUES
+from psicoia.chat.detector.urgency import ACT_CUES, SURE_CUES
 from psicoia.chat.detector.words import WORDS
 
 __all__ = ["ANCHORS", "GROUPS", "NOT_SAID", "RULES", "STRONG", "Rule", "groups_in_reach", "in_reach"]
@@ -26,9 +27,11 @@ ANCHORS: dict[str, str] = json.loads(
     resources.files("psicoia.chat.detector").joinpath("anchors.json").read_text("utf-8"))
 
 # The strong groups in the order they are tried (and reported).
-STRONG: dict[str, tuple] = {name: {**ACTS, **WORDS}[name] for name in (
-    "acute", "third_party", "ideation", "passive", "burden", "hopeless", "goodbye", "plan", "self_harm", "help"
-)}
+# The "acute" group is the acts in progress or done plus the physical emergencies that give
+# the tier whatever the intent (an overdose taken, bleeding that will not stop).
+STRONG: dict[str, tuple] = {name: {**ACTS, **WORDS, "acute": ACTS["acute"] + EMERGENCY}[name]
+                            for name in ("acute", "third_party", "ideation", "passive", "burden",
+                                         "hopeless", "goodbye", "plan", "self_harm", "help")}
 
 # Most messages contain no risk language at all, and Python's regular expressions try every
 # alternative at every word. So each pattern (look-alikes included) has anchors: every way it
@@ -77,12 +80,13 @@ class _Anchors:
 
 
 # Every group, in the order it is tried: strong, weak, then the look-alike masks; last, the act
-# cues, which are no group of a message (rules.py runs them on flagged messages only).
+# cues, which are no group of a message (rules.py runs them only where they can raise a tier).
 GROUPS: dict[str, tuple] = {**STRONG, **WEAK}
 GROUPS["lookalike"] = LOOKALIKES
+GROUPS["act_sure"] = SURE_CUES
 GROUPS["act"] = ACT_CUES
 # Groups that are not what a message says: masks and act cues.
-NOT_SAID = frozenset({"lookalike", "act"})
+NOT_SAID = frozenset({"lookalike", "act_sure", "act"})
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,13 @@ LOOKALIKES = patterns(
     r"(pan|cocina|podar|jardin))\b",
     r"\b(picando|cortando|cocinando|pelando|afeitandome|fazendo \w+) [^|]{0,20}\bme (corte|cortei|queme"
     r"|quemei)\b",
+    # Bleeding in an everyday frame: the nose, the gums after the dentist, a scraped knee, a
+    # splinter, a tattoo, a fall or a sport (the clause is masked whole: "y no para" included).
+    r"\b(nariz|nose|encia|encias|gums|muela|diente|tooth|dentista|dentist|rodila|knee|knees"
+    r"|astila|splinter|tatuaje|tattoo|raspon|scrape|skateboard|bici|bisicleta|bike|futbol|padel|mordio"
+    r"|bit me)\b[^|]{0,40}\b(sangr\w*|bled|bleding|blod|sangue|sangre)\b[^|]*",
+    r"\b(sangr\w*|bled|bleding|blod|sangue|sangre)\b[^|]{0,25}\b(de la nariz|from my nose|do nariz"
+    r"|de la encia|la rodila|the knee|my knee)\b[^|]*",
     r"\bme estoy (ahogando|afogando) (en|em) (\w+ )?(tareas|trabajo|laburo|deudas|papeles|problemas"
     r"|mails|trabalho|dividas)\b",
     r"\b(prendi|prendo|prendido) (el )?carbon\b(?=[^|]{0,40}\b(parrila|asado|chori|vengan|carne))",

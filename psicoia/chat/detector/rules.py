@@ -243,6 +243,10 @@ def decide(groups: tuple, carried: Optional[dict] = None) -> Assessment:
 # "help" replaces the companion's reply with the acknowledgement; asks for a person are
 # structural and the rules read most of them.
 HELP_MARGIN = 1.5
+# In an everyday frame the rules masked ("me sale sangre de la nariz y no para"), with no strong
+# group of their own, the model's tier counts only this far (log-odds) above its confident
+# threshold; below, it is the weak signal "model" (adds up with other signals and turns).
+MASKED_MARGIN = 2.0
 # Strong groups with families of everyday look-alikes the masks cannot all list (a resignation
 # letter, plants watered during a trip, a swim in the river, a clothesline, a hunter's
 # shotgun, an accidental cut, "no doy más" with the heat): when the model reads the message as
@@ -282,13 +286,16 @@ def assess(text: str, state=None, model: Optional[LearnedModel] = None) -> Asses
     if model_tier in ("risk", "third_party", "help") and (negated or (
             _LAUGH.search(normal) and not _SERIOUS.search(normal))):
         model_tier = None
+    if (model_tier is not None and "masked" in groups and not _TIER_OF.keys() & set(groups)
+            and verdict.own < model.confident + MASKED_MARGIN):
+        model_tier = None  # an everyday frame the rules read, and nothing else: a weak signal
     if verdict.signal or (verdict.tier and model_tier is None and not unsure_help):
         groups = (*groups, "model")
     assessment = decide(groups, state.carried() if state is not None else None)
     tier = _combine(assessment.tier, model_tier)
     if tier != assessment.tier:
         groups = (*groups, "learned")
-    if tier == "risk" and _act_cue(normal, in_reach_rules):
+    if _raised(normal, in_reach_rules, tier, groups, verdict.own >= model.signal):
         tier, groups = "acute", (*groups, "act")
     if tier != assessment.tier:
         assessment = Assessment(tier, groups, assessment.score)
@@ -307,11 +314,28 @@ def _combine(rules_tier: Optional[str], model_tier: Optional[str]) -> Optional[s
     return rules_tier
 
 
-def _act_cue(normal: str, rules: list) -> bool:
-    """True when a risk message says the act is under way or done: an act cue
-    (:mod:`psicoia.chat.detector.urgency`) among ``rules`` (those in reach) matches, not negated."""
+# Weak groups that are no evidence of risk next to an act cue: the time of day, context, and
+# a family the model doubts.
+_NO_EVIDENCE = frozenset({"soon", "third_subject", "masked", "third_act", "doubted"})
+
+
+def _raised(normal: str, rules: list, tier: Optional[str], groups: tuple,
+            model_signal: bool) -> bool:
+    """Whether an act cue (:mod:`psicoia.chat.detector.urgency`) among ``rules`` (those in
+    reach) makes this message "acute": any cue on a message read as "risk" or as an ask for
+    help ("ayuda, ya tengo la hojita en la mano"); a sure cue on a message with no tier but
+    some evidence of risk (a weak rule signal, or ``model_signal``: the model's log-odds at its
+    ``signal`` level) outside an everyday frame. Someone else at risk stays "third_party"; a
+    negated cue does not count."""
+    if tier in ("risk", "help"):
+        wanted = ("act_sure", "act")
+    elif tier is None and "masked" not in groups and (
+            model_signal or any(g in SCORED and g not in _NO_EVIDENCE for g in groups)):
+        wanted = ("act_sure",)
+    else:
+        return False
     return any(not _negated(normal, m.start(), m.end())
-               for rule in rules if rule.group == "act" for m in rule.pattern.finditer(normal))
+               for rule in rules if rule.group in wanted for m in rule.pattern.finditer(normal))
 
 
 def is_risk(text: str) -> bool:
