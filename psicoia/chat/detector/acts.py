@@ -43,7 +43,7 @@ ACTS: dict[str, tuple] = {
         r"\bno para de sangrar\b", r"\bme estoy desangrando\b", r"\bsangrando muito\b",
         r"\bme (abri|corte) (las venas|las munecas|muy profundo|profundo)\b",
         r"\bme corte\b[^|]{0,20}\b(me estoy mareando|no (se como|puedo) pararlo)\b",
-        r"\b(estoy|to|me he subido|me subi) [^|]{0,30}\b(borde|cornisa|beira|escolera|anden|via|vias|edge|ledge|tracks|baranda)\b",
+        r"\b(estoy|to|me he subido|me subi) [^|]{0,30}\b(borde|cornisa|beira|escolera|via|vias|edge|ledge|tracks|baranda)\b",
         r"\b(ya )?(pase|salte|saltado|he saltado) (la|el) (baranda|valla|baranda|reja)\b",
         r"\bdel lado de afuera\b", r"\bpiernas colgando\b",
         r"\b(estoy|me meti) en el (agua|rio|mar)\b",
@@ -52,9 +52,11 @@ ACTS: dict[str, tuple] = {
         r"\bla cosina ya huele\b", r"\bya huele\b",
         r"\bsoga (ya )?(esta )?(atada|colgada|puesta)\b", r"\bbanquito y la soga\b",
         r"\bmotor prendido\b", r"\bsoltar el volante\b",
-        r"\b(tengo|con) (el arma|el revolver|la pistola|la escopeta|el cuchilo|la gilete"
+        r"\b(tengo|con) (el arma|el revolver|la pistola|la escopeta|la gilete"
         r"|la hojita|las pastillas|la soga|el cuter)\b[^|]{0,30}\b(en la mano|en la boca"
         r"|apoyad[oa]|ahora mismo|en el cuelo)",
+        # A kitchen knife in hand is cooking: only at the body.
+        r"\b(tengo|con) el cuchilo\b[^|]{0,30}\b(en la boca|apoyad[oa]|en el cuelo)",
         r"\bya se ve (la lus del )?tren\b",
         r"\bi (just )?(took|swallowed) (all|every|a bottle|the whole|too many|my pills|a whole|an entire|a lot of)\b",
         r"\bi (just )?overdosed\b", r"\bi (slit|cut) my wrists\b",
@@ -140,7 +142,8 @@ ACTS: dict[str, tuple] = {
         r"\bwhat dose would\b",
     ),
     "self_harm": patterns(
-        r"\bcortarme\b", r"\bme sigo cortando\b", r"\bme he (cortado|quemado|hecho dano|vuelto a cortar)\b(?! con (un|una|el|la) (folio|papel|hoja|cuchilo|cuter|lata|vidrio))", r"\bme (vuelvo|volvi|he vuelto) a cortar\b",
+        r"\bcortarme\b", r"\bme sigo cortando\b",
+        r"\b(me estoy|to me|estou me) (cortando|lastimando)\b(?! (el|la|los|las|o|a|os|as|con (el|la) (cuchilo|cuter)))", r"\bme he (cortado|quemado|hecho dano|vuelto a cortar)\b(?! con (un|una|el|la) (folio|papel|hoja|cuchilo|cuter|lata|vidrio))", r"\bme (vuelvo|volvi|he vuelto) a cortar\b",
         r"\bme (quiero|voy a|volvi a|vuelvo a|dan ganas de|gustaria|quisiera) cortar\b",
         r"\bcort\w* (las )?venas\b",
         r"\bme (corto|corte|cortaria|cortei)\b(?! (el|la|con|con el cuchilo del pan|con el cuter|con el vidrio(?! [^|]* a proposito)))",

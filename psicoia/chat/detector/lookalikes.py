@@ -74,10 +74,14 @@ LOOKALIKES = patterns(
     # Bleeding in an everyday frame: the nose, the gums after the dentist, a scraped knee, a
     # splinter, a tattoo, a fall or a sport (the clause is masked whole: "y no para" included).
     r"\b(nariz|nose|encia|encias|gums|muela|diente|tooth|dentista|dentist|rodila|knee|knees"
-    r"|astila|splinter|tatuaje|tattoo|raspon|scrape|skateboard|bici|bisicleta|bike|futbol|padel|mordio"
-    r"|bit me)\b[^|]{0,40}\b(sangr\w*|bled|bleding|blod|sangue|sangre)\b[^|]*",
+    r"|astila|splinter|tatuaje|tattoo|raspon|scrape|skateboard)\b[^|]{0,40}\b(sangr\w*|bled|bleding|blod|sangue|sangre)\b[^|]*\b",
     r"\b(sangr\w*|bled|bleding|blod|sangue|sangre)\b[^|]{0,25}\b(de la nariz|from my nose|do nariz"
-    r"|de la encia|la rodila|the knee|my knee)\b[^|]*",
+    r"|de la encia|la rodila|the knee|my knee)\b[^|]*\b",
+    # "con la soga al cuello" / "com a corda no pescoço": in debt or under pressure at work.
+    r"\b(con|com) (la |a )?(soga|corda) (al|no) (cuelo|pescoco)\b(?=[^|]{0,40}\b(deudas|trabajo|laburo"
+    r"|plata|cuentas|dividas|contas|trabalho|banco|alquiler|hipoteca|jefe|fin de mes|aluguel|chefe))",
+    r"\b(deudas|trabajo|laburo|plata|cuentas|dividas|contas|trabalho|banco|alquiler|hipoteca|jefe"
+    r"|aluguel|chefe)\b[^|]{0,40}\b(con|com) (la |a )?(soga|corda) (al|no) (cuelo|pescoco)\b",
     r"\bme estoy (ahogando|afogando) (en|em) (\w+ )?(tareas|trabajo|laburo|deudas|papeles|problemas"
     r"|mails|trabalho|dividas)\b",
     r"\b(prendi|prendo|prendido) (el )?carbon\b(?=[^|]{0,40}\b(parrila|asado|chori|vengan|carne))",
