@@ -84,6 +84,8 @@ LOOKALIKES = patterns(
     r"|aluguel|chefe)\b[^|]{0,40}\b(con|com) (la |a )?(soga|corda) (al|no) (cuelo|pescoco)\b",
     r"\bme estoy (ahogando|afogando) (en|em) (\w+ )?(tareas|trabajo|laburo|deudas|papeles|problemas"
     r"|mails|trabalho|dividas)\b",
+    r"\b(abri|abro|prendi|abrir) (el )?gas\b(?= (para|pra|y) (cosinar|haser|calentar|prender|la pava|el horno"
+    r"|la hornala|poner|el agua))",
     r"\b(prendi|prendo|prendido) (el )?carbon\b(?=[^|]{0,40}\b(parrila|asado|chori|vengan|carne))",
     # Leisure in the water, on the sofa.
     r"\b(tirarme|me tiro|me voy a tirar|me jogar|jogar|vou me jogar|me jogo) (al|a la|en el|no|na|a)"

@@ -124,7 +124,6 @@ SURE_CUES = patterns(
     r"|chest|waist|neck|peito|pescoco)\b",
     r"\b(me meti|me estoy metiendo|entre|i walked|estoy caminando|i am walking) (al|en el|a la|no|na|into the"
     r"|hacia el|towards the|into) (rio|mar|sea|river|lago|lake|ocean|agua)\b",
-    r"\bme tire (al|a la|en el|no|na) (arroyo|rio|mar|agua|lago|dique|canal)\b",
     # On the ledge, over the railing.
     rf"\b(en|sobre|on|at|na|no) (el |la |the |a |o )?(borde|beira|edge) (de la |del |of the"
     rf" |of my |da |do )?({_HEIGHT}|anden|via|vias|platform|janela|ventana)\b",
@@ -150,8 +149,12 @@ SURE_CUES = patterns(
     r"\b(selle|sealed|taped|tape|tampei|vedei|tape) (la |las |the |a |as |o )?(puerta|door|porta|ventanas"
     r"|windows|janelas|rendijas)\b",
     r"\b(cerre todas las ventanas|closed all the windows|fechei todas as janelas)\b",
-    r"\b(prendi|encendi|acendi|lit|prendido|encendido|aceso) (el |o |the |un |some )?(carbon|carvao|charcoal|brasero)\b",
-    r"\b(carbon|carvao|charcoal|brasero)\b[^|]{0,30}\b(prendido|encendido|aceso|burning|lit)\b",
+    r"\b(prendi|encendi|acendi|lit|i lit) (el |o |the |un |some )?(carbon|carvao|charcoal|brasero|brasas)\b"
+    r"[^|]{0,30}\b(cuarto|pieza|habitasion|bano|monoambiente|dormitorio|auto|coche|carro|quarto|banheiro"
+    r"|room|bathroom|bedroom|car|garage|garaje)\b",
+    r"\b(carbon|carvao|charcoal|brasero|brasas)\b[^|]{0,30}\b(prendido|encendido|aceso|lit|burning)\b"
+    r"[^|]{0,30}(\| [^|]{0,20})?\b(cerre|cerrado|encerrad[oa]|sealed|closed|monoambiente|cuarto|pieza|bano"
+    r"|room|bathroom|fechei)\b",
 )
 
 ACT_CUES = patterns(
@@ -165,11 +168,13 @@ ACT_CUES = patterns(
     r"\b(metid[oa]|me meti|dentro|estoy en|to no|to dentro)"
     r" (en |al |a |el |la |del |de la |do |da |no |into |the )?(el |la |the )?(rio|mar|agua|sea"
     r"|river|lake|lago)\b",
+    r"\bme tire (al|a la|en el|no|na) (arroyo|rio|mar|agua|lago|dique|canal)\b",
     # At a height right now.
     r"\b(es|e|its|it is) (solo |so |just )?(un|um|one) (paso|passo|step)\b",
     rf"\b(estoy|to|estou|i am|sat on|sitting on|standing on|sentad[oa] en|parad[oa] en)"
     rf" (en |na |no |on |at |in )?(el |la |lo |the |a |da |do |my )?(\w+ )?({_HEIGHT})\b",
     rf"\b(estoy|to) n (el|la|lo) ({_HEIGHT})\b",
+    r"\b(estoy|to|estou|i am) (en el|no|na|on the) (anden|platform|plataforma|estasao)\b",
     rf"\b(en|sobre|on|at|na|no) (el |la |the |a |o )?(orilla) (de la |del |of the |da |do )?"
     rf"({_HEIGHT}|anden|via|vias|muelle|platform)\b",
     # A burn that is still going on or deep; doing it right now.
