@@ -181,3 +181,10 @@ def test_act_cues_in_reach_give_the_same_verdict_as_every_cue(text):
                                      (None, (), True), ("help", (), False)):
             assert _raised(normal, reach, tier, groups, signal) == _raised(
                 normal, list(RULES), tier, groups, signal), (variant, tier)
+
+
+def test_one_or_two_short_words_get_no_tier_from_the_model_alone():
+    model = made_up(bias=-5.0, weights={"ahora": 9.0}, confident=3.0, signal=0.0)
+    short = assess("ahora sí", None, model)
+    assert short.tier is None and short.categories == ("model",)
+    assert assess("ahora sí, ahora mismo lo digo", None, model).tier == "risk"

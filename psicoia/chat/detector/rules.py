@@ -243,6 +243,11 @@ def decide(groups: tuple, carried: Optional[dict] = None) -> Assessment:
 # "help" replaces the companion's reply with the acknowledgement; asks for a person are
 # structural and the rules read most of them.
 HELP_MARGIN = 1.5
+# A message of one or two short words ("ahora sí", "ya volví"; normalised, under this many
+# characters) that the rules read as nothing gets no tier from the model alone, only its weak
+# signal: a word the model weighs heavily ("ahora", frequent in acute messages) is not a message
+# at risk by itself. Glued words ("quieromorirmequieromorirme") are long and keep the tier.
+SHORT = 24
 # In an everyday frame the rules masked ("me sale sangre de la nariz y no para"), with no strong
 # group of their own, the model's tier counts only this far (log-odds) above its confident
 # threshold; below, it is the weak signal "model" (adds up with other signals and turns).
@@ -283,6 +288,8 @@ def assess(text: str, state=None, model: Optional[LearnedModel] = None) -> Asses
     unsure_help = model_tier == "help" and verdict.own < model.confident + HELP_MARGIN
     if unsure_help:
         model_tier = None  # a false "help" replaces the reply: it needs a clearer verdict
+    if model_tier is not None and not groups and len(normal) < SHORT and len(normal.split()) < 3:
+        model_tier = None  # "ahora sí": too few words for the model alone to give a tier
     if model_tier in ("risk", "third_party", "help") and (negated or (
             _LAUGH.search(normal) and not _SERIOUS.search(normal))):
         model_tier = None
