@@ -39,6 +39,10 @@ RISK_WITH_AN_ACT = [
     "quiero morirme, el agua del río ya me cubre el pecho",
     # on the road now
     "me quiero matar, estoy parado en el medio de la ruta",
+    # the vehicle itself running in a closed garage
+    "no quiero seguir, el auto está prendido en el garage cerrado",
+    "quiero acabar con todo, el coche lleva encendido en el garaje y yo adentro",
+    "i want to end it, the car is running in the garage and I'm inside",
 ]
 
 
