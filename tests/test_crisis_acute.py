@@ -131,6 +131,7 @@ def test_a_negated_act_is_not_acute():
     "ayer me corté más profundo de lo normal",  # done, not bleeding now
     "tengo el revólver de mi abuelo cargado en el cajón, lo pienso usar esta semana",
     "me estoy cortando todas las noches desde que se fue",  # a habit, not now
+    "pensé en hacerlo con el auto prendido en el garage cerrado",  # the means of a plan
 ])
 def test_plans_and_habits_stay_risk(text):
     assert assess(text, None, SILENT).tier == "risk"

@@ -143,10 +143,10 @@ SURE_CUES = patterns(
     r"\b(estoy|estou|to|i am|sitting|me meti|sentad[oa]) (en|dentro del|adentro del|no|in) (el |the |o )?"
     r"(auto|coche|carro|car)\b[^|]{0,40}\b(garage|garaje|garagem|manguera|escape|hose|exhaust)\b",
     r"\bmanguera\b[^|]{0,30}\bescape\b", r"\bhose\b[^|]{0,30}\bexhaust\b",
-    # The vehicle itself running in a closed garage, or with the writer inside.
-    r"\b(auto|coche|carro|car|motor|engine)\b[^|]{0,20}\b(encendido|prendido|en marcha|running|ligado)\b"
-    r"[^|]{0,30}\b(garage|garaje|garagem)\b[^|]{0,15}\b(cerrado|closed|fechad[oa]|y yo adentro"
-    r"|conmigo adentro|and i am inside|e eu dentro)\b",
+    # The vehicle itself running (said as a state, not a plan's means) in a closed garage.
+    r"\b(auto|coche|carro|car|motor|engine) (esta|lleva|ta|is|sigue)\b[^|]{0,12}\b(encendido|prendido"
+    r"|en marcha|running|ligado)\b[^|]{0,30}\b(garage|garaje|garagem)\b[^|]{0,15}\b(cerrado|closed"
+    r"|fechad[oa]|adentro|inside|dentro)\b",
     r"\b(abri|abri o|deje abierto|dejo abierto|turned on|turned)\b[^|]{0,10}\bgas\b",
     r"\b(gas|hob|hobs)\b[^|]{0,20}\b(on|abierto|aberto)\b",
     r"\bdeje (la |el )?(estufa |llave |hornala |cosina )?(de |del )?gas abiert[oa]\b",
