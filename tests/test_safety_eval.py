@@ -35,15 +35,18 @@ def _pins(version: int) -> dict:
     return pins
 
 
-@pytest.mark.parametrize("version, name", [(v, name) for v in (3, 4) for name in sorted(_pins(v))])
+@pytest.mark.parametrize("version, name",
+                         [(v, name) for v in (3, 4, 5) for name in sorted(_pins(v))])
 def test_later_held_out_files_are_the_ones_frozen_before_tuning(version, name):
     path = safety_eval.DATA / "crisis" / name
     assert safety_eval.sha256(path) == _pins(version)[name]
 
 
-def test_held_out_v4_is_both_halves():
-    assert sorted(_pins(4)) == ["heldout4/dialogs.tsv", "heldout4/singles.tsv",
-                                "heldout4b/dialogs.tsv", "heldout4b/singles.tsv"]
+@pytest.mark.parametrize("version", [4, 5])
+def test_later_held_out_sets_are_both_halves(version):
+    halves = (f"heldout{version}", f"heldout{version}b")
+    assert sorted(_pins(version)) == [f"{half}/{name}" for half in halves
+                                      for name in ("dialogs.tsv", "singles.tsv")]
 
 
 def test_no_held_out_file_is_training_data():
