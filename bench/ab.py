@@ -103,10 +103,13 @@ def main(argv=None) -> int:
         rate = [r.get("messages_per_s") for r in runs]
         p50 = [r.get("latency", {}).get("p50_ms") for r in runs]
         first = [r.get("first_byte", {}).get("p50_ms") for r in runs]
+        chunk = [r.get("after_chunk", {}).get("p50_ms") for r in runs]
+        chunk = [c for c in chunk if c is not None]
         errors = sum(r.get("errors", 0) for r in runs)
         print(f"{name:6} cpu ms/msg median {statistics.median(cpu):.3f} {cpu} | msg/s "
               f"{statistics.median(rate):.1f} | p50 {statistics.median(p50):.2f} | first byte "
-              f"p50 {statistics.median(first):.2f} | errors {errors}")
+              f"p50 {statistics.median(first):.2f} | after the provider's first chunk p50 "
+              f"{statistics.median(chunk) if chunk else float('nan'):.2f} | errors {errors}")
     sys.stdout.flush()
     log("done")
     return 0

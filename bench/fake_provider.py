@@ -9,11 +9,17 @@ benchmark measures is the server in front of it. Written as a bare HTTP/1.1 keep
 Options: ``--latency-ms``, ``--stream`` (answer as server-sent events, as ``"stream": true``
 requests also get), ``--stream-chunks N --stream-ms T`` (a streamed answer is N content chunks
 written over T ms after the latency, as a model writes; without them all chunks go at once),
-``--fault-rate`` (this fraction of requests get a 503), ``--duration`` (stop by itself after
-this many seconds). Prints ``listening PORT`` on stdout once ready.
+``--stamp`` (a timed stream's first content chunk starts with ``[t=NS]``, NS being
+``time.monotonic_ns()`` at the moment that chunk is written: CLOCK_MONOTONIC is one clock for
+every process on Linux, so the load generator can tell how long after the provider's first chunk
+the user's first byte came, whatever server relays it; see :data:`STAMP`), ``--fault-rate``
+(this fraction of requests get a 503), ``--duration`` (stop by itself after this many seconds).
+Prints ``listening PORT`` on stdout once ready.
 
     python -m bench.fake_provider --port 0 --latency-ms 200
     python -m bench.fake_provider --port 0 --latency-ms 0 --stream-chunks 40 --stream-ms 400
+    python -m bench.fake_provider --port 0 --latency-ms 200 --stream-chunks 40 --stream-ms 400 \
+        --stamp
 """
 
 from __future__ import annotations
@@ -22,11 +28,15 @@ import argparse
 import json
 import random
 import sys
+import time
 
 from twisted.internet.protocol import Factory, Protocol
 
 REPLY = "Te escucho. Contame un poco mas de eso, estoy aca con vos."
 HEADER_END = b"\r\n\r\n"
+# The first chunk's stamp: plain text with no line break, no "<" and no reasoning field, so no
+# think-tag filter, line folding or crisis layer changes it; bench/loadgen.py reads it back.
+STAMP = "[t={}]"
 
 
 def completion_body(text: str) -> bytes:
@@ -52,17 +62,25 @@ def _chunked(event: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(event), event)
 
 
-def timed_stream(text: str, chunks: int) -> list[bytes]:
-    """The writes of a streamed answer in ``chunks`` content pieces: the first carries the
-    headers, the last the finish chunk, ``[DONE]`` and the end of the body."""
+def content_event(content: str) -> bytes:
+    """One SSE content delta in its own HTTP chunk."""
+    delta = {"choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}]}
+    return _chunked(b"data: " + json.dumps(delta).encode("utf-8") + b"\n\n")
+
+
+def timed_pieces(text: str, chunks: int) -> list[str]:
+    """``text`` in ``chunks`` content pieces (by words; each after the first starts with its
+    space)."""
     words = text.split(" ")
     pieces = [" ".join(words[i * len(words) // chunks:(i + 1) * len(words) // chunks])
               for i in range(chunks)]
-    writes = []
-    for index, piece in enumerate(pieces):
-        content = piece if index == 0 else " " + piece
-        delta = {"choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}]}
-        writes.append(_chunked(b"data: " + json.dumps(delta).encode("utf-8") + b"\n\n"))
+    return [piece if index == 0 else " " + piece for index, piece in enumerate(pieces)]
+
+
+def timed_stream(text: str, chunks: int) -> list[bytes]:
+    """The writes of a streamed answer in ``chunks`` content pieces: the first carries the
+    headers, the last the finish chunk, ``[DONE]`` and the end of the body."""
+    writes = [content_event(piece) for piece in timed_pieces(text, chunks)]
     writes[0] = STREAM_HEAD + writes[0]
     finish = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
     writes[-1] += (_chunked(b"data: " + json.dumps(finish).encode("utf-8") + b"\n\n")
@@ -160,7 +178,12 @@ class ProviderProtocol(Protocol):
     def _write_stream(self, writes: list, index: int) -> None:
         if self.transport is None or self.transport.disconnected:
             return
-        self.transport.write(writes[index])
+        if index == 0 and self.factory.stamp_first is not None:
+            # Stamped as late as possible: the write's own system call comes right after.
+            content = STAMP.format(time.monotonic_ns()) + self.factory.stamp_first
+            self.transport.write(STREAM_HEAD + content_event(content))
+        else:
+            self.transport.write(writes[index])
         if index + 1 < len(writes):
             self.factory.reactor.callLater(self.factory.chunk_interval, self._write_stream,
                                            writes, index + 1)
@@ -174,7 +197,8 @@ class ProviderFactory(Factory):
     noisy = False
 
     def __init__(self, reactor, latency_s: float, stream: bool, fault_rate: float,
-                 seed: int = 1, stream_chunks: int = 0, stream_ms: float = 0.0) -> None:
+                 seed: int = 1, stream_chunks: int = 0, stream_ms: float = 0.0,
+                 stamp: bool = False) -> None:
         self.reactor = reactor
         self.latency = latency_s
         self.stream = stream
@@ -182,9 +206,13 @@ class ProviderFactory(Factory):
         self.random = random.Random(seed).random
         self.answer = response(b"200 OK", b"application/json", completion_body(REPLY))
         self.stream_answer = stream_response(REPLY)
+        self.stamp_first = None  # a timed stream's first content, when --stamp
         if stream_chunks > 0:
-            self.stream_answer = timed_stream(" ".join([REPLY] * 4), stream_chunks)
+            text = " ".join([REPLY] * 4)
+            self.stream_answer = timed_stream(text, stream_chunks)
             self.chunk_interval = stream_ms / 1000.0 / max(1, stream_chunks - 1)
+            if stamp:
+                self.stamp_first = timed_pieces(text, stream_chunks)[0]
         self.requests = 0
         self.faults = 0
         self.first_chunk_late: list[float] = []  # seconds, per timed stream since take_stats
@@ -210,6 +238,9 @@ def main(argv=None) -> int:
                         help="streamed answers: this many content chunks (0: all at once)")
     parser.add_argument("--stream-ms", type=float, default=0.0,
                         help="streamed answers: spread the chunks over this many ms")
+    parser.add_argument("--stamp", action="store_true",
+                        help="timed streams: the first chunk's content starts with [t=NS], "
+                             "NS = time.monotonic_ns() when it is written")
     parser.add_argument("--fault-rate", type=float, default=0.0, help="fraction answered 503")
     parser.add_argument("--duration", type=float, default=3600.0,
                         help="stop by itself after this many seconds")
@@ -221,7 +252,8 @@ def main(argv=None) -> int:
     from twisted.internet import reactor
 
     factory = ProviderFactory(reactor, args.latency_ms / 1000.0, args.stream, args.fault_rate,
-                              stream_chunks=args.stream_chunks, stream_ms=args.stream_ms)
+                              stream_chunks=args.stream_chunks, stream_ms=args.stream_ms,
+                              stamp=args.stamp)
     port = reactor.listenTCP(args.port, factory, backlog=1024, interface="127.0.0.1")
     sys.stdout.write(f"listening {port.getHost().port}\n")
     sys.stdout.flush()

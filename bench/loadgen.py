@@ -6,7 +6,11 @@ all are in, each sends M messages. Closed loop by default (send, wait for the re
 send the next); ``--rate R`` makes it open loop (R messages/s in all, sent on schedule whatever
 the replies). It measures each message from the write to its reply line and prints p50, p90,
 p99 and max latency, messages/s, errors, busy notices, and the server's CPU time and RSS read
-from /proc (``--server-pid``).
+from /proc (``--server-pid``). With a fake provider started with ``--stamp``, a reply line
+starting with ``[t=NS]`` also gives ``after_chunk``: the reply's first byte here minus the
+moment the provider wrote its first chunk (both ``time.monotonic_ns()``, one clock for every
+process on Linux), i.e. what the server in between (and two loopback hops) added; the stamp is
+taken off before the reply is compared with the expected text.
 
 ``idle``: open ``--connections`` TCP connections that each read the greeting and then say
 nothing; it reports the time to get them all in and the server's RSS per connection.
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import sys
 import time
 from collections import deque
@@ -36,6 +41,7 @@ from .common import summarize_latencies
 from .fake_provider import REPLY
 
 now = time.perf_counter
+STAMPED = re.compile(r"\[t=(\d+)\]")  # bench/fake_provider.py's STAMP
 
 
 class Counts:
@@ -64,10 +70,12 @@ class ChatClient:
         self.close: Callable[[], None] = lambda: None
         self.lost = False
         self.first_byte_seen = False  # of the reply now arriving
+        self.first_byte_ns = 0  # its time.monotonic_ns()
 
     def partial(self) -> None:
         """Bytes of a reply line arrived, not yet its end: the reply's first byte, if new."""
         if self.greeted.called and self.sent and not self.first_byte_seen:
+            self.first_byte_ns = time.monotonic_ns()
             self.first_byte_seen = True
             self.run.first_bytes.append(now() - self.sent[0])
 
@@ -81,6 +89,10 @@ class ChatClient:
             return
         self.partial()
         self.first_byte_seen = False
+        stamp = STAMPED.match(text)
+        if stamp is not None:
+            self.run.after_chunk.append((self.first_byte_ns - int(stamp.group(1))) / 1e9)
+            text = text[stamp.end():]
         sent_at = self.sent.popleft()
         self.run.record(now() - sent_at, text)
         if self.reply_waiter is not None and not self.sent:
@@ -173,6 +185,7 @@ class ChatRun:
         self.busy_latencies: list[float] = []
         self.expected = {args.expect, *(args.also_expect or ())}
         self.first_bytes: list[float] = []  # send to the reply's first byte, seconds
+        self.after_chunk: list[float] = []  # provider's stamped first chunk to first byte, s
         self.busy_text = _busy_text()
 
     def record(self, latency: float, text: str) -> None:
@@ -288,6 +301,7 @@ class ChatRun:
             "messages_per_s": round(answered / elapsed, 1) if elapsed > 0 else None,
             "latency": summarize_latencies(self.latencies),
             "first_byte": summarize_latencies(self.first_bytes),
+            "after_chunk": summarize_latencies(self.after_chunk),
             "busy_latency": summarize_latencies(self.busy_latencies),
             **server,
         }

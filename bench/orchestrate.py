@@ -215,8 +215,10 @@ class Bench(FeatureScenarios):
 
     def stream_provider(self, latency_ms: float, chunks: int,
                         stream_ms: float) -> tuple[subprocess.Popen, str]:
+        """The timed-stream fake provider; its first chunks carry their write time (``--stamp``,
+        read back by the load generator as ``after_chunk``)."""
         command = [self.python, "-m", "bench.fake_provider", "--latency-ms", str(latency_ms),
-                   "--stream-chunks", str(chunks), "--stream-ms", str(stream_ms),
+                   "--stream-chunks", str(chunks), "--stream-ms", str(stream_ms), "--stamp",
                    "--duration", str(self.args.max_process_seconds)]
         proc, port = self.procs.start(f"provider-stream-{latency_ms}", command,
                                       env=self._bench_env(), listening_line=True)
@@ -346,6 +348,20 @@ class Bench(FeatureScenarios):
                 self.latencies.setdefault(latencies.rsplit("-", 1)[0], []).extend(
                     json.loads(path.read_text()))
         return result
+
+    def direct(self, provider_port: int, clients: int, requests: int,
+               timeout: float = 120) -> dict:
+        """bench/direct.py: the streamed provider asked directly, ``clients`` x ``requests``."""
+        command = [self.python, "-m", "bench.direct", "--port", str(provider_port),
+                   "--clients", str(clients), "--requests", str(requests),
+                   "--timeout", str(timeout)]
+        self.loadgen_commands.append(shown(command))
+        done = subprocess.run(command, capture_output=True, env=self._bench_env(), cwd=REPO,
+                              timeout=timeout + 30, stdin=subprocess.DEVNULL)
+        lines = done.stdout.decode().strip().splitlines()
+        if not lines:
+            raise RuntimeError(f"bench.direct printed nothing: {done.stderr.decode()[-500:]}")
+        return json.loads(lines[-1])
 
     def metrics(self, port: int) -> dict[str, float]:
         with urllib.request.urlopen(f"http://{LOCAL}:{port}/metrics", timeout=5) as response:

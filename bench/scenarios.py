@@ -151,7 +151,7 @@ class FeatureScenarios:
         # clients): the first byte there is what the server adds, not CPU queueing.
         light = {"clients": p["light_clients"], "messages": p["light_messages"]}
         pair = [t for t in targets if t[0] != "plain"]
-        rounds.update({f"light-{key}": [] for key, _, _ in pair})
+        rounds.update({f"light-{key}": [] for key, _, _ in pair}, **{"light-direct": []})
         load = {"before": loadavg()}
         for number in range(p["rounds"]):
             log(f"(t) round {number + 1}/{p['rounds']}")
@@ -165,6 +165,10 @@ class FeatureScenarios:
                 run = self.chat(port, pid, light, tag=f"t-light-{key}")
                 run["provider"] = provider_stats(stats)
                 rounds[f"light-{key}"].append(run)
+            # The provider asked directly at the same light load: what a server's whole request
+            # path adds is its first byte minus this one (the end-to-end figure).
+            rounds["light-direct"].append(self.direct(
+                int(url.rsplit(":", 1)[1].split("/")[0]), light["clients"], light["messages"]))
         load["after"] = loadavg()
         self.results["streaming"] = {"params": p, "rounds": rounds, "loadavg": load}
         self.procs.stop_all()
