@@ -3,7 +3,8 @@ The provider asked directly: a few keep-alive HTTP clients each POST ``"stream":
 requests to the fake provider (bench/fake_provider.py, on 127.0.0.1) one after the other and
 time, per request, the write to the response's first byte (``first_byte``) and, when the
 provider stamps its first chunk (``--stamp``), that chunk's stamp to its arrival here
-(``after_chunk``: the loopback alone). (t) reports PsicoIA's and the floor's first byte against
+(``after_chunk``: the loopback alone) and the write to the provider's read of the request
+(``to_provider``). (t) reports PsicoIA's and the floor's first byte against
 this one: the whole request path a server adds, not only its relay of the first chunk.
 
     python -m bench.direct --port PORT --clients 5 --requests 12
@@ -42,10 +43,12 @@ class StreamProbe(Protocol):
         self.buffer = b""
         self.sent = 0.0
         self.first_ns = 0
+        self.sent_ns = 0
 
     def ask(self) -> Deferred:
         self.done, self.buffer, self.first_ns = Deferred(), b"", 0
         self.sent = time.perf_counter()
+        self.sent_ns = time.monotonic_ns()
         self.transport.write(self.request)
         return self.done
 
@@ -69,6 +72,7 @@ async def probe(reactor, args) -> dict:
 
     first_bytes: list[float] = []
     after_chunk: list[float] = []
+    to_provider: list[float] = []
     errors = 0
 
     async def one(number: int) -> None:
@@ -86,6 +90,7 @@ async def probe(reactor, args) -> dict:
             stamp = STAMPED.search(body.decode("utf-8", "replace"))
             if stamp is not None:
                 after_chunk.append((client.first_ns - int(stamp.group(1))) / 1e9)
+                to_provider.append((int(stamp.group(2)) - client.sent_ns) / 1e9)
             await deferLater(reactor, args.pause_ms / 1000.0, lambda: None)
         client.transport.loseConnection()
 
@@ -94,7 +99,8 @@ async def probe(reactor, args) -> dict:
     return {"mode": "direct", "clients": args.clients, "requests": args.requests,
             "ok": len(first_bytes), "errors": errors,
             "first_byte": summarize_latencies(first_bytes),
-            "after_chunk": summarize_latencies(after_chunk)}
+            "after_chunk": summarize_latencies(after_chunk),
+            "to_provider": summarize_latencies(to_provider)}
 
 
 def main(argv=None) -> int:

@@ -9,10 +9,11 @@ benchmark measures is the server in front of it. Written as a bare HTTP/1.1 keep
 Options: ``--latency-ms``, ``--stream`` (answer as server-sent events, as ``"stream": true``
 requests also get), ``--stream-chunks N --stream-ms T`` (a streamed answer is N content chunks
 written over T ms after the latency, as a model writes; without them all chunks go at once),
-``--stamp`` (a timed stream's first content chunk starts with ``[t=NS]``, NS being
-``time.monotonic_ns()`` at the moment that chunk is written: CLOCK_MONOTONIC is one clock for
-every process on Linux, so the load generator can tell how long after the provider's first chunk
-the user's first byte came, whatever server relays it; see :data:`STAMP`), ``--fault-rate``
+``--stamp`` (a timed stream's first content chunk starts with ``[t=W r=R]``: W is
+``time.monotonic_ns()`` at the moment that chunk is written, R when the request was read;
+CLOCK_MONOTONIC is one clock for every process on Linux, so the load generator can tell how
+long after the provider's first chunk the user's first byte came, and how long the request took
+to reach the provider, whatever server relays it; see :data:`STAMP`), ``--fault-rate``
 (this fraction of requests get a 503), ``--duration`` (stop by itself after this many seconds).
 Prints ``listening PORT`` on stdout once ready.
 
@@ -36,7 +37,7 @@ REPLY = "Te escucho. Contame un poco mas de eso, estoy aca con vos."
 HEADER_END = b"\r\n\r\n"
 # The first chunk's stamp: plain text with no line break, no "<" and no reasoning field, so no
 # think-tag filter, line folding or crisis layer changes it; bench/loadgen.py reads it back.
-STAMP = "[t={}]"
+STAMP = "[t={} r={}]"
 
 
 def completion_body(text: str) -> bytes:
@@ -106,9 +107,11 @@ class ProviderProtocol(Protocol):
     def __init__(self, factory: "ProviderFactory") -> None:
         self.factory = factory
         self._buffer = b""
+        self._read_ns = 0
         self._queue: list = []  # [ready, bytes] per request, answered in order
 
     def dataReceived(self, data: bytes) -> None:
+        self._read_ns = time.monotonic_ns()  # when the request (its last bytes) was read
         self._buffer += data
         while True:
             end = self._buffer.find(HEADER_END)
@@ -155,7 +158,7 @@ class ProviderProtocol(Protocol):
             answer = factory.stream_answer
         else:
             answer = factory.answer
-        slot = [False, answer, factory.reactor.seconds() + factory.latency]
+        slot = [False, answer, factory.reactor.seconds() + factory.latency, self._read_ns]
         self._queue.append(slot)
         if factory.latency:
             factory.reactor.callLater(factory.latency, self._ready, slot)
@@ -171,16 +174,16 @@ class ProviderProtocol(Protocol):
                 # How late the first chunk goes out against its schedule (a busy machine).
                 self.factory.first_chunk_late.append(
                     self.factory.reactor.seconds() - self._queue[0][2])
-                self._write_stream(answer, 0)
+                self._write_stream(answer, 0, self._queue[0][3])
                 return
             self.transport.write(self._queue.pop(0)[1])
 
-    def _write_stream(self, writes: list, index: int) -> None:
+    def _write_stream(self, writes: list, index: int, read_ns: int = 0) -> None:
         if self.transport is None or self.transport.disconnected:
             return
         if index == 0 and self.factory.stamp_first is not None:
             # Stamped as late as possible: the write's own system call comes right after.
-            content = STAMP.format(time.monotonic_ns()) + self.factory.stamp_first
+            content = STAMP.format(time.monotonic_ns(), read_ns) + self.factory.stamp_first
             self.transport.write(STREAM_HEAD + content_event(content))
         else:
             self.transport.write(writes[index])
@@ -239,8 +242,9 @@ def main(argv=None) -> int:
     parser.add_argument("--stream-ms", type=float, default=0.0,
                         help="streamed answers: spread the chunks over this many ms")
     parser.add_argument("--stamp", action="store_true",
-                        help="timed streams: the first chunk's content starts with [t=NS], "
-                             "NS = time.monotonic_ns() when it is written")
+                        help="timed streams: the first chunk's content starts with [t=W r=R], "
+                             "time.monotonic_ns() when it is written and when the request "
+                             "was read")
     parser.add_argument("--fault-rate", type=float, default=0.0, help="fraction answered 503")
     parser.add_argument("--duration", type=float, default=3600.0,
                         help="stop by itself after this many seconds")

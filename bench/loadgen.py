@@ -7,10 +7,12 @@ send the next); ``--rate R`` makes it open loop (R messages/s in all, sent on sc
 the replies). It measures each message from the write to its reply line and prints p50, p90,
 p99 and max latency, messages/s, errors, busy notices, and the server's CPU time and RSS read
 from /proc (``--server-pid``). With a fake provider started with ``--stamp``, a reply line
-starting with ``[t=NS]`` also gives ``after_chunk``: the reply's first byte here minus the
-moment the provider wrote its first chunk (both ``time.monotonic_ns()``, one clock for every
-process on Linux), i.e. what the server in between (and two loopback hops) added; the stamp is
-taken off before the reply is compared with the expected text.
+starting with ``[t=W r=R]`` also gives ``after_chunk``: the reply's first byte here minus the
+moment W the provider wrote its first chunk (both ``time.monotonic_ns()``, one clock for every
+process on Linux), i.e. what the server in between (and two loopback hops) added to the relay;
+and ``to_provider``: from writing the message here to the moment R the provider had read the
+request it caused (the request path). The stamp is taken off before the reply is compared with
+the expected text.
 
 ``idle``: open ``--connections`` TCP connections that each read the greeting and then say
 nothing; it reports the time to get them all in and the server's RSS per connection.
@@ -41,7 +43,7 @@ from .common import summarize_latencies
 from .fake_provider import REPLY
 
 now = time.perf_counter
-STAMPED = re.compile(r"\[t=(\d+)\]")  # bench/fake_provider.py's STAMP
+STAMPED = re.compile(r"\[t=(\d+) r=(\d+)\]")  # bench/fake_provider.py's STAMP
 
 
 class Counts:
@@ -65,6 +67,7 @@ class ChatClient:
         self.run = run
         self.greeted: Deferred = Deferred()
         self.sent: deque = deque()  # send times of messages still waiting for their reply
+        self.sent_ns: deque = deque()  # the same, time.monotonic_ns()
         self.reply_waiter: Optional[Deferred] = None
         self.send_line: Callable[[str], None] = lambda text: None
         self.close: Callable[[], None] = lambda: None
@@ -90,8 +93,10 @@ class ChatClient:
         self.partial()
         self.first_byte_seen = False
         stamp = STAMPED.match(text)
+        sent_ns = self.sent_ns.popleft()
         if stamp is not None:
             self.run.after_chunk.append((self.first_byte_ns - int(stamp.group(1))) / 1e9)
+            self.run.to_provider.append((int(stamp.group(2)) - sent_ns) / 1e9)
             text = text[stamp.end():]
         sent_at = self.sent.popleft()
         self.run.record(now() - sent_at, text)
@@ -100,6 +105,7 @@ class ChatClient:
             waiter.callback(None)
 
     def send(self, text: str) -> None:
+        self.sent_ns.append(time.monotonic_ns())
         self.sent.append(now())
         self.send_line(text)
 
@@ -110,6 +116,7 @@ class ChatClient:
         for _ in range(len(self.sent)):
             self.run.counts.error("connection lost")
         self.sent.clear()
+        self.sent_ns.clear()
         if self.reply_waiter is not None:
             waiter, self.reply_waiter = self.reply_waiter, None
             waiter.callback(None)
@@ -186,6 +193,7 @@ class ChatRun:
         self.expected = {args.expect, *(args.also_expect or ())}
         self.first_bytes: list[float] = []  # send to the reply's first byte, seconds
         self.after_chunk: list[float] = []  # provider's stamped first chunk to first byte, s
+        self.to_provider: list[float] = []  # message written to its request read, s
         self.busy_text = _busy_text()
 
     def record(self, latency: float, text: str) -> None:
@@ -286,6 +294,7 @@ class ChatRun:
                     for _ in range(len(client.sent)):
                         self.counts.error("timeout")
                     client.sent.clear()
+                    client.sent_ns.clear()
         elapsed = now() - started
         server = probe.report()
         for client in clients:
@@ -302,6 +311,7 @@ class ChatRun:
             "latency": summarize_latencies(self.latencies),
             "first_byte": summarize_latencies(self.first_bytes),
             "after_chunk": summarize_latencies(self.after_chunk),
+            "to_provider": summarize_latencies(self.to_provider),
             "busy_latency": summarize_latencies(self.busy_latencies),
             **server,
         }

@@ -122,9 +122,9 @@ def classifier_requests(fake):
 def test_risk_found_by_the_model_only_adds_the_resources():
     stack = Stack()
     text = "ya pensé bien lo que voy a hacer el lunes"
-    # The classifier's call goes out first (at arrival), then the chat's.
-    stack.fake.push(Scripted(body=completion("risk")))
+    # The chat's call goes out first, then the classifier's (held until the chat's is sent).
     stack.fake.push(Scripted(body=completion("Te escucho, contame más."), delay=0.5))
+    stack.fake.push(Scripted(body=completion("risk")))
     reply = stack.say(text)
     stack.run(1)
     result = fired(reply)
@@ -145,6 +145,7 @@ def test_risk_found_by_both_is_one_set_of_resources():
 
 def test_a_slow_or_failing_classifier_never_delays_the_reply():
     stack = Stack()
+    stack.fake.push(Scripted(body=completion("Te escucho")))  # the chat's call
     stack.fake.push(Scripted(hang=True))  # the classifier's call never answers
     reply = stack.say("hoy fue un día raro en el trabajo")
     stack.run(0.5)
@@ -159,6 +160,7 @@ def test_a_slow_or_failing_classifier_never_delays_the_reply():
 def test_a_late_verdict_reaches_the_next_reply():
     stack = Stack()
     text = "ya pensé bien lo que voy a hacer el lunes"
+    stack.fake.push(Scripted(body=completion("Te escucho")))  # the chat's call goes first
     stack.fake.push(Scripted(body=completion("risk"), delay=1.0))  # slower than the chat
     first = stack.say(text)
     stack.run(0.5)
@@ -168,3 +170,19 @@ def test_a_late_verdict_reaches_the_next_reply():
     stack.run(0.5)
     result = fired(second)
     assert result.crisis and result.tier == "risk", "the model's late risk is not dropped"
+
+
+def test_the_chat_request_goes_out_before_the_classifiers_and_both_at_arrival():
+    """The reply's own request is sent first (its first words come back first), the second
+    opinion's right after it, in the same call; a message waiting behind the user's earlier
+    one still has its second opinion asked at arrival."""
+    stack = Stack()
+    stack.fake.push(Scripted(body=completion("Te escucho"), delay=1.0))
+    stack.session.submit("hoy fue un día raro en el trabajo")
+    stack.stub.flush()
+    kinds = ["classifier" if r["json"].get("max_tokens", 0) <= 8 else "chat"
+             for r in stack.fake.requests]
+    assert kinds == ["chat", "classifier"]
+    stack.session.submit("y ayer también")  # waits for the first reply
+    stack.stub.flush()
+    assert len(classifier_requests(stack.fake)) == 2 and len(stack.fake.requests) == 3

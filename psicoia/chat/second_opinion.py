@@ -5,8 +5,9 @@ The rules (psicoia/chat/detector) miss wording they have never seen. When a key 
 (``safety.classifier: auto``), :meth:`SecondOpinion.ask` asks the provider to classify the
 latest user messages: a guard model (``safety.classifier_model``, e.g. a Llama Guard served
 by the same provider) or the chat model with a short classification prompt
-(psicoia/chat/prompts/classifier.txt). The session starts it alongside the reply; a tier it
-finds adds the resources the rules missed (:func:`psicoia.chat.crisis.most_urgent`).
+(psicoia/chat/prompts/classifier.txt). The session starts it alongside the reply, right
+after the reply's own request (:meth:`SecondOpinion.hold`); a tier it finds adds the resources
+the rules missed (:func:`psicoia.chat.crisis.most_urgent`).
 
 It never fails and never waits long: its own budget of ``classifier_max_in_flight`` calls
 (over it, no second opinion: None at once, never a queue), a deadline of
@@ -26,8 +27,9 @@ the rules already put in "acute" or "risk"), about 150 tokens of prompt plus the
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from importlib import resources
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 from twisted.internet.defer import Deferred, succeed
 
@@ -71,6 +73,8 @@ class SecondOpinion:
         self.model = config.classifier_model
         self.guard = bool(self.model and "guard" in self.model.lower())
         self._prompt = load_prompt()
+        self._holding = 0  # hold() depth: calls asked meanwhile wait in _held
+        self._held: list[tuple[list[str], str, Deferred]] = []
 
     @property
     def enabled(self) -> bool:
@@ -91,11 +95,36 @@ class SecondOpinion:
 
     def ask(self, recent_user_texts: Sequence[str], trace_id: str) -> Deferred:
         """Deferred firing with a tier ("acute", "risk", "third_party", "help") or None, by
-        ``classifier_timeout_seconds`` at the latest. Never fails."""
+        ``classifier_timeout_seconds`` at the latest (counted from the call, see
+        :meth:`hold`). Never fails."""
         recent = [t for t in recent_user_texts if t and t.strip()]
         if not self.enabled or not recent or self.in_flight >= self.config.classifier_max_in_flight:
             return succeed(None)
         self.in_flight += 1
+        if self._holding:
+            answer = Deferred()
+            self._held.append((recent, trace_id, answer))
+            return answer
+        return self._call(recent, trace_id)
+
+    def hold(self) -> None:
+        """Until the matching :meth:`release`, calls asked wait (in order) instead of going to
+        the provider. The session holds them while a message's own reply request is sent, so
+        that request reaches the provider first and its first words come back first; the
+        classification goes out in the same reactor turn, right after (bench/analysis.md)."""
+        self._holding += 1
+
+    def release(self) -> None:
+        """End one :meth:`hold`; at the outermost, the calls held go out now, in order."""
+        self._holding -= 1
+        if self._holding or not self._held:
+            return
+        held, self._held = self._held, []
+        for recent, trace_id, answer in held:
+            self._call(recent, trace_id).chainDeferred(answer)
+
+    def _call(self, recent: list[str], trace_id: str) -> Deferred:
+        """The provider call for one :meth:`ask` (its budget already counted)."""
         try:
             call = self.provider.complete(self.messages(recent), trace_id, model=self.model,
                                           max_tokens=MAX_TOKENS)
@@ -110,3 +139,16 @@ class SecondOpinion:
     def _done(self, tier: Optional[str]) -> Optional[str]:
         self.in_flight -= 1
         return tier
+
+
+@contextmanager
+def held(opinion: Optional[SecondOpinion]) -> Iterator[None]:
+    """:meth:`SecondOpinion.hold` for the block (nothing when there is no second opinion)."""
+    if opinion is None:
+        yield
+        return
+    opinion.hold()
+    try:
+        yield
+    finally:
+        opinion.release()

@@ -25,6 +25,7 @@ from psicoia.chat.deltas import DeltaRelay
 from psicoia.chat.detector import RiskState
 from psicoia.chat.history import build_prompt
 from psicoia.chat.ports import Conversation, ISessionListener, ProviderError
+from psicoia.chat.second_opinion import held
 from psicoia.chat.vocabulary import Kind, Reply, fold_lines
 
 if TYPE_CHECKING:  # the manager imports this module; annotations only
@@ -101,21 +102,21 @@ class Session:
     # --- accepting messages -----------------------------------------------------------------
 
     def submit(self, text: str) -> Submission:
-        """Queue one message; its reply fires after all earlier ones of this user.
-
-        Transports attach their writer to the reply at once (synchronously): the user's next
-        message is handled only after that writer has run.
-        """
+        """Queue one message; its reply fires after all earlier ones of this user. Transports
+        attach their writer to the reply at once (synchronously): the user's next message is
+        handled only after that writer has run."""
         command = commands.parse(text)
-        # The crisis check runs here, at arrival, before any limit can answer for the message.
+        # The crisis check runs here, at arrival, before any limit can answer for the message;
+        # the second opinion it asks for goes out after the reply's own request (held()).
         tier = None
-        if command is None and not self.closed:
-            if self.turns is None and self.manager.provider.online:
-                recall.recall(self)  # read the history back while the message waits its turn
-            tier = risk_watch.check(self, text)
-        return self._enqueue(
-            lambda trace_id, arrived: self._handle(text, command, trace_id, tier, arrived),
-            checked=command is None, tier=tier)
+        with held(self.manager.second_opinion):
+            if command is None and not self.closed:
+                if self.turns is None and self.manager.provider.online:
+                    recall.recall(self)  # read the history back while the message waits
+                tier = risk_watch.check(self, text)
+            return self._enqueue(
+                lambda trace_id, arrived: self._handle(text, command, trace_id, tier, arrived),
+                checked=command is None, tier=tier)
 
     def submit_too_long(self) -> Submission:
         """A message the transport could not accept because of its size; answered in order."""
@@ -266,11 +267,9 @@ class Session:
 
     def _ask_provider(self, text: str, trace_id: str, tier: Optional[str]) -> Deferred:
         """Wait for a provider slot, then ask the provider; a Deferred firing with the Reply.
-
         Plain Deferreds, not a coroutine (docs/benchmarks.md): when a slot is free it is ours
         before ``acquire_slot`` returns, and the request goes out in the same call. As with a
-        coroutine, anything raised here fails the returned Deferred.
-        """
+        coroutine, anything raised here fails the returned Deferred."""
         try:
             manager = self.manager
             queued_at = manager.clock.seconds()
