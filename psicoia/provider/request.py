@@ -30,8 +30,14 @@ from twisted.web.http_headers import Headers
 from psicoia.chat.ports import ProviderError
 from psicoia.config import LLMConfig
 from psicoia.ops.logsetup import LevelLogger
-from psicoia.provider._http import PreparedURL, ProviderHTTP
-from psicoia.provider.streaming import ACCEPT_STREAM, StreamFailure, StreamReading, read_body
+from psicoia.provider._http import (
+    MAX_RESPONSE_BYTES,
+    PreparedURL,
+    ProviderHTTP,
+    read_response,
+    response_headers,
+)
+from psicoia.provider.streaming import StreamFailure, StreamReading
 
 USER_AGENT = b"PsicoIA/0.1 (+twisted treq)"
 
@@ -40,6 +46,27 @@ CONNECTION_ERRORS = (
     net_error.ConnectError, net_error.ConnectionLost, net_error.DNSLookupError,
     net_error.ConnectionDone, ResponseFailed, RequestNotSent, RequestTransmissionFailed,
 )
+
+
+# What a streamed request accepts: a server that ignores "stream" answers JSON.
+ACCEPT_STREAM = b"text/event-stream, application/json"
+
+
+def read_body(response: Any, reading: StreamReading, on_token: Callable[[], None]) -> Deferred:
+    """Deferred firing with (status, headers, payload): a 200 event stream read as it comes by
+    ``reading`` (payload: the visible text), anything else read whole (payload: bytes)."""
+    if response.code == 200 and is_event_stream(response):
+        return reading.read(response, on_token).addCallback(
+            lambda text: (response.code, response_headers(response), text))
+    return read_response(response, MAX_RESPONSE_BYTES)
+
+
+def is_event_stream(response: Any) -> bool:
+    """True when the response's Content-Type is ``text/event-stream`` (any parameters)."""
+    values = response.headers.getRawHeaders(b"content-type")
+    if not values:
+        return False
+    return values[-1].split(b";", 1)[0].strip().lower() == b"text/event-stream"
 
 
 class Retryable(Exception):

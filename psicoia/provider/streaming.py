@@ -50,34 +50,12 @@ from psicoia.chat.deltas import INTERVAL_SECONDS
 from psicoia.chat.ports import ProviderError
 from psicoia.ops.instruments import Instruments
 from psicoia.ops.logsetup import LevelLogger
-from psicoia.provider._http import MAX_RESPONSE_BYTES, read_response, response_headers
 from psicoia.provider.reasoning import ReasoningStyle, ThinkFilter
 from psicoia.provider.sse import SSEParser
 from psicoia.provider.visible import VisibleText
 
 # json.loads without its two wrapper frames, for the usual chunk (no surrounding spaces).
 _RAW_DECODE = json.JSONDecoder().raw_decode
-
-# What a streamed request accepts: a server that ignores "stream" answers JSON.
-ACCEPT_STREAM = b"text/event-stream, application/json"
-
-
-def read_body(response: Any, reading: "StreamReading", on_token: Callable[[], None]) -> Deferred:
-    """Deferred firing with (status, headers, payload): a 200 event stream read as it comes by
-    ``reading`` (payload: the visible text), anything else read whole (payload: bytes)."""
-    if response.code == 200 and is_event_stream(response):
-        return reading.read(response, on_token).addCallback(
-            lambda text: (response.code, response_headers(response), text))
-    return read_response(response, MAX_RESPONSE_BYTES)
-
-
-def is_event_stream(response: Any) -> bool:
-    """True when the response's Content-Type is ``text/event-stream`` (any parameters)."""
-    values = response.headers.getRawHeaders(b"content-type")
-    if not values:
-        return False
-    return values[-1].split(b";", 1)[0].strip().lower() == b"text/event-stream"
-
 
 class StreamFailure(Exception):
     """One streamed attempt failed: ``reason`` is a ProviderError reason; ``retryable``
@@ -151,6 +129,7 @@ class StreamBody(Protocol):
         self.chunks = 0
         self.first_token_at: Optional[float] = None
         self.last_data_at = 0.0
+        self.now = 0.0  # clock time of the read being parsed (see _parse)
         self.finish_reason: Optional[str] = None
         self.timer: Any = None
         # False until the first text is shown; then the call that resumes reading while it is
@@ -191,7 +170,10 @@ class StreamBody(Protocol):
 
     def _parse(self, data: bytes) -> None:
         try:
-            for event in self.parser.feed(data):
+            events = self.parser.feed(data)
+            if events:
+                self.now = self.reading.clock.seconds()  # the events of one read: one time
+            for event in events:
                 self._event(event)
                 if self.ended:
                     return
@@ -252,7 +234,7 @@ class StreamBody(Protocol):
             return  # other named events (pings, metadata) carry no reply text
         data = event.data
         if data == "[DONE]":
-            self.last_data_at = self.reading.clock.seconds()
+            self.last_data_at = self.now
             self._complete()
             return
         try:
@@ -265,6 +247,27 @@ class StreamBody(Protocol):
             except (ValueError, RecursionError):
                 self._fail("malformed", False)
                 return
+        # The usual chunk first: ``choices[0].delta.content`` a string. Indexing succeeds only
+        # when each level has the right JSON type (a dict, then a list of dicts), so only the
+        # content's own type is left to check; anything else takes the general path below.
+        try:
+            choice = chunk["choices"][0]
+            content = choice["delta"]["content"]
+        except (KeyError, IndexError, TypeError):
+            content = None
+        if type(content) is str and content and not chunk.get("error"):
+            self.chunks += 1
+            self.last_data_at = self.now
+            if self.first_token_at is None:
+                self._token()
+            self.content.append(content)  # shown at the end of the read (_release)
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+            return
+        self._general(chunk)
+
+    def _general(self, chunk: Any) -> None:
+        """Any chunk but the usual one (see :meth:`_event`): every shape checked in turn."""
         if not isinstance(chunk, dict):
             self._fail("malformed", False)
             return
@@ -272,7 +275,7 @@ class StreamBody(Protocol):
             self._fail("stream_error", True)
             return
         self.chunks += 1
-        self.last_data_at = self.reading.clock.seconds()
+        self.last_data_at = self.now
         choices = chunk.get("choices")
         if not choices:
             return  # a usage chunk, or metadata
