@@ -16,9 +16,11 @@ Scenarios (docs/benchmarks.md explains each):
 (s) storage     (b) with storage.backend sqlite against memory: CPU per message
 (t) streaming   provider streams 40 chunks over 400 ms, 100 TCP clients x 3 messages: CPU with
                 and without streaming, throughput against a streaming floor; time to first
-                byte added over the provider's first chunk, judged at 5 clients x 12 messages
-                (at 100 clients the 2-core box is saturated and even the floor waits tens of
-                ms for a CPU: that figure is reported beside it, not judged)
+                byte added over the provider's first chunk (stamped by the provider in that
+                chunk, read back by the load generator), judged at 5 clients x 12 messages
+                (at 100 clients the 2-core box is saturated and even the floor waits for a
+                CPU: that figure is reported beside it, not judged); the end-to-end first
+                byte against the provider asked directly (bench/direct.py) is reported too
 (h) hostile     polite p99 alone and while a chat flooder, slow-header connections and a
                 multi-range flood run, in interleaved rounds (medians)
 (r) redis       storage.backend redis against memory (CPU per message)

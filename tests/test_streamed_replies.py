@@ -155,3 +155,42 @@ async def test_websocket_line_mode_still_gets_one_frame_per_reply():
     finally:
         await service.stopService()
         await provider_port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_replys_first_words_leave_the_socket_before_the_reactor_polls_again():
+    """lineout.send_now: the first words of a streamed reply are sent in the reactor turn that
+    wrote them (on an idle server the next poll may first handle other reads), on a real
+    127.0.0.1 socket; without it the bytes would still be in Twisted's buffer here."""
+    import socket
+
+    from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+    from twisted.internet.protocol import Protocol
+
+    from psicoia.transports.lineout import send_now
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    client = await connectProtocol(
+        TCP4ClientEndpoint(reactor, "127.0.0.1", listener.getsockname()[1], timeout=5),
+        Protocol())
+    peer, _ = listener.accept()
+    peer.setblocking(False)
+    try:
+        client.transport.write(b"Hola")
+        try:
+            early = peer.recv(16)
+        except BlockingIOError:
+            early = b""
+        assert early == b"", "Twisted sent before its poll: the test would prove nothing"
+        send_now(client.transport)
+        assert peer.recv(16) == b"Hola"
+        send_now(client.transport)  # nothing left: nothing happens
+        client.transport.write(b"!")
+        await deferLater(reactor, 0.05, lambda: None)  # the reactor's own write still works
+        assert peer.recv(16) == b"!"
+    finally:
+        client.transport.loseConnection()
+        peer.close()
+        listener.close()

@@ -10,6 +10,8 @@ typing is cleared from the screen before a line and drawn again after it.
 
 from __future__ import annotations
 
+from twisted.internet.abstract import FileDescriptor
+
 from psicoia.chat.vocabulary import Reply
 
 NEWLINE = b"\r\n"
@@ -32,11 +34,13 @@ class ReplyLines:
         streamed = self._streamed
         if streamed is None:
             streamed = self._streamed = {}
-        if trace_id not in streamed and self.editor is not None and self.editor.buffer \
-                and self.echoing:
+        first = trace_id not in streamed
+        if first and self.editor is not None and self.editor.buffer and self.echoing:
             data = CLEAR_LINE + data  # what the user was typing comes back after the line
         streamed[trace_id] = streamed.get(trace_id, "") + text
         self.transport.write(data)
+        if first:
+            send_now(self.transport)
 
     def _write_reply(self, reply: Reply) -> None:
         streamed = self._streamed
@@ -65,3 +69,19 @@ class ReplyLines:
         if typed and self.echoing:
             line = (CLEAR_LINE if clear else b"") + line + bytes(typed)
         self.transport.write(line)
+
+
+def send_now(transport) -> None:
+    """Try to send what ``transport`` holds now, not when the reactor next polls it.
+
+    A reply's first words are written in the reactor turn that read them from the provider;
+    Twisted sends a write when its next poll reports the socket writable, and reads already
+    ready in that poll (another reply, the second opinion's answer) are handled first: on an
+    idle server that was a millisecond or more (bench/analysis.md, "(t)"). A plain socket
+    transport's own ``doWrite`` (what the reactor calls then) sends now; whatever it could not
+    send, or an error, is left for the reactor's next ``doWrite``, as always. Other transports
+    (a PROXY-protocol wrapper, TLS) and a closing one are left alone.
+    """
+    if isinstance(transport, FileDescriptor) and transport.connected \
+            and not transport.disconnecting:
+        transport.doWrite()
