@@ -96,8 +96,9 @@ async def probe(reactor, args) -> dict:
 
     work = DeferredList([ensureDeferred(one(n)) for n in range(args.clients)])
     await work.addTimeout(args.timeout, reactor)
-    return {"mode": "direct", "clients": args.clients, "requests": args.requests,
+    return {"mode": "direct", "clients": args.clients, "messages_per_client": args.requests,
             "ok": len(first_bytes), "errors": errors,
+            "error_examples": {"provider closed": errors} if errors else {},
             "first_byte": summarize_latencies(first_bytes),
             "after_chunk": summarize_latencies(after_chunk),
             "to_provider": summarize_latencies(to_provider)}

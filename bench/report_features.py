@@ -247,11 +247,11 @@ def _streaming_table(results: dict, add) -> None:
         "loop; PsicoIA with `llm.stream: true` and with `false`, and the floor streaming "
         "(relaying each delta as it arrives), in interleaved rounds; medians. First byte: from "
         "writing the line to the reply's first byte. **Added over the provider's first "
-        "chunk**: the fake provider writes `[t=NS]` (`time.monotonic_ns()`, one clock for every "
-        "process on Linux) at the start of each stream's first chunk as it writes it; both "
-        "servers relay it verbatim and the load generator subtracts it from its first byte's "
-        "time (then takes it off the text): what the server relaying it adds, two loopback hops "
-        "included. With streaming off the whole line comes at the first byte, so its first byte "
+        "chunk**: the fake provider writes `[t=W r=R]` (`time.monotonic_ns()`, one clock for "
+        "every process on Linux: W as it writes each stream's first chunk, R when it read the "
+        "request) at the start of that chunk; both servers relay it verbatim and the load "
+        "generator subtracts W from its first byte's time (then takes the stamp off the text): "
+        "what the server relaying it adds, two loopback hops included. With streaming off the whole line comes at the first byte, so its first byte "
         "is not comparable; the CPU ratio streaming / not is the cost of relaying 40 chunks.")
     add("")
     _simple_rows(add, [("PsicoIA, streaming", rounds["stream"]),

@@ -160,6 +160,9 @@ def test_feature_scenarios_ran_or_say_why_not(smoke):
             for run in runs:
                 assert run["errors"] == 0, (name, run["error_examples"])
                 assert run["ok"] == run["clients"] * run["messages_per_client"], name
+    for key, runs in results.get("streaming", {}).get("rounds", {}).items():
+        if key != "plain":  # every streamed reply began with the provider's stamp, verbatim
+            assert all(run["after_chunk"]["count"] == run["ok"] for run in runs), key
 
 
 def test_two_instances_behind_haproxy_ran_or_say_why_not(smoke):
