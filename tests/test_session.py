@@ -171,7 +171,7 @@ def test_max_waiting_zero_answers_busy_whenever_every_slot_is_taken():
 class BrokenStore(MemoryStore):
     """A store whose disk is gone: every write fails (the reply must not wait on it)."""
 
-    def append(self, conversation_id, turns, keep, now):
+    def append(self, conversation_id, turns, keep, now, risk=None):
         return fail(StorageUnavailable("disk full"))
 
 

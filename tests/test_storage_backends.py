@@ -133,6 +133,24 @@ async def test_risk_state_refuses_text(make_store):
 
 
 @pytest_twisted.ensureDeferred
+async def test_append_carries_the_crisis_state_in_the_same_write(make_store):
+    store = make_store()
+    c = await store.create(b"f" * 32, 1.0)
+    await store.append(c.id, [Turn("user", "uno"), Turn("assistant", "dos")], 10, 2.0,
+                       risk={"level": 1, "turns": [0.25]})
+    await store.append(c.id, [Turn("user", "tres"), Turn("assistant", "cuatro")], 10, 3.0)
+    resumed = await store.resume(b"f" * 32, 4.0)
+    assert [t.content for t in resumed.turns] == ["uno", "dos", "tres", "cuatro"]
+    assert resumed.risk == {"level": 1, "turns": [0.25]}, "no risk: the stored one stays"
+    assert resumed.updated_at == 3.0
+    with pytest.raises(ValueError):  # text in the crisis state: nothing of the write lands
+        await store.append(c.id, [Turn("user", "cinco")], 10, 5.0, risk={"said": "cinco"})
+    resumed = await store.resume(b"f" * 32, 6.0)
+    assert [t.content for t in resumed.turns] == ["uno", "dos", "tres", "cuatro"]
+    assert resumed.risk == {"level": 1, "turns": [0.25]} and resumed.updated_at == 3.0
+
+
+@pytest_twisted.ensureDeferred
 async def test_resumed_copies_do_not_change_the_store(make_store):
     store = make_store()
     c = await store.create(b"x" * 32, 1.0)

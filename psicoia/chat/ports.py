@@ -103,9 +103,11 @@ class IConversationStore(Interface):
         """Deferred[Conversation or None]: the live conversation whose secret hashes to
         ``secret_hash``; None for unknown, forgotten or expired ones."""
 
-    def append(conversation_id, turns, keep, now):
+    def append(conversation_id, turns, keep, now, risk=None):
         """Add ``turns`` (a sequence of Turn) and keep only the newest ``keep`` turns;
-        Deferred[None]."""
+        Deferred[None]. ``risk`` (optional): also replace the crisis state, as
+        :meth:`save_risk` would, in the same write (all or nothing: the memory and sqlite
+        backends fail with ValueError and write nothing when it is not numbers only)."""
 
     def save_risk(conversation_id, risk, now):
         """Replace the crisis state (a JSON-able dict of numbers); Deferred[None]."""

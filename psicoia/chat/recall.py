@@ -32,6 +32,7 @@ from twisted.internet.defer import Deferred, succeed
 
 from psicoia.chat import resume
 from psicoia.chat.ports import Conversation, Turn
+from psicoia.chat.risk_values import unsaved
 
 if TYPE_CHECKING:  # the session imports this module; annotations only
     from psicoia.chat.session import Session
@@ -97,7 +98,8 @@ def _wake(session: "Session") -> None:
 
 def remember(session: "Session", text: str, answer: str) -> None:
     """Add one exchange to the window the model sees, and to the store (not awaited: the
-    reply never waits on the disk; a failure is the store's to report)."""
+    reply never waits on the disk; a failure is the store's to report). The crisis state's
+    change since it was last saved (the message's arrival read it) goes in the same write."""
     manager = session.manager
     keep = manager.config.history.max_messages
     turns = session.turns
@@ -109,7 +111,7 @@ def remember(session: "Session", text: str, answer: str) -> None:
         del turns[:max(0, len(turns) - keep)]
     write(session, manager.store.append(
         session.conversation_id, (Turn("user", text), Turn("assistant", answer)), keep,
-        manager.clock.seconds()))
+        manager.clock.seconds(), risk=unsaved(session)))
 
 
 def clear(session: "Session") -> None:

@@ -5,8 +5,13 @@ at each message's arrival, the model's second opinion, and the last word on ever
 The state (a :class:`~psicoia.chat.detector.RiskState`, numbers only) is what the crisis
 layer reads each turn with. An idle session keeps only its values as a flat tuple
 (``Session._saved_risk``, about 80 bytes, what the store was last sent) and makes the state
-again from them when a message arrives (:func:`state`); every change is saved at once
-(:func:`save`), so letting go of the object loses nothing.
+again from them when a message arrives (:func:`state`). The change a message's arrival makes
+is not written then: it goes to the store with the message's turns, in the same write
+(``recall.remember``, :func:`psicoia.chat.risk_values.unsaved`), and :func:`last_word` writes
+it alone only when the reply wrote no turns (a command, a deadline, the user gone). So an
+ordinary message costs one store write, and the state is saved before the session can let go
+of it (the last word runs before the user can be idle). Changes made after the turns were
+written (the resources' reminders, a late second opinion) are saved at once (:func:`save`).
 """
 
 from __future__ import annotations
@@ -16,24 +21,13 @@ from typing import TYPE_CHECKING, Optional
 from psicoia.chat import recall
 from psicoia.chat.crisis import most_urgent
 from psicoia.chat.detector import RiskState
+from psicoia.chat.risk_values import restored, unsaved, values
 from psicoia.chat.vocabulary import Kind, Reply
 
 if TYPE_CHECKING:  # the session imports this module; annotations only
     from psicoia.chat.session import Session
 
-_KEYS = tuple(RiskState().to_dict())
-
-
-def values(state: dict) -> tuple:
-    """A crisis state (``RiskState.to_dict()``) as a flat tuple (about 80 bytes; the dict
-    was 300)."""
-    return tuple(tuple(sorted(v.items())) if isinstance(v, dict) else v for v in state.values())
-
-
-def restored(flat: tuple) -> RiskState:
-    """The crisis state :func:`values` flattened."""
-    return RiskState.from_dict({key: dict(value) if isinstance(value, tuple) else value
-                                for key, value in zip(_KEYS, flat)})
+__all__ = ["check", "last_word", "restored", "save", "state", "values"]
 
 
 def state(session: "Session") -> RiskState:
@@ -44,11 +38,9 @@ def state(session: "Session") -> RiskState:
 
 
 def save(session: "Session") -> None:
-    """Store the crisis state when it changed (numbers only; not awaited)."""
-    current = state(session).to_dict()
-    flat = values(current)
-    if flat != session._saved_risk:
-        session._saved_risk = flat
+    """Store the crisis state now if it changed (numbers only; not awaited)."""
+    current = unsaved(session)
+    if current is not None:
         manager = session.manager
         manager.persist(manager.store.save_risk(session.conversation_id, current,
                                                 manager.clock.seconds()))
@@ -60,7 +52,7 @@ def check(session: "Session", text: str) -> Optional[str]:
     something; it never delays the reply (see :func:`last_word`)."""
     manager = session.manager
     tier = manager.crisis.check(state(session), text, session.transport)
-    save(session)
+    # Not saved here: it goes with the reply's turns (recall.remember) or by last_word.
     opinion = manager.second_opinion
     if opinion is not None and opinion.wanted(tier):
         # It reads the user's earlier messages too: once the history is back if it is being
@@ -93,7 +85,9 @@ def last_word(reply: Reply, session: "Session", tier: Optional[str]) -> Reply:
     tier, the support line instead of "busy", reminders afterwards). The session's last
     callback for a message: an idle session then lets go of what it no longer needs."""
     try:
-        if not reply.text:  # the user left: nothing is written
+        if reply.outcome != Kind.ANSWERED:  # no turns were written to carry the crisis state
+            save(session)
+        if not reply.text:  # the user left: nothing more is written
             return reply
         late = session._late_tier
         if late is not None and reply.outcome != Kind.COMMAND:

@@ -99,12 +99,19 @@ class MemoryStore:
         return succeed(_copy(conversation))
 
     def append(self, conversation_id: str, turns: Sequence[Turn], keep: int,
-               now: float) -> Deferred:
+               now: float, risk: Optional[dict] = None) -> Deferred:
         broken = self._check()
         if broken:
             return broken
+        if risk is not None:
+            try:
+                check_risk(risk)
+            except ValueError as error:
+                return fail(error)
         conversation = self._by_id.get(conversation_id)
         if conversation is not None:
+            if risk is not None:
+                conversation.risk = _plain_copy(risk)
             conversation.turns.extend(turns)
             del conversation.turns[: max(0, len(conversation.turns) - keep)]
             conversation.updated_at = now

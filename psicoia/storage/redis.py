@@ -176,11 +176,13 @@ class RedisStore:
                             json.loads(risk))
 
     def append(self, conversation_id: str, turns: Sequence[Turn], keep: int,
-               now: float) -> Deferred:
+               now: float, risk: Optional[dict] = None) -> Deferred:
+        """Adds the turns (and replaces the crisis state, if ``risk``) in one script."""
         items = [self._item(conversation_id, turn) for turn in turns]
         written = self._eval("append", [_conv(conversation_id), _turns(conversation_id),
                                              PREFIX + "secret:"],
-                             [repr(now), self.retention, max(1, keep), *items])
+                             [repr(now), self.retention, max(1, keep),
+                              "" if risk is None else json.dumps(risk), *items])
         return written.addCallback(lambda _: None)
 
     def save_risk(self, conversation_id: str, risk: dict, now: float) -> Deferred:
@@ -227,12 +229,13 @@ class RedisStore:
         return self.link.batch.run(name, keys, args)
 
 
-# KEYS: conv, turns, secret-prefix. ARGV: now, retention, keep, turns...
+# KEYS: conv, turns, secret-prefix. ARGV: now, retention, keep, risk ('' to keep it), turns...
 _TOUCH_APPEND = """
 local secret = redis.call('HGET', KEYS[1], 'secret')
 if not secret then return 0 end
-for i = 4, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
+for i = 5, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'risk', ARGV[4]) end
 redis.call('HSET', KEYS[1], 'updated', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[2])

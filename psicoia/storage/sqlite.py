@@ -277,12 +277,20 @@ class SqliteStore:
                             write=False, urgent=True)
 
     def append(self, conversation_id: str, turns: Sequence[Turn], keep: int,
-               now: float) -> Deferred:
-        """Add ``turns``, keep the newest ``keep``; Deferred[None]. An unknown (forgotten)
-        conversation is ignored."""
+               now: float, risk: Optional[dict] = None) -> Deferred:
+        """Add ``turns``, keep the newest ``keep``, and replace the crisis state if ``risk``
+        (numbers only: ValueError otherwise, nothing written); Deferred[None]. An unknown
+        (forgotten) conversation is ignored."""
+        encoded = None
+        if risk is not None:
+            try:
+                check_risk(risk)
+            except ValueError as error:
+                return fail(error)
+            encoded = _encode_risk(risk)
         rows = [(t.role, t.content) for t in turns]
         return self._write(sql.append, conversation_id, rows, int(keep), float(now),
-                           self._cipher, self._numbers)
+                           self._cipher, self._numbers, encoded)
 
     def save_risk(self, conversation_id: str, risk: dict, now: float) -> Deferred:
         """Replace the crisis state (numbers only: ValueError otherwise); Deferred[None]."""

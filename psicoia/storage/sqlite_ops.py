@@ -100,11 +100,14 @@ def _open(content: Any, key: Optional[bytes], cid: str, cipher: Optional[TextCip
 
 
 def append(connection: Any, cid: str, rows: list, keep: int, now: float,
-           cipher: Optional[TextCipher], numbers: TurnNumbers) -> None:
-    """Add ``rows`` ((role, text) pairs) to ``cid`` and keep its newest ``keep`` turns; an
-    unknown (forgotten) conversation is left alone."""
+           cipher: Optional[TextCipher], numbers: TurnNumbers,
+           risk: Optional[str] = None) -> None:
+    """Add ``rows`` ((role, text) pairs) to ``cid``, keep its newest ``keep`` turns and, if
+    ``risk`` (its JSON), replace its crisis state; an unknown (forgotten) conversation is left
+    alone."""
     touched = connection.execute(
-        "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, cid)).rowcount
+        "UPDATE conversations SET updated_at = ?, risk = COALESCE(?, risk) WHERE id = ?",
+        (now, risk, cid)).rowcount
     if not touched:
         return
     first = numbers.take(connection, len(rows))
