@@ -7,10 +7,15 @@ for many messages. A batch starts ``window`` seconds after the first operation t
 queue empty, at once when an operation is ``urgent`` (someone waits for it: a read, a
 reservation, a delete the user asked for), and while a batch runs the next one gathers. So a
 write is committed at most about ``window`` plus one batch after it was asked, and nobody who
-waits on the result waits for the window.
+waits on the result waits for the window. A write with a ``key`` (the conversation it writes
+to) that finds another write of the same key still waiting in the queue starts the batch at
+once too: whatever the window, a key never has more than one write waiting (and one in the
+batch being committed), so a crash loses at most that much of each conversation.
 
 Each operation's effects are all or nothing. The batch first runs every operation straight
-through; only if one fails with bad input (a duplicate key, a message that does not decrypt)
+through (a run of operations whose ``work`` has a ``many`` attribute, ``many(connection,
+[args, ...])`` -> one result per call, goes to it in one call: fewer statements, and each
+``sqlite3`` call lets go of the GIL); only if one fails with bad input (a duplicate key, a message that does not decrypt)
 is the transaction rolled back and run again with each operation inside its own ``SAVEPOINT``,
 so the bad one fails alone. A storage fault (see ``classify``) fails the whole batch.
 """
@@ -42,6 +47,18 @@ class _Item:
         self.write, self.checkpoint = write, checkpoint
 
 
+def _runs(batch: list[_Item]) -> list[list[_Item]]:
+    """The batch cut into runs: consecutive operations of one ``work`` that has ``many``
+    together, every other operation alone."""
+    runs: list[list[_Item]] = []
+    for item in batch:
+        if runs and item.work is runs[-1][0].work and hasattr(item.work, "many"):
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
+
+
 class _BadItem(Exception):
     """The straight run met bad input: run the batch again, one savepoint per operation."""
 
@@ -68,21 +85,29 @@ class GroupCommit:
         self._timer: Optional[IDelayedCall] = None
         self._busy = False
         self._urgent = False  # an operation in the queue is waited for
+        self._keys: set = set()  # the keys of the writes waiting in the queue
         self._reopen = False  # read by the database thread at the start of a batch
         self._checkpoint_due = False  # database thread only
 
     def submit(self, work: Callable[..., Any], *args: Any, write: bool = True,
-               checkpoint: bool = False, urgent: bool = False) -> Deferred:
+               checkpoint: bool = False, urgent: bool = False,
+               key: Optional[str] = None) -> Deferred:
         """Queue ``work(connection, *args)`` (run in the database thread, possibly twice: it
         must only touch the database); Deferred[its result], fired once its transaction is
         committed. ``write`` False: a read (it takes no write lock, and its success says
         nothing about the disk's health). ``checkpoint``: after the commit, copy the WAL into
         the database and truncate it, so deleted text leaves both files. ``urgent``: start the
-        batch now instead of after the window. Faults fail the Deferred with
+        batch now instead of after the window; ``key`` (hashable): so does a second write of
+        the same key while the first still waits. Faults fail the Deferred with
         StorageUnavailable(reason); a message that does not decrypt, with
         StorageUnavailable("unreadable"); bad input, with its own exception."""
         d = Deferred()
         self._queue.append(_Item(work, args, d, write, checkpoint))
+        if key is not None:
+            if key in self._keys:
+                urgent = True
+            else:
+                self._keys.add(key)
         self._urgent = self._urgent or urgent
         if not self._busy:
             self._schedule()
@@ -102,6 +127,8 @@ class GroupCommit:
             self._timer = None
         batch, self._queue = self._queue, []
         self._busy, self._urgent = True, False
+        if self._keys:
+            self._keys = set()
         d = self._pool.runWithConnection(self._run_batch, batch)
         d.addBoth(self._batch_done, batch)
 
@@ -123,34 +150,45 @@ class GroupCommit:
 
     def _transaction(self, connection: Any, batch: list[_Item], begin: str,
                      careful: bool) -> list:
-        """Run the batch in one transaction. Not ``careful``: straight through, and the
-        first operation that fails with bad input rolls it all back (:class:`_BadItem`);
-        ``careful``: each operation in its own savepoint, bad input fails that one alone."""
+        """Run the batch in one transaction. Not ``careful``: straight through (runs of one
+        ``work.many`` in one call), and the first operation that fails with bad input rolls
+        it all back (:class:`_BadItem`); ``careful``: each operation alone in its own
+        savepoint, bad input fails that one alone."""
         connection.execute(begin)
-        outcomes: list = []
         try:
-            for item in batch:
-                if careful:
-                    connection.execute("SAVEPOINT item")
+            if careful:
+                outcomes = [self._careful(connection, item) for item in batch]
+            else:
+                outcomes = []
                 try:
-                    value = item.work(connection, *item.args)
+                    for run in _runs(batch):
+                        if len(run) == 1:
+                            outcomes.append((True, run[0].work(connection, *run[0].args)))
+                        else:
+                            values = run[0].work.many(connection, [item.args for item in run])
+                            outcomes.extend((True, value) for value in values)
                 except Exception as error:
                     if self._classify(error) is not None or not connection.in_transaction:
                         raise
-                    if not careful:
-                        raise _BadItem() from error
-                    connection.execute("ROLLBACK TO item")
-                    connection.execute("RELEASE item")
-                    outcomes.append((False, error))
-                else:
-                    if careful:
-                        connection.execute("RELEASE item")
-                    outcomes.append((True, value))
+                    raise _BadItem() from error
             connection.execute("COMMIT")
         except BaseException:
             connection.rollback()
             raise
         return outcomes
+
+    def _careful(self, connection: Any, item: _Item) -> tuple:
+        connection.execute("SAVEPOINT item")
+        try:
+            value = item.work(connection, *item.args)
+        except Exception as error:
+            if self._classify(error) is not None or not connection.in_transaction:
+                raise
+            connection.execute("ROLLBACK TO item")
+            connection.execute("RELEASE item")
+            return (False, error)
+        connection.execute("RELEASE item")
+        return (True, value)
 
     def _batch_done(self, result: Any, batch: list[_Item]) -> None:
         self._busy = False

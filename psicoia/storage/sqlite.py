@@ -150,13 +150,15 @@ class SqliteStore:
     # -- running operations (psicoia.storage.batches: group commit) --------------------------
 
     def _submit(self, work: Callable[..., Any], *args: Any, write: bool = True,
-                checkpoint: bool = False, urgent: bool = False) -> Deferred:
+                checkpoint: bool = False, urgent: bool = False,
+                key: Optional[str] = None) -> Deferred:
         """Queue ``work(connection, *args)``; Deferred[its result]. Faults become
-        StorageUnavailable and update ``health`` (a committed write restores it)."""
+        StorageUnavailable and update ``health`` (a committed write restores it). ``key``:
+        the conversation written to (see :class:`~psicoia.storage.batches.GroupCommit`)."""
         if self._closed:
             return fail(StorageUnavailable("closed"))
         return self._batches.submit(work, *args, write=write, checkpoint=checkpoint,
-                                    urgent=urgent)
+                                    urgent=urgent, key=key)
 
     def _batch_outcome(self, reason: Optional[str], wrote: bool) -> None:
         if reason is not None:
@@ -255,6 +257,9 @@ class SqliteStore:
         self._unconfirmed.pop(cid, None)
         return result
 
+    def _confirmed_result(self, result: Any, cid: str) -> Any:
+        return self._confirmed(cid, result)
+
     def _row_refused(self, failure: Failure, cid: str) -> None:
         if not failure.check(StorageUnavailable):  # a duplicate secret hash: a caller's bug
             self._unconfirmed.pop(cid, None)
@@ -265,7 +270,7 @@ class SqliteStore:
         if that may not be on disk yet (the row's own write may still be in flight, or
         have failed)."""
         row = self._unconfirmed.get(cid)
-        d = self._submit(sql.with_row, row, work, cid, *args)
+        d = self._submit(sql.with_row, row, work, cid, *args, key=cid)
         if row is not None:
             d.addCallback(lambda result: self._confirmed(cid, result))
         return d
@@ -289,8 +294,12 @@ class SqliteStore:
                 return fail(error)
             encoded = _encode_risk(risk)
         rows = [(t.role, t.content) for t in turns]
-        return self._write(sql.append, conversation_id, rows, int(keep), float(now),
-                           self._cipher, self._numbers, encoded)
+        row = self._unconfirmed.get(conversation_id)
+        d = self._submit(sql.append, row, conversation_id, rows, int(keep), float(now),
+                         self._cipher, self._numbers, encoded, key=conversation_id)
+        if row is not None:
+            d.addCallback(self._confirmed_result, conversation_id)
+        return d
 
     def save_risk(self, conversation_id: str, risk: dict, now: float) -> Deferred:
         """Replace the crisis state (numbers only: ValueError otherwise); Deferred[None]."""

@@ -59,12 +59,14 @@ def give_back(connection: Any, next_number: int, limit: int) -> None:
             (next_number, limit))
 
 
+INSERT_ROW = ("INSERT INTO conversations (id, number, secret_hash, created_at, updated_at) "
+              "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING")
+
+
 def insert_row(connection: Any, row: tuple) -> None:
     """The conversation's row, once (a second write of the same id is a no-op; a clashing
     secret hash is an IntegrityError)."""
-    connection.execute(
-        "INSERT INTO conversations (id, number, secret_hash, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING", row)
+    connection.execute(INSERT_ROW, row)
 
 
 def with_row(connection: Any, row: Optional[tuple], work: Callable[..., Any],
@@ -99,33 +101,94 @@ def _open(content: Any, key: Optional[bytes], cid: str, cipher: Optional[TextCip
     return cipher.open(content, cid)
 
 
-def append(connection: Any, cid: str, rows: list, keep: int, now: float,
-           cipher: Optional[TextCipher], numbers: TurnNumbers,
+def append(connection: Any, row: Optional[tuple], cid: str, rows: list, keep: int,
+           now: float, cipher: Optional[TextCipher], numbers: TurnNumbers,
            risk: Optional[str] = None) -> None:
-    """Add ``rows`` ((role, text) pairs) to ``cid``, keep its newest ``keep`` turns and, if
-    ``risk`` (its JSON), replace its crisis state; an unknown (forgotten) conversation is left
-    alone."""
-    touched = connection.execute(
-        "UPDATE conversations SET updated_at = ?, risk = COALESCE(?, risk) WHERE id = ?",
-        (now, risk, cid)).rowcount
-    if not touched:
-        return
-    first = numbers.take(connection, len(rows))
-    if cipher is None:
-        values = [(cid, seq, role, None, content)
-                  for seq, (role, content) in enumerate(rows, start=first)]
-    else:
-        values = [(cid, seq, role, cipher.current_id, cipher.seal(content, cid))
-                  for seq, (role, content) in enumerate(rows, start=first)]
-    connection.executemany("INSERT INTO turns (conversation_id, seq, role, key_id, content) "
-                           "VALUES (?, ?, ?, ?, ?)", values)
-    if keep < 1:
-        connection.execute("DELETE FROM turns WHERE conversation_id = ?", (cid,))
-        return
-    # Older than the keep-th newest: the subquery is NULL (nothing goes) while fewer are kept.
-    connection.execute(
-        "DELETE FROM turns WHERE conversation_id = ?1 AND seq < (SELECT seq FROM turns "
-        "WHERE conversation_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)", (cid, keep - 1))
+    """Add ``rows`` ((role, text) pairs) to ``cid`` (after its conversation ``row`` if that
+    may be missing), keep its newest ``keep`` turns and, if ``risk`` (its JSON), replace its
+    crisis state; an unknown (forgotten) conversation is left alone."""
+    append_many(connection, [(row, cid, rows, keep, now, cipher, numbers, risk)])
+
+
+def append_many(connection: Any, calls: list) -> list:
+    """Several :func:`append` calls (their argument tuples, in order) in a few statements per
+    :data:`CHUNK`: one UPDATE for every touch, one INSERT for every turn, one DELETE per
+    ``keep`` for the trims, whatever the number of messages. Each ``sqlite3`` call lets go of
+    the GIL and must take it back from a busy reactor thread (bench/analysis.md "(s)"), so
+    the count of calls per batch is what this saves. One result (None) per call."""
+    conversation_rows = [call[0] for call in calls if call[0] is not None]
+    if conversation_rows:
+        connection.executemany(INSERT_ROW, conversation_rows)
+    for start in range(0, len(calls), CHUNK):
+        _append_chunk(connection, calls[start:start + CHUNK])
+    return [None] * len(calls)
+
+
+def _append_chunk(connection: Any, calls: list) -> None:
+    touches: dict = {}  # cid -> [now, risk]: the last time, the last crisis state given
+    turns: list = []
+    trims: dict = {}  # keep -> cids
+    numbers = calls[0][6]
+    seq = numbers.take(connection, sum(len(call[2]) for call in calls))
+    for _, cid, rows, keep, now, cipher, _, risk in calls:
+        touch = touches.get(cid)
+        if touch is None:
+            touches[cid] = [now, risk]
+        else:
+            touch[0] = now
+            if risk is not None:
+                touch[1] = risk
+        for role, content in rows:
+            if cipher is None:
+                turns.append((cid, seq, role, None, content))
+            else:
+                turns.append((cid, seq, role, cipher.current_id, cipher.seal(content, cid)))
+            seq += 1
+        trims.setdefault(keep, {})[cid] = None
+    connection.execute(*_padded(_TOUCH, [(cid, now, risk) for cid, (now, risk)
+                                         in touches.items()], 3))
+    if turns:
+        connection.execute(*_padded(_INSERT_TURNS, turns, 5))
+    for keep, cids in trims.items():
+        if keep < 1:
+            connection.execute(*_padded(_CLEAR_MANY, [(cid,) for cid in cids], 1))
+        else:  # older than the keep-th newest: the subquery is NULL while fewer are kept
+            query, values = _padded(_TRIM_MANY, [(cid,) for cid in cids], 1)
+            connection.execute(query, (*values, keep - 1))
+
+
+# At most this many appends per statement; the row lists are padded with NULL rows (which
+# match no conversation) to a power of two, so only a few statement texts exist and the
+# ``sqlite3`` module keeps each prepared (its statement cache holds 128).
+CHUNK = 64
+_TOUCH = ("UPDATE conversations SET updated_at = v.column2, "
+          "risk = COALESCE(v.column3, conversations.risk) "
+          "FROM (VALUES {}) AS v WHERE conversations.id = v.column1")
+_INSERT_TURNS = ("INSERT INTO turns (conversation_id, seq, role, key_id, content) "
+                 "SELECT v.column1, v.column2, v.column3, v.column4, v.column5 "
+                 "FROM (VALUES {}) AS v JOIN conversations ON conversations.id = v.column1")
+_CLEAR_MANY = "DELETE FROM turns WHERE conversation_id IN ({})"
+_TRIM_MANY = ("DELETE FROM turns WHERE conversation_id IN ({}) AND seq < (SELECT t.seq "
+              "FROM turns AS t WHERE t.conversation_id = turns.conversation_id "
+              "ORDER BY t.seq DESC LIMIT 1 OFFSET ?)")
+_TEXTS: dict = {}
+
+
+def _padded(template: str, rows: list, width: int) -> tuple[str, list]:
+    """``template`` with room for ``rows`` (tuples of ``width``) rounded up to a power of
+    two, and the flat parameters (the padding NULL)."""
+    size = 1 << (len(rows) - 1).bit_length()
+    text = _TEXTS.get((template, size))
+    if text is None:
+        group = "?" if template is _CLEAR_MANY or template is _TRIM_MANY else \
+            "(" + ", ".join("?" * width) + ")"
+        text = _TEXTS[(template, size)] = template.format(", ".join([group] * size))
+    values = [value for row in rows for value in row]
+    values.extend([None] * ((size - len(rows)) * width))
+    return text, values
+
+
+append.many = append_many  # type: ignore[attr-defined]  # what a batch calls (batches.py)
 
 
 def save_risk(connection: Any, cid: str, encoded: str, now: float) -> None:
