@@ -284,3 +284,51 @@ async def test_concurrent_operations_share_commits_and_keep_their_order(tmp_path
         assert (await store.resume(bytes([1]) * 32, 60.0)).risk == {"level": 2}
     finally:
         await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_migration_from_version_1_keeps_every_turn_and_clusters_them(tmp_path):
+    """A file written by the schema of version 1 (turns in a rowid table) is migrated
+    forward: same conversations and turns, in order, new turns after them, /olvidar still
+    erases the text from the files."""
+    from psicoia.storage.sqlite_file import MIGRATIONS
+    path = tmp_path / "old.db"
+    secret = marker()
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    db.execute("INSERT INTO schema_version VALUES (1)")
+    for statement in MIGRATIONS[0]:
+        db.execute(statement)
+    db.execute("UPDATE meta SET value = 3 WHERE key = 'next_number'")
+    for number, cid in ((1, "a" * 32), (2, "b" * 32)):
+        db.execute("INSERT INTO conversations (id, number, secret_hash, created_at, updated_at,"
+                   " risk) VALUES (?, ?, ?, 1.0, 2.0, '{\"level\": 1}')",
+                   (cid, number, bytes([number]) * 32))
+    rows = [("a" * 32, seq, "user" if seq % 2 else "assistant", f"{secret} a{seq}")
+            for seq in (1, 3, 5)] + [("b" * 32, seq, "user", f"b{seq}") for seq in (2, 4)]
+    db.executemany("INSERT INTO turns (conversation_id, seq, role, key_id, content) "
+                   "VALUES (?, ?, ?, NULL, ?)", rows)
+    db.close()
+
+    store = open_sqlite(path)
+    try:
+        first = await store.resume(bytes([1]) * 32, 3.0)
+        assert [t.content for t in first.turns] == [f"{secret} a{s}" for s in (1, 3, 5)]
+        assert first.risk == {"level": 1} and first.number == 1
+        await store.append("b" * 32, [Turn("user", "b-new")], 10, 4.0)
+        second = await store.resume(bytes([2]) * 32, 5.0)
+        assert [t.content for t in second.turns] == ["b2", "b4", "b-new"]
+        assert (await store.create(b"n" * 32, 6.0)).number == 3
+        await store.forget(first.id)
+    finally:
+        await store.close()
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+        (schema,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'turns'").fetchone()
+        assert "WITHOUT ROWID" in schema
+        assert db.execute("SELECT COUNT(*) FROM turns").fetchone() == (3,)
+    finally:
+        db.close()
+    assert files_containing(path, secret) == []
