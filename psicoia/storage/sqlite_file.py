@@ -39,23 +39,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (conversation_id, seq))""",
         "CREATE INDEX turns_by_key ON turns (key_id) WHERE key_id IS NOT NULL",
     ),
-    (
-        # 1 -> 2: turns clustered by (conversation, seq), one b-tree instead of a rowid table
-        # plus its key's index: an append or a trim dirties half the pages (bench/analysis.md
-        # "(s)"). The rows are copied as they are (sealed text stays sealed).
-        """CREATE TABLE turns_clustered (
-            conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
-            seq INTEGER NOT NULL,
-            role TEXT NOT NULL,
-            key_id BLOB,
-            content NOT NULL,
-            PRIMARY KEY (conversation_id, seq)) WITHOUT ROWID""",
-        "INSERT INTO turns_clustered (conversation_id, seq, role, key_id, content) "
-        "SELECT conversation_id, seq, role, key_id, content FROM turns",
-        "DROP TABLE turns",
-        "ALTER TABLE turns_clustered RENAME TO turns",
-        "CREATE INDEX turns_by_key ON turns (key_id) WHERE key_id IS NOT NULL",
-    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
