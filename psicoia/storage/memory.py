@@ -21,14 +21,18 @@ from psicoia.chat.ports import (Conversation, IConversationStore, ISharedState,
                                 StorageUnavailable, Turn)
 
 
+_PLAIN = frozenset((bool, int, float, type(None)))  # checked by type first: no ABC lookup
+
+
 def check_risk(value: Any, depth: int = 0) -> None:
     """Raise ValueError unless ``value`` (the crisis state) holds only numbers, booleans and
     None, in dicts with str keys and lists, at most four levels deep: never text."""
-    if value is None or isinstance(value, (bool, Real)):
+    if type(value) in _PLAIN or isinstance(value, Real):
         return
     if depth < 4 and isinstance(value, dict) and all(isinstance(k, str) for k in value):
         for item in value.values():
-            check_risk(item, depth + 1)
+            if type(item) not in _PLAIN:
+                check_risk(item, depth + 1)
         return
     if depth < 4 and isinstance(value, (list, tuple)):
         for item in value:
