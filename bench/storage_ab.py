@@ -3,7 +3,8 @@ Scenario (s) as an A/B of several servers at once: each ``--variant NAME=CHECKOU
 (BACKEND ``memory`` or ``sqlite``, CHECKOUT a directory whose ``psicoia`` the server imports)
 gets (b)'s load (provider 0 ms, 50 clients x 40 messages, closed loop) in interleaved rounds
 (order reversed every other round), and the server's CPU per message is split into its main
-(reactor) thread and the others (the database thread) from ``/proc/PID/task``. For the
+(reactor) thread and the others (the database thread) from ``/proc/PID/task``, with each
+side's voluntary context switches per message (waits for the GIL, a lock or the disk). For the
 hand-made measurements in bench/analysis.md; not part of bench/run.
 
     python -m bench.storage_ab --variant memory=.:memory --variant main=/tmp/main:sqlite \\
@@ -37,6 +38,20 @@ def thread_ticks(pid: int) -> dict[int, int]:
     return ticks
 
 
+def thread_switches(pid: int) -> dict[int, int]:
+    """Voluntary context switches (a wait: for the GIL, a lock, the disk) of each thread."""
+    switches = {}
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            status = Path(f"/proc/{pid}/task/{task}/status").read_text()
+        except FileNotFoundError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                switches[int(task)] = int(line.split()[1])
+    return switches
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variant", action="append", required=True,
@@ -51,7 +66,7 @@ def main(argv=None) -> int:
     tick_ms = 1000.0 / os.sysconf("SC_CLK_TCK")
     shape = {"clients": args.clients, "messages": args.messages}
     sides: dict[str, tuple[int, int]] = {}
-    runs: dict[str, list[tuple[float, float, float]]] = {}
+    runs: dict[str, list[tuple[float, float, float, float, float]]] = {}
     try:
         _, url = bench.provider(0)
         for spec in args.variant:
@@ -69,9 +84,9 @@ def main(argv=None) -> int:
             order = list(sides) if number % 2 == 0 else list(reversed(sides))
             for name in order:
                 port, pid = sides[name]
-                start = thread_ticks(pid)
+                start, waits = thread_ticks(pid), thread_switches(pid)
                 result = bench.chat(port, pid, shape)
-                end = thread_ticks(pid)
+                end, waited = thread_ticks(pid), thread_switches(pid)
                 answered = (result.get("ok") or 0) + (result.get("busy") or 0)
                 if result.get("errors") or not answered:
                     log(f"{name}: errors {result.get('errors')}, answered {answered}")
@@ -79,7 +94,11 @@ def main(argv=None) -> int:
                 main_ms = (end.get(pid, 0) - start.get(pid, 0)) * tick_ms / answered
                 other_ms = sum(t - start.get(tid, 0) for tid, t in end.items()
                                if tid != pid) * tick_ms / answered
-                runs[name].append((result.get("server_cpu_ms_per_message"), main_ms, other_ms))
+                main_waits = (waited.get(pid, 0) - waits.get(pid, 0)) / answered
+                other_waits = sum(w - waits.get(tid, 0) for tid, w in waited.items()
+                                  if tid != pid) / answered
+                runs[name].append((result.get("server_cpu_ms_per_message"), main_ms, other_ms,
+                                   main_waits, other_waits))
                 log(f"round {number + 1} {name}: {runs[name][-1][0]} ms/msg "
                     f"(main {main_ms:.3f}, others {other_ms:.3f})")
         after = loadavg()
@@ -88,8 +107,10 @@ def main(argv=None) -> int:
     print(f"(b)'s load, {args.clients} clients x {args.messages} messages, {args.rounds} "
           f"rounds; load average before {before}, after {after}; CPU ms per message, medians")
     for name, rows in runs.items():
-        cpu, main_ms, other_ms = (statistics.median(column) for column in zip(*rows))
-        print(f"{name:10} {cpu:.3f} (main thread {main_ms:.3f}, others {other_ms:.3f}) "
+        cpu, main_ms, other_ms, main_waits, other_waits = (
+            statistics.median(column) for column in zip(*rows))
+        print(f"{name:10} {cpu:.3f} (main thread {main_ms:.3f}, others {other_ms:.3f}; "
+              f"waits per message {main_waits:.2f} / {other_waits:.2f}) "
               f"rounds {[row[0] for row in rows]}")
     sys.stdout.flush()
     return 0
