@@ -134,3 +134,35 @@ async def test_a_second_write_of_one_key_starts_the_batch_at_once(tmp_path):
         assert await later == "a0-later" and counted.calls == 2
     finally:
         pool.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_batch_run_alone_without_a_transaction_still_fails_bad_input_alone(tmp_path):
+    path = tmp_path / "b.db"
+    setup_table(path)
+    clock = Clock()
+
+    def put_one(connection, key, value):
+        return put(connection, key, value)
+
+    def put_in_one_statement(connection, calls):
+        connection.execute("INSERT INTO t (k, v) VALUES " + ", ".join(["(?, ?)"] * len(calls)),
+                           [value for call in calls for value in call])
+        return [key for key, _ in calls]
+
+    put_one.many = put_in_one_statement
+    put_one.alone = lambda calls: True
+    pool, counted, batches, _ = make(path, clock)
+    try:
+        good = [batches.submit(put_one, f"k{i}", i) for i in range(3)]
+        clock.advance(WINDOW)
+        assert await gatherResults(good) == ["k0", "k1", "k2"]
+        calls = [batches.submit(put_one, "k3", 3), batches.submit(put_one, "k0", 99),
+                 batches.submit(put_one, "k4", 4)]
+        clock.advance(WINDOW)
+        assert await calls[0] == "k3" and await calls[2] == "k4"
+        with pytest.raises(sqlite3.IntegrityError):
+            await calls[1]
+        assert committed(path) == {f"k{i}": i for i in range(5)}
+    finally:
+        pool.close()

@@ -15,7 +15,8 @@ batch being committed), so a crash loses at most that much of each conversation.
 Each operation's effects are all or nothing. The batch first runs every operation straight
 through (a run of operations whose ``work`` has a ``many`` attribute, ``many(connection,
 [args, ...])`` -> one result per call, goes to it in one call: fewer statements, and each
-``sqlite3`` call lets go of the GIL); only if one fails with bad input (a duplicate key, a message that does not decrypt)
+``sqlite3`` call lets go of the GIL; a batch that is one such run and one statement, as its
+``work.alone`` says, needs no BEGIN and COMMIT either); only if one fails with bad input (a duplicate key, a message that does not decrypt)
 is the transaction rolled back and run again with each operation inside its own ``SAVEPOINT``,
 so the bad one fails alone. A storage fault (see ``classify``) fails the whole batch.
 """
@@ -140,13 +141,34 @@ class GroupCommit:
             connection.reconnect()
         begin = "BEGIN IMMEDIATE" if any(item.write for item in batch) else "BEGIN"
         try:
-            outcomes = self._transaction(connection, batch, begin, careful=False)
+            outcomes = self._alone(connection, batch)
+            if outcomes is None:
+                outcomes = self._transaction(connection, batch, begin, careful=False)
         except _BadItem:
             outcomes = self._transaction(connection, batch, begin, careful=True)
         if self._checkpoint_due or any(item.checkpoint for item in batch):
             busy = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
             self._checkpoint_due = bool(busy)  # a reader (a backup) held it: next batch
         return outcomes
+
+    def _alone(self, connection: Any, batch: list[_Item]) -> Optional[list]:
+        """A batch that is one run of a ``work`` whose ``alone(args_list)`` says its ``many``
+        is a single statement runs without BEGIN and COMMIT (SQLite makes the statement its
+        own transaction: all or nothing); the outcomes, or None when that does not apply."""
+        work = batch[0].work
+        alone = getattr(work, "alone", None)
+        if alone is None or any(item.work is not work for item in batch):
+            return None
+        calls = [item.args for item in batch]
+        if not alone(calls):
+            return None
+        try:
+            values = work.many(connection, calls)
+        except Exception as error:
+            if self._classify(error) is not None:
+                raise
+            raise _BadItem() from error
+        return [(True, value) for value in values]
 
     def _transaction(self, connection: Any, batch: list[_Item], begin: str,
                      careful: bool) -> list:

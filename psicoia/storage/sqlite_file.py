@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 from psicoia.config import ConfigError
 from psicoia.storage.crypto import TextCipher, WrongKey
+from psicoia.storage.sqlite_ops import APPEND_VIEW
 
 # Forward migrations: MIGRATIONS[n] takes the schema from version n to n + 1. Never edit a
 # released entry; append a new one.
@@ -100,6 +101,8 @@ def prepare(connection: sqlite3.Connection, path: str, cipher: Optional[TextCiph
     connection.execute("PRAGMA secure_delete=ON")
     connection.execute("PRAGMA foreign_keys=ON")
     migrate(connection, path)
+    for statement in APPEND_VIEW:
+        connection.execute(statement)
     check_keys(connection, path, cipher, key_env)
     for suffix in ("-wal", "-shm"):
         try:

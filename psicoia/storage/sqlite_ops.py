@@ -111,11 +111,11 @@ def append(connection: Any, row: Optional[tuple], cid: str, rows: list, keep: in
 
 
 def append_many(connection: Any, calls: list) -> list:
-    """Several :func:`append` calls (their argument tuples, in order) in a few statements per
-    :data:`CHUNK`: one UPDATE for every touch, one INSERT for every turn, one DELETE per
-    ``keep`` for the trims, whatever the number of messages. Each ``sqlite3`` call lets go of
-    the GIL and must take it back from a busy reactor thread (bench/analysis.md "(s)"), so
-    the count of calls per batch is what this saves. One result (None) per call."""
+    """Several :func:`append` calls (their argument tuples, in order) as one INSERT into the
+    ``appends`` view per :data:`CHUNK` (its trigger, :data:`APPEND_VIEW`, inserts each turn,
+    touches the conversation and trims it). Each ``sqlite3`` call lets go of the GIL and must
+    take it back from a busy reactor thread (bench/analysis.md "(s)"), so the count of calls
+    per batch is what this saves. One result (None) per call."""
     conversation_rows = [call[0] for call in calls if call[0] is not None]
     if conversation_rows:
         connection.executemany(INSERT_ROW, conversation_rows)
@@ -124,74 +124,69 @@ def append_many(connection: Any, calls: list) -> list:
     return [None] * len(calls)
 
 
+def alone(calls: list) -> bool:
+    """The calls are one statement (no conversation row to write first, one chunk): a batch
+    of only these needs no BEGIN and COMMIT of its own (psicoia/storage/batches.py)."""
+    return len(calls) <= CHUNK and all(call[0] is None for call in calls)
+
+
 def _append_chunk(connection: Any, calls: list) -> None:
-    touches: dict = {}  # cid -> [now, risk]: the last time, the last crisis state given
-    turns: list = []
-    trims: dict = {}  # keep -> cids
     numbers = calls[0][6]
     seq = numbers.take(connection, sum(len(call[2]) for call in calls))
-    for _, cid, rows, keep, now, cipher, _, risk in calls:
-        touch = touches.get(cid)
-        if touch is None:
-            touches[cid] = [now, risk]
-        else:
-            touch[0] = now
-            if risk is not None:
-                touch[1] = risk
-        for role, content in rows:
-            if cipher is None:
-                turns.append((cid, seq, role, None, content))
-            else:
-                turns.append((cid, seq, role, cipher.current_id, cipher.seal(content, cid)))
+    rows: list = []
+    for _, cid, turns, keep, now, cipher, _, risk in calls:
+        last = len(turns) - 1
+        if last < 0:  # no turn: touch and trim only
+            rows.append((cid, None, None, None, None, now, risk, keep, 1))
+        for index, (role, content) in enumerate(turns):
+            key = None
+            if cipher is not None:
+                key, content = cipher.current_id, cipher.seal(content, cid)
+            done = index == last
+            rows.append((cid, seq, role, key, content, now, risk if done else None, keep,
+                         int(done)))
             seq += 1
-        trims.setdefault(keep, {})[cid] = None
-    connection.execute(*_padded(_TOUCH, [(cid, now, risk) for cid, (now, risk)
-                                         in touches.items()], 3))
-    if turns:
-        connection.execute(*_padded(_INSERT_TURNS, turns, 5))
-    for keep, cids in trims.items():
-        if keep < 1:
-            connection.execute(*_padded(_CLEAR_MANY, [(cid,) for cid in cids], 1))
-        else:  # older than the keep-th newest: the cut is NULL while fewer are kept
-            query, values = _padded(_TRIM_MANY, [(cid,) for cid in cids], 1)
-            connection.execute(query, (keep - 1, *values))
-
-
-# At most this many appends per statement; the row lists are padded with NULL rows (which
-# match no conversation) to a power of two, so only a few statement texts exist and the
-# ``sqlite3`` module keeps each prepared (its statement cache holds 128).
-CHUNK = 64
-_TOUCH = ("UPDATE conversations SET updated_at = v.column2, "
-          "risk = COALESCE(v.column3, conversations.risk) "
-          "FROM (VALUES {}) AS v WHERE conversations.id = v.column1")
-_INSERT_TURNS = ("INSERT INTO turns (conversation_id, seq, role, key_id, content) "
-                 "SELECT v.column1, v.column2, v.column3, v.column4, v.column5 "
-                 "FROM (VALUES {}) AS v JOIN conversations ON conversations.id = v.column1")
-_CLEAR_MANY = "DELETE FROM turns WHERE conversation_id IN ({})"
-# Each conversation's cut (its keep-th newest seq) found once, then only the older rows
-# visited: 8.2 -> 3.2 us per message against one subquery per row (bench/analysis.md "(s)").
-_TRIM_MANY = ("WITH cut (cid, seq) AS MATERIALIZED (SELECT v.column1, (SELECT s.seq "
-              "FROM turns AS s WHERE s.conversation_id = v.column1 ORDER BY s.seq DESC "
-              "LIMIT 1 OFFSET ?) FROM (VALUES {}) AS v) "
-              "DELETE FROM turns WHERE rowid IN (SELECT t.rowid FROM cut "
-              "JOIN turns AS t ON t.conversation_id = cut.cid AND t.seq < cut.seq)")
-_TEXTS: dict = {}
-
-
-def _padded(template: str, rows: list, width: int) -> tuple[str, list]:
-    """``template`` with room for ``rows`` (tuples of ``width``) rounded up to a power of
-    two, and the flat parameters (the padding NULL)."""
-    size = 1 << (len(rows) - 1).bit_length()
-    text = _TEXTS.get((template, size))
+    size = -(-len(rows) // _STEP) * _STEP
+    text = _TEXTS.get(size)
     if text is None:
-        group = "?" if template is _CLEAR_MANY else "(" + ", ".join("?" * width) + ")"
-        text = _TEXTS[(template, size)] = template.format(", ".join([group] * size))
+        text = _TEXTS[size] = "INSERT INTO appends VALUES " + ", ".join(
+            ["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * size)
     values = [value for row in rows for value in row]
-    values.extend([None] * ((size - len(rows)) * width))
-    return text, values
+    values.extend([None] * ((size - len(rows)) * 9))  # NULL rows: the trigger skips them
+    connection.execute(text, values)
+
+
+# At most this many appends per statement; the rows are padded with NULL rows to a multiple
+# of _STEP, so only a few statement texts exist and the ``sqlite3`` module keeps each
+# prepared (its statement cache holds 128).
+CHUNK = 64
+_STEP = 8
+_TEXTS: dict = {}
+# Made on each connection (psicoia/storage/sqlite_file.py ``prepare``): TEMP, nothing in the
+# file. One row per turn; ``last`` marks a call's last row, which touches the conversation
+# (time, crisis state if given) and trims it to its newest ``keep`` turns (the cut is found
+# once per call; NULL while fewer are kept). An unknown conversation gets nothing.
+APPEND_VIEW = (
+    "CREATE TEMP VIEW IF NOT EXISTS appends "
+    "(cid, seq, role, key_id, content, now, risk, keep, last) AS "
+    "SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE 0",
+    """CREATE TEMP TRIGGER IF NOT EXISTS appends_insert INSTEAD OF INSERT ON appends BEGIN
+        INSERT INTO turns (conversation_id, seq, role, key_id, content)
+            SELECT NEW.cid, NEW.seq, NEW.role, NEW.key_id, NEW.content
+            WHERE NEW.role IS NOT NULL
+            AND EXISTS (SELECT 1 FROM conversations WHERE id = NEW.cid);
+        UPDATE conversations SET updated_at = NEW.now, risk = COALESCE(NEW.risk, risk)
+            WHERE NEW.last AND id = NEW.cid;
+        DELETE FROM turns WHERE NEW.last AND NEW.keep >= 1 AND conversation_id = NEW.cid
+            AND seq < (SELECT seq FROM turns WHERE conversation_id = NEW.cid
+                       ORDER BY seq DESC LIMIT 1 OFFSET NEW.keep - 1);
+        DELETE FROM turns WHERE NEW.last AND NEW.keep < 1 AND conversation_id = NEW.cid;
+    END""",
+)
 
 
 append.many = append_many  # type: ignore[attr-defined]  # what a batch calls (batches.py)
+append.alone = alone  # type: ignore[attr-defined]
 
 
 def save_risk(connection: Any, cid: str, encoded: str, now: float) -> None:
