@@ -15,16 +15,20 @@ What is written when (docs/operations.md, "Data and privacy"):
   connect waits for the disk only once per block; a crash skips the rest of the block (numbers
   are never reused), a clean :meth:`SqliteStore.close` gives it back. A row the disk refused
   is written when it recovers (or with the conversation's first message).
-- ``append`` / ``save_risk`` / ``clear``: when the core calls them, grouped (group commit,
-  :mod:`psicoia.storage.batches`): a write starts a batch at once when the database thread is
-  free, and whatever is asked while a batch runs goes in the next one, in one transaction and
-  one thread hop. :data:`WINDOW` is 0: a longer window would group more writes on a quiet
-  server (bench/analysis.md "(s)": 20 ms saved about 2% of the CPU per message) but a crash
-  would then lose the messages answered in that window, and the issue allows a crash to lose
-  at most the message being answered (and the writes in flight, as before batching). Reads,
-  reservations and deletes the user asked for (``resume``, ``forget``) start their batch at
-  once. Turn numbers are counted in memory (:class:`~psicoia.storage.sqlite_ops.TurnNumbers`),
-  so an append reads nothing; SQL lives in :mod:`psicoia.storage.sqlite_ops`, and the
+- ``append`` (an answered message: its two turns and, in the same write, the crisis state
+  its arrival changed) / ``save_risk`` (only when no turns follow) / ``clear``: when the core
+  calls them, grouped (group commit, :mod:`psicoia.storage.batches`): a write waits up to
+  :data:`WINDOW` for others, and whatever is asked while a batch runs goes in the next one, in
+  one transaction and one thread hop. A conversation's second write while its first still
+  waits starts the batch at once (the writes are keyed by conversation), so each conversation
+  has at most one write waiting and one being committed: a crash loses at most the message
+  being answered and the last answered exchange of each conversation, never more of one
+  user's conversation. Reads, reservations and deletes the user asked for (``resume``,
+  ``forget``) start their batch at once. A batch's appends are one INSERT into a TEMP view
+  whose trigger writes, touches and trims (:data:`~psicoia.storage.sqlite_ops.APPEND_VIEW`):
+  few ``sqlite3`` calls, each of which lets go of the GIL and must take it back from the
+  reactor thread (bench/analysis.md "(s)"). Turn numbers are counted in memory
+  (:class:`~psicoia.storage.sqlite_ops.TurnNumbers`), so an append reads nothing; the
   ``sqlite3`` module keeps each statement prepared (its statement cache).
 - ``forget`` and ``purge``: delete, then ``PRAGMA wal_checkpoint(TRUNCATE)`` so the text is gone
   from the database and WAL files.
@@ -63,9 +67,10 @@ from psicoia.storage.sqlite_file import (SCHEMA_VERSION, PrivateConnection, Stor
                                          classify, prepare)
 from psicoia.storage.sqlite_ops import NUMBER_BLOCK
 
-# How long (seconds) a write waits for others to share its transaction and thread hop: none
-# (what a crash may lose stays the message being answered; see the module docstring).
-WINDOW = 0.0
+# How long (seconds) a write waits for others to share its transaction and thread hop; a
+# conversation's second write does not wait (see the module docstring). bench/analysis.md
+# "(s)": 0, 5, 10 and 20 ms measured.
+WINDOW = 0.02
 _encode_risk = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 
 __all__ = ["NUMBER_BLOCK", "SCHEMA_VERSION", "WINDOW", "SqliteStore", "StoreRefused"]
