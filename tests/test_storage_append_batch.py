@@ -33,7 +33,7 @@ async def test_many_appends_in_one_batch_keep_each_conversation_apart(tmp_path, 
     try:
         convs = await gatherResults([store.create(bytes([i]) * 32, 1.0) for i in range(12)])
         await store.resume(bytes([0]) * 32, 1.0)  # every row written
-        count = sqlite_ops.CHUNK + 30  # more than one statement's worth
+        count = sqlite_ops.CHUNK // 2 + 30  # more than one statement's worth
         busy = store.resume(bytes([0]) * 32, 1.0)  # the thread is busy: the rest waits
         calls = [store.append(convs[i % 10].id, exchange(i), 4, 2.0 + i,
                               risk={"n": i} if i % 3 == 0 else None) for i in range(count)]
@@ -166,3 +166,22 @@ async def test_a_batch_run_alone_without_a_transaction_still_fails_bad_input_alo
         assert committed(path) == {f"k{i}": i for i in range(5)}
     finally:
         pool.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_appends_of_no_turns_and_of_more_turns_than_a_statement_holds(tmp_path):
+    store = open_sqlite(tmp_path / "p.db")
+    try:
+        c = await store.create(b"w" * 32, 1.0)
+        await store.append(c.id, [], 10, 2.0, risk={"turns": 1})  # a touch only
+        resumed = await store.resume(b"w" * 32, 3.0)
+        assert resumed.turns == [] and resumed.updated_at == 2.0 and resumed.risk == {"turns": 1}
+        many = [Turn("user", f"t{i}") for i in range(sqlite_ops.CHUNK + 75)]
+        busy = store.resume(b"w" * 32, 3.0)
+        calls = [store.append(c.id, many, 1000, 4.0), store.append(c.id, exchange(7), 1000, 5.0)]
+        await busy
+        await gatherResults(calls)
+        resumed = await store.resume(b"w" * 32, 6.0)
+        assert [t.content for t in resumed.turns] == [t.content for t in many] + ["u7", "a7"]
+    finally:
+        await store.close()

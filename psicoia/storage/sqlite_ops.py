@@ -119,15 +119,25 @@ def append_many(connection: Any, calls: list) -> list:
     conversation_rows = [call[0] for call in calls if call[0] is not None]
     if conversation_rows:
         connection.executemany(INSERT_ROW, conversation_rows)
-    for start in range(0, len(calls), CHUNK):
-        _append_chunk(connection, calls[start:start + CHUNK])
+    chunk: list = []
+    rows = 0
+    for call in calls:
+        size = max(1, len(call[2]))
+        if chunk and rows + size > CHUNK:
+            _append_chunk(connection, chunk)
+            chunk, rows = [], 0
+        chunk.append(call)
+        rows += size
+    if chunk:
+        _append_chunk(connection, chunk)
     return [None] * len(calls)
 
 
 def alone(calls: list) -> bool:
     """The calls are one statement (no conversation row to write first, one chunk): a batch
     of only these needs no BEGIN and COMMIT of its own (psicoia/storage/batches.py)."""
-    return len(calls) <= CHUNK and all(call[0] is None for call in calls)
+    return (sum(max(1, len(call[2])) for call in calls) <= CHUNK
+            and all(call[0] is None for call in calls))
 
 
 def _append_chunk(connection: Any, calls: list) -> None:
@@ -156,10 +166,10 @@ def _append_chunk(connection: Any, calls: list) -> None:
     connection.execute(text, values)
 
 
-# At most this many appends per statement; the rows are padded with NULL rows to a multiple
-# of _STEP, so only a few statement texts exist and the ``sqlite3`` module keeps each
-# prepared (its statement cache holds 128).
-CHUNK = 64
+# About this many rows (turns) per statement (a call is never split; SQLite takes up to 32,766
+# parameters, 9 a row); the rows are padded with NULL rows to a multiple of _STEP, so only a
+# few statement texts exist and the ``sqlite3`` module keeps each prepared (its cache: 128).
+CHUNK = 128
 _STEP = 8
 _TEXTS: dict = {}
 # Made on each connection (psicoia/storage/sqlite_file.py ``prepare``): TEMP, nothing in the
