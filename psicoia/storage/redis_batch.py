@@ -2,8 +2,8 @@
 One Redis round trip per reactor turn: the scripts asked for in one turn go out together.
 
 Every operation of the ``redis`` backend is a Lua script (the store's writes, the provider
-slots' acquire and release). Sent one ``EVAL`` each, a message cost four round trips (the crisis
-state saved at arrival, a slot taken, the slot given back, the turns appended), and most of the
+slots' acquire and release). Sent one ``EVAL`` each, a message cost three round trips (a slot
+taken, the slot given back, the turns appended with the crisis state's change), and most of the
 CPU they cost this process is txredisapi's per-command work (building the command, its reply
 Deferred, its reply timeout). :class:`ScriptBatch` keeps the scripts as named Lua functions of
 one dispatcher script, collects the calls made during one reactor turn, and sends them as one
