@@ -169,7 +169,7 @@ def _append_chunk(connection: Any, calls: list) -> None:
 # About this many rows (turns) per statement (a call is never split; SQLite takes up to 32,766
 # parameters, 9 a row); the rows are padded with NULL rows to a multiple of _STEP, so only 8
 # statement texts exist and the ``sqlite3`` module keeps each prepared (its cache: 128). They
-# hold about 0.6 MB together (1.1 MB with a step of 8: 110 bytes per connection in (d)).
+# hold about 0.47 MB together (1.1 MB with a step of 8: 16 texts; bench/analysis.md "(s)").
 CHUNK = 128
 _STEP = 16
 _TEXTS: dict = {}
