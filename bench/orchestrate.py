@@ -17,10 +17,12 @@ Scenarios (docs/benchmarks.md explains each):
 (t) streaming   provider streams 40 chunks over 400 ms, 100 TCP clients x 3 messages: CPU with
                 and without streaming, throughput against a streaming floor; time to first
                 byte added over the provider's first chunk (stamped by the provider in that
-                chunk, read back by the load generator), judged at 5 clients x 12 messages
-                (at 100 clients the 2-core box is saturated and even the floor waits for a
-                CPU: that figure is reported beside it, not judged); the end-to-end first
-                byte against the provider asked directly (bench/direct.py) is reported too
+                chunk), judged on the wire (bench/wire_times.py: the kernel's packet times on
+                lo, the chunk leaving the provider to its text leaving the server) at 5
+                independent clients x 12 messages (think time 0-600 ms); also read back by
+                the load generator, at 100 clients (the 2-core box saturated: reported, not
+                judged), against a bare relay (bench/wake_floor.py), and end to end against
+                the provider asked directly (bench/direct.py)
 (h) hostile     polite p99 alone and while a chat flooder, slow-header connections and a
                 multi-range flood run, in interleaved rounds (medians)
 (r) redis       storage.backend redis against memory (CPU per message)
@@ -81,7 +83,8 @@ FULL = {
                "open_factors": [2, 4]},
     "storage": {"latency_ms": 0, "clients": 50, "messages": 40, "rounds": 3},
     "streaming": {"latency_ms": 200, "chunks": 40, "stream_ms": 400, "clients": 100,
-                  "messages": 3, "rounds": 3, "light_clients": 5, "light_messages": 12},
+                  "messages": 3, "rounds": 3, "light_clients": 5, "light_messages": 12,
+                  "light_think_ms": 300},
     "redis": {"latency_ms": 0, "clients": 50, "messages": 40, "rounds": 3},
 }
 SMOKE = {
@@ -99,7 +102,7 @@ SMOKE = {
                "open_factors": [2]},
     "storage": {"latency_ms": 0, "clients": 4, "messages": 5, "rounds": 1},
     "streaming": {"latency_ms": 20, "chunks": 5, "stream_ms": 40, "clients": 3, "messages": 2,
-                  "rounds": 1, "light_clients": 2, "light_messages": 2},
+                  "rounds": 1, "light_clients": 2, "light_messages": 2, "light_think_ms": 20},
     "redis": {"latency_ms": 0, "clients": 4, "messages": 5, "rounds": 1},
 }
 RAISED_RATE_LIMITS = {"rate_max_messages": 1000000, "rate_window_seconds": 1}
@@ -352,11 +355,12 @@ class Bench(FeatureScenarios):
         return result
 
     def direct(self, provider_port: int, clients: int, requests: int,
-               timeout: float = 120) -> dict:
-        """bench/direct.py: the streamed provider asked directly, ``clients`` x ``requests``."""
+               timeout: float = 120, pause_ms: float = 0.0) -> dict:
+        """bench/direct.py: the streamed provider asked directly, ``clients`` x ``requests``
+        (``pause_ms`` between a client's requests; the clients start that far apart too)."""
         command = [self.python, "-m", "bench.direct", "--port", str(provider_port),
                    "--clients", str(clients), "--requests", str(requests),
-                   "--timeout", str(timeout)]
+                   "--timeout", str(timeout), "--pause-ms", str(pause_ms)]
         self.loadgen_commands.append(shown(command))
         done = subprocess.run(command, capture_output=True, env=self._bench_env(), cwd=REPO,
                               timeout=timeout + 30, stdin=subprocess.DEVNULL)
@@ -364,6 +368,50 @@ class Bench(FeatureScenarios):
         if not lines:
             raise RuntimeError(f"bench.direct printed nothing: {done.stderr.decode()[-500:]}")
         return json.loads(lines[-1])
+
+    def wake_floor(self, idle_ms: float, count: int = 40) -> dict:
+        """bench/wake_floor.py: the least a bare relay adds here to a chunk after ``idle_ms``
+        of idleness (the machine's floor for (t)'s first byte)."""
+        command = [self.python, "-m", "bench.wake_floor", "--count", str(count),
+                   "--idle-ms", str(idle_ms)]
+        self.loadgen_commands.append(shown(command))
+        done = subprocess.run(command, capture_output=True, env=self._bench_env(), cwd=REPO,
+                              timeout=count * idle_ms / 1000 + 60, stdin=subprocess.DEVNULL)
+        lines = done.stdout.decode().strip().splitlines()
+        return json.loads(lines[-1]) if lines else {"error": done.stderr.decode()[-300:]}
+
+    def wire_tap(self, provider_port: int, relays: dict[str, int], seconds: float = 600):
+        """bench/wire_times.py on ``lo`` while the caller runs load: what each relay (name ->
+        its client-facing port) adds to the provider's stamped first chunks, from the kernel's
+        packet times. Returns a function that stops the tap and gives, per relay name, its
+        latency summary, or ``{"error": ...}`` (no raw socket here: not measured)."""
+        until = self.workdir / f"wire-{len(self.procs.commands)}.stop"
+        command = [self.python, "-m", "bench.wire_times", "--provider-port", str(provider_port),
+                   "--seconds", str(seconds), "--until-file", str(until)]
+        for port in relays.values():
+            command += ["--relay-port", str(port)]
+        try:
+            proc, _ = self.procs.start("wire", command, env=self._bench_env(),
+                                       listening_line=True)
+        except RuntimeError as error:
+            return lambda: {"error": str(error)}
+
+        def finish() -> dict:
+            until.touch()
+            try:
+                out, _ = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, _ = proc.communicate(timeout=5)
+            if proc in self.procs.running:
+                self.procs.running.remove(proc)
+            lines = out.decode().strip().splitlines()
+            if not lines:
+                return {"error": "bench.wire_times printed nothing"}
+            found = json.loads(lines[-1]).get("relay_added", {})
+            return {name: found.get(str(port)) for name, port in relays.items()}
+
+        return finish
 
     def metrics(self, port: int) -> dict[str, float]:
         with urllib.request.urlopen(f"http://{LOCAL}:{port}/metrics", timeout=5) as response:

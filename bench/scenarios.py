@@ -149,9 +149,15 @@ class FeatureScenarios:
         rounds: dict[str, list] = {key: [] for key, _, _ in targets}
         # The same servers at a load that leaves the 2-core box idle most of the time (a few
         # clients): the first byte there is what the server adds, not CPU queueing.
-        light = {"clients": p["light_clients"], "messages": p["light_messages"]}
+        # Independent users: each thinks 0 to 2 x light_think_ms between messages (and starts
+        # that far in), so their first chunks do not all come in one burst (bench/analysis.md,
+        # "(t) on the wire": in lockstep, each waited behind the others' first chunks).
+        light = {"clients": p["light_clients"], "messages": p["light_messages"],
+                 "think_ms": p.get("light_think_ms", 0)}
         pair = [t for t in targets if t[0] != "plain"]
         rounds.update({f"light-{key}": [] for key, _, _ in pair}, **{"light-direct": []})
+        wires: list[dict] = []
+        provider_port = int(url.rsplit(":", 1)[1].split("/")[0])
         load = {"before": loadavg()}
         for number in range(p["rounds"]):
             log(f"(t) round {number + 1}/{p['rounds']}")
@@ -160,17 +166,24 @@ class FeatureScenarios:
                 run = self.chat(port, pid, p, tag=f"t-{key}")
                 run["provider"] = provider_stats(stats)
                 rounds[key].append(run)
+            # The kernel's packet times on lo meanwhile: what each relay itself adds between the
+            # provider's first chunk leaving the provider and that text leaving the relay.
+            wire = self.wire_tap(provider_port, {key: port for key, port, _ in pair})
             for key, port, pid in (pair if number % 2 == 0 else pair[::-1]):
                 provider_stats(stats)
                 run = self.chat(port, pid, light, tag=f"t-light-{key}")
                 run["provider"] = provider_stats(stats)
                 rounds[f"light-{key}"].append(run)
+            wires.append(wire())
             # The provider asked directly at the same light load: what a server's whole request
             # path adds is its first byte minus this one (the end-to-end figure).
-            rounds["light-direct"].append(self.direct(
-                int(url.rsplit(":", 1)[1].split("/")[0]), light["clients"], light["messages"]))
+            rounds["light-direct"].append(self.direct(provider_port, light["clients"],
+                                                      light["messages"],
+                                                      pause_ms=light["think_ms"]))
         load["after"] = loadavg()
-        self.results["streaming"] = {"params": p, "rounds": rounds, "loadavg": load}
+        wake = self.wake_floor(p["latency_ms"], count=5 if self.args.smoke else 40)
+        self.results["streaming"] = {"params": p, "rounds": rounds, "loadavg": load,
+                                     "wire": wires, "wake_floor": wake}
         self.procs.stop_all()
 
     def scenario_redis(self) -> None:

@@ -163,6 +163,15 @@ def test_feature_scenarios_ran_or_say_why_not(smoke):
     for key, runs in results.get("streaming", {}).get("rounds", {}).items():
         if key != "plain":  # every streamed reply began with the provider's stamp, verbatim
             assert all(run["after_chunk"]["count"] == run["ok"] for run in runs), key
+    if "streaming" in results:  # the wire tap saw each light stream leave both relays
+        streaming = results["streaming"]
+        light = streaming["params"]["light_clients"] * streaming["params"]["light_messages"]
+        for wire in streaming["wire"]:
+            if "error" in wire:  # no raw socket on this machine: said in the report
+                assert "not measured on the wire" in report
+                continue
+            assert wire["stream"]["count"] == light and wire["floor"]["count"] == light, wire
+        assert streaming["wake_floor"]["relay_added"]["count"] > 0
 
 
 def test_two_instances_behind_haproxy_ran_or_say_why_not(smoke):

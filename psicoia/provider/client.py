@@ -25,6 +25,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from zope.interface import implementer
 
+from psicoia.chat.deltas import INTERVAL_SECONDS
 from psicoia.chat.ports import IProvider, ProviderError
 from psicoia.config import LLMConfig
 from psicoia.ops.instruments import Instruments
@@ -43,6 +44,7 @@ from psicoia.provider.diagnosis import CONCURRENCY, ProviderRejected, diagnose
 from psicoia.provider.headers import gateway_retries, request_id
 from psicoia.provider.models import ModelCheck
 from psicoia.provider.pacing import Pacer, PacingTooLong
+from psicoia.provider.read_ticks import ReadTicks
 from psicoia.provider.reasoning import ReasoningStyle, may_reason, strip_reasoning
 from psicoia.provider.request import (  # noqa: F401 - also importable from here, as before
     CONNECTION_ERRORS,
@@ -110,6 +112,8 @@ class ChatProvider:
         self._stacked_warned = False
         self._model_check: Optional[ModelCheck] = None
         self.reasoning_style = ReasoningStyle(known=not may_reason(config.model))
+        # One timer resumes every paused stream of this client (psicoia/provider/read_ticks.py).
+        self._read_ticks = ReadTicks(clock, INTERVAL_SECONDS)
 
     def check_model(self) -> Deferred:
         """Ask ``GET {base_url}/models`` once and warn when ``llm.model`` is not listed.
@@ -169,7 +173,8 @@ class ChatProvider:
             }
         ).encode("utf-8")
         reading = StreamReading(self._clock, cfg.stream_stall_seconds, MAX_RESPONSE_BYTES,
-                                self.reasoning_style, on_delta, self._instruments, trace_id)
+                                self.reasoning_style, on_delta, self._instruments, trace_id,
+                                ticks=self._read_ticks)
         attempt = refusals = 0
         first_started = self._clock.seconds()
         while True:

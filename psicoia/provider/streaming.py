@@ -25,13 +25,15 @@ read (they count as tokens, not as text), and ``<think>`` blocks in the content 
 - the connection fails: ``connection``, retryable.
 
 Once the first text is shown (in the reactor turn that read it), the stream is read in
-batches: reading stops for ``read_pause`` seconds (:data:`psicoia.chat.deltas.INTERVAL_SECONDS`,
-the cadence at which the reply is shown anyway), so what the provider sends meanwhile waits in
-the kernel and comes in one read; Twisted hands its HTTP chunks over one by one, and they are
-parsed together at the end of that reactor turn (``callLater(0)``, before the reactor next
-waits: the write to the user goes out no later), their text shown as one piece. 40 chunks over
-400 ms cost about five reads, parses and writes instead of forty (bench/analysis.md, "(t)"); a
-reply's end may reach the user up to ``read_pause`` after the provider sent it.
+batches: reading stops until the next read tick, ``read_pause`` seconds at most
+(:data:`psicoia.chat.deltas.INTERVAL_SECONDS`, the cadence at which the reply is shown anyway;
+one :class:`~psicoia.provider.read_ticks.ReadTicks` timer resumes every paused stream), so
+what the provider sends meanwhile waits in the kernel and comes in one read; Twisted hands its
+HTTP chunks over one by one, and they are parsed together at the end of that reactor turn
+(``callLater(0)``, before the reactor next waits: the write to the user goes out no later),
+their text shown as one piece. 40 chunks over 400 ms cost about five reads, parses and writes
+instead of forty (bench/analysis.md, "(t)"); a reply's end may reach the user up to
+``read_pause`` after the provider sent it.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from psicoia.chat.deltas import INTERVAL_SECONDS
 from psicoia.chat.ports import ProviderError
 from psicoia.ops.instruments import Instruments
 from psicoia.ops.logsetup import LevelLogger
+from psicoia.provider.read_ticks import ReadTicks
 from psicoia.provider.reasoning import ReasoningStyle, ThinkFilter
 from psicoia.provider.sse import SSEParser
 from psicoia.provider.visible import VisibleText
@@ -73,7 +76,8 @@ class StreamReading:
     ``on_delta`` gets each new visible piece (see :class:`VisibleText`). ``style`` is the
     provider's :class:`ReasoningStyle`, learned from each completed stream. ``stall_seconds``
     bounds the silence between data events after the first token; ``limit`` the body bytes;
-    ``read_pause`` (seconds, 0: never) how long reading stops after a read that brought text.
+    ``read_pause`` (seconds, 0: never) how long reading stops after a read that brought text,
+    at most: ``ticks`` (:class:`ReadTicks`) resumes the paused streams together.
     """
 
     log = LevelLogger()
@@ -81,10 +85,12 @@ class StreamReading:
     def __init__(self, clock: IReactorTime, stall_seconds: float, limit: int,
                  style: ReasoningStyle, on_delta: Optional[Callable[[str], Any]],
                  instruments: Instruments, trace_id: str,
-                 read_pause: float = INTERVAL_SECONDS) -> None:
+                 read_pause: float = INTERVAL_SECONDS,
+                 ticks: Optional[ReadTicks] = None) -> None:
         self.clock = clock
         self.stall_seconds = stall_seconds
-        self.read_pause = read_pause
+        self.read_pause = read_pause  # shared ticks: the client's streams have one timer
+        self.ticks = ticks if ticks is not None else ReadTicks(clock, read_pause)
         self.limit = limit
         self.style = style
         self.visible = VisibleText(on_delta)
@@ -132,8 +138,8 @@ class StreamBody(Protocol):
         self.now = 0.0  # clock time of the read being parsed (see _parse)
         self.finish_reason: Optional[str] = None
         self.timer: Any = None
-        # False until the first text is shown; then the call that resumes reading while it is
-        # paused, or None. What a read brought waits in ``unread`` for ``batch`` (see _parse).
+        # False until the first text is shown; then True while reading is paused (waiting for
+        # the next read tick), or None. What a read brought waits in ``unread`` for ``batch`` (see _parse).
         self.paused: Any = False
         self.unread: list[bytes] = []
         self.batch: Any = None
@@ -202,10 +208,12 @@ class StreamBody(Protocol):
         self._fail("connection", True)
 
     def _pause(self) -> None:
-        """Stop reading for ``read_pause`` seconds (see the module's docstring)."""
+        """Stop reading until the next read tick, ``read_pause`` seconds at most (see the
+        module's docstring)."""
         if not self.paused and self.transport is not None:
             self.transport.pauseProducing()
-            self.paused = self.reading.clock.callLater(self.reading.read_pause, self._resume)
+            self.paused = True
+            self.reading.ticks.pause(self, self._resume)
 
     def _resume(self) -> None:
         self.paused = None
@@ -216,8 +224,7 @@ class StreamBody(Protocol):
         """The stream ended: reading resumes now (the body's end, after ``[DONE]``, is still
         read and the connection pooled), and no batch is due."""
         if self.paused:
-            if self.paused.active():
-                self.paused.cancel()
+            if self.reading.ticks.cancel(self):
                 self._resume()
             self.paused = None
         if self.batch is not None:

@@ -10,7 +10,7 @@ typing is cleared from the screen before a line and drawn again after it.
 
 from __future__ import annotations
 
-from twisted.internet.abstract import FileDescriptor
+from twisted.internet.tcp import Connection
 
 from psicoia.chat.vocabulary import Reply
 
@@ -38,9 +38,7 @@ class ReplyLines:
         if first and self.editor is not None and self.editor.buffer and self.echoing:
             data = CLEAR_LINE + data  # what the user was typing comes back after the line
         streamed[trace_id] = streamed.get(trace_id, "") + text
-        self.transport.write(data)
-        if first:
-            send_now(self.transport)
+        write_now(self.transport, data)
 
     def _write_reply(self, reply: Reply) -> None:
         streamed = self._streamed
@@ -68,20 +66,31 @@ class ReplyLines:
         typed = self.editor.buffer if self.editor is not None else b""
         if typed and self.echoing:
             line = (CLEAR_LINE if clear else b"") + line + bytes(typed)
-        self.transport.write(line)
+        write_now(self.transport, line)
 
 
-def send_now(transport) -> None:
-    """Try to send what ``transport`` holds now, not when the reactor next polls it.
+def write_now(transport, data: bytes) -> None:
+    """Write ``data`` to ``transport``, sending it at once when nothing else waits to be sent.
 
-    A reply's first words are written in the reactor turn that read them from the provider;
-    Twisted sends a write when its next poll reports the socket writable, and reads already
-    ready in that poll (another reply, the second opinion's answer) are handled first: on an
-    idle server that was a millisecond or more (bench/analysis.md, "(t)"). A plain socket
-    transport's own ``doWrite`` (what the reactor calls then) sends now; whatever it could not
-    send, or an error, is left for the reactor's next ``doWrite``, as always. Other transports
-    (a PROXY-protocol wrapper, TLS) and a closing one are left alone.
+    Twisted's ``write`` only buffers: the socket is registered for writing (``epoll_ctl``), the
+    next poll reports it writable, ``doWrite`` sends, and the socket is unregistered
+    (``epoll_ctl`` again). A streamed reply writes several times per message, so that was two
+    system calls and a reactor turn per piece, and reads already ready in that poll (another
+    reply, the second opinion's answer) went first: on an idle server a millisecond or more
+    before a reply's first words left (bench/analysis.md, "(t)"). Here a plain TCP socket with
+    an empty buffer gets the bytes with one ``send``, as asyncio's transports do; what it does
+    not take (a full socket buffer), any error, anything already queued, and other transports
+    (a PROXY-protocol wrapper, TLS, a closing connection) go through ``write`` as always, so
+    the order of bytes, the producer's backpressure and error handling stay Twisted's.
     """
-    if isinstance(transport, FileDescriptor) and transport.connected \
-            and not transport.disconnecting:
-        transport.doWrite()
+    if isinstance(transport, Connection) and transport.connected \
+            and not transport.disconnecting and not transport._writeDisconnected \
+            and not transport.dataBuffer and not transport._tempDataBuffer:
+        try:
+            sent = transport.socket.send(data)
+        except OSError:  # EAGAIN, or an error the reactor's own write will find and report
+            sent = 0
+        if sent == len(data):
+            return
+        data = data[sent:]
+    transport.write(data)
