@@ -89,7 +89,7 @@ class StreamReading:
                  ticks: Optional[ReadTicks] = None) -> None:
         self.clock = clock
         self.stall_seconds = stall_seconds
-        self.read_pause = read_pause  # shared ticks: the client's streams have one timer
+        self.read_pause = read_pause
         self.ticks = ticks if ticks is not None else ReadTicks(clock, read_pause)
         self.limit = limit
         self.style = style
@@ -138,8 +138,8 @@ class StreamBody(Protocol):
         self.now = 0.0  # clock time of the read being parsed (see _parse)
         self.finish_reason: Optional[str] = None
         self.timer: Any = None
-        # False until the first text is shown; then True while reading is paused (waiting for
-        # the next read tick), or None. What a read brought waits in ``unread`` for ``batch`` (see _parse).
+        # False until the first text is shown; then True while reading waits for the next read
+        # tick, else None. What a read brought waits in ``unread`` for ``batch`` (see _parse).
         self.paused: Any = False
         self.unread: list[bytes] = []
         self.batch: Any = None
