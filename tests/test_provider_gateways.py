@@ -176,6 +176,19 @@ def test_model_check_of_a_wrong_key_says_so_and_never_fails():
     assert "check llm.api_key_env" in output.getvalue()
 
 
+def test_model_check_of_a_server_without_a_model_list_does_not_blame_the_address():
+    """A 404 on GET /models (many OpenAI-compatible servers list no models, and chat works)
+    is not read as "no chat API at this address" (found by a new user's tryout)."""
+    env = InMemory()
+    env.fake.models = None  # 404
+    with captured_logs() as output:
+        result = env.client.check_model()
+        env.stub.flush()
+    assert outcome(result) is None
+    assert "lists no models" in output.getvalue()
+    assert "no chat API at this address" not in output.getvalue()
+
+
 def test_model_check_is_bounded_in_time_and_never_blocks():
     env = InMemory(timeout_seconds=30)
     env.fake.models = Scripted(hang=True)

@@ -105,6 +105,14 @@ class CrisisLayer:
         """The resources of ``tier`` as one line ("a; b; c")."""
         return "; ".join(self._lines[tier])
 
+    def lead(self, tier: Optional[str]) -> Optional[str]:
+        """What comes before the model's words in a reply to a message of ``tier``: for
+        "acute" the emergency line (a streamed reply shows it first, before the model says
+        anything: session.py), else None."""
+        if tier != "acute":
+            return None
+        return texts.CRISIS_ACUTE.format(resources=self.resources_text(tier))
+
     def decorate(self, reply: Reply, state: RiskState, tier: Optional[str]) -> Reply:
         """The crisis layer's last word on ``reply`` to a message of ``tier`` (None: no tier).
 
@@ -126,7 +134,7 @@ class CrisisLayer:
             text = _SUPPORT.get(tier, texts.CRISIS_SUPPORT)
         lines = self.resources_text(tier)
         if tier == "acute":
-            text = f"{texts.CRISIS_ACUTE.format(resources=lines)} {text}"
+            text = f"{self.lead(tier)} {text}"
         elif tier == "risk":
             text = f"{text} {texts.CRISIS_RESOURCES.format(resources=lines)}"
         elif tier == "third_party":

@@ -30,9 +30,11 @@ class DeltaRelay:
     ``show(text)`` is called with what can be shown on the reply's one line (line breaks
     folded, :class:`~psicoia.chat.vocabulary.LineFolder`), pieces joined. :meth:`finish` (once,
     when the reply is settled, whatever its outcome) shows what is held and stops the timer;
-    after it nothing more is shown."""
+    after it nothing more is shown. :meth:`lead` shows a text that must come before the
+    model's words (an acute message's emergency line) at once; :attr:`said` is the model's
+    text shown so far (without the lead)."""
 
-    __slots__ = ("_clock", "_show", "_folder", "_held", "_timer", "_last", "_done")
+    __slots__ = ("_clock", "_show", "_folder", "_held", "_timer", "_last", "_done", "said")
 
     def __init__(self, clock: IReactorTime, show: Callable[[str], Any]) -> None:
         self._clock = clock
@@ -42,6 +44,13 @@ class DeltaRelay:
         self._timer: Any = None
         self._last: Optional[float] = None  # when text was last shown (clock seconds)
         self._done = False
+        self.said = ""
+
+    def lead(self, text: Optional[str]) -> None:
+        """Show ``text`` and a space now, before anything the model says (None: nothing).
+        The crisis layer puts the same text first in the final reply (crisis.py)."""
+        if text and not self._done:
+            self._show(f"{text} ")
 
     def feed(self, piece: str) -> None:
         if self._done:
@@ -57,6 +66,7 @@ class DeltaRelay:
         # INTERVAL_SECONDS after the last write is shown at once (streaming.py).
         if self._last is None or now >= self._last + INTERVAL_SECONDS:
             self._last = now
+            self.said += text
             self._show(text)
             return
         self._held.append(text)
@@ -79,4 +89,5 @@ class DeltaRelay:
             text = "".join(self._held)
             self._held.clear()
             self._last = self._clock.seconds()
+            self.said += text
             self._show(text)

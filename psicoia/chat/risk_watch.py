@@ -18,6 +18,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
+from twisted.internet.defer import CancelledError
+
+from psicoia import texts
 from psicoia.chat import recall
 from psicoia.chat.crisis import most_urgent
 from psicoia.chat.detector import RiskState
@@ -27,7 +30,7 @@ from psicoia.chat.vocabulary import Kind, Reply
 if TYPE_CHECKING:  # the session imports this module; annotations only
     from psicoia.chat.session import Session
 
-__all__ = ["check", "last_word", "restored", "save", "state", "values"]
+__all__ = ["check", "last_word", "restored", "save", "state", "unexpected", "values"]
 
 
 def state(session: "Session") -> RiskState:
@@ -100,3 +103,17 @@ def last_word(reply: Reply, session: "Session", tier: Optional[str]) -> Reply:
         return decorated
     finally:
         session.rest()
+
+
+def unexpected(failure, session: "Session", trace_id: str, tier: Optional[str]) -> Reply:
+    """A message's reply failed (cancelled, or a programming error): the reply to write
+    instead, with the crisis layer's last word on it."""
+    if failure.check(CancelledError):
+        if session.manager.closing and not session.closed:  # abandoned at the grace's end
+            reply = session.notice(trace_id, texts.SHUTTING_DOWN, Kind.SHUTTING_DOWN)
+        else:
+            reply = Reply("", Kind.ERROR, trace_id)
+    else:
+        session.manager.log.failure("[{trace_id}] unexpected error", failure, trace_id=trace_id)
+        reply = Reply(texts.ERROR, Kind.ERROR, trace_id)
+    return last_word(reply, session, tier)

@@ -49,7 +49,7 @@ class Session:
     __slots__ = ("manager", "transport", "peer", "listener", "closed", "conversation_id",
                  "number", "code", "turns", "risk", "_saved_risk", "_late_tier",
                  "companion", "_messages", "_last", "_ready", "_advancing", "_pending",
-                 "_refused", "_loading", "_unsaved", "_keep", "_resting")
+                 "_refused", "_loading", "_unsaved", "_keep", "_resting", "_relay")
 
     def __init__(self, manager: "SessionManager", conversation: Conversation, code: str,
                  transport: str, peer: str, listener: ISessionListener) -> None:
@@ -61,6 +61,7 @@ class Session:
         self._loading: Optional[list[Deferred]] = None  # callers waiting for the history read
         self._unsaved = 0  # writes of the history not yet confirmed by the store
         self._resting = None  # the timer that lets go of per-message state (see rest())
+        self._relay: Optional[DeltaRelay] = None  # the reply streaming now (see _deadline)
         self.adopt(conversation, code)
         self._messages = 0
         # Per-user ordering: a message's turn comes when the previous message's Deferred has run
@@ -170,10 +171,9 @@ class Session:
         # Few callbacks per message, on purpose (each costs a turn of Deferred._runCallbacks;
         # docs/benchmarks.md): one to settle the bookkeeping, one pair for the reply.
         result.addBoth(self._settled, result, arrived)
-        # Whatever path the reply took (busy, failed, shutting down...), the crisis layer has
-        # the last word on it, before the transport writes it.
-        result.addCallbacks(risk_watch.last_word, self._unexpected_safe,
-                            callbackArgs=(self, tier), errbackArgs=(trace_id, tier))
+        # Whatever path the reply took, the crisis layer has the last word before it is written.
+        result.addCallbacks(risk_watch.last_word, risk_watch.unexpected,
+                            callbackArgs=(self, tier), errbackArgs=(self, trace_id, tier))
         if previous is None:
             self._take_turn(turn)
         else:
@@ -243,7 +243,15 @@ class Session:
         else:
             reply = self._ask_provider(text, trace_id, tier)
         return reply.addTimeout(left, manager.clock, onTimeoutCancel=lambda _result, _timeout:
-                                self._fallback(trace_id, text, "deadline", tier))
+                                self._deadline(trace_id, text, tier))
+
+    def _deadline(self, trace_id: str, text: str, tier: Optional[str]) -> Reply:
+        """The deadline passed: what the model said so far (streamed) ends with the notice that
+        it was cut, as when the provider cuts a stream; nothing said: the fallback."""
+        relay, self._relay = self._relay, None
+        if relay is not None and relay.said:
+            return self.notice(trace_id, f"{relay.said} {texts.REPLY_CUT}", Kind.FALLBACK)
+        return self._fallback(trace_id, text, "deadline", tier)
 
     def notice(self, trace_id: str, text: str, outcome: str, close: bool = False) -> Reply:
         self.manager.log.info("[{trace_id}] {outcome}", trace_id=trace_id, outcome=outcome,
@@ -308,8 +316,9 @@ class Session:
             )
             relay = None
             if manager.config.llm.stream:
-                relay = DeltaRelay(manager.clock, lambda shown: self.closed
-                                   or self.listener.on_delta(trace_id, shown))
+                relay = self._relay = DeltaRelay(manager.clock, lambda shown: self.closed
+                                                 or self.listener.on_delta(trace_id, shown))
+                relay.lead(manager.crisis.lead(tier))  # acute: the emergency line first
                 reply = manager.provider.stream(prompt, trace_id, relay.feed)
             else:
                 reply = manager.provider.complete(prompt, trace_id)
@@ -326,6 +335,7 @@ class Session:
         try:
             if relay is not None:
                 relay.finish()  # what is held goes out before the line's end
+                self._relay = None
             answer = fold_lines(answer)
             recall.remember(self, text, answer)
             self.manager.log.info("[{trace_id}] answered reply_chars={reply_chars}",
@@ -341,6 +351,8 @@ class Session:
         try:
             if relay is not None:
                 relay.finish()
+                if not failure.check(CancelledError):  # a deadline's cancel: _deadline reads it
+                    self._relay = None
             failure.trap(ProviderError)  # anything else (a cancel) goes on as it is
             error = failure.value
             if error.reason == "cut" and error.partial:  # text was shown: end that line
@@ -365,19 +377,8 @@ class Session:
         if self._messages != messages:  # more came since: wait for a quiet spell again
             self.rest()
         elif not self._pending:
-            self.risk = None
+            self.risk = self._relay = None
             recall.release(self)
-
-    def _unexpected_safe(self, failure, trace_id: str, tier: Optional[str]) -> Reply:
-        return risk_watch.last_word(self._unexpected(failure, trace_id), self, tier)
-
-    def _unexpected(self, failure, trace_id: str) -> Reply:
-        if failure.check(CancelledError):
-            if self.manager.closing and not self.closed:  # abandoned at the end of the grace
-                return self.notice(trace_id, texts.SHUTTING_DOWN, Kind.SHUTTING_DOWN)
-            return Reply("", Kind.ERROR, trace_id)
-        self.manager.log.failure("[{trace_id}] unexpected error", failure, trace_id=trace_id)
-        return Reply(texts.ERROR, Kind.ERROR, trace_id)
 
     # --- the end ----------------------------------------------------------------------------
 

@@ -51,6 +51,9 @@ def is_listed(model: str, ids: list[str]) -> bool:
     return any(model == entry or ("*" in entry and fnmatchcase(model, entry)) for entry in ids)
 
 
+MODELS_NOT_FOUND_HINT = ("this server lists no models (some OpenAI-compatible servers do not); "
+                         "if replies fail too, check llm.base_url")
+
 class ModelCheck:
     """One run of the check; :meth:`run` -> Deferred[True | False | None], never failing.
 
@@ -96,11 +99,13 @@ class ModelCheck:
         model = self.config.model
         if status != 200:
             found = diagnose(status, headers, body)
+            hint = found.hint or "the provider may not list models; replies will tell"
+            if status == 404:  # many OpenAI-compatible servers serve chat but list no models
+                hint = MODELS_NOT_FOUND_HINT
             self.log.warn(
                 "model check: GET /models answered status={status} type={error_type} "
                 "hint={hint}",
-                status=status, error_type=found.error_type or "-",
-                hint=found.hint or "the provider may not list models; replies will tell",
+                status=status, error_type=found.error_type or "-", hint=hint,
             )
             return None
         ids = listed_models(body)

@@ -18,12 +18,15 @@ NEWLINE = b"\r\n"
 # Before a reply, while a character-mode user has half a line typed: back to column 0 and
 # clear the line (ANSI), so the reply does not land in the middle of it; the line is redrawn.
 CLEAR_LINE = b"\r\x1b[K"
+# The key, in the open streamed lines' map, of a notice that waits for the line's end.
+WAITING = None
 
 
 class ReplyLines:
     """Uses the protocol's ``transport``, ``editor`` (the line being typed, or None),
     ``echoing``, ``session``, ``disconnect()``, ``_closing`` and ``_streamed`` (trace id ->
-    text already written, None when no reply is streaming)."""
+    text already written, and :data:`WAITING` -> a notice held until that line's end; None
+    when no reply is streaming)."""
 
     def on_delta(self, trace_id: str, text: str) -> None:
         """A streamed piece of the reply being written: out now, on the same line (the line
@@ -42,22 +45,43 @@ class ReplyLines:
 
     def _write_reply(self, reply: Reply) -> None:
         streamed = self._streamed
-        shown = None
+        shown = waiting = None
         if streamed is not None:
             shown = streamed.pop(reply.trace_id, None)
-            if not streamed:
+            if len(streamed) == (WAITING in streamed):  # no other reply's line is open
+                waiting = streamed.pop(WAITING, None)
                 self._streamed = None  # not kept emptied: about 200 bytes per idle user
-        if self._closing or not reply.text:
+        if self._closing:
             return
-        if shown is None:
-            self._send(reply.text)
-        elif reply.text.startswith(shown):  # the rest: resources, reminders, a cut notice
-            self._send(reply.text[len(shown):], clear=False)
-        else:  # the reply changed after it was shown (a deadline cut the stream)
-            self._send(" " + reply.text, clear=False)
-        if reply.close:
+        if reply.text:
+            if shown is None:
+                self._send(reply.text)
+            else:
+                self._send(rest_of(reply.text, shown), clear=False)
+        if waiting is not None:  # a notice that came while the line was open
+            self._send(waiting)
+        if reply.text and reply.close:
             self.session.close()
             self.disconnect()
+
+    def _notice(self, text: str) -> None:
+        """A line that is no reply (the server is stopping): if a streamed reply's line is
+        open, it waits for that line's end (one line per message), else it goes out now."""
+        if self._streamed:
+            self._streamed[WAITING] = text
+        else:
+            self._send(text)
+
+    def _end_open_line(self) -> None:
+        """The connection is about to close with a streamed reply's line open (taken over,
+        idle, the server stopping): end that line, then the notice that waited, if any."""
+        streamed, self._streamed = self._streamed, None
+        if streamed:
+            waiting = streamed.pop(WAITING, None)
+            if streamed:
+                self.transport.write(NEWLINE)
+            if waiting is not None:
+                self._send(waiting)
 
     def _send(self, text: str, clear: bool = True) -> None:
         """One line out (or the end of a streamed one: ``clear`` False). What the user was
@@ -67,6 +91,24 @@ class ReplyLines:
         if typed and self.echoing:
             line = (CLEAR_LINE if clear else b"") + line + bytes(typed)
         write_now(self.transport, line)
+
+
+def rest_of(final: str, shown: str) -> str:
+    """What to write after ``shown`` (already on the line) so the line ends as ``final``
+    says: its rest, when ``final`` starts with what was shown (the crisis resources, a
+    reminder, a cut notice); when text was put before it (the crisis layer raised the tier
+    after the stream began) what comes before and after it, never the shown text twice; a
+    whole other reply (the crisis support line instead of a cut answer) after an ellipsis
+    when what was shown stopped mid-sentence."""
+    if final.startswith(shown):
+        return final[len(shown):]
+    at = final.find(shown) if shown else -1
+    if at > 0:
+        return " " + " ".join(part for part in (final[:at].strip(),
+                                                final[at + len(shown):].strip()) if part)
+    if shown and shown.rstrip()[-1:] not in (".", "!", "?", "…"):
+        return "… " + final
+    return " " + final
 
 
 def write_now(transport, data: bytes) -> None:

@@ -168,15 +168,17 @@ class ChatLineProtocol(ReplyLines, Protocol, TimeoutMixin, SessionListener):
             return
         self.log.info("[{user}] idle timeout", user=self.session.user)
         self.factory.registry.instruments.idle_timeout(self.transport_name)
+        self._end_open_line()
         self._send(texts.IDLE_TIMEOUT)
         self.disconnect()
 
     def notify_shutdown(self) -> None:
-        self._send(texts.SHUTTING_DOWN)
+        self._notice(texts.SHUTTING_DOWN)
 
     # --- what the session tells us besides replies (psicoia.chat.ports.ISessionListener) ---
 
     def on_taken_over(self) -> None:
+        self._end_open_line()
         self._send(texts.TAKEN_OVER)
         self.disconnect()
 
@@ -184,6 +186,7 @@ class ChatLineProtocol(ReplyLines, Protocol, TimeoutMixin, SessionListener):
         """Close once the last lines are written; a client that does not take them within
         CLOSE_GRACE_SECONDS is cut off (its buffer must not stay for the idle timeout)."""
         if not self._closing:
+            self._end_open_line()  # a streamed line left open, and a notice that waited for it
             self.transport.unregisterProducer()
             self.factory.idle.forget(self)
             self.setTimeout(CLOSE_GRACE_SECONDS)
@@ -234,7 +237,9 @@ class ChatLineProtocol(ReplyLines, Protocol, TimeoutMixin, SessionListener):
             # An LF ends every state of the editor (a line, a CR LF, an escape sequence, a
             # line too long): it is as a new one would be, so an idle user keeps none.
             self.editor = None
-        if echo and self.echoing:
+        if echo and self.echoing and not self._streamed:
+            # While a reply's line is being written, keys are not echoed into it: what is
+            # typed is drawn again after the line (lineout.py).
             self.transport.write(echo)
         if lines:
             self.factory.idle.touch(self)
