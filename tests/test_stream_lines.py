@@ -117,3 +117,5 @@ def test_rest_of_never_writes_the_shown_text_twice():
     assert rest_of("Emergencia: 911. Hola. Recursos", "Hola.") == " Emergencia: 911. Recursos"
     assert rest_of("Otra respuesta.", "Hola.") == " Otra respuesta."
     assert rest_of("Otra respuesta.", "Hola, te") == "… Otra respuesta."  # cut mid-sentence
+    # Reasoning found out after it was shown (a lone </think>): the answer is on the line.
+    assert rest_of("Hola, acá estoy.", "pienso...Hola, acá estoy.") == ""

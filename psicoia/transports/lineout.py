@@ -99,9 +99,11 @@ def rest_of(final: str, shown: str) -> str:
     reminder, a cut notice); when text was put before it (the crisis layer raised the tier
     after the stream began) what comes before and after it, never the shown text twice; a
     whole other reply (the crisis support line instead of a cut answer) after an ellipsis
-    when what was shown stopped mid-sentence."""
+    when what was shown stopped mid-sentence; nothing when all of it is on the line already."""
     if final.startswith(shown):
         return final[len(shown):]
+    if final in shown:  # all of it is on the line already (reasoning taken out afterwards)
+        return ""
     at = final.find(shown) if shown else -1
     if at > 0:
         return " " + " ".join(part for part in (final[:at].strip(),
