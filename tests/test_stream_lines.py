@@ -81,11 +81,24 @@ def test_the_shutdown_notice_waits_for_the_streamed_line_to_end():
     stack.client.say("hola")
     call = stack.provider.calls[-1]
     call.on_delta("Hola, te")
+    stack.manager.drain()
     stack.client.protocol.notify_shutdown()
     assert texts.SHUTTING_DOWN.encode("utf-8") not in stack.client.transport.value()
     call.on_delta(" escucho.")
     call.answer("Hola, te escucho.")
     assert stack.client.replies == ["Hola, te escucho.", texts.SHUTTING_DOWN]
+
+
+def test_a_stream_abandoned_at_the_end_of_the_shutdown_grace_gets_the_notice_once():
+    stack = Stack()
+    stack.client.say("hola")
+    call = stack.provider.calls[-1]
+    call.on_delta("Hola, te")
+    stack.manager.drain()
+    stack.client.protocol.notify_shutdown()
+    stack.manager.abandon()  # the grace is over: the reply in flight is cancelled
+    assert call.cancelled
+    assert stack.client.replies == [f"Hola, te… {texts.SHUTTING_DOWN}"]
 
 
 def test_a_takeover_during_a_stream_ends_its_line_before_the_notice():
@@ -107,8 +120,24 @@ def test_keys_typed_during_a_stream_are_not_echoed_into_its_line():
     assert stack.client.transport.value() == b""
     call.on_delta(" escucho.")
     call.answer("Hola, te escucho.")
-    # The line ends as streamed; what is being typed is drawn again after it.
-    assert stack.client.transport.value() == b" escucho.\r\ny"
+    # The line ends as streamed; what was typed meanwhile is drawn after it, as it was typed.
+    assert stack.client.transport.value() == b" escucho.\r\nyo\b \b"
+
+
+def test_a_line_sent_during_a_stream_shows_after_it_and_is_answered_next():
+    stack = Stack()
+    stack.client.send(CHARACTER_MODE)
+    keys(stack.client, b"hola\r\x00")
+    first = stack.provider.calls[-1]
+    first.on_delta("Hola, te")
+    keys(stack.client, b"sigo\r\x00")
+    first.answer("Hola, te escucho.")
+    second = stack.provider.calls[-1]
+    assert second is not first and second.text == "sigo"
+    second.on_delta("Dale.")
+    second.answer("Dale.")
+    output = stack.client.transport.value()
+    assert output.endswith(b"Hola, te escucho.\r\nsigo\r\nDale.\r\n")
 
 
 def test_rest_of_never_writes_the_shown_text_twice():

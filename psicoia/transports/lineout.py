@@ -10,6 +10,8 @@ typing is cleared from the screen before a line and drawn again after it.
 
 from __future__ import annotations
 
+from typing import Optional
+
 from twisted.internet.tcp import Connection
 
 from psicoia.chat.vocabulary import Reply
@@ -18,15 +20,17 @@ NEWLINE = b"\r\n"
 # Before a reply, while a character-mode user has half a line typed: back to column 0 and
 # clear the line (ANSI), so the reply does not land in the middle of it; the line is redrawn.
 CLEAR_LINE = b"\r\x1b[K"
-# The key, in the open streamed lines' map, of a notice that waits for the line's end.
+# Keys, in the open streamed lines' map (trace id -> text shown), of what waits for the line's
+# end: a notice, and the echo of what the user types meanwhile (not written into the line).
 WAITING = None
+ECHOED = 0
 
 
 class ReplyLines:
     """Uses the protocol's ``transport``, ``editor`` (the line being typed, or None),
     ``echoing``, ``session``, ``disconnect()``, ``_closing`` and ``_streamed`` (trace id ->
-    text already written, and :data:`WAITING` -> a notice held until that line's end; None
-    when no reply is streaming)."""
+    text already written, :data:`WAITING` -> a notice and :data:`ECHOED` -> the echo of
+    what is typed, both held until that line's end; None when no reply is streaming)."""
 
     def on_delta(self, trace_id: str, text: str) -> None:
         """A streamed piece of the reply being written: out now, on the same line (the line
@@ -40,16 +44,17 @@ class ReplyLines:
         first = trace_id not in streamed
         if first and self.editor is not None and self.editor.buffer and self.echoing:
             data = CLEAR_LINE + data  # what the user was typing comes back after the line
+            streamed.setdefault(ECHOED, bytearray(self.editor.buffer))
         streamed[trace_id] = streamed.get(trace_id, "") + text
         write_now(self.transport, data)
 
     def _write_reply(self, reply: Reply) -> None:
         streamed = self._streamed
-        shown = waiting = None
+        shown = waiting = echoed = None
         if streamed is not None:
             shown = streamed.pop(reply.trace_id, None)
-            if len(streamed) == (WAITING in streamed):  # no other reply's line is open
-                waiting = streamed.pop(WAITING, None)
+            if not any(type(key) is str for key in streamed):  # no other reply's line is open
+                waiting, echoed = streamed.pop(WAITING, None), streamed.pop(ECHOED, None)
                 self._streamed = None  # not kept emptied: about 200 bytes per idle user
         if self._closing:
             return
@@ -57,12 +62,21 @@ class ReplyLines:
             if shown is None:
                 self._send(reply.text)
             else:
-                self._send(rest_of(reply.text, shown), clear=False)
-        if waiting is not None:  # a notice that came while the line was open
-            self._send(waiting)
+                self._send(rest_of(reply.text, shown), clear=False, redraw=echoed)
+        if waiting is not None and waiting != reply.text:  # a notice held for the line's end
+            self._send(waiting)  # (not twice: at the grace's end the reply is that notice)
         if reply.text and reply.close:
             self.session.close()
             self.disconnect()
+
+    def _echo(self, echo: bytes) -> None:
+        """The echo of keys typed in character mode: out now, or, while a reply's line is being
+        written, held and written after that line (the keys, corrections and Enter as typed)."""
+        streamed = self._streamed
+        if streamed:
+            streamed.setdefault(ECHOED, bytearray()).extend(echo)
+        else:
+            self.transport.write(echo)
 
     def _notice(self, text: str) -> None:
         """A line that is no reply (the server is stopping): if a streamed reply's line is
@@ -78,17 +92,20 @@ class ReplyLines:
         streamed, self._streamed = self._streamed, None
         if streamed:
             waiting = streamed.pop(WAITING, None)
-            if streamed:
+            if any(type(key) is str for key in streamed):
                 self.transport.write(NEWLINE)
             if waiting is not None:
                 self._send(waiting)
 
-    def _send(self, text: str, clear: bool = True) -> None:
+    def _send(self, text: str, clear: bool = True, redraw: Optional[bytes] = None) -> None:
         """One line out (or the end of a streamed one: ``clear`` False). What the user was
-        typing is cleared from the screen first and drawn again after the line."""
+        typing is cleared from the screen first and drawn again after the line (``redraw``:
+        what to draw instead, the echo held while a streamed line was written)."""
         line = text.encode("utf-8") + NEWLINE
         typed = self.editor.buffer if self.editor is not None else b""
-        if typed and self.echoing:
+        if redraw is not None:
+            line += bytes(redraw) if self.echoing else b""
+        elif typed and self.echoing:
             line = (CLEAR_LINE if clear else b"") + line + bytes(typed)
         write_now(self.transport, line)
 

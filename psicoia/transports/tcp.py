@@ -237,10 +237,8 @@ class ChatLineProtocol(ReplyLines, Protocol, TimeoutMixin, SessionListener):
             # An LF ends every state of the editor (a line, a CR LF, an escape sequence, a
             # line too long): it is as a new one would be, so an idle user keeps none.
             self.editor = None
-        if echo and self.echoing and not self._streamed:
-            # While a reply's line is being written, keys are not echoed into it: what is
-            # typed is drawn again after the line (lineout.py).
-            self.transport.write(echo)
+        if echo and self.echoing:
+            self._echo(echo)  # held while a streamed reply's line is written (lineout.py)
         if lines:
             self.factory.idle.touch(self)
             self._queue(lines)
