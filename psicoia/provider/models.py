@@ -54,6 +54,7 @@ def is_listed(model: str, ids: list[str]) -> bool:
 MODELS_NOT_FOUND_HINT = ("this server lists no models (some OpenAI-compatible servers do not); "
                          "if replies fail too, check llm.base_url")
 
+
 class ModelCheck:
     """One run of the check; :meth:`run` -> Deferred[True | False | None], never failing.
 
