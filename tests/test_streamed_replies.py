@@ -11,7 +11,6 @@ on 127.0.0.1 against the fake provider streaming real SSE.
 
 from __future__ import annotations
 
-import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
@@ -156,98 +155,3 @@ async def test_websocket_line_mode_still_gets_one_frame_per_reply():
     finally:
         await service.stopService()
         await provider_port.stopListening()
-
-
-@pytest_twisted.ensureDeferred
-async def test_a_replys_words_leave_the_socket_before_the_reactor_polls_again():
-    """lineout.write_now: a piece of a reply goes out in the reactor turn that wrote it (on an
-    idle server the next poll may first handle other reads), on a real 127.0.0.1 socket; what
-    Twisted still holds goes first, so the bytes keep their order; Twisted's plain write would
-    still have them in its buffer here."""
-    import socket
-
-    from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-    from twisted.internet.protocol import Protocol
-
-    from psicoia.transports.lineout import write_now
-
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    client = await connectProtocol(
-        TCP4ClientEndpoint(reactor, "127.0.0.1", listener.getsockname()[1], timeout=5),
-        Protocol())
-    peer, _ = listener.accept()
-    peer.setblocking(False)
-    try:
-        client.transport.write(b"Hola")
-        try:
-            early = peer.recv(16)
-        except BlockingIOError:
-            early = b""
-        assert early == b"", "Twisted sent before its poll: the test would prove nothing"
-        write_now(client.transport, b", che")  # something waits: queued after it, not before
-        with pytest.raises(BlockingIOError):
-            peer.recv(16)
-        await deferLater(reactor, 0.05, lambda: None)
-        assert peer.recv(16) == b"Hola, che"
-        write_now(client.transport, b"!")  # nothing waits: sent now, no poll needed
-        assert peer.recv(16) == b"!"
-        assert not client.transport.dataBuffer and not client.transport._tempDataBuffer
-    finally:
-        client.transport.loseConnection()
-        peer.close()
-        listener.close()
-
-
-def test_write_now_leaves_other_transports_to_their_own_write():
-    """A transport that is not a plain TCP socket (TLS, a PROXY-protocol wrapper, a test's
-    StringTransport) gets the bytes through its own ``write``."""
-    from twisted.internet.testing import StringTransport
-
-    from psicoia.transports.lineout import write_now
-
-    transport = StringTransport()
-    write_now(transport, b"Hola")
-    assert transport.value() == b"Hola"
-
-
-@pytest_twisted.ensureDeferred
-async def test_write_now_hands_what_the_socket_does_not_take_to_twisted():
-    """A client that does not read: the socket's buffer fills, the rest waits in Twisted's
-    buffer (where the producer's backpressure sees it) and arrives whole and in order."""
-    import socket
-
-    from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-    from twisted.internet.protocol import Protocol
-
-    from psicoia.transports.lineout import write_now
-
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    client = await connectProtocol(
-        TCP4ClientEndpoint(reactor, "127.0.0.1", listener.getsockname()[1], timeout=5),
-        Protocol())
-    peer, _ = listener.accept()
-    try:
-        client.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        data = bytes(range(256)) * 4096  # 1 MiB: more than both socket buffers hold
-        write_now(client.transport, data)
-        assert client.transport.dataBuffer or client.transport._tempDataBuffer
-        received = bytearray()
-        peer.setblocking(False)
-        for _ in range(2000):
-            try:
-                chunk = peer.recv(1 << 16)
-            except BlockingIOError:
-                await deferLater(reactor, 0.001, lambda: None)
-                continue
-            received += chunk
-            if len(received) == len(data):
-                break
-        assert bytes(received) == data
-    finally:
-        client.transport.loseConnection()
-        peer.close()
-        listener.close()
