@@ -42,6 +42,11 @@ TOO_MANY_FROM_ADDRESS = (
     "Hay demasiadas conexiones abiertas desde tu red. Cerrá alguna y volvé a intentar."
 )
 IDLE_TIMEOUT = "Cierro la charla porque pasó un buen rato sin mensajes. Cuando quieras, volvé."
+# The same on TCP (a terminal keeps no resume code; the greeting's line may be long gone).
+IDLE_TIMEOUT_RESUME = (
+    "Cierro la charla porque pasó un buen rato sin mensajes. Cuando quieras, volvé: "
+    "escribí /retomar {code} y seguimos donde quedamos."
+)
 SHUTTING_DOWN = (
     "El servicio se está cerrando por mantenimiento. Si esperabas una respuesta, "
     "te la mando si llego. Gracias por tu paciencia; volvé en un rato."

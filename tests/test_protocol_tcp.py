@@ -317,7 +317,9 @@ def test_idle_timeout_closes_with_a_notice_on_the_clock():
     harness.clock.advance(59)
     assert client.connected, "a line resets the idle timer"
     harness.clock.advance(1)
-    assert client.replies == ["re: hola", texts.IDLE_TIMEOUT]
+    # The notice repeats the resume code (the greeting's line): a terminal keeps nothing.
+    code = next(line for line in client.greeting if "/retomar " in line).rsplit(" ", 1)[1]
+    assert client.replies == ["re: hola", texts.IDLE_TIMEOUT_RESUME.format(code=code)]
     assert not client.connected
     assert harness.manager.holders == {}
     sample = harness.metrics.registry.get_sample_value

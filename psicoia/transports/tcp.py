@@ -169,7 +169,7 @@ class ChatLineProtocol(ReplyLines, Protocol, TimeoutMixin, SessionListener):
         self.log.info("[{user}] idle timeout", user=self.session.user)
         self.factory.registry.instruments.idle_timeout(self.transport_name)
         self._end_open_line()
-        self._send(texts.IDLE_TIMEOUT)
+        self._send(texts.IDLE_TIMEOUT_RESUME.format(code=self.session.code))
         self.disconnect()
 
     def notify_shutdown(self) -> None:
