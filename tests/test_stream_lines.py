@@ -51,6 +51,20 @@ class Stack:
         return data[data.index(marker) + len(marker):]
 
 
+def streaming(stack: Stack, line: bytes = b"hola\r\n", said: str = "Hola, te"):
+    """Send ``line``; the provider's call, which has streamed ``said`` so far."""
+    stack.client.send(line)
+    call = stack.provider.calls[-1]
+    call.on_delta(said)
+    return call
+
+
+def stopping(stack: Stack) -> None:
+    """The server starts its shutdown: no new work, every connection told."""
+    stack.manager.drain()
+    stack.client.protocol.notify_shutdown()
+
+
 def acute_lead(stack: Stack) -> str:
     return stack.manager.crisis.lead("acute")
 
@@ -69,8 +83,7 @@ def test_an_acute_message_gets_the_emergency_line_first_and_the_models_words_onc
 
 def test_a_deadline_ends_what_was_shown_with_the_cut_notice_on_the_same_line():
     stack = Stack(reply_deadline_seconds=5)
-    stack.client.say("hola")
-    stack.provider.calls[-1].on_delta("Hola, te")
+    streaming(stack)
     stack.clock.advance(5)
     assert stack.client.replies == [f"Hola, te {texts.REPLY_CUT}"]
     assert stack.provider.calls[-1].cancelled
@@ -78,11 +91,8 @@ def test_a_deadline_ends_what_was_shown_with_the_cut_notice_on_the_same_line():
 
 def test_the_shutdown_notice_waits_for_the_streamed_line_to_end():
     stack = Stack()
-    stack.client.say("hola")
-    call = stack.provider.calls[-1]
-    call.on_delta("Hola, te")
-    stack.manager.drain()
-    stack.client.protocol.notify_shutdown()
+    call = streaming(stack)
+    stopping(stack)
     assert texts.SHUTTING_DOWN.encode("utf-8") not in stack.client.transport.value()
     call.on_delta(" escucho.")
     call.answer("Hola, te escucho.")
@@ -91,11 +101,8 @@ def test_the_shutdown_notice_waits_for_the_streamed_line_to_end():
 
 def test_a_stream_abandoned_at_the_end_of_the_shutdown_grace_gets_the_notice_once():
     stack = Stack()
-    stack.client.say("hola")
-    call = stack.provider.calls[-1]
-    call.on_delta("Hola, te")
-    stack.manager.drain()
-    stack.client.protocol.notify_shutdown()
+    call = streaming(stack)
+    stopping(stack)
     stack.manager.abandon()  # the grace is over: the reply in flight is cancelled
     assert call.cancelled
     assert stack.client.replies == [f"Hola, te… {texts.SHUTTING_DOWN}"]
@@ -103,8 +110,7 @@ def test_a_stream_abandoned_at_the_end_of_the_shutdown_grace_gets_the_notice_onc
 
 def test_a_takeover_during_a_stream_ends_its_line_before_the_notice():
     stack = Stack()
-    stack.client.say("hola")
-    stack.provider.calls[-1].on_delta("Hola, te")
+    streaming(stack)
     stack.client.protocol.on_taken_over()
     assert stack.client.replies == ["Hola, te", texts.TAKEN_OVER]
 
@@ -112,9 +118,7 @@ def test_a_takeover_during_a_stream_ends_its_line_before_the_notice():
 def test_keys_typed_during_a_stream_are_not_echoed_into_its_line():
     stack = Stack()
     stack.client.send(CHARACTER_MODE)
-    keys(stack.client, b"hola\r\x00")
-    call = stack.provider.calls[-1]
-    call.on_delta("Hola, te")
+    call = streaming(stack, b"hola\r\x00")
     stack.client.transport.clear()
     keys(stack.client, b"yo" + b"\x7f")  # typed, and a correction, while the line is written
     assert stack.client.transport.value() == b""
